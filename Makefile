@@ -1,0 +1,38 @@
+# rules-service: every target sets up what it needs, so each works on a fresh machine.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+
+.PHONY: install run test test-sqlite test-postgres bench lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: install
+	$(VENV)/bin/rules-service demo --host $(HOST) --port $(PORT)
+
+# The whole suite on the embedded default (SQLite). `make test-postgres` runs it on PostgreSQL.
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-sqlite: test
+
+test-postgres: install
+	RULES_SERVICE_TEST_DATABASE=postgresql $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench.run
+
+lint: install
+	$(VENV)/bin/ruff check rules_service api tests bench
+	$(VENV)/bin/mypy rules_service api
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The domain: rulesets, rules, decisions, version lifecycle and diffs as plain Python."""

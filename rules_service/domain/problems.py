@@ -1,0 +1,30 @@
+"""A problem found in a ruleset file or a request input: where it is and what is wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One problem, with its place (``rules[2].when``) and, where known, line and column."""
+
+    place: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The problem as the ``details`` entry of an error response."""
+        out: dict[str, object] = {"place": self.place, "message": self.message}
+        if self.line is not None:
+            out["line"] = self.line
+        if self.column is not None:
+            out["column"] = self.column
+        return out
+
+    def __str__(self) -> str:
+        where = self.place or "(file)"
+        if self.line is not None:
+            where += f" (line {self.line}" + (f", column {self.column}" if self.column else "") + ")"
+        return f"{where}: {self.message}"

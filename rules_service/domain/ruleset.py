@@ -1,0 +1,156 @@
+"""A validated ruleset: the immutable, typed form of one policy file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from rules_service.language.ast import Expr
+
+
+class Outcome(str, Enum):
+    """What a rule (or the ruleset's default/fallback) decides."""
+
+    APPROVE = "approve"
+    ESCALATE = "escalate"
+    REJECT = "reject"
+
+    @property
+    def severity(self) -> int:
+        """Higher is more severe: reject > escalate > approve."""
+        return _SEVERITY[self]
+
+
+_SEVERITY = {Outcome.APPROVE: 0, Outcome.ESCALATE: 1, Outcome.REJECT: 2}
+
+ROLES: tuple[str, ...] = ("business_owner", "operations_owner", "approver", "maintainer")
+
+
+class FieldType(str, Enum):
+    """The types an input field may have."""
+
+    NUMBER = "number"
+    INTEGER = "integer"
+    STRING = "string"
+    BOOLEAN = "boolean"
+    OBJECT = "object"
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One field of the request schema (``inputs``). Objects nest through ``properties``."""
+
+    name: str
+    type: FieldType
+    required: bool = False
+    default: Any = None
+    has_default: bool = False
+    enum: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    pattern: str | None = None
+    description: str | None = None
+    properties: tuple[InputField, ...] = ()
+
+
+@dataclass(frozen=True)
+class RoleHolders:
+    """A role's named primary and backup."""
+
+    primary: str
+    backup: str | None = None
+
+    def holders(self) -> tuple[str, ...]:
+        """Everyone who holds the role."""
+        return (self.primary,) if not self.backup else (self.primary, self.backup)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule: when its condition holds it fires with its outcome."""
+
+    id: str
+    when: str
+    condition: Expr
+    then: Outcome
+    description: str | None = None
+    reason: str | None = None
+    escalate_to: str = "approver"
+
+    def reason_text(self) -> str:
+        """The reason reported when the rule fires."""
+        return self.reason or self.description or f"Rule {self.id} matched: {self.when}"
+
+
+@dataclass(frozen=True)
+class RuleTest:
+    """An embedded test: an input and what the ruleset must decide for it."""
+
+    name: str
+    input: dict[str, Any]
+    expect_outcome: Outcome | None = None
+    expect_fired: tuple[str, ...] | None = None
+    expect_deciding: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """A validated ruleset. ``definition`` is its canonical JSON-able form."""
+
+    name: str
+    title: str
+    description: str
+    owners: dict[str, RoleHolders]
+    signoff: tuple[str, ...]
+    thresholds: dict[str, Any]
+    inputs: tuple[InputField, ...]
+    rules: tuple[Rule, ...]
+    default: Outcome
+    fallback: Outcome
+    tests: tuple[RuleTest, ...] = ()
+    runbook: dict[str, Any] = field(default_factory=dict)
+    impact: dict[str, Any] = field(default_factory=dict)
+    definition: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 of the canonical definition: equal policies hash equal."""
+        return definition_hash(self.definition)
+
+    def rule(self, rule_id: str) -> Rule:
+        """The rule with that id (KeyError when there is none)."""
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
+    def holders_of(self, role: str) -> tuple[str, ...]:
+        """Principals named (primary or backup) for a role."""
+        h = self.owners.get(role)
+        return h.holders() if h else ()
+
+    def roles_of(self, principal: str) -> tuple[str, ...]:
+        """The roles a principal holds in this ruleset."""
+        return tuple(role for role, h in self.owners.items() if principal in h.holders())
+
+    @property
+    def response_time_target(self) -> str | None:
+        """The runbook's escalation response-time target (e.g. ``4h``), if any."""
+        esc = self.runbook.get("escalation") or {}
+        target = esc.get("response_time_target") if isinstance(esc, dict) else None
+        return str(target) if target is not None else None
+
+    @property
+    def minutes_saved_per_auto_decision(self) -> float:
+        """Business impact figure from ``impact``; 0 when not given."""
+        value = self.impact.get("minutes_saved_per_auto_decision", 0)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+
+def definition_hash(definition: dict[str, Any]) -> str:
+    """Stable hash of a canonical definition."""
+    text = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,1 @@
+"""The condition language of ``when:``: parser, type checker and reference evaluator."""

@@ -1,0 +1,241 @@
+"""Parses condition text into the typed AST with lark (LALR). Nothing is ever evaluated as code."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from rules_service.language.ast import (
+    And,
+    Compare,
+    CompareOp,
+    Exists,
+    Expr,
+    FieldRef,
+    InList,
+    Literal,
+    Matches,
+    Not,
+    Operand,
+    Or,
+    Span,
+    ThresholdRef,
+)
+
+RESERVED = frozenset({"and", "or", "not", "in", "matches", "exists", "true", "false"})
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "/": "/"}
+
+_TOKEN_NAMES = {
+    "NAME": "a field name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "COMP_OP": "a comparison (== != < <= > >=)",
+    "TRUE": "true",
+    "FALSE": "false",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COMMA": "','",
+    "DOT": "'.'",
+    "_OR": "'or'",
+    "_AND": "'and'",
+    "_NOT": "'not'",
+    "_IN": "'in'",
+    "_MATCHES": "'matches'",
+    "_EXISTS": "'exists'",
+    "$END": "the end of the condition",
+}
+
+
+class ConditionSyntaxError(ValueError):
+    """The condition text is not a valid condition; line and column are 1-based."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    grammar = resources.files("rules_service.language").joinpath("grammar.lark").read_text()
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def _span(meta_or_token: object) -> Span | None:
+    line = getattr(meta_or_token, "line", None)
+    column = getattr(meta_or_token, "column", None)
+    if line is None or column is None:
+        return None
+    return Span(int(line), int(column))
+
+
+def unescape(body: str) -> str:
+    """Decodes the backslash escapes of a string literal's body."""
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            # Unknown escapes stay as written so regexes read naturally: "\d+" is \d+.
+            out.append(_ESCAPES.get(nxt, "\\" + nxt))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):  # type: ignore[type-arg]
+    def or_expr(self, meta, children):  # noqa: ANN001, ANN201
+        return Or(tuple(children), _span(meta))
+
+    def and_expr(self, meta, children):  # noqa: ANN001, ANN201
+        return And(tuple(children), _span(meta))
+
+    def not_(self, meta, children):  # noqa: ANN001, ANN201
+        return Not(children[0], _span(meta))
+
+    def compare(self, meta, children):  # noqa: ANN001, ANN201
+        left, op, right = children
+        return Compare(CompareOp(str(op)), left, right, _span(meta))
+
+    def in_list(self, meta, children):  # noqa: ANN001, ANN201
+        operand, items = children
+        return InList(operand, items, False, _span(meta))
+
+    def not_in_list(self, meta, children):  # noqa: ANN001, ANN201
+        operand, items = children
+        return InList(operand, items, True, _span(meta))
+
+    def matches(self, meta, children):  # noqa: ANN001, ANN201
+        operand, pattern = children
+        return Matches(operand, _string(pattern), _span(meta))
+
+    def exists(self, meta, children):  # noqa: ANN001, ANN201
+        ref = children[0]
+        if not isinstance(ref, FieldRef):
+            raise ConditionSyntaxError("exists() takes a field name, not a threshold",
+                                       *_line_col(meta))
+        return Exists(ref, _span(meta))
+
+    def list(self, meta, children):  # noqa: ANN001, ANN201
+        return tuple(c for c in children if c is not None)
+
+    def path(self, meta, children):  # noqa: ANN001, ANN201
+        names = tuple(str(c) for c in children)
+        span = _span(meta)
+        if names[0] == "thresholds":
+            if len(names) != 2:
+                raise ConditionSyntaxError(
+                    "write a threshold as thresholds.NAME", *_line_col(meta))
+            return ThresholdRef(names[1], span)
+        return FieldRef(names, span)
+
+    def number(self, meta, children):  # noqa: ANN001, ANN201
+        text = str(children[0])
+        value: int | float
+        if any(c in text for c in ".eE"):
+            value = float(text)
+            if not math.isfinite(value):
+                raise ConditionSyntaxError(f"number {text} is too large", *_line_col(meta))
+        else:
+            value = int(text)
+        return Literal(value, _span(meta))
+
+    def string(self, meta, children):  # noqa: ANN001, ANN201
+        return Literal(_string(children[0]), _span(meta))
+
+    def true(self, meta, children):  # noqa: ANN001, ANN201
+        return Literal(True, _span(meta))
+
+    def false(self, meta, children):  # noqa: ANN001, ANN201
+        return Literal(False, _span(meta))
+
+
+def _line_col(meta: object) -> tuple[int | None, int | None]:
+    return getattr(meta, "line", None), getattr(meta, "column", None)
+
+
+def _string(token: Token) -> str:
+    text = str(token)
+    try:
+        return unescape(text[1:-1])
+    except ConditionSyntaxError as exc:
+        raise ConditionSyntaxError(exc.message, token.line, token.column) from None
+
+
+def _describe(token: Token) -> str:
+    if token.type == "$END":
+        return "the end of the condition"
+    return f"'{token.value}'"
+
+
+def _expected(names: set[str]) -> str:
+    shown = sorted({_TOKEN_NAMES.get(n, n.lower()) for n in names if not n.startswith("__")})
+    if not shown:
+        return ""
+    return "; expected " + (", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1
+                            else shown[0])
+
+
+def _friendly(exc: UnexpectedInput, text: str) -> ConditionSyntaxError:
+    line, column = getattr(exc, "line", None), getattr(exc, "column", None)
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        if ch in "\"'":
+            msg = "a string is not closed"
+        elif ch == "=":
+            msg = "unexpected '='; to compare, write '=='"
+        elif ch == "&" or ch == "|":
+            msg = f"unexpected '{ch}'; write 'and' / 'or'"
+        else:
+            msg = f"unexpected character '{ch}'"
+        return ConditionSyntaxError(msg, line, column)
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        msg = f"unexpected {_describe(tok)}"
+        if tok.type == "COMP_OP":
+            msg += " (comparisons cannot be chained; join them with 'and')"
+        return ConditionSyntaxError(msg + _expected(set(exc.expected)), line, column)
+    if isinstance(exc, UnexpectedEOF):
+        return ConditionSyntaxError("the condition ends too early" + _expected(set(exc.expected)),
+                                    line, column)
+    return ConditionSyntaxError(str(exc), line, column)
+
+
+def parse_condition(text: str) -> Expr:
+    """Parses a condition; raises ConditionSyntaxError with a plain message and position."""
+    if not isinstance(text, str) or not text.strip():
+        raise ConditionSyntaxError("the condition is empty", 1, 1)
+    try:
+        tree = _lark().parse(text)
+    except UnexpectedInput as exc:
+        raise _friendly(exc, text) from None
+    try:
+        result = _ToAst().transform(tree)
+    except Exception as exc:  # lark wraps transformer errors in VisitError
+        inner = getattr(exc, "orig_exc", exc)
+        if isinstance(inner, ConditionSyntaxError):
+            raise inner from None
+        raise
+    if isinstance(result, Tree | Token):  # pragma: no cover - grammar guarantees a node
+        raise ConditionSyntaxError("not a condition", 1, 1)
+    return result
+
+
+def is_operand(node: Expr) -> bool:
+    """True for the leaves a comparison can take."""
+    return isinstance(node, Literal | FieldRef | ThresholdRef)
+
+
+__all__ = ["ConditionSyntaxError", "Operand", "parse_condition", "RESERVED"]
