@@ -66,7 +66,10 @@ class ConditionSyntaxError(ValueError):
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
     grammar = resources.files("rules_service.language").joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    # The basic lexer makes keywords reserved everywhere (the contextual one would read a
+    # misplaced `or` as a field named "or").
+    return Lark(grammar, parser="lalr", lexer="basic", propagate_positions=True,
+                maybe_placeholders=False)
 
 
 def _span(meta_or_token: object) -> Span | None:
@@ -203,6 +206,9 @@ def _friendly(exc: UnexpectedInput, text: str) -> ConditionSyntaxError:
         return ConditionSyntaxError(msg, line, column)
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
+        if tok.type == "$END":
+            return ConditionSyntaxError(
+                "the condition ends too early" + _expected(set(exc.expected)), line, column)
         msg = f"unexpected {_describe(tok)}"
         if tok.type == "COMP_OP":
             msg += " (comparisons cannot be chained; join them with 'and')"
