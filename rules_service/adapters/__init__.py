@@ -1,0 +1,1 @@
+"""Adapters: ruleset files, database tables and repositories."""
