@@ -1,0 +1,245 @@
+"""SQLAlchemy tables: typed declarative models for both SQLite and PostgreSQL.
+
+Versions are immutable except for their lifecycle columns. A partial unique index makes
+two active versions of one ruleset impossible at the database level, whatever the code
+does. Tokens are stored only as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names so Alembic migrations (and batch mode on SQLite) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps that always come back as aware UTC datetimes, on SQLite too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        # SQLite has no time zones: store naive UTC so string order is time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class RulesetRow(Base):
+    """A ruleset: the name that versions hang from; its row is the lock for transitions."""
+
+    __tablename__ = "rulesets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class VersionRow(Base):
+    """One immutable version of a ruleset; only the lifecycle columns ever change."""
+
+    __tablename__ = "ruleset_versions"
+    __table_args__ = (
+        UniqueConstraint("ruleset_id", "number"),
+        # At most one active version per ruleset, enforced by the database itself.
+        Index("uq_one_active_version_per_ruleset", "ruleset_id", unique=True,
+              sqlite_where=text("status = 'active'"),
+              postgresql_where=text("status = 'active'")),
+        Index("ix_ruleset_versions_status_effective_at", "status", "effective_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ruleset_id: Mapped[int] = mapped_column(ForeignKey("rulesets.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    author: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    base_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    effective_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    ruleset: Mapped[RulesetRow] = relationship(lazy="joined")
+    signoffs: Mapped[list[SignoffRow]] = relationship(
+        back_populates="version", order_by="SignoffRow.id", lazy="selectin")
+
+
+class SignoffRow(Base):
+    """One role's sign-off (approve or reject) of one version."""
+
+    __tablename__ = "signoffs"
+    __table_args__ = (
+        UniqueConstraint("version_id", "role"),
+        # One person fills one role of a version.
+        UniqueConstraint("version_id", "principal"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("ruleset_versions.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(40))
+    principal: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(10))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    version: Mapped[VersionRow] = relationship(back_populates="signoffs")
+
+
+class AuditEventRow(Base):
+    """One lifecycle transition: who, when, what, why."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_ruleset_id_id", "ruleset_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ruleset_id: Mapped[int] = mapped_column(ForeignKey("rulesets.id", ondelete="CASCADE"))
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PrincipalRow(Base):
+    """A person or automation that authenticates with tokens."""
+
+    __tablename__ = "principals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_automation: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    tokens: Mapped[list[ApiTokenRow]] = relationship(back_populates="principal",
+                                                     lazy="selectin")
+
+
+class ApiTokenRow(Base):
+    """A bearer token, stored only as the hex SHA-256 of the token."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    principal: Mapped[PrincipalRow] = relationship(back_populates="tokens", lazy="joined")
+
+
+class DecisionRow(Base):
+    """A recorded decision: input, version, outcome, rules, caller, timing."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        # NULL keys never collide, on both databases: only keyed requests are deduplicated.
+        UniqueConstraint("caller", "idempotency_key"),
+        Index("ix_decisions_ruleset_id_evaluated_at_id", "ruleset_id", "evaluated_at", "id"),
+        Index("ix_decisions_evaluated_at_id", "evaluated_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    ruleset_id: Mapped[int] = mapped_column(ForeignKey("rulesets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    input: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    outcome: Mapped[str] = mapped_column(String(10))
+    fired_rules: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    deciding_rules: Mapped[list[str]] = mapped_column(JSONType)
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    fallback_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    caller: Mapped[str] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[float] = mapped_column(Float)
+
+    ruleset: Mapped[RulesetRow] = relationship(lazy="joined")
+    escalation: Mapped[EscalationRow | None] = relationship(
+        back_populates="decision", lazy="joined", uselist=False)
+
+
+class EscalationRow(Base):
+    """A decision that needs a person, due by the runbook's response-time target."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (
+        Index("ix_escalations_status_due_at", "status", "due_at"),
+        Index("ix_escalations_ruleset_id_status", "ruleset_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    decision_id: Mapped[str] = mapped_column(
+        ForeignKey("decisions.id", ondelete="CASCADE"), unique=True)
+    ruleset_id: Mapped[int] = mapped_column(ForeignKey("rulesets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    to_role: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    resolution: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+    decision: Mapped[DecisionRow] = relationship(back_populates="escalation")
+    ruleset: Mapped[RulesetRow] = relationship(lazy="joined")

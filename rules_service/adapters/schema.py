@@ -1,0 +1,67 @@
+"""Runs the packaged Alembic migrations programmatically (no alembic.ini needed)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from rules_service.adapters.database import make_engine
+
+
+def migrations_dir() -> str:
+    """Where the migration scripts are installed."""
+    return str(resources.files("rules_service") / "migrations")
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic Config for the URL, with the packaged script location."""
+    cfg = Config()
+    cfg.set_main_option("script_location", migrations_dir())
+    # ConfigParser interpolation would choke on '%' in passwords.
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def upgrade(url: str, revision: str = "head", engine: Engine | None = None) -> None:
+    """Creates or migrates the schema to ``revision``; on ``engine`` when given."""
+    _ensure_sqlite_directory(url)
+    cfg = alembic_config(url)
+    if engine is None:
+        command.upgrade(cfg, revision)
+        return
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: not migrated)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision(url: str) -> str | None:
+    """The newest revision the package ships."""
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def is_up_to_date(url: str) -> bool:
+    """True when the database schema is at the packaged head."""
+    engine = make_engine(url)
+    try:
+        return current_revision(engine) == head_revision(url)
+    finally:
+        engine.dispose()

@@ -1,0 +1,104 @@
+"""The unit of work: one session, one transaction; leaving without commit rolls back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from rules_service.adapters.orm import utcnow
+from rules_service.adapters.repositories import (
+    AuditRepository,
+    DecisionRepository,
+    PrincipalRepository,
+    RulesetRepository,
+    VersionRepository,
+)
+
+Clock = Callable[[], datetime]
+
+
+class UnitOfWork:
+    """One transaction over the repositories; re-enterable, one transaction at a time.
+
+    A UnitOfWork instance is not thread-safe: make one per request (or per thread) with
+    ``UnitOfWorkFactory``. Entering with ``readonly()`` takes no write lock on SQLite.
+    """
+
+    rulesets: RulesetRepository
+    versions: VersionRepository
+    audit: AuditRepository
+    principals: PrincipalRepository
+    decisions: DecisionRepository
+
+    def __init__(self, session_factory: sessionmaker[Session],
+                 readonly_session_factory: sessionmaker[Session] | None = None,
+                 clock: Clock = utcnow) -> None:
+        self._session_factory = session_factory
+        self._readonly_factory = readonly_session_factory or session_factory
+        self._use_readonly = False
+        self.clock = clock
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """The session of the transaction in progress."""
+        if self._session is None:
+            raise RuntimeError("the unit of work is not entered")
+        return self._session
+
+    def readonly(self) -> UnitOfWork:
+        """Marks the next transaction as read-only (no write lock on SQLite)."""
+        self._use_readonly = True
+        return self
+
+    def __enter__(self) -> UnitOfWork:
+        if self._session is not None:
+            raise RuntimeError("the unit of work is already entered")
+        factory = self._readonly_factory if self._use_readonly else self._session_factory
+        self._use_readonly = False
+        self._session = factory()
+        self.rulesets = RulesetRepository(self._session)
+        self.versions = VersionRepository(self._session)
+        self.audit = AuditRepository(self._session)
+        self.principals = PrincipalRepository(self._session)
+        self.decisions = DecisionRepository(self._session)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        try:
+            session.rollback()
+        finally:
+            session.close()
+
+    def commit(self) -> None:
+        """Commits the transaction; a new one starts on the next query."""
+        self.session.commit()
+
+    def rollback(self) -> None:
+        """Throws the transaction's changes away."""
+        self.session.rollback()
+
+    def now(self) -> datetime:
+        """The current time from the unit of work's clock."""
+        return self.clock()
+
+
+class UnitOfWorkFactory:
+    """Makes fresh units of work sharing one engine's session factories and clock."""
+
+    def __init__(self, session_factory: sessionmaker[Session],
+                 readonly_session_factory: sessionmaker[Session] | None = None,
+                 clock: Clock = utcnow) -> None:
+        self.session_factory = session_factory
+        self.readonly_session_factory = readonly_session_factory
+        self.clock = clock
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory, self.readonly_session_factory, self.clock)

@@ -1,0 +1,76 @@
+"""Wires concrete classes together from Settings: engine, session factories, units of work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from rules_service.adapters.database import make_engine, make_session_factory
+from rules_service.adapters.orm import utcnow
+from rules_service.adapters.unit_of_work import Clock, UnitOfWork, UnitOfWorkFactory
+from rules_service.config import Settings
+from rules_service.domain.evaluator import Evaluator
+
+
+@dataclass
+class Container:
+    """Everything a process needs to run use cases; build it once, close it at exit."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    readonly_session_factory: sessionmaker[Session]
+    given_evaluator: Evaluator | None = None
+    clock: Clock = utcnow
+    _uow_factory: UnitOfWorkFactory = field(init=False, repr=False)
+    _evaluator: Evaluator | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._uow_factory = UnitOfWorkFactory(self.session_factory,
+                                              self.readonly_session_factory, self.clock)
+        self._evaluator = self.given_evaluator
+
+    @property
+    def evaluator(self) -> Evaluator:
+        """The evaluator; the default one is built on first use (commands may need none)."""
+        if self._evaluator is None:
+            self._evaluator = default_evaluator(self.settings)
+        return self._evaluator
+
+    def uow(self) -> UnitOfWork:
+        """A fresh unit of work (one per request or thread: they are not thread-safe)."""
+        return self._uow_factory()
+
+    def close(self) -> None:
+        """Releases the database connections and the evaluator's workers."""
+        closer: Any = getattr(self._evaluator, "close", None)
+        if callable(closer):
+            closer()
+        self.engine.dispose()
+
+
+def default_evaluator(settings: Settings) -> Evaluator:
+    """The evaluator used when none is given: the plain-Python reference evaluator."""
+    from rules_service.engine.reference import ReferenceEvaluator
+
+    return ReferenceEvaluator()
+
+
+def bootstrap(settings: Settings | None = None, *, evaluator: Evaluator | None = None,
+              clock: Clock = utcnow) -> Container:
+    """A container for the settings (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    engine = make_engine(settings.database_url,
+                         sqlite_busy_timeout_s=settings.sqlite_busy_timeout_s,
+                         echo=settings.database_echo)
+    return Container(
+        settings=settings,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        readonly_session_factory=make_session_factory(engine, readonly=True),
+        given_evaluator=evaluator,
+        clock=clock,
+    )

@@ -1,0 +1,220 @@
+"""CLI commands that use the database: db upgrade, principals, sync."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from rules_service.config import Settings, SettingsError
+from rules_service.domain.errors import DomainError
+
+if TYPE_CHECKING:
+    from rules_service.bootstrap import Container
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _fail(message: str, details: list[str] | tuple[str, ...] = ()) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    for line in details:
+        print(f"  {line}", file=sys.stderr)
+    return 1
+
+
+def _details(exc: DomainError) -> list[str]:
+    problems = getattr(exc, "problems", ()) or ()
+    return [str(p) for p in problems]
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Turns expected failures into a plain message and exit status 1, never a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except SettingsError as exc:
+            return _fail(f"configuration: {exc}")
+        except DomainError as exc:
+            return _fail(exc.message, _details(exc))
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            return _fail(f"database error: {reason}",
+                         ["is the database reachable, and has 'rules-service db upgrade' "
+                          "been run?"])
+
+    return run
+
+
+@contextmanager
+def _container() -> Iterator[Container]:
+    from rules_service.bootstrap import bootstrap
+
+    container: Container | None = None
+    try:
+        container = bootstrap(Settings.from_env())
+        yield container
+    finally:
+        if container is not None:
+            container.close()
+
+
+# --------------------------------------------------------------------------- db
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from rules_service.adapters import schema
+
+    from rules_service.adapters.database import make_engine
+
+    settings = Settings.from_env()
+    schema.upgrade(settings.database_url, args.revision)
+    engine = make_engine(settings.database_url)
+    try:
+        current = schema.current_revision(engine)
+    finally:
+        engine.dispose()
+    print(f"database schema is at revision {current} ({_safe_url(settings.database_url)})")
+    return 0
+
+
+def _db_current(args: argparse.Namespace) -> int:
+    from rules_service.adapters import schema
+    from rules_service.adapters.database import make_engine
+
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
+    try:
+        current = schema.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = schema.head_revision(settings.database_url)
+    state = "up to date" if current == head else f"behind (head is {head})"
+    print(f"{current or 'not migrated'}: {state}")
+    return 0 if current == head else 1
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --------------------------------------------------------------------------- principals
+
+
+def _principals_add(args: argparse.Namespace) -> int:
+    from rules_service.services import principals
+
+    with _container() as c:
+        issued = principals.add_principal(c.uow(), args.name, is_admin=args.admin,
+                                          is_automation=args.automation)
+    kind = "admin" if issued.principal.is_admin else (
+        "automation" if issued.principal.is_automation else "member")
+    print(f"created principal {issued.principal.name} ({kind}); its token follows. "
+          f"It is shown only once.")
+    print(issued.token)
+    return 0
+
+
+def _principals_token(args: argparse.Namespace) -> int:
+    from rules_service.services import principals
+
+    with _container() as c:
+        issued = principals.issue_token(c.uow(), args.name)
+    print(f"new token for {issued.principal.name}; it is shown only once.")
+    print(issued.token)
+    return 0
+
+
+def _principals_revoke(args: argparse.Namespace) -> int:
+    from rules_service.services import principals
+
+    with _container() as c:
+        principals.revoke_principal(c.uow(), args.name)
+    print(f"revoked every token of {args.name}")
+    return 0
+
+
+def _principals_list(args: argparse.Namespace) -> int:
+    from rules_service.services import principals
+
+    with _container() as c:
+        rows = principals.list_principals(c.uow())
+    for p in rows:
+        flags = [f for f, on in (("admin", p.is_admin), ("automation", p.is_automation),
+                                 ("revoked", p.revoked_at is not None)) if on]
+        print(f"{p.name}\t{','.join(flags) or 'member'}\ttokens={p.active_tokens}")
+    return 0
+
+
+# --------------------------------------------------------------------------- sync
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from rules_service.services.sync import sync_directory
+
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        return _fail(f"not a directory: {directory}")
+    with _container() as c:
+        results = sync_directory(c.uow(), c.evaluator, directory, actor=args.actor)
+    if args.json:
+        print(json.dumps({"files": [r.to_dict() for r in results]}, indent=2))
+    else:
+        for r in results:
+            label = f"{r.path}: {r.status}"
+            if r.ruleset:
+                label += f" ({r.ruleset}" + (f" version {r.version})" if r.version else ")")
+            if r.message:
+                label += f" - {r.message}"
+            print(label)
+            for problem in r.problems:
+                print(f"  {problem}")
+        if not results:
+            print(f"no ruleset files (*.yaml, *.yml, *.json) in {directory}")
+    failed = [r for r in results if r.status in ("invalid", "refused")]
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Registers this module's subcommands."""
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = db_sub.add_parser("upgrade", help="create or migrate the schema (Alembic)")
+    up.add_argument("--revision", default="head", help="target revision (default: head)")
+    up.set_defaults(handler=_guarded(_db_upgrade))
+    cur = db_sub.add_parser("current", help="show the schema revision; exit 1 if behind")
+    cur.set_defaults(handler=_guarded(_db_current))
+
+    pr = sub.add_parser("principals", help="people and automations, and their tokens")
+    pr_sub = pr.add_subparsers(dest="principals_command", required=True, metavar="ACTION")
+    add = pr_sub.add_parser("add", help="create a principal; prints its token last")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="may do anything")
+    add.add_argument("--automation", action="store_true", help="may only evaluate and read")
+    add.set_defaults(handler=_guarded(_principals_add))
+    tok = pr_sub.add_parser("token", help="issue a new token to an existing principal")
+    tok.add_argument("name")
+    tok.set_defaults(handler=_guarded(_principals_token))
+    rev = pr_sub.add_parser("revoke", help="revoke every token of a principal")
+    rev.add_argument("name")
+    rev.set_defaults(handler=_guarded(_principals_revoke))
+    lst = pr_sub.add_parser("list", help="list principals (never tokens)")
+    lst.set_defaults(handler=_guarded(_principals_list))
+
+    sy = sub.add_parser("sync", help="propose a version for each changed ruleset file")
+    sy.add_argument("directory", metavar="DIR")
+    sy.add_argument("--as", dest="actor", required=True, metavar="NAME",
+                    help="the principal proposing the versions")
+    sy.add_argument("--json", action="store_true", help="print the report as JSON")
+    sy.set_defaults(handler=_guarded(_sync))

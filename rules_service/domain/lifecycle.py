@@ -1,0 +1,211 @@
+"""The version lifecycle and who may do what (contract sections 2 and 3), as pure functions.
+
+Nothing here touches a database: the service layer loads the facts (the actor, the
+authority ruleset, the sign-offs so far) and asks these functions what is allowed and
+what the new state is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from rules_service.domain.errors import Conflict, Forbidden
+from rules_service.domain.ruleset import Ruleset
+
+
+class VersionStatus(StrEnum):
+    """Where a version is in its lifecycle."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    STALE = "stale"
+
+    @property
+    def is_open(self) -> bool:
+        """True while the version may still become active by sign-off or schedule."""
+        return self in (VersionStatus.PENDING, VersionStatus.APPROVED)
+
+
+class AuditAction(StrEnum):
+    """Every transition writes one of these."""
+
+    PROPOSED = "proposed"
+    SIGNED_OFF = "signed_off"
+    REJECTED = "rejected"
+    APPROVED = "approved"
+    ACTIVATED = "activated"
+    SUPERSEDED = "superseded"
+    WITHDRAWN = "withdrawn"
+    STALE = "stale"
+    ROLLED_BACK = "rolled_back"
+
+
+class SignoffDecision(StrEnum):
+    """What a signer decided."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+PROPOSER_ROLES: tuple[str, ...] = ("maintainer", "business_owner")
+ROLLBACK_ROLES: tuple[str, ...] = ("operations_owner", "business_owner")
+RESOLVER_ROLES: tuple[str, ...] = ("approver",)
+
+SYSTEM_ACTOR = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The acting principal as the lifecycle rules see it."""
+
+    name: str
+    is_admin: bool = False
+    is_automation: bool = False
+
+
+def _refuse_automation(actor: Actor, action: str) -> None:
+    if actor.is_automation:
+        raise Forbidden(f"{actor.name} is an automation principal: it may evaluate and read, "
+                        f"not {action}")
+
+
+def _holds_any(actor: Actor, authority: Ruleset, roles: tuple[str, ...]) -> bool:
+    return any(actor.name in authority.holders_of(role) for role in roles)
+
+
+def check_can_propose(actor: Actor, active: Ruleset | None) -> None:
+    """Maintainer or business owner of the ACTIVE version, or an admin; a first version: admin."""
+    _refuse_automation(actor, "propose versions")
+    if actor.is_admin:
+        return
+    if active is None:
+        raise Forbidden(f"only an admin may propose a version of a ruleset with no active "
+                        f"version; {actor.name} is not an admin")
+    if not _holds_any(actor, active, PROPOSER_ROLES):
+        raise Forbidden(f"{actor.name} is neither maintainer nor business_owner "
+                        f"(primary or backup) of ruleset {active.name}")
+
+
+def check_can_rollback(actor: Actor, active: Ruleset | None) -> None:
+    """Operations owner or business owner of the active version, or an admin."""
+    _refuse_automation(actor, "roll back")
+    if actor.is_admin:
+        return
+    if active is None or not _holds_any(actor, active, ROLLBACK_ROLES):
+        name = active.name if active is not None else "this ruleset"
+        raise Forbidden(f"{actor.name} is neither operations_owner nor business_owner "
+                        f"(primary or backup) of {name}")
+
+
+def check_can_resolve_escalation(actor: Actor, deciding: Ruleset) -> None:
+    """The approver (primary or backup) of the version that decided, or an admin."""
+    _refuse_automation(actor, "resolve escalations")
+    if actor.is_admin:
+        return
+    if not _holds_any(actor, deciding, RESOLVER_ROLES):
+        raise Forbidden(f"{actor.name} is not approver (primary or backup) of the "
+                        f"{deciding.name} version that decided")
+
+
+def check_can_withdraw(actor: Actor, author: str, status: VersionStatus) -> None:
+    """Only the author withdraws, and only a version that is not active yet."""
+    if actor.name != author:
+        raise Forbidden(f"only the author ({author}) may withdraw this version")
+    if not status.is_open:
+        raise Conflict("not_pending", f"the version is {status.value}; only a pending or "
+                       f"approved (scheduled) version can be withdrawn")
+
+
+def check_signable(status: VersionStatus) -> None:
+    """A version takes sign-offs only while pending."""
+    if status is VersionStatus.STALE:
+        raise Conflict("stale", "the active version has changed since this version was "
+                       "proposed; propose it again on top of the active version")
+    if status is not VersionStatus.PENDING:
+        raise Conflict("not_pending", f"the version is {status.value}, not pending")
+
+
+def is_stale(base_version: int | None, active_version: int | None) -> bool:
+    """True when activating would overwrite a change the version was not based on."""
+    return base_version != active_version
+
+
+def choose_signoff_role(actor: Actor, author: str, authority: Ruleset,
+                        filled: Mapping[str, str], role: str | None = None) -> str:
+    """The sign-off role this actor fills now; refuses the author, non-holders, and repeats.
+
+    ``filled`` maps each role signed so far to its signer. One person fills one role: a
+    person holding two sign-off roles fills one of them, and someone else the other.
+    """
+    _refuse_automation(actor, "sign off versions")
+    if actor.name == author:
+        raise Forbidden(f"{actor.name} is the author of this version and cannot sign it off")
+    required = authority.signoff
+    held = [r for r in required if actor.name in authority.holders_of(r)]
+    if not held:
+        raise Forbidden(f"{actor.name} holds none of the sign-off roles "
+                        f"({', '.join(required)}) of ruleset {authority.name}")
+    already = [r for r, who in filled.items() if who == actor.name]
+    if already:
+        raise Conflict("already_signed_off", f"{actor.name} has already signed off this "
+                       f"version as {already[0]}; one person fills one role")
+    if role is not None:
+        if role not in required:
+            raise Forbidden(f"{role} is not a sign-off role of ruleset {authority.name} "
+                            f"(those are {', '.join(required)})")
+        if role not in held:
+            raise Forbidden(f"{actor.name} does not hold the {role} role of ruleset "
+                            f"{authority.name}")
+        if role in filled:
+            raise Conflict("role_already_signed_off",
+                           f"the {role} role was already signed off by {filled[role]}")
+        return role
+    for candidate in held:
+        if candidate not in filled:
+            return candidate
+    raise Conflict("role_already_signed_off",
+                   f"every sign-off role {actor.name} holds ({', '.join(held)}) is already "
+                   f"signed off")
+
+
+def status_after_signoffs(required: tuple[str, ...],
+                          decisions: Mapping[str, SignoffDecision]) -> VersionStatus:
+    """Any required role rejecting: rejected; every one approving: approved; else pending."""
+    if any(decisions.get(r) is SignoffDecision.REJECT for r in required):
+        return VersionStatus.REJECTED
+    if all(decisions.get(r) is SignoffDecision.APPROVE for r in required):
+        return VersionStatus.APPROVED
+    return VersionStatus.PENDING
+
+
+def is_due(effective_at: datetime | None, now: datetime) -> bool:
+    """An approved version activates once its effective time has come (none: at once)."""
+    return effective_at is None or ensure_utc(effective_at) <= ensure_utc(now)
+
+
+def ensure_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
+_DURATION_FULL = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*[dhms]\s*)+", re.IGNORECASE)
+_UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``4h``, ``30m``, ``1d``, ``1h30m``, ``90s`` as a timedelta; ValueError otherwise."""
+    if not text or not _DURATION_FULL.fullmatch(text):
+        raise ValueError(f"not a duration like 4h, 30m, 1d or 1h30m: {text!r}")
+    seconds = sum(float(n) * _UNIT[u.lower()] for n, u in _DURATION.findall(text))
+    return timedelta(seconds=seconds)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the rules-service schema (run with ``rules-service db upgrade``)."""

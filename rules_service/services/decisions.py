@@ -1,0 +1,298 @@
+"""Recorded decisions and escalations: idempotent recording, cursor listing, resolution."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from rules_service.adapters.orm import DecisionRow, EscalationRow
+from rules_service.adapters.unit_of_work import UnitOfWork
+from rules_service.domain import lifecycle
+from rules_service.domain.decision import Evaluation
+from rules_service.domain.errors import Conflict, NotFound, RequestInvalid
+from rules_service.domain.problems import Problem
+from rules_service.services.governance import resolve_actor, ruleset_of
+from rules_service.services.views import iso
+
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class EscalationView:
+    """An escalation: who must look at a decision, by when, and how it was resolved."""
+
+    id: str
+    decision_id: str
+    ruleset: str
+    version: int
+    to_role: str
+    status: str
+    due_at: datetime | None
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: str | None
+    comment: str
+
+    def is_overdue(self, now: datetime) -> bool:
+        """Open and past its due time."""
+        return self.status == "open" and self.due_at is not None and self.due_at < now
+
+    def to_dict(self, now: datetime | None = None) -> dict[str, Any]:
+        """JSON form; ``overdue`` is included when ``now`` is given."""
+        out: dict[str, Any] = {
+            "id": self.id, "decision_id": self.decision_id, "ruleset": self.ruleset,
+            "version": self.version, "to_role": self.to_role, "status": self.status,
+            "due_at": iso(self.due_at), "created_at": iso(self.created_at),
+            "resolved_at": iso(self.resolved_at), "resolved_by": self.resolved_by,
+            "resolution": self.resolution, "comment": self.comment}
+        if now is not None:
+            out["overdue"] = self.is_overdue(now)
+        return out
+
+
+@dataclass(frozen=True)
+class DecisionView:
+    """A recorded decision. ``replayed`` is true when an idempotent retry returned it."""
+
+    decision_id: str
+    ruleset: str
+    version: int
+    outcome: str
+    fired_rules: list[dict[str, Any]]
+    deciding_rules: list[str]
+    escalation: EscalationView | None
+    fallback: bool
+    fallback_reason: str | None
+    evaluated_at: datetime
+    duration_ms: float
+    input: dict[str, Any]
+    caller: str
+    idempotency_key: str | None
+    replayed: bool = False
+
+    def to_dict(self, *, full: bool = False) -> dict[str, Any]:
+        """The contract's decision JSON; ``full`` adds input, caller and idempotency key."""
+        esc = self.escalation
+        out: dict[str, Any] = {
+            "decision_id": self.decision_id, "ruleset": self.ruleset, "version": self.version,
+            "outcome": self.outcome, "fired_rules": self.fired_rules,
+            "deciding_rules": self.deciding_rules,
+            "escalation": None if esc is None else {
+                "id": esc.id, "to_role": esc.to_role, "due_at": iso(esc.due_at)},
+            "fallback": self.fallback, "fallback_reason": self.fallback_reason,
+            "evaluated_at": iso(self.evaluated_at), "duration_ms": self.duration_ms}
+        if full:
+            out.update({"input": self.input, "caller": self.caller,
+                        "idempotency_key": self.idempotency_key})
+            if esc is not None:
+                out["escalation"] = esc.to_dict()
+        return out
+
+
+def request_hash(ruleset: str, version: int | None, data: dict[str, Any]) -> str:
+    """Fingerprint of an evaluate request, to tell a retry from a different request."""
+    text = json.dumps({"ruleset": ruleset, "version": version, "input": data},
+                      sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _escalation_view(row: EscalationRow) -> EscalationView:
+    return EscalationView(row.id, row.decision_id, row.ruleset.name, row.version, row.to_role,
+                          row.status, row.due_at, row.created_at, row.resolved_at,
+                          row.resolved_by, row.resolution, row.comment)
+
+
+def _view(row: DecisionRow, replayed: bool = False) -> DecisionView:
+    esc = _escalation_view(row.escalation) if row.escalation is not None else None
+    return DecisionView(row.id, row.ruleset.name, row.version, row.outcome,
+                        list(row.fired_rules), list(row.deciding_rules), esc, row.fallback,
+                        row.fallback_reason, row.evaluated_at, row.duration_ms,
+                        dict(row.input), row.caller, row.idempotency_key, replayed)
+
+
+def _replay(row: DecisionRow, digest: str | None) -> DecisionView:
+    if row.request_hash != digest:
+        raise Conflict("idempotency_conflict", f"idempotency key {row.idempotency_key!r} was "
+                       f"already used by this caller for a different request")
+    return _view(row, replayed=True)
+
+
+def find_replay(uow: UnitOfWork, caller: str, idempotency_key: str | None,
+                digest: str | None) -> DecisionView | None:
+    """The decision recorded earlier under this caller's key (409 if the request differs)."""
+    if not idempotency_key:
+        return None
+    with uow.readonly():
+        row = uow.decisions.by_idempotency_key(caller, idempotency_key)
+        return _replay(row, digest) if row is not None else None
+
+
+def record_decision(uow: UnitOfWork, *, ruleset: str, version: int, evaluation: Evaluation,
+                    caller: str, idempotency_key: str | None = None,
+                    request_hash: str | None = None,
+                    evaluated_at: datetime | None = None) -> DecisionView:
+    """Records a decision, and its escalation when the outcome is escalate, in one transaction.
+
+    With an idempotency key, a repeat by the same caller returns the first decision
+    (``replayed``) and records nothing; the same key with a different request is 409
+    ``idempotency_conflict``. Race-safe through the (caller, key) unique constraint.
+    """
+    with uow:
+        now = evaluated_at or uow.now()
+        rs = uow.rulesets.get(ruleset)
+        if rs is None:
+            raise NotFound(f"no ruleset named {ruleset}")
+        version_row = uow.versions.get(rs.id, version)
+        if version_row is None:
+            raise NotFound(f"ruleset {ruleset} has no version {version}")
+        if idempotency_key:
+            existing = uow.decisions.by_idempotency_key(caller, idempotency_key)
+            if existing is not None:
+                return _replay(existing, request_hash)
+        decision = DecisionRow(
+            id=str(uuid.uuid4()), ruleset_id=rs.id, version=version,
+            input=dict(evaluation.input), outcome=evaluation.outcome.value,
+            fired_rules=[f.to_dict() for f in evaluation.fired_rules],
+            deciding_rules=list(evaluation.deciding_rules), fallback=evaluation.fallback,
+            fallback_reason=evaluation.fallback_reason, caller=caller,
+            idempotency_key=idempotency_key or None, request_hash=request_hash,
+            evaluated_at=now, duration_ms=round(float(evaluation.duration_ms), 3))
+        escalation = None
+        if evaluation.outcome.value == "escalate":
+            target = ruleset_of(version_row).response_time_target
+            due = None
+            if target:
+                try:
+                    due = now + lifecycle.parse_duration(target)
+                except ValueError:
+                    due = None  # an unreadable target means no deadline, not a lost decision
+            escalation = EscalationRow(
+                id=str(uuid.uuid4()), decision_id=decision.id, ruleset_id=rs.id,
+                version=version, to_role=evaluation.escalate_to or "approver", status="open",
+                due_at=due, created_at=now, comment="")
+        try:
+            uow.decisions.add(decision, escalation)
+        except IntegrityError:
+            # Another request with the same key won the race: answer as its replay.
+            if not idempotency_key:
+                raise
+            uow.session.expire_all()
+            existing = uow.decisions.by_idempotency_key(caller, idempotency_key)
+            if existing is None:
+                raise
+            return _replay(existing, request_hash)
+        uow.session.flush()
+        uow.session.refresh(decision)
+        view = _view(decision)
+        uow.commit()
+    return view
+
+
+def get_decision(uow: UnitOfWork, decision_id: str) -> DecisionView:
+    """One decision by id; 404 when unknown."""
+    with uow.readonly():
+        row = uow.decisions.get(decision_id)
+        if row is None:
+            raise NotFound(f"no decision with id {decision_id}")
+        return _view(row)
+
+
+def _encode_cursor(row: DecisionRow) -> str:
+    raw = f"{row.evaluated_at.isoformat()}|{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, decision_id = raw.split("|", 1)
+        return lifecycle.ensure_utc(datetime.fromisoformat(at)), decision_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise RequestInvalid([Problem("cursor", "not a cursor this service gave out")]) from None
+
+
+def list_decisions(uow: UnitOfWork, *, ruleset: str | None = None, outcome: str | None = None,
+                   since: datetime | None = None, until: datetime | None = None,
+                   limit: int = 100, cursor: str | None = None
+                   ) -> tuple[list[DecisionView], str | None]:
+    """Decisions newest first, and the cursor of the next page (None on the last page)."""
+    problems = []
+    if not 1 <= limit <= MAX_PAGE:
+        problems.append(Problem("limit", f"must be between 1 and {MAX_PAGE}"))
+    if outcome is not None and outcome not in ("approve", "escalate", "reject"):
+        problems.append(Problem("outcome", "must be approve, escalate or reject"))
+    if problems:
+        raise RequestInvalid(problems)
+    before = _decode_cursor(cursor) if cursor else None
+    with uow.readonly():
+        ruleset_id = None
+        if ruleset is not None:
+            rs = uow.rulesets.get(ruleset)
+            if rs is None:
+                raise NotFound(f"no ruleset named {ruleset}")
+            ruleset_id = rs.id
+        rows = list(uow.decisions.list(
+            ruleset_id=ruleset_id, outcome=outcome,
+            since=lifecycle.ensure_utc(since) if since else None,
+            until=lifecycle.ensure_utc(until) if until else None,
+            before=before, limit=limit + 1))
+        next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+        return [_view(r) for r in rows[:limit]], next_cursor
+
+
+def list_escalations(uow: UnitOfWork, *, status: str | None = None,
+                     ruleset: str | None = None, overdue: bool = False,
+                     limit: int = MAX_PAGE) -> list[EscalationView]:
+    """Escalations oldest first; ``overdue`` keeps the open ones past their due time."""
+    if status is not None and status not in ("open", "resolved"):
+        raise RequestInvalid([Problem("status", "must be open or resolved")])
+    with uow.readonly():
+        ruleset_id = None
+        if ruleset is not None:
+            rs = uow.rulesets.get(ruleset)
+            if rs is None:
+                raise NotFound(f"no ruleset named {ruleset}")
+            ruleset_id = rs.id
+        rows = uow.decisions.list_escalations(
+            status=status, ruleset_id=ruleset_id,
+            overdue_at=uow.now() if overdue else None, limit=limit)
+        return [_escalation_view(r) for r in rows]
+
+
+def resolve_escalation(uow: UnitOfWork, escalation_id: str, *, resolution: str,
+                       comment: str = "", actor: str) -> EscalationView:
+    """Resolves an open escalation: the deciding version's approver (or an admin) decides.
+
+    403 for anyone else; 404 unknown; 409 ``already_resolved``.
+    """
+    if resolution not in ("approve", "reject"):
+        raise RequestInvalid([Problem("resolution", "must be approve or reject")])
+    with uow:
+        who = resolve_actor(uow, actor)
+        row = uow.decisions.get_escalation(escalation_id, for_update=True)
+        if row is None:
+            raise NotFound(f"no escalation with id {escalation_id}")
+        version_row = uow.versions.get(row.ruleset_id, row.version)
+        assert version_row is not None  # foreign keys keep the version
+        lifecycle.check_can_resolve_escalation(who, ruleset_of(version_row))
+        if row.status != "open":
+            raise Conflict("already_resolved", f"the escalation was already resolved "
+                           f"({row.resolution}) by {row.resolved_by}")
+        row.status = "resolved"
+        row.resolution = resolution
+        row.resolved_by = who.name
+        row.resolved_at = uow.now()
+        row.comment = comment or ""
+        uow.session.flush()
+        view = _escalation_view(row)
+        uow.commit()
+    return view

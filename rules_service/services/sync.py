@@ -1,0 +1,95 @@
+"""Sync a directory of ruleset files: propose a version for each file that changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rules_service.adapters.ruleset_files import load_ruleset_text
+from rules_service.adapters.unit_of_work import UnitOfWork
+from rules_service.domain.errors import (
+    Conflict,
+    DomainError,
+    RequestInvalid,
+    RulesetInvalid,
+)
+from rules_service.domain.evaluator import Evaluator
+from rules_service.domain.problems import Problem
+from rules_service.services import governance
+from rules_service.services.views import SyncResult
+
+RULESET_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def ruleset_files(directory: Path) -> list[Path]:
+    """The ruleset files of a directory (not recursive), by name."""
+    return sorted(p for p in directory.iterdir()
+                  if p.is_file() and p.suffix.lower() in RULESET_SUFFIXES)
+
+
+def sync_directory(uow: UnitOfWork, evaluator: Evaluator, directory: Path | str, *,
+                   actor: str) -> list[SyncResult]:
+    """Proposes a version for each file whose content differs from the ruleset's newest.
+
+    Unchanged files do nothing; an invalid file is reported with all its problems and the
+    rest still sync. Returns one result per file.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise RequestInvalid([Problem("directory", f"not a directory: {root}")])
+    with uow.readonly():
+        governance.resolve_actor(uow, actor)  # an unknown actor fails once, not per file
+    results: list[SyncResult] = []
+    seen: dict[str, Path] = {}
+    for path in ruleset_files(root):
+        shown = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            results.append(SyncResult(shown, "invalid", message=f"cannot read the file: {exc}",
+                                      code="unreadable"))
+            continue
+        try:
+            ruleset = load_ruleset_text(text, shown)
+        except RulesetInvalid as exc:
+            results.append(SyncResult(shown, "invalid", message=exc.message, code=exc.code,
+                                      problems=tuple(str(p) for p in exc.problems)))
+            continue
+        if ruleset.name in seen:
+            results.append(SyncResult(
+                shown, "invalid", ruleset.name, code="duplicate_ruleset",
+                message=f"ruleset {ruleset.name} is also defined in {seen[ruleset.name]}"))
+            continue
+        seen[ruleset.name] = path
+        newest = _newest_hash(uow, ruleset.name)
+        if newest is not None and newest[1] == ruleset.content_hash:
+            results.append(SyncResult(shown, "unchanged", ruleset.name, newest[0],
+                                      "identical to the newest version"))
+            continue
+        try:
+            view = governance.propose_version(uow, evaluator, ruleset.name, content=text,
+                                              note=f"synced from {path.name}", actor=actor)
+        except RulesetInvalid as exc:
+            results.append(SyncResult(shown, "invalid", ruleset.name, message=exc.message,
+                                      code=exc.code,
+                                      problems=tuple(str(p) for p in exc.problems)))
+        except Conflict as exc:
+            if exc.code in ("identical_to_active", "identical_to_pending"):
+                results.append(SyncResult(shown, "unchanged", ruleset.name,
+                                          message=exc.message, code=exc.code))
+            else:
+                results.append(SyncResult(shown, "refused", ruleset.name, message=exc.message,
+                                          code=exc.code))
+        except DomainError as exc:
+            results.append(SyncResult(shown, "refused", ruleset.name, message=exc.message,
+                                      code=exc.code))
+        else:
+            results.append(SyncResult(shown, "proposed", ruleset.name, view.version,
+                                      f"proposed version {view.version}"))
+    return results
+
+
+def _newest_hash(uow: UnitOfWork, name: str) -> tuple[int, str] | None:
+    with uow.readonly():
+        rs = uow.rulesets.get(name)
+        newest = uow.versions.newest(rs.id) if rs is not None else None
+        return (newest.number, newest.content_hash) if newest is not None else None

@@ -1,0 +1,233 @@
+"""What the service layer returns: plain dataclasses with a JSON form, never ORM rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 text of an aware datetime, or None."""
+    return moment.isoformat() if moment is not None else None
+
+
+@dataclass(frozen=True)
+class SignoffView:
+    """One role's sign-off of a version."""
+
+    role: str
+    principal: str
+    decision: str
+    comment: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"role": self.role, "principal": self.principal, "decision": self.decision,
+                "comment": self.comment, "at": iso(self.at)}
+
+
+@dataclass(frozen=True)
+class VersionView:
+    """A version: its lifecycle state, sign-offs, and content."""
+
+    ruleset: str
+    version: int
+    status: str
+    author: str
+    note: str
+    base_version: int | None
+    content_hash: str
+    effective_at: datetime | None
+    created_at: datetime
+    approved_at: datetime | None
+    activated_at: datetime | None
+    closed_at: datetime | None
+    required_signoffs: tuple[str, ...]
+    signoff_holders: dict[str, list[str]]
+    signoffs: tuple[SignoffView, ...]
+    content: str
+    definition: dict[str, Any] = field(repr=False)
+
+    @property
+    def missing_signoffs(self) -> tuple[str, ...]:
+        """Required roles nobody has signed yet."""
+        done = {s.role for s in self.signoffs}
+        return tuple(r for r in self.required_signoffs if r not in done)
+
+    def to_dict(self, *, include_content: bool = True) -> dict[str, Any]:
+        """JSON form; listings leave the content out."""
+        out: dict[str, Any] = {
+            "ruleset": self.ruleset,
+            "version": self.version,
+            "status": self.status,
+            "author": self.author,
+            "note": self.note,
+            "base_version": self.base_version,
+            "content_hash": self.content_hash,
+            "effective_at": iso(self.effective_at),
+            "created_at": iso(self.created_at),
+            "approved_at": iso(self.approved_at),
+            "activated_at": iso(self.activated_at),
+            "closed_at": iso(self.closed_at),
+            "required_signoffs": list(self.required_signoffs),
+            "missing_signoffs": list(self.missing_signoffs),
+            "signoff_holders": {k: list(v) for k, v in self.signoff_holders.items()},
+            "signoffs": [s.to_dict() for s in self.signoffs],
+        }
+        if include_content:
+            out["content"] = self.content
+            out["definition"] = self.definition
+        return out
+
+
+@dataclass(frozen=True)
+class ScheduledVersion:
+    """An approved version waiting for its effective time."""
+
+    version: int
+    effective_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"version": self.version, "effective_at": iso(self.effective_at)}
+
+
+@dataclass(frozen=True)
+class RulesetSummary:
+    """A ruleset in a listing."""
+
+    name: str
+    title: str
+    active_version: int | None
+    pending_versions: tuple[int, ...]
+    scheduled_versions: tuple[ScheduledVersion, ...]
+    latest_version: int | None
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"name": self.name, "title": self.title, "active_version": self.active_version,
+                "pending_versions": list(self.pending_versions),
+                "scheduled_versions": [s.to_dict() for s in self.scheduled_versions],
+                "latest_version": self.latest_version, "created_at": iso(self.created_at)}
+
+
+@dataclass(frozen=True)
+class RulesetDetail:
+    """One ruleset: the summary plus what its active version says about it."""
+
+    summary: RulesetSummary
+    description: str
+    owners: dict[str, dict[str, str | None]]
+    signoff: tuple[str, ...]
+    versions: tuple[VersionView, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        out = self.summary.to_dict()
+        out.update({
+            "description": self.description,
+            "owners": self.owners,
+            "signoff": list(self.signoff),
+            "versions": [v.to_dict(include_content=False) for v in self.versions],
+        })
+        return out
+
+
+@dataclass(frozen=True)
+class AuditEventView:
+    """One recorded transition."""
+
+    id: int
+    ruleset: str
+    version: int | None
+    action: str
+    actor: str
+    comment: str
+    details: dict[str, Any]
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"id": self.id, "ruleset": self.ruleset, "version": self.version,
+                "action": self.action, "actor": self.actor, "comment": self.comment,
+                "details": self.details, "at": iso(self.at)}
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """What a rollback changed."""
+
+    ruleset: str
+    active_version: int
+    previous_version: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the contract's ``{"active_version": n}`` plus context)."""
+        return {"ruleset": self.ruleset, "active_version": self.active_version,
+                "previous_version": self.previous_version}
+
+
+@dataclass(frozen=True)
+class RunbookView:
+    """The runbook of a ruleset's active version."""
+
+    ruleset: str
+    title: str
+    version: int
+    owners: dict[str, dict[str, str | None]]
+    runbook: dict[str, Any]
+    response_time_target: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"ruleset": self.ruleset, "title": self.title, "version": self.version,
+                "owners": self.owners, "runbook": self.runbook,
+                "response_time_target": self.response_time_target}
+
+
+@dataclass(frozen=True)
+class PrincipalView:
+    """A principal, never its tokens."""
+
+    name: str
+    is_admin: bool
+    is_automation: bool
+    created_at: datetime
+    revoked_at: datetime | None
+    active_tokens: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"name": self.name, "is_admin": self.is_admin,
+                "is_automation": self.is_automation, "created_at": iso(self.created_at),
+                "revoked_at": iso(self.revoked_at), "active_tokens": self.active_tokens}
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A principal and a token just issued to it (shown once, stored only as a hash)."""
+
+    principal: PrincipalView
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What ``sync`` did with one file."""
+
+    path: str
+    status: str  # proposed | unchanged | invalid | refused
+    ruleset: str | None = None
+    version: int | None = None
+    message: str = ""
+    code: str | None = None
+    problems: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"path": self.path, "status": self.status, "ruleset": self.ruleset,
+                "version": self.version, "message": self.message, "code": self.code,
+                "problems": list(self.problems)}

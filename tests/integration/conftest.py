@@ -1,0 +1,185 @@
+"""Integration fixtures: a real database, migrated with the real Alembic migrations.
+
+The database is chosen by ``RULES_SERVICE_TEST_DATABASE`` (``sqlite``, the default, or
+``postgresql``). PostgreSQL gets a fresh database per test session, created from
+``RULES_SERVICE_TEST_POSTGRES_URL`` (default: the local ``test`` database) and dropped
+afterwards, so parallel runs never share tables. Every test starts with empty tables.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from rules_service.adapters import schema
+from rules_service.adapters.orm import Base
+from rules_service.bootstrap import Container, bootstrap
+from rules_service.config import Settings
+from rules_service.engine.reference import ReferenceEvaluator
+from rules_service.services import principals
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def database_kind() -> str:
+    """Which database the integration tests run on."""
+    kind = os.environ.get("RULES_SERVICE_TEST_DATABASE", "sqlite").strip().lower()
+    if kind in ("postgres", "pg"):
+        kind = "postgresql"
+    if kind not in ("sqlite", "postgresql"):
+        raise pytest.UsageError(f"RULES_SERVICE_TEST_DATABASE must be sqlite or postgresql, "
+                                f"not {kind!r}")
+    return kind
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skips postgres_only tests when the tests run on SQLite."""
+    if database_kind() == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (RULES_SERVICE_TEST_DATABASE=postgresql)")
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(skip)
+
+
+def _admin_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database for this test session."""
+    if database_kind() == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'rules-service.db'}"
+        schema.upgrade(url)
+        yield url
+        return
+    base = os.environ.get("RULES_SERVICE_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    name = f"rs_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        schema.upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class FakeClock:
+    """A clock the tests move by hand."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        """Moves time forward."""
+        self.now += delta
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The time as the services see it."""
+    return FakeClock()
+
+
+def _empty_tables(container: Container) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with container.engine.begin() as conn:
+        if container.engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def container(database_url: str, clock: FakeClock) -> Iterator[Container]:
+    """Services wired to the test database, the reference evaluator and the fake clock."""
+    c = bootstrap(Settings(database_url=database_url, sqlite_busy_timeout_s=30.0),
+                  evaluator=ReferenceEvaluator(), clock=clock)
+    _empty_tables(c)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+PEOPLE = {
+    "root": {"is_admin": True},
+    "bot": {"is_automation": True},
+    "dev": {}, "dev-backup": {},
+    "biz": {}, "biz-backup": {},
+    "ops": {}, "ops-backup": {},
+    "appr": {}, "appr-backup": {},
+    "stranger": {},
+}
+
+
+@pytest.fixture
+def people(container: Container) -> dict[str, str]:
+    """Every principal the tests act as, with their tokens."""
+    tokens = {}
+    for name, flags in PEOPLE.items():
+        tokens[name] = principals.add_principal(container.uow(), name, **flags).token
+    return tokens
+
+
+BASE_DEFINITION: dict[str, Any] = {
+    "name": "refunds",
+    "title": "Refunds",
+    "description": "Decides refunds.",
+    "owners": {
+        "business_owner": {"primary": "biz", "backup": "biz-backup"},
+        "operations_owner": {"primary": "ops", "backup": "ops-backup"},
+        "approver": {"primary": "appr", "backup": "appr-backup"},
+        "maintainer": {"primary": "dev", "backup": "dev-backup"},
+    },
+    "signoff": ["business_owner", "approver"],
+    "thresholds": {"limit": 100},
+    "inputs": {"amount": {"type": "number", "required": True, "minimum": 0}},
+    "rules": [
+        {"id": "small", "when": "amount <= thresholds.limit", "then": "approve"},
+        {"id": "huge", "when": "amount > 100000", "then": "escalate"},
+    ],
+    "default": "escalate",
+    "fallback": "escalate",
+    "tests": [{"name": "tiny refund is approved", "input": {"amount": 1},
+               "expect": {"outcome": "approve", "fired": ["small"]}}],
+    "runbook": {"purpose": "Refund quickly.",
+                "escalation": {"path": ["appr"], "response_time_target": "4h"}},
+    "impact": {"minutes_saved_per_auto_decision": 5},
+}
+
+
+def definition(limit: int = 100, **changes: Any) -> dict[str, Any]:
+    """The test ruleset with a different limit (so a different version) and other changes."""
+    out = copy.deepcopy(BASE_DEFINITION)
+    out["thresholds"]["limit"] = limit
+    out.update(copy.deepcopy(changes))
+    return out
+
+
+def write_files(directory: Path, files: dict[str, str]) -> None:
+    """Writes ruleset files into a directory."""
+    for name, content in files.items():
+        (directory / name).write_text(content, encoding="utf-8")
+
+
+# HTTP API fixtures (app, api) live in their own module; importing them here shares them.
+from tests.integration.api_fixtures import api, app  # noqa: E402, F401
