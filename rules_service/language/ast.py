@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as _field
 from enum import Enum
 
 
@@ -52,7 +53,7 @@ class Literal:
     """A number, string or boolean written in the condition."""
 
     value: Scalar
-    span: Span | None = field(default=None, compare=False)
+    span: Span | None = _field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class FieldRef:
     """An input field, dotted for nested objects: ``applicant.country``."""
 
     path: tuple[str, ...]
-    span: Span | None = field(default=None, compare=False)
+    span: Span | None = _field(default=None, compare=False)
 
     @property
     def dotted(self) -> str:
@@ -73,7 +74,7 @@ class ThresholdRef:
     """``thresholds.NAME``."""
 
     name: str
-    span: Span | None = field(default=None, compare=False)
+    span: Span | None = _field(default=None, compare=False)
 
 
 Operand = Literal | FieldRef | ThresholdRef
@@ -86,7 +87,7 @@ class Compare:
     op: CompareOp
     left: Operand
     right: Operand
-    span: Span | None = field(default=None, compare=False)
+    span: Span | None = _field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class InList:
     operand: Operand
     items: tuple[Operand, ...]
     negated: bool = False
-    span: Span | None = field(default=None, compare=False)
+    span: Span | None = _field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class Matches:
 
     operand: Operand
     pattern: str
-    span: Span | None = field(default=None, compare=False)
+    span: Span | None = _field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class Exists:
     """``exists(field)``: the field has a value (given or by default)."""
 
     field: FieldRef
-    span: Span | None = field(default=None, compare=False)
+    span: Span | None = _field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Not:
     """``not operand``."""
 
     operand: Expr
-    span: Span | None = field(default=None, compare=False)
+    span: Span | None = _field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class And:
     """``a and b and ...``."""
 
     operands: tuple[Expr, ...]
-    span: Span | None = field(default=None, compare=False)
+    span: Span | None = _field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ class Or:
     """``a or b or ...``."""
 
     operands: tuple[Expr, ...]
-    span: Span | None = field(default=None, compare=False)
+    span: Span | None = _field(default=None, compare=False)
 
 
 Expr = Literal | FieldRef | ThresholdRef | Compare | InList | Matches | Exists | Not | And | Or

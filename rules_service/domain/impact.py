@@ -1,0 +1,175 @@
+"""Impact replay: what a proposed version would have decided for inputs already decided.
+
+An approver signs off more confidently on "12 of the last 1,000 claims would now be
+escalated instead of approved" than on a condition's text. Replay runs recorded inputs
+through a decide function for the proposed version and compares outcomes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules_service.domain.errors import InputInvalid
+from rules_service.domain.ruleset import Outcome
+
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class RecordedDecision:
+    """What replay needs from a recorded decision."""
+
+    decision_id: str
+    input: Mapping[str, Any]
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class ImpactExample:
+    """One recorded decision whose outcome the proposed version changes."""
+
+    decision_id: str
+    input: Mapping[str, Any]
+    before: Outcome
+    after: Outcome
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"decision_id": self.decision_id, "input": dict(self.input),
+                "before": self.before.value, "after": self.after.value}
+
+
+@dataclass(frozen=True)
+class RejectedExample:
+    """One recorded input that the proposed version's input schema refuses."""
+
+    decision_id: str
+    input: Mapping[str, Any]
+    before: Outcome
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"decision_id": self.decision_id, "input": dict(self.input),
+                "before": self.before.value, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ImpactReport:
+    """How the proposed version's outcomes differ from the recorded ones."""
+
+    replayed: int
+    changed: int
+    input_rejected: int
+    transitions: dict[str, int] = field(default_factory=dict)
+    examples: tuple[ImpactExample, ...] = ()
+    rejected_examples: tuple[RejectedExample, ...] = ()
+    fallbacks: int = 0
+
+    @property
+    def unchanged(self) -> int:
+        """Replayed decisions that keep their outcome."""
+        return self.replayed - self.changed - self.input_rejected
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, as in the diff's ``impact`` section."""
+        return {
+            "replayed": self.replayed,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "input_rejected": self.input_rejected,
+            "fallbacks": self.fallbacks,
+            "transitions": dict(self.transitions),
+            "examples": [e.to_dict() for e in self.examples],
+            "rejected_examples": [e.to_dict() for e in self.rejected_examples],
+        }
+
+
+def _attribute(record: Any, name: str) -> Any:
+    # Records may be RecordedDecision, an ORM/record object, or a plain dict from JSON.
+    if isinstance(record, Mapping):
+        if name not in record:
+            raise KeyError(f"recorded decision has no {name!r}")
+        return record[name]
+    return getattr(record, name)
+
+
+def _outcome(value: Any) -> Outcome:
+    if isinstance(value, Outcome):
+        return value
+    inner = getattr(value, "outcome", None)
+    if inner is not None:
+        return _outcome(inner)
+    return Outcome(value)
+
+
+def _problem_text(error: BaseException) -> str:
+    problems = getattr(error, "problems", None)
+    if problems:
+        return "; ".join(
+            f"{getattr(p, 'place', '')}: {getattr(p, 'message', p)}".lstrip(": ")
+            for p in problems)
+    return str(error)
+
+
+def _interleave(groups: Iterable[list[ImpactExample]], limit: int) -> tuple[ImpactExample, ...]:
+    """Up to ``limit`` examples, one from each transition in turn, so rare ones show too."""
+    queues = [list(g) for g in groups]
+    out: list[ImpactExample] = []
+    while len(out) < limit and any(queues):
+        for queue in queues:
+            if queue and len(out) < limit:
+                out.append(queue.pop(0))
+    return tuple(out)
+
+
+def replay_impact(
+    decisions: Iterable[Any],
+    decide: Callable[[Mapping[str, Any]], Any],
+    rejected: tuple[type[BaseException], ...] = (InputInvalid,),
+    max_examples: int = MAX_EXAMPLES,
+) -> ImpactReport:
+    """Decide each recorded input again with ``decide`` and report the outcomes that change.
+
+    ``decisions`` yields records with ``decision_id``, ``input`` and ``outcome`` (attributes
+    or keys). ``decide`` returns an Outcome, an outcome string, or anything with an
+    ``.outcome`` (an Evaluation). Exceptions of the ``rejected`` types mean the proposed
+    version's schema refuses the input: counted in ``input_rejected``, not raised. Any other
+    exception is a bug and propagates.
+    """
+    replayed = changed = input_rejected = fallbacks = 0
+    transitions: Counter[str] = Counter()
+    # First few examples per transition, kept bounded whatever the number of decisions.
+    per_transition: dict[str, list[ImpactExample]] = {}
+    rejected_examples: list[RejectedExample] = []
+    for record in decisions:
+        decision_id = str(_attribute(record, "decision_id"))
+        data = _attribute(record, "input")
+        before = _outcome(_attribute(record, "outcome"))
+        replayed += 1
+        try:
+            result = decide(data)
+        except rejected as error:
+            input_rejected += 1
+            if len(rejected_examples) < max_examples:
+                rejected_examples.append(
+                    RejectedExample(decision_id, data, before, _problem_text(error)))
+            continue
+        if getattr(result, "fallback", False) is True:
+            fallbacks += 1
+        after = _outcome(result)
+        if after is before:
+            continue
+        changed += 1
+        key = f"{before.value}->{after.value}"
+        transitions[key] += 1
+        bucket = per_transition.setdefault(key, [])
+        if len(bucket) < max_examples:
+            bucket.append(ImpactExample(decision_id, data, before, after))
+    ordered = sorted(transitions.items(), key=lambda kv: (-kv[1], kv[0]))
+    examples = _interleave((per_transition[k] for k, _ in ordered), max_examples)
+    return ImpactReport(replayed, changed, input_rejected, dict(ordered), examples,
+                        tuple(rejected_examples), fallbacks)
