@@ -1,4 +1,4 @@
-"""CLI commands that work on ruleset files alone, with no database: validate, test, evaluate, diff."""
+"""CLI commands on ruleset files alone, no database: validate, test, evaluate, diff."""
 
 from __future__ import annotations
 

@@ -26,5 +26,6 @@ class Problem:
     def __str__(self) -> str:
         where = self.place or "(file)"
         if self.line is not None:
-            where += f" (line {self.line}" + (f", column {self.column}" if self.column else "") + ")"
+            column = f", column {self.column}" if self.column else ""
+            where += f" (line {self.line}{column})"
         return f"{where}: {self.message}"

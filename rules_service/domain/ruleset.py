@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from rules_service.language.ast import Expr
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """What a rule (or the ruleset's default/fallback) decides."""
 
     APPROVE = "approve"
@@ -29,7 +29,7 @@ _SEVERITY = {Outcome.APPROVE: 0, Outcome.ESCALATE: 1, Outcome.REJECT: 2}
 ROLES: tuple[str, ...] = ("business_owner", "operations_owner", "approver", "maintainer")
 
 
-class FieldType(str, Enum):
+class FieldType(StrEnum):
     """The types an input field may have."""
 
     NUMBER = "number"

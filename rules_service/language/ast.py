@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field as _field
-from enum import Enum
+from enum import StrEnum
 
 
-class CompareOp(str, Enum):
+class CompareOp(StrEnum):
     """Comparison operators."""
 
     EQ = "=="

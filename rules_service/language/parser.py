@@ -98,7 +98,7 @@ def unescape(body: str) -> str:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):  # type: ignore[type-arg]
+class _ToAst(Transformer):
     def or_expr(self, meta, children):  # noqa: ANN001, ANN201
         return Or(tuple(children), _span(meta))
 
@@ -194,7 +194,8 @@ def _expected(names: set[str]) -> str:
 def _friendly(exc: UnexpectedInput, text: str) -> ConditionSyntaxError:
     line, column = getattr(exc, "line", None), getattr(exc, "column", None)
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        pos = exc.pos_in_stream or 0
+        ch = text[pos] if pos < len(text) else "?"
         if ch in "\"'":
             msg = "a string is not closed"
         elif ch == "=":

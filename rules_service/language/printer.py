@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from rules_service.language.ast import (
     And,
     Compare,
