@@ -1,0 +1,157 @@
+"""One place that turns every failure into the contract's JSON error envelope.
+
+Every error leaves the API as ``{"error": {"code", "message", "details": [...]}}`` with a
+stable snake_case code: domain errors carry their own code and status, everything else is
+mapped by ``describe_error`` below. Nothing ever reaches the client as an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from rules_service.domain.errors import DomainError
+from rules_service.domain.problems import Problem
+
+log = logging.getLogger(__name__)
+
+# HTTP errors raised by Flask/Werkzeug itself (routing, body size, methods): status -> code.
+HTTP_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "too_many_requests",
+}
+
+# Friendlier messages than Werkzeug's HTML-minded descriptions.
+HTTP_MESSAGES: dict[int, str] = {
+    404: "no such resource",
+    405: "this method is not allowed on this resource",
+    413: "the request body is too large",
+}
+
+# Domain errors that do not carry their own HTTP status: by class name, then a default.
+DOMAIN_STATUS_BY_NAME: dict[str, int] = {
+    "RulesetInvalid": 422,
+    "InputInvalid": 422,
+    "NotFound": 404,
+    "Forbidden": 403,
+    "Conflict": 409,
+}
+DOMAIN_DEFAULT_STATUS = 400
+
+
+class ApiError(Exception):
+    """An error the HTTP layer itself raises (bad body, missing token, ...)."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 details: Sequence[Mapping[str, Any]] = (),
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = [dict(d) for d in details]
+        self.headers = dict(headers or {})
+
+
+def problem_details(problems: Iterable[Problem]) -> list[dict[str, Any]]:
+    """The ``details`` entries of a list of problems."""
+    return [p.to_dict() for p in problems]
+
+
+def _place(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int) or (isinstance(part, str) and part.isdigit()):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validation_details(messages: Any, path: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
+    """Marshmallow's nested error messages flattened to one ``{place, message}`` per problem."""
+    details: list[dict[str, Any]] = []
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            # Schema-level errors belong to the object that holds them.
+            sub = path if key == "_schema" else (*path, key)
+            details.extend(validation_details(value, sub))
+    elif isinstance(messages, list | tuple):
+        for item in messages:
+            details.extend(validation_details(item, path))
+    else:
+        details.append({"place": _place(path) or "body", "message": str(messages)})
+    return details
+
+
+def describe_error(exc: BaseException) -> tuple[int, str, str, list[dict[str, Any]],
+                                                 dict[str, str]]:
+    """(status, code, message, details, headers) for any exception: the single mapping table."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.code, exc.message, exc.details, exc.headers
+    if isinstance(exc, DomainError):
+        status = getattr(exc, "status", None)
+        if not isinstance(status, int):
+            status = DOMAIN_STATUS_BY_NAME.get(type(exc).__name__, DOMAIN_DEFAULT_STATUS)
+        problems = getattr(exc, "problems", None) or ()
+        details = problem_details(problems)
+        extra = getattr(exc, "details", None)
+        if not details and isinstance(extra, list | tuple):
+            details = [dict(d) for d in extra if isinstance(d, Mapping)]
+        return status, exc.code, exc.message, details, {}
+    if isinstance(exc, ValidationError):
+        details = validation_details(exc.messages)
+        count = len(details)
+        return (422, "validation_failed",
+                f"the request has {count} problem{'s' if count != 1 else ''}", details, {})
+    if isinstance(exc, HTTPException):
+        status = exc.code or 500
+        code = HTTP_CODES.get(status, "internal_error" if status >= 500 else "http_error")
+        message = HTTP_MESSAGES.get(status) or exc.description or exc.name
+        headers: dict[str, str] = {}
+        if status == 405:
+            allow = dict(exc.get_headers()).get("Allow")
+            if allow:
+                headers["Allow"] = allow
+                message = f"{message}; allowed: {allow}"
+        return status, code, message, [], headers
+    return 500, "internal_error", "an unexpected error occurred; it has been logged", [], {}
+
+
+def error_response(status: int, code: str, message: str,
+                   details: Sequence[Mapping[str, Any]] = (),
+                   headers: Mapping[str, str] | None = None) -> Response:
+    """The contract's error envelope as a Flask response."""
+    response = jsonify({"error": {"code": code, "message": message,
+                                  "details": [dict(d) for d in details]}})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def handle_exception(exc: Exception) -> Response:
+    """Flask error handler for every exception."""
+    status, code, message, details, headers = describe_error(exc)
+    if status >= 500:
+        log.exception("unhandled error: %s", exc, exc_info=exc)
+    return error_response(status, code, message, details, headers)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Installs the handlers; Exception covers HTTPException, ValidationError and the rest."""
+    app.register_error_handler(Exception, handle_exception)

@@ -1,0 +1,101 @@
+"""Prometheus figures read from the database on every scrape.
+
+The collector holds no counts of its own: each scrape runs a handful of aggregate queries
+(``services.dashboard.metrics_snapshot``), so whichever gunicorn worker answers, the
+figures are the same and cover every worker's decisions. Each app gets its own
+``CollectorRegistry`` (never the global one), so many apps can live in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from flask import Flask
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from rules_service.adapters.unit_of_work import UnitOfWork
+from rules_service.services.dashboard import RulesetCounters, metrics_snapshot
+
+REGISTRY_EXTENSION = "rules_service.metrics_registry"
+QUANTILES = {"p50": "0.5", "p95": "0.95", "p99": "0.99"}
+
+Family = CounterMetricFamily | GaugeMetricFamily
+
+
+def _families() -> dict[str, Family]:
+    return {
+        "decisions": CounterMetricFamily(
+            "rules_service_decisions", "Recorded decisions by ruleset and outcome.",
+            labels=["ruleset", "outcome"]),
+        "fallbacks": CounterMetricFamily(
+            "rules_service_fallbacks", "Decisions settled by the ruleset's fallback because "
+            "the engine could not decide.", labels=["ruleset"]),
+        "open": GaugeMetricFamily(
+            "rules_service_escalations_open", "Escalations waiting for a person.",
+            labels=["ruleset"]),
+        "overdue": GaugeMetricFamily(
+            "rules_service_escalations_overdue", "Open escalations past their due time (the "
+            "runbook's response-time target).", labels=["ruleset"]),
+        "active": GaugeMetricFamily(
+            "rules_service_active_version", "Number of the active version (0: none).",
+            labels=["ruleset"]),
+        "pending": GaugeMetricFamily(
+            "rules_service_pending_versions", "Versions waiting for sign-off.",
+            labels=["ruleset"]),
+        "hours": CounterMetricFamily(
+            "rules_service_hours_saved", "Hours saved by auto-decided decisions (approve or "
+            "reject, no fallback), each valued at its version's "
+            "impact.minutes_saved_per_auto_decision.", labels=["ruleset"]),
+        "latency": GaugeMetricFamily(
+            "rules_service_evaluation_latency_seconds", "Evaluation latency of the decisions "
+            "recorded in the last five minutes, nearest-rank quantiles.",
+            labels=["ruleset", "quantile"]),
+    }
+
+
+def _fill(families: dict[str, Family], row: RulesetCounters) -> None:
+    name = row.ruleset
+    for outcome, count in sorted(row.decisions_by_outcome.items()):
+        families["decisions"].add_metric([name, outcome], count)
+    families["fallbacks"].add_metric([name], row.fallbacks)
+    families["open"].add_metric([name], row.escalations_open)
+    families["overdue"].add_metric([name], row.escalations_overdue)
+    families["active"].add_metric([name], row.active_version or 0)
+    families["pending"].add_metric([name], row.pending_versions)
+    families["hours"].add_metric([name], row.hours_saved)
+    for key, quantile in QUANTILES.items():
+        value = row.recent_latency_ms.get(key)
+        if value is not None:
+            families["latency"].add_metric([name, quantile], value / 1000.0)
+
+
+class DatabaseCollector(Collector):
+    """Collects the service's figures from the database at scrape time."""
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
+        self._uow_factory = uow_factory
+
+    def describe(self) -> Iterator[Metric]:
+        """The metric names, without touching the database (used at registration)."""
+        yield from _families().values()
+
+    def collect(self) -> Iterator[Metric]:
+        """Every metric family, with one sample per ruleset (and label)."""
+        families = _families()
+        for row in metrics_snapshot(self._uow_factory()):
+            _fill(families, row)
+        yield from families.values()
+
+
+def make_registry(uow_factory: Callable[[], UnitOfWork]) -> CollectorRegistry:
+    """A registry of its own holding the database collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseCollector(uow_factory))
+    return registry
+
+
+def app_registry(app: Flask) -> CollectorRegistry:
+    """The app's registry (made when the ops blueprint is registered)."""
+    registry: CollectorRegistry = app.extensions[REGISTRY_EXTENSION]
+    return registry

@@ -1,0 +1,275 @@
+"""OpenAPI 3 built from the routes themselves, and interactive docs served without a CDN.
+
+Views carry their request and response schemas through ``@documented``; the spec is built
+by walking ``app.url_map``, so a route cannot exist undocumented by accident and the body
+a view validates is the body the spec describes.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Flask, Response, current_app, jsonify, send_from_directory
+from marshmallow import Schema
+
+from api.requests import load_body, load_query
+from api.schemas import ErrorSchema
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OPENAPI_VERSION = "3.0.3"
+SECURITY_SCHEME = "bearerAuth"
+
+# Error statuses every authenticated route can answer with.
+COMMON_ERRORS = (401,)
+ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON or a body that is not a JSON object",
+    401: "Missing, invalid or revoked bearer token",
+    403: "Authenticated but not allowed; the message gives the reason",
+    404: "No such resource",
+    409: "Conflict with the current state",
+    413: "Request body too large",
+    415: "Body is not JSON",
+    422: "The request (or the input) breaks the schema; every problem is in details",
+    503: "The database cannot be reached",
+}
+
+
+@dataclass(frozen=True)
+class ApiDoc:
+    """What ``@documented`` records about a view."""
+
+    body: Schema | None = None
+    query: Schema | None = None
+    responses: Mapping[int, Schema | str | None] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
+    auth: bool = True
+    body_optional: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _instance(schema: type[Schema] | Schema | None) -> Schema | None:
+    if schema is None or isinstance(schema, Schema):
+        return schema
+    return schema()
+
+
+def documented(*, body: type[Schema] | Schema | None = None,
+               query: type[Schema] | Schema | None = None,
+               responses: Mapping[int, type[Schema] | Schema | str | None] | None = None,
+               errors: tuple[int, ...] = (), auth: bool = True, body_optional: bool = False,
+               headers: Mapping[str, str] | None = None) -> Callable[[F], F]:
+    """Records a view's contract for the spec and loads its body/query into ``body=``/``query=``.
+
+    A response given as a string is a media type with a plain-text body (e.g. markdown).
+    """
+    body_schema, query_schema = _instance(body), _instance(query)
+    doc = ApiDoc(
+        body=body_schema, query=query_schema,
+        responses={status: (s if isinstance(s, str) else _instance(s))
+                   for status, s in (responses or {}).items()},
+        errors=tuple(errors), auth=auth, body_optional=body_optional,
+        headers=dict(headers or {}),
+    )
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if query_schema is not None:
+                kwargs["query"] = load_query(query_schema)
+            if body_schema is not None:
+                kwargs["body"] = load_body(body_schema, allow_empty=body_optional)
+            return view(*args, **kwargs)
+
+        wrapper.apidoc = doc  # type: ignore[attr-defined]
+        return cast(F, wrapper)
+
+    return decorate
+
+
+_ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+_CONVERTER_TYPES: dict[str, dict[str, Any]] = {
+    "int": {"type": "integer", "minimum": 0},
+    "float": {"type": "number"},
+    "uuid": {"type": "string", "format": "uuid"},
+}
+
+
+def _openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    params: list[dict[str, Any]] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("name")
+        schema = _CONVERTER_TYPES.get(match.group("converter") or "", {"type": "string"})
+        params.append({"in": "path", "name": name, "required": True, "schema": dict(schema)})
+        return "{" + name + "}"
+
+    return _ARGUMENT.sub(replace, rule), params
+
+
+def _summary(view: Callable[..., Any]) -> tuple[str, str]:
+    lines = (view.__doc__ or "").strip().splitlines()
+    summary = lines[0].strip() if lines else view.__name__.replace("_", " ")
+    description = "\n".join(line.strip() for line in lines[1:]).strip()
+    return summary, description
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    return {"description": ERROR_DESCRIPTIONS.get(status, "Error"),
+            "content": {"application/json": {"schema": "Error"}}}
+
+
+def _operation(endpoint: str, view: Callable[..., Any], doc: ApiDoc) -> dict[str, Any]:
+    summary, description = _summary(view)
+    op: dict[str, Any] = {"operationId": endpoint, "summary": summary,
+                          "tags": [endpoint.split(".", 1)[0]] if "." in endpoint else []}
+    if description:
+        op["description"] = description
+    parameters: list[dict[str, Any]] = []
+    if doc.query is not None:
+        parameters.append({"in": "query", "schema": doc.query})
+    for name, text in doc.headers.items():
+        parameters.append({"in": "header", "name": name, "required": False,
+                           "description": text, "schema": {"type": "string"}})
+    if parameters:
+        op["parameters"] = parameters
+    if doc.body is not None:
+        op["requestBody"] = {"required": not doc.body_optional,
+                             "content": {"application/json": {"schema": doc.body}}}
+    responses: dict[str, Any] = {}
+    for status, schema in sorted(doc.responses.items()):
+        entry: dict[str, Any] = {"description": "Success" if status < 300 else "Response"}
+        if isinstance(schema, str):
+            entry["content"] = {schema: {"schema": {"type": "string"}}}
+        elif schema is not None:
+            entry["content"] = {"application/json": {"schema": schema}}
+        responses[str(status)] = entry
+    errors = set(doc.errors)
+    if doc.auth:
+        errors.update(COMMON_ERRORS)
+    if doc.body is not None:
+        errors.update((400, 413, 415, 422))
+    if doc.query is not None:
+        errors.add(422)
+    for status in sorted(errors):
+        responses.setdefault(str(status), _error_response(status))
+    op["responses"] = responses
+    if not doc.auth:
+        op["security"] = []
+    return op
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    """The OpenAPI 3 document of every documented route of ``app``."""
+    try:
+        version = package_version("rules-service")
+    except PackageNotFoundError:  # pragma: no cover - running from a plain checkout
+        version = "0.0.0"
+    spec = APISpec(
+        title="rules-service", version=version, openapi_version=OPENAPI_VERSION,
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Versioned, owner-approved business rules: propose, sign off, "
+                             "activate, evaluate, and audit."},
+        security=[{SECURITY_SCHEME: []}],
+    )
+    spec.components.security_scheme(SECURITY_SCHEME, {"type": "http", "scheme": "bearer"})
+    spec.components.schema("Error", schema=ErrorSchema)
+    paths: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        view = app.view_functions.get(rule.endpoint)
+        doc = getattr(view, "apidoc", None)
+        if view is None or not isinstance(doc, ApiDoc):
+            continue
+        path, params = _openapi_path(rule.rule)
+        _, operations = paths.setdefault(path, (params, {}))
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            operations[method.lower()] = _operation(rule.endpoint, view, doc)
+    for path, (params, operations) in paths.items():
+        spec.path(path=path, parameters=params or None, operations=operations)
+    return spec.to_dict()
+
+
+# --- the routes: the spec and the interactive docs -------------------------------------
+
+bp = Blueprint("docs", __name__)
+
+_DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>{title}</title>
+  <link rel="stylesheet" href="{base}/swagger-ui.css">
+  <link rel="icon" type="image/png" href="{base}/favicon-32x32.png">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="{base}/swagger-ui-bundle.js"></script>
+  <script src="{base}/swagger-ui-standalone-preset.js"></script>
+  <script src="{base}/rules-service-init.js"></script>
+</body>
+</html>
+"""
+
+_DOCS_INIT = """window.onload = function () {
+  window.ui = SwaggerUIBundle({
+    url: "%s",
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    persistAuthorization: true,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    layout: "BaseLayout"
+  });
+};
+"""
+
+
+def swagger_ui_directory() -> Path:
+    """Where the installed swagger-ui-bundle package keeps its static files."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    return Path(swagger_ui_path)
+
+
+@bp.get("/openapi.json")
+@documented(responses={200: None}, auth=False)
+def openapi_json() -> Response:
+    """The OpenAPI 3 description of this API."""
+    spec = current_app.extensions.get("rules_service.openapi")
+    if spec is None:
+        spec = build_spec(current_app)
+        current_app.extensions["rules_service.openapi"] = spec
+    return jsonify(spec)
+
+
+@bp.get("/docs")
+def docs_index() -> Response:
+    """Interactive API documentation (Swagger UI)."""
+    page = _DOCS_PAGE.format(title=html.escape("rules-service API"), base="/docs/static")
+    return Response(page, mimetype="text/html")
+
+
+@bp.get("/docs/static/rules-service-init.js")
+def docs_init() -> Response:
+    """Points Swagger UI at this service's spec."""
+    return Response(_DOCS_INIT % "/openapi.json", mimetype="application/javascript")
+
+
+@bp.get("/docs/static/<path:filename>")
+def docs_static(filename: str) -> Response:
+    """Swagger UI's own files, from the installed package."""
+    return send_from_directory(swagger_ui_directory(), filename, max_age=3600)
+
+
+PUBLIC_ENDPOINTS = frozenset({"docs.openapi_json", "docs.docs_index", "docs.docs_init",
+                              "docs.docs_static"})
+"""Endpoints served without a token."""

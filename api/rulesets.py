@@ -1,0 +1,84 @@
+"""Rulesets: listing, detail, diff, rollback, runbook and audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response
+
+from api.auth import current_principal
+from api.markdown import render_runbook
+from api.openapi import documented
+from api.responses import dump
+from api.schemas import (
+    AuditQuery,
+    AuditSchema,
+    DiffQuery,
+    DiffSchema,
+    RollbackRequest,
+    RollbackSchema,
+    RulesetDetailSchema,
+    RulesetListSchema,
+    RunbookQuery,
+    RunbookSchema,
+)
+from api.services import container
+from rules_service.services import diffs, governance
+
+bp = Blueprint("rulesets", __name__, url_prefix="/v1/rulesets")
+
+
+@bp.get("")
+@documented(responses={200: RulesetListSchema})
+def list_rulesets() -> Response:
+    """List rulesets with their active and pending versions."""
+    found = governance.list_rulesets(container().uow())
+    return dump(RulesetListSchema, {"rulesets": [r.to_dict() for r in found]})
+
+
+@bp.get("/<name>")
+@documented(responses={200: RulesetDetailSchema}, errors=(404,))
+def get_ruleset(name: str) -> Response:
+    """Show one ruleset: owners, sign-off roles and versions."""
+    return dump(RulesetDetailSchema, governance.get_ruleset(container().uow(), name).to_dict())
+
+
+@bp.get("/<name>/diff")
+@documented(query=DiffQuery, responses={200: DiffSchema}, errors=(404, 409))
+def diff(name: str, query: dict[str, Any]) -> Response:
+    """What changed between two versions, and optionally how recorded decisions would change.
+
+    `to` defaults to the newest pending version and `from` to its base version; `impact=N`
+    replays the last N recorded decisions on `to` and reports the outcome changes.
+    """
+    c = container()
+    result = diffs.diff_versions(c.uow(), c.evaluator, name, from_version=query["from_version"],
+                                 to_version=query["to_version"], impact=query["impact"])
+    return dump(DiffSchema, result.to_dict())
+
+
+@bp.post("/<name>/rollback")
+@documented(body=RollbackRequest, responses={200: RollbackSchema}, errors=(403, 404, 409))
+def rollback(name: str, body: dict[str, Any]) -> Response:
+    """Make an earlier, once-active version active again (recorded with the reason)."""
+    result = governance.rollback(container().uow(), name, to_version=body["to_version"],
+                                 reason=body["reason"], actor=current_principal().name)
+    return dump(RollbackSchema, result.to_dict())
+
+
+@bp.get("/<name>/runbook")
+@documented(query=RunbookQuery, responses={200: RunbookSchema}, errors=(404, 409))
+def runbook(name: str, query: dict[str, Any]) -> Response:
+    """The runbook of the active version, as JSON or (`format=markdown`) as Markdown."""
+    view = governance.get_runbook(container().uow(), name)
+    if query["format"] == "markdown":
+        return Response(render_runbook(view), mimetype="text/markdown")
+    return dump(RunbookSchema, view.to_dict())
+
+
+@bp.get("/<name>/audit")
+@documented(query=AuditQuery, responses={200: AuditSchema}, errors=(404,))
+def audit(name: str, query: dict[str, Any]) -> Response:
+    """The ruleset's audit trail: every transition, who, when, and why."""
+    events = governance.list_audit_events(container().uow(), name, version=query["version"])
+    return dump(AuditSchema, {"events": [e.to_dict() for e in events]})

@@ -1,0 +1,459 @@
+"""Marshmallow schemas of every request body, query string and response of the API.
+
+Requests are loaded strictly (unknown fields refused, no type coercion in JSON bodies);
+responses are dumped through these schemas so the OpenAPI document is what clients get.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+MAX_BATCH_INPUTS = 1000
+MAX_DECISIONS_PAGE = 1000
+MAX_IMPACT_REPLAY = 10000
+
+OUTCOMES = ("approve", "escalate", "reject")
+SIGNOFF_DECISIONS = ("approve", "reject")
+
+_TEXT_LIMIT = 10_000
+
+
+class QueryDateTime(fields.DateTime):
+    """An ISO 8601 time in a query string: a date alone is midnight UTC, no zone means UTC,
+    and a ``+`` that URL decoding turned into a space is put back."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if isinstance(value, str):
+            text = value.strip()
+            if " " in text and "T" in text:
+                text = text.replace(" ", "+")
+            if text.endswith(("Z", "z")):
+                text = text[:-1] + "+00:00"
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                raise self.make_error("invalid", input=value, obj_type="datetime") from None
+            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        raise self.make_error("invalid", input=value, obj_type="datetime")
+
+
+def StrictBoolean(**kwargs: Any) -> fields.Boolean:  # noqa: N802 - reads like a field class
+    """A JSON boolean: true or false, never "yes" or 1."""
+    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
+def QueryBoolean(**kwargs: Any) -> fields.Boolean:  # noqa: N802 - reads like a field class
+    """A query-string boolean: true/false (1/0 too)."""
+    return fields.Boolean(truthy={"true", "1"}, falsy={"false", "0"}, **kwargs)
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+class ErrorDetailSchema(Schema):
+    """One problem: where it is and what is wrong."""
+
+    place = fields.String(metadata={"description": "e.g. input.amount or rules[2].when"})
+    message = fields.String(required=True)
+    line = fields.Integer()
+    column = fields.Integer()
+
+
+class ErrorBodySchema(Schema):
+    """The error itself."""
+
+    code = fields.String(required=True, metadata={"description": "stable snake_case code"})
+    message = fields.String(required=True)
+    details = fields.List(fields.Nested(ErrorDetailSchema), required=True)
+
+
+class ErrorSchema(Schema):
+    """Every error response: ``{"error": {"code", "message", "details"}}``."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+class ProposeVersionRequest(Schema):
+    """Body of POST /v1/rulesets/{name}/versions: the YAML text or a definition object."""
+
+    content = fields.String(validate=validate.Length(min=1),
+                            metadata={"description": "the ruleset file (YAML or JSON text)"})
+    definition = fields.Dict(keys=fields.String(),
+                             metadata={"description": "the ruleset as a JSON object"})
+    note = fields.String(load_default="", validate=validate.Length(max=_TEXT_LIMIT))
+    effective_at = fields.AwareDateTime(
+        load_default=None, allow_none=True,
+        metadata={"description": "when the approved version becomes active (default: at once)"})
+
+    @validates_schema
+    def _content_or_definition(self, data: dict[str, Any], **_: Any) -> None:
+        given = [k for k in ("content", "definition") if data.get(k) is not None]
+        if len(given) != 1:
+            raise ValidationError("give exactly one of content (the file text) or definition "
+                                  "(a JSON object)", field_name="content")
+
+
+class SignoffRequest(Schema):
+    """Body of POST .../versions/{n}/signoffs."""
+
+    decision = fields.String(required=True, validate=validate.OneOf(SIGNOFF_DECISIONS))
+    comment = fields.String(load_default="", validate=validate.Length(max=_TEXT_LIMIT))
+    role = fields.String(load_default=None, allow_none=True,
+                         metadata={"description": "the sign-off role filled (default: the "
+                                                  "first unfilled one the signer holds)"})
+
+
+class WithdrawRequest(Schema):
+    """Body of POST .../versions/{n}/withdraw (optional)."""
+
+    comment = fields.String(load_default="", validate=validate.Length(max=_TEXT_LIMIT))
+
+
+class RollbackRequest(Schema):
+    """Body of POST /v1/rulesets/{name}/rollback."""
+
+    to_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    reason = fields.String(required=True,
+                           validate=validate.Length(min=1, max=_TEXT_LIMIT))
+
+
+class EvaluateRequest(Schema):
+    """Body of POST /v1/rulesets/{name}/evaluate."""
+
+    input = fields.Dict(keys=fields.String(), required=True)
+    version = fields.Integer(load_default=None, allow_none=True, strict=True,
+                             validate=validate.Range(min=1),
+                             metadata={"description": "pin a version (default: the active one)"})
+    dry_run = StrictBoolean(load_default=False,
+                            metadata={"description": "evaluate without recording"})
+
+
+class EvaluateBatchRequest(Schema):
+    """Body of POST /v1/rulesets/{name}/evaluate-batch."""
+
+    inputs = fields.List(fields.Dict(keys=fields.String()), required=True,
+                         validate=validate.Length(min=1, max=MAX_BATCH_INPUTS))
+    version = fields.Integer(load_default=None, allow_none=True, strict=True,
+                             validate=validate.Range(min=1))
+    dry_run = StrictBoolean(load_default=False)
+
+
+class ResolveRequest(Schema):
+    """Body of POST /v1/escalations/{id}/resolve."""
+
+    resolution = fields.String(required=True, validate=validate.OneOf(SIGNOFF_DECISIONS))
+    comment = fields.String(load_default="", validate=validate.Length(max=_TEXT_LIMIT))
+
+
+# --- query strings --------------------------------------------------------------------------
+
+
+class DiffQuery(Schema):
+    """Query of GET /v1/rulesets/{name}/diff."""
+
+    from_version = fields.Integer(data_key="from", load_default=None,
+                                  validate=validate.Range(min=1),
+                                  metadata={"description": "default: the base of `to`"})
+    to_version = fields.Integer(data_key="to", load_default=None,
+                                validate=validate.Range(min=1),
+                                metadata={"description": "default: the newest pending version"})
+    impact = fields.Integer(load_default=None, validate=validate.Range(min=1,
+                                                                      max=MAX_IMPACT_REPLAY),
+                            metadata={"description": "replay the last N decisions on `to`"})
+
+
+class DecisionsQuery(Schema):
+    """Query of GET /v1/decisions."""
+
+    ruleset = fields.String(load_default=None)
+    outcome = fields.String(load_default=None, validate=validate.OneOf(OUTCOMES))
+    since = QueryDateTime(load_default=None,
+                          metadata={"description": "ISO 8601 (UTC when no zone), inclusive"})
+    until = QueryDateTime(load_default=None,
+                          metadata={"description": "ISO 8601 (UTC when no zone), exclusive"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1,
+                                                                     max=MAX_DECISIONS_PAGE))
+    cursor = fields.String(load_default=None,
+                           metadata={"description": "next_cursor of the previous page"})
+
+    @validates_schema
+    def _window(self, data: dict[str, Any], **_: Any) -> None:
+        since, until = data.get("since"), data.get("until")
+        if since is not None and until is not None and since >= until:
+            raise ValidationError("must be later than since", field_name="until")
+
+
+class EscalationsQuery(Schema):
+    """Query of GET /v1/escalations."""
+
+    status = fields.String(load_default=None, validate=validate.OneOf(("open", "resolved")))
+    ruleset = fields.String(load_default=None)
+    overdue = QueryBoolean(load_default=False,
+                           metadata={"description": "only open escalations past due"})
+
+
+class RunbookQuery(Schema):
+    """Query of GET /v1/rulesets/{name}/runbook."""
+
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "markdown")))
+
+
+class AuditQuery(Schema):
+    """Query of GET /v1/rulesets/{name}/audit."""
+
+    version = fields.Integer(load_default=None, validate=validate.Range(min=1),
+                             metadata={"description": "only events of this version"})
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+class HolderSchema(Schema):
+    """A role's primary and backup."""
+
+    primary = fields.String()
+    backup = fields.String(allow_none=True)
+
+
+class SignoffSchema(Schema):
+    """One role's sign-off of a version."""
+
+    role = fields.String()
+    principal = fields.String()
+    decision = fields.String()
+    comment = fields.String()
+    at = fields.String(metadata={"format": "date-time"})
+
+
+class VersionSummarySchema(Schema):
+    """A version without its content (listings)."""
+
+    ruleset = fields.String()
+    version = fields.Integer()
+    status = fields.String(metadata={"description": "pending, approved, active, superseded, "
+                                                    "rejected, withdrawn or stale"})
+    author = fields.String()
+    note = fields.String()
+    base_version = fields.Integer(allow_none=True)
+    content_hash = fields.String()
+    effective_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    created_at = fields.String(metadata={"format": "date-time"})
+    approved_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    activated_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    closed_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    required_signoffs = fields.List(fields.String())
+    missing_signoffs = fields.List(fields.String())
+    signoff_holders = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    signoffs = fields.List(fields.Nested(SignoffSchema))
+
+
+class VersionSchema(VersionSummarySchema):
+    """A version with its content."""
+
+    content = fields.String()
+    definition = fields.Dict()
+
+
+class VersionListSchema(Schema):
+    """GET /v1/rulesets/{name}/versions."""
+
+    versions = fields.List(fields.Nested(VersionSummarySchema))
+
+
+class ScheduledVersionSchema(Schema):
+    """An approved version waiting for its effective time."""
+
+    version = fields.Integer()
+    effective_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+
+
+class RulesetSummarySchema(Schema):
+    """A ruleset in a listing."""
+
+    name = fields.String()
+    title = fields.String()
+    active_version = fields.Integer(allow_none=True)
+    pending_versions = fields.List(fields.Integer())
+    scheduled_versions = fields.List(fields.Nested(ScheduledVersionSchema))
+    latest_version = fields.Integer(allow_none=True)
+    created_at = fields.String(metadata={"format": "date-time"})
+
+
+class RulesetListSchema(Schema):
+    """GET /v1/rulesets."""
+
+    rulesets = fields.List(fields.Nested(RulesetSummarySchema))
+
+
+class RulesetDetailSchema(RulesetSummarySchema):
+    """GET /v1/rulesets/{name}."""
+
+    description = fields.String()
+    owners = fields.Dict(keys=fields.String(), values=fields.Nested(HolderSchema))
+    signoff = fields.List(fields.String())
+    versions = fields.List(fields.Nested(VersionSummarySchema))
+
+
+class ImpactExampleSchema(Schema):
+    """A recorded decision whose outcome the `to` version changes."""
+
+    decision_id = fields.String()
+    input = fields.Dict()
+    before = fields.String()
+    after = fields.String()
+
+
+class RejectedExampleSchema(Schema):
+    """A recorded input that the `to` version's input schema refuses."""
+
+    decision_id = fields.String()
+    input = fields.Dict()
+    before = fields.String()
+    reason = fields.String()
+
+
+class ImpactSchema(Schema):
+    """Replay of recorded decisions on the `to` version."""
+
+    replayed = fields.Integer()
+    changed = fields.Integer()
+    unchanged = fields.Integer()
+    input_rejected = fields.Integer()
+    fallbacks = fields.Integer()
+    transitions = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                              metadata={"description": "e.g. {\"approve->escalate\": 3}"})
+    examples = fields.List(fields.Nested(ImpactExampleSchema))
+    rejected_examples = fields.List(fields.Nested(RejectedExampleSchema))
+
+
+class DiffSchema(Schema):
+    """GET /v1/rulesets/{name}/diff."""
+
+    ruleset = fields.String()
+    from_version = fields.Integer(attribute="from", data_key="from", allow_none=True,
+                                  metadata={"description": "null: diffed against nothing"})
+    to_version = fields.Integer(attribute="to", data_key="to")
+    changes = fields.List(fields.Dict(), metadata={
+        "description": "each with `kind` (rule_added, threshold_changed, ...), its details, "
+                       "and a one-sentence `summary`"})
+    summary = fields.List(fields.String())
+    impact = fields.Nested(ImpactSchema, allow_none=True)
+
+
+class RollbackSchema(Schema):
+    """POST /v1/rulesets/{name}/rollback."""
+
+    ruleset = fields.String()
+    active_version = fields.Integer()
+    previous_version = fields.Integer(allow_none=True)
+
+
+class RunbookSchema(Schema):
+    """GET /v1/rulesets/{name}/runbook."""
+
+    ruleset = fields.String()
+    title = fields.String()
+    version = fields.Integer()
+    owners = fields.Dict(keys=fields.String(), values=fields.Nested(HolderSchema))
+    runbook = fields.Dict()
+    response_time_target = fields.String(allow_none=True)
+
+
+class AuditEventSchema(Schema):
+    """One recorded transition."""
+
+    id = fields.Integer()
+    ruleset = fields.String()
+    version = fields.Integer(allow_none=True)
+    action = fields.String()
+    actor = fields.String()
+    comment = fields.String()
+    details = fields.Dict()
+    at = fields.String(metadata={"format": "date-time"})
+
+
+class AuditSchema(Schema):
+    """GET /v1/rulesets/{name}/audit."""
+
+    events = fields.List(fields.Nested(AuditEventSchema))
+
+
+class FiredRuleSchema(Schema):
+    """A rule whose condition held."""
+
+    id = fields.String()
+    outcome = fields.String()
+    reason = fields.String()
+
+
+class EscalationSchema(Schema):
+    """An escalation: a decision waiting for a person."""
+
+    id = fields.String()
+    decision_id = fields.String()
+    ruleset = fields.String()
+    version = fields.Integer()
+    to_role = fields.String()
+    status = fields.String()
+    due_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    overdue = fields.Boolean()
+    created_at = fields.String(metadata={"format": "date-time"})
+    resolved_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    resolved_by = fields.String(allow_none=True)
+    resolution = fields.String(allow_none=True)
+    comment = fields.String()
+
+
+class DecisionSchema(Schema):
+    """A decision (POST evaluate); GET /v1/decisions/{id} adds the recorded context."""
+
+    decision_id = fields.String(allow_none=True,
+                                metadata={"description": "null for a dry run"})
+    ruleset = fields.String()
+    version = fields.Integer()
+    outcome = fields.String()
+    fired_rules = fields.List(fields.Nested(FiredRuleSchema))
+    deciding_rules = fields.List(fields.String())
+    escalation = fields.Nested(EscalationSchema, allow_none=True,
+                               metadata={"description": "id, to_role and due_at; the full "
+                                                        "record adds status and resolution"})
+    fallback = fields.Boolean()
+    fallback_reason = fields.String(allow_none=True)
+    evaluated_at = fields.String(metadata={"format": "date-time"})
+    duration_ms = fields.Float()
+    dry_run = fields.Boolean(metadata={"description": "present (true) only for dry runs"})
+    input = fields.Dict()
+    caller = fields.String()
+    idempotency_key = fields.String(allow_none=True)
+
+
+class DecisionBatchSchema(Schema):
+    """POST /v1/rulesets/{name}/evaluate-batch."""
+
+    decisions = fields.List(fields.Nested(DecisionSchema))
+
+
+class DecisionPageSchema(Schema):
+    """GET /v1/decisions."""
+
+    decisions = fields.List(fields.Nested(DecisionSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class EscalationListSchema(Schema):
+    """GET /v1/escalations."""
+
+    escalations = fields.List(fields.Nested(EscalationSchema))
+
+
+class HealthSchema(Schema):
+    """GET /healthz."""
+
+    status = fields.String()
+    database = fields.String()

@@ -1,0 +1,201 @@
+"""The evaluate use cases: one input or a batch, recorded before the caller sees the answer.
+
+Each function is one use case over ``services.decisions`` (recording, idempotency) and
+``services.governance`` (which version decides): load the version, validate the input
+against its schema, evaluate, record. A recorded decision always comes from a version
+that went through sign-off (the active one, or a pinned once-active one); a dry run may
+pin any version, which is how a proposal is tried before anyone signs it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rules_service.adapters.orm import DecisionRow, EscalationRow
+from rules_service.adapters.unit_of_work import UnitOfWork
+from rules_service.domain import lifecycle
+from rules_service.domain.decision import Evaluation
+from rules_service.domain.errors import Conflict, InputInvalid, NotFound, RequestInvalid
+from rules_service.domain.evaluator import Evaluator
+from rules_service.domain.inputs import validate_input
+from rules_service.domain.problems import Problem
+from rules_service.domain.ruleset import Outcome, Ruleset
+from rules_service.services import decisions
+from rules_service.services.decisions import DecisionView, EscalationView
+from rules_service.services.governance import LoadedVersion, load_version
+from rules_service.services.views import iso
+
+RECORDABLE_STATUSES = ("active", "superseded")
+"""Versions whose decisions may be recorded: those that went live through sign-off."""
+
+
+@dataclass(frozen=True)
+class DryRunDecision:
+    """What a version would decide; nothing is recorded, so there is no decision id."""
+
+    ruleset: str
+    version: int
+    evaluation: Evaluation
+    evaluated_at: datetime
+    due_at: datetime | None
+
+    def to_dict(self, *, full: bool = False) -> dict[str, Any]:
+        """The decision JSON with ``decision_id`` null and ``dry_run`` true."""
+        ev = self.evaluation
+        escalation = None
+        if ev.outcome is Outcome.ESCALATE:
+            escalation = {"id": None, "to_role": ev.escalate_to or "approver",
+                          "due_at": iso(self.due_at)}
+        out: dict[str, Any] = {
+            "decision_id": None, "ruleset": self.ruleset, "version": self.version,
+            "outcome": ev.outcome.value,
+            "fired_rules": [f.to_dict() for f in ev.fired_rules],
+            "deciding_rules": list(ev.deciding_rules), "escalation": escalation,
+            "fallback": ev.fallback, "fallback_reason": ev.fallback_reason,
+            "evaluated_at": iso(self.evaluated_at), "duration_ms": round(ev.duration_ms, 3),
+            "dry_run": True}
+        if full:
+            out["input"] = dict(ev.input)
+        return out
+
+
+Decision = DecisionView | DryRunDecision
+
+
+def _deciding_version(uow: UnitOfWork, name: str, version: int | None,
+                      dry_run: bool) -> LoadedVersion:
+    """404 unknown ruleset or version; 409 no active version, or a pin that never went live."""
+    loaded = load_version(uow, name, version)
+    if not dry_run and loaded.status not in RECORDABLE_STATUSES:
+        raise Conflict("version_not_live",
+                       f"version {loaded.version} of {name} is {loaded.status}; only a version "
+                       f"that has been active can record decisions (use dry_run to try it)")
+    return loaded
+
+
+def _due_at(ruleset: Ruleset, now: datetime) -> datetime | None:
+    target = ruleset.response_time_target
+    if not target:
+        return None
+    try:
+        return now + lifecycle.parse_duration(target)
+    except ValueError:
+        return None
+
+
+def evaluate(uow: UnitOfWork, evaluator: Evaluator, name: str, raw_input: dict[str, Any], *,
+             version: int | None = None, dry_run: bool = False, caller: str,
+             idempotency_key: str | None = None) -> Decision:
+    """Decides one input and records it (with its escalation) before returning.
+
+    404 unknown ruleset/version; 409 ``no_active_version``, ``version_not_live``, or
+    ``idempotency_conflict`` (same key, different request); 422 ``input_invalid`` with
+    every bad field. A repeated key with the same request returns the first decision.
+    """
+    digest = decisions.request_hash(name, version, raw_input)
+    if not dry_run:
+        replay = decisions.find_replay(uow, caller, idempotency_key, digest)
+        if replay is not None:
+            return replay
+    loaded = _deciding_version(uow, name, version, dry_run)
+    data = validate_input(loaded.ruleset, raw_input)
+    evaluation = evaluator.evaluate(loaded.ruleset, data)
+    if dry_run:
+        now = uow.now()
+        return DryRunDecision(loaded.name, loaded.version, evaluation, now,
+                              _due_at(loaded.ruleset, now))
+    return decisions.record_decision(
+        uow, ruleset=loaded.name, version=loaded.version, evaluation=evaluation,
+        caller=caller, idempotency_key=idempotency_key, request_hash=digest)
+
+
+def _batch_place(index: int, place: str) -> str:
+    """``input.amount`` of the i-th input becomes ``inputs[i].amount``."""
+    rest = place[len("input"):] if place == "input" or place.startswith(("input.", "input["))\
+        else ("." + place if place else "")
+    return f"inputs[{index}]{rest}"
+
+
+def _validate_all(ruleset: Ruleset, inputs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Every input validated; InputInvalid naming ``inputs[i].field`` for all bad ones."""
+    problems: list[Problem] = []
+    valid: list[dict[str, Any]] = []
+    for i, raw in enumerate(inputs):
+        if not isinstance(raw, dict):
+            problems.append(Problem(f"inputs[{i}]", "must be an object"))
+            continue
+        try:
+            valid.append(validate_input(ruleset, raw))
+        except InputInvalid as exc:
+            problems.extend(Problem(_batch_place(i, p.place), p.message, p.line, p.column)
+                            for p in exc.problems)
+    if problems:
+        raise InputInvalid(problems)
+    return valid
+
+
+def _rows(rs_id: int, version: int, ruleset: Ruleset, evaluation: Evaluation, caller: str,
+          now: datetime) -> tuple[DecisionRow, EscalationRow | None]:
+    decision = DecisionRow(
+        id=str(uuid.uuid4()), ruleset_id=rs_id, version=version,
+        input=dict(evaluation.input), outcome=evaluation.outcome.value,
+        fired_rules=[f.to_dict() for f in evaluation.fired_rules],
+        deciding_rules=list(evaluation.deciding_rules), fallback=evaluation.fallback,
+        fallback_reason=evaluation.fallback_reason, caller=caller, idempotency_key=None,
+        request_hash=None, evaluated_at=now, duration_ms=round(float(evaluation.duration_ms), 3))
+    escalation = None
+    if evaluation.outcome is Outcome.ESCALATE:
+        escalation = EscalationRow(
+            id=str(uuid.uuid4()), decision_id=decision.id, ruleset_id=rs_id, version=version,
+            to_role=evaluation.escalate_to or "approver", status="open",
+            due_at=_due_at(ruleset, now), created_at=now, comment="")
+    return decision, escalation
+
+
+def evaluate_batch(uow: UnitOfWork, evaluator: Evaluator, name: str,
+                   inputs: Sequence[dict[str, Any]], *, version: int | None = None,
+                   dry_run: bool = False, caller: str,
+                   limit: int = 1000) -> list[Decision]:
+    """Decides many inputs: all validated first (one bad input: 422, nothing recorded),
+    then evaluated together and recorded in one transaction."""
+    if not inputs:
+        raise RequestInvalid([Problem("inputs", "give at least one input")])
+    if len(inputs) > limit:
+        raise RequestInvalid([Problem("inputs", f"at most {limit} inputs per batch, "
+                                                f"not {len(inputs)}")])
+    loaded = _deciding_version(uow, name, version, dry_run)
+    data = _validate_all(loaded.ruleset, inputs)
+    evaluations = evaluator.evaluate_many(loaded.ruleset, data)
+    if dry_run:
+        now = uow.now()
+        due = _due_at(loaded.ruleset, now)
+        return [DryRunDecision(loaded.name, loaded.version, ev, now, due) for ev in evaluations]
+    with uow:
+        now = uow.now()
+        rs = uow.rulesets.get(name)
+        if rs is None:  # deleted between the read and this transaction
+            raise NotFound(f"no ruleset named {name}")
+        rows = [_rows(rs.id, loaded.version, loaded.ruleset, ev, caller, now)
+                for ev in evaluations]
+        # One flush for the whole batch: decisions first, their escalations after.
+        uow.session.add_all([d for d, _ in rows])
+        uow.session.flush()
+        uow.session.add_all([e for _, e in rows if e is not None])
+        uow.session.flush()
+        views = [_view(rs.name, d, e) for d, e in rows]
+        uow.commit()
+    return list(views)
+
+
+def _view(ruleset: str, row: DecisionRow, esc: EscalationRow | None) -> DecisionView:
+    escalation = None if esc is None else EscalationView(
+        esc.id, row.id, ruleset, esc.version, esc.to_role, esc.status, esc.due_at,
+        esc.created_at, esc.resolved_at, esc.resolved_by, esc.resolution, esc.comment)
+    return DecisionView(row.id, ruleset, row.version, row.outcome, list(row.fired_rules),
+                        list(row.deciding_rules), escalation, row.fallback,
+                        row.fallback_reason, row.evaluated_at, row.duration_ms,
+                        dict(row.input), row.caller, row.idempotency_key)

@@ -1,0 +1,360 @@
+"""Rulesets, versions, sign-offs, withdraw, diff, rollback, runbook and audit over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.api_fixtures import Api, error_of
+from tests.integration.conftest import definition
+
+NAME = "refunds"
+BASE = f"/v1/rulesets/{NAME}"
+
+
+def propose(api: Api, who: str = "root", limit: int = 100, **body: Any) -> Any:
+    if "content" not in body:
+        body.setdefault("definition", definition(limit))
+    return api.post(f"{BASE}/versions", body, who=who)
+
+
+def approve(api: Api, number: int, signers: tuple[str, ...] = ("biz", "appr")) -> Any:
+    response = None
+    for who in signers:
+        response = api.post(f"{BASE}/versions/{number}/signoffs",
+                            {"decision": "approve", "comment": "fine"}, who=who)
+        assert response.status_code == 201, response.get_json()
+    return response
+
+
+def active_v1(api: Api) -> None:
+    assert propose(api).status_code == 201
+    approve(api, 1)
+
+
+def with_v2_active(api: Api) -> None:
+    active_v1(api)
+    assert propose(api, "dev", limit=200).status_code == 201
+    approve(api, 2)
+
+
+# --------------------------------------------------------------------------- rulesets
+
+
+def test_listing_shows_active_and_pending_versions(api: Api) -> None:
+    assert api.get("/v1/rulesets").get_json() == {"rulesets": []}
+    active_v1(api)
+    propose(api, "dev", limit=150)
+    response = api.get("/v1/rulesets", who="bot")
+    assert response.status_code == 200
+    [summary] = response.get_json()["rulesets"]
+    assert (summary["name"], summary["title"], summary["active_version"],
+            summary["pending_versions"]) == (NAME, "Refunds", 1, [2])
+
+
+def test_ruleset_detail_names_owners_and_signoff_roles(api: Api) -> None:
+    active_v1(api)
+    body = api.get(BASE, who="stranger").get_json()
+    assert body["owners"]["approver"] == {"primary": "appr", "backup": "appr-backup"}
+    assert body["signoff"] == ["business_owner", "approver"]
+    assert [v["version"] for v in body["versions"]] == [1]
+
+
+def test_unknown_ruleset_is_404_everywhere(api: Api) -> None:
+    for path in ("/v1/rulesets/nope", "/v1/rulesets/nope/versions",
+                 "/v1/rulesets/nope/versions/1", "/v1/rulesets/nope/runbook",
+                 "/v1/rulesets/nope/audit", "/v1/rulesets/nope/diff"):
+        response = api.get(path)
+        assert response.status_code == 404, path
+        assert error_of(response)["code"] == "not_found"
+
+
+# --------------------------------------------------------------------------- propose
+
+
+def test_admin_proposes_first_version(api: Api) -> None:
+    response = propose(api, note="first cut")
+    assert response.status_code == 201
+    body = response.get_json()
+    assert (body["version"], body["status"], body["base_version"], body["author"],
+            body["note"]) == (1, "pending", None, "root", "first cut")
+    assert body["required_signoffs"] == ["business_owner", "approver"]
+    assert response.headers["Location"].endswith(f"{BASE}/versions/1")
+
+
+def test_yaml_content_is_accepted_and_stored_verbatim(api: Api) -> None:
+    text = "# refunds policy\n" + yaml.safe_dump(definition(), sort_keys=False)
+    response = propose(api, content=text)
+    assert response.status_code == 201, response.get_json()
+    assert api.get(f"{BASE}/versions/1").get_json()["content"] == text
+
+
+def test_non_admin_cannot_propose_a_first_version(api: Api) -> None:
+    response = propose(api, "dev")
+    assert response.status_code == 403
+    error = error_of(response)
+    assert error["code"] == "forbidden" and "admin" in error["message"]
+
+
+def test_invalid_ruleset_lists_every_problem(api: Api) -> None:
+    bad = definition()
+    bad["rules"][0]["when"] = "amount > "
+    bad["rules"][1]["then"] = "maybe"
+    bad["thresholds"]["limit"] = [1, 2]
+    response = propose(api, definition=bad)
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "ruleset_invalid"
+    places = {d["place"] for d in error["details"]}
+    assert {"rules[0].when", "rules[1].then"} <= places
+    assert any(p.startswith("thresholds") for p in places)
+    assert api.get(BASE).status_code == 404
+
+
+def test_yaml_syntax_error_is_422_with_its_line(api: Api) -> None:
+    response = propose(api, content="name: refunds\nrules: [\n  - id: x\n")
+    assert response.status_code == 422
+    details = error_of(response)["details"]
+    assert details and all("message" in d for d in details)
+
+
+def test_failing_embedded_test_blocks_the_version(api: Api) -> None:
+    bad = definition()
+    bad["tests"][0]["expect"]["outcome"] = "reject"
+    response = propose(api, definition=bad)
+    assert response.status_code == 422
+    assert "tiny refund is approved" in str(error_of(response)["details"])
+
+
+def test_proposal_identical_to_active_is_409(api: Api) -> None:
+    active_v1(api)
+    response = propose(api, "dev")
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "identical_to_active"
+
+
+def test_proposal_body_needs_exactly_one_of_content_and_definition(api: Api) -> None:
+    for body in ({}, {"content": "x", "definition": {}}, {"note": "n"}):
+        response = api.post(f"{BASE}/versions", body)
+        assert response.status_code == 422, body
+        assert error_of(response)["code"] == "validation_failed"
+
+
+def test_proposal_body_fields_are_named_when_wrong(api: Api) -> None:
+    response = api.post(f"{BASE}/versions", {"definition": [], "note": 5,
+                                              "effective_at": "soon", "extra": 1})
+    assert response.status_code == 422
+    places = {d["place"] for d in error_of(response)["details"]}
+    assert {"definition", "note", "effective_at", "extra"} <= places
+
+
+def test_scheduled_version_keeps_its_effective_time(api: Api) -> None:
+    response = propose(api, effective_at="2999-01-01T00:00:00Z")
+    assert response.status_code == 201
+    assert response.get_json()["effective_at"].startswith("2999-01-01T00:00:00")
+    approve(api, 1)
+    body = api.get(f"{BASE}/versions/1").get_json()
+    assert body["status"] == "approved"
+    assert api.get(BASE).get_json()["active_version"] is None
+
+
+# --------------------------------------------------------------------------- sign-offs
+
+
+def test_both_signoffs_activate_the_version(api: Api) -> None:
+    propose(api)
+    first = api.post(f"{BASE}/versions/1/signoffs", {"decision": "approve"}, who="biz")
+    assert first.status_code == 201
+    assert first.get_json()["status"] == "pending"
+    assert first.get_json()["missing_signoffs"] == ["approver"]
+    second = api.post(f"{BASE}/versions/1/signoffs", {"decision": "approve"}, who="appr")
+    assert second.get_json()["status"] == "active"
+    assert [(s["role"], s["principal"]) for s in second.get_json()["signoffs"]] == \
+        [("business_owner", "biz"), ("approver", "appr")]
+
+
+def test_author_cannot_sign_off_own_version(api: Api) -> None:
+    active_v1(api)
+    propose(api, "biz", limit=300)
+    response = api.post(f"{BASE}/versions/2/signoffs", {"decision": "approve"}, who="biz")
+    assert response.status_code == 403
+    assert "author" in error_of(response)["message"]
+
+
+@pytest.mark.parametrize("who", ["dev", "ops", "stranger", "bot"])
+def test_non_holders_cannot_sign_off(api: Api, who: str) -> None:
+    propose(api)
+    response = api.post(f"{BASE}/versions/1/signoffs", {"decision": "approve"}, who=who)
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "forbidden"
+
+
+def test_a_rejection_rejects_and_further_signoffs_conflict(api: Api) -> None:
+    propose(api)
+    response = api.post(f"{BASE}/versions/1/signoffs",
+                        {"decision": "reject", "comment": "no"}, who="appr")
+    assert response.get_json()["status"] == "rejected"
+    again = api.post(f"{BASE}/versions/1/signoffs", {"decision": "approve"}, who="biz")
+    assert again.status_code == 409
+    assert error_of(again)["code"] == "not_pending"
+
+
+def test_signing_the_same_version_twice_conflicts(api: Api) -> None:
+    propose(api)
+    api.post(f"{BASE}/versions/1/signoffs", {"decision": "approve"}, who="biz")
+    again = api.post(f"{BASE}/versions/1/signoffs", {"decision": "approve"}, who="biz")
+    assert again.status_code == 409
+
+
+def test_signoff_body_is_validated(api: Api) -> None:
+    propose(api)
+    response = api.post(f"{BASE}/versions/1/signoffs", {"decision": "maybe", "comment": 3},
+                        who="biz")
+    assert response.status_code == 422
+    places = {d["place"] for d in error_of(response)["details"]}
+    assert places == {"decision", "comment"}
+
+
+def test_signoff_of_unknown_version_is_404(api: Api) -> None:
+    propose(api)
+    response = api.post(f"{BASE}/versions/9/signoffs", {"decision": "approve"}, who="biz")
+    assert response.status_code == 404
+
+
+# --------------------------------------------------------------------------- withdraw
+
+
+def test_author_withdraws_a_pending_version(api: Api) -> None:
+    propose(api)
+    response = api.post(f"{BASE}/versions/1/withdraw", who="root")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "withdrawn"
+    again = api.post(f"{BASE}/versions/1/withdraw", {"comment": "again"}, who="root")
+    assert again.status_code == 409
+
+
+def test_only_the_author_withdraws(api: Api) -> None:
+    propose(api)
+    response = api.post(f"{BASE}/versions/1/withdraw", {"comment": "mine now"}, who="biz")
+    assert response.status_code == 403
+    assert "author" in error_of(response)["message"]
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def test_diff_defaults_to_newest_pending_against_its_base(api: Api) -> None:
+    active_v1(api)
+    propose(api, "dev", limit=250)
+    response = api.get(f"{BASE}/diff")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["from"], body["to"]) == (1, 2)
+    assert [c["kind"] for c in body["changes"]] == ["threshold_changed"]
+    assert "limit" in body["summary"][0] and "250" in body["summary"][0]
+
+
+def test_diff_between_named_versions(api: Api) -> None:
+    with_v2_active(api)
+    body = api.get(f"{BASE}/diff?from=2&to=1").get_json()
+    assert (body["from"], body["to"]) == (2, 1)
+    assert len(body["changes"]) == 1
+
+
+def test_diff_impact_replays_recorded_decisions(api: Api) -> None:
+    active_v1(api)
+    for amount in (50, 150, 180, 300):
+        assert api.post(f"{BASE}/evaluate", {"input": {"amount": amount}}).status_code == 200
+    propose(api, "dev", limit=200)
+    body = api.get(f"{BASE}/diff?impact=10").get_json()
+    impact = body["impact"]
+    assert impact["replayed"] == 4
+    assert impact["changed"] == 2
+    assert impact["transitions"] == {"escalate->approve": 2}
+
+
+def test_diff_query_is_validated(api: Api) -> None:
+    active_v1(api)
+    response = api.get(f"{BASE}/diff?from=x&impact=0")
+    assert response.status_code == 422
+    assert {d["place"] for d in error_of(response)["details"]} == {"from", "impact"}
+
+
+def test_diff_of_unknown_version_is_404(api: Api) -> None:
+    active_v1(api)
+    assert api.get(f"{BASE}/diff?from=1&to=7").status_code == 404
+
+
+# --------------------------------------------------------------------------- rollback
+
+
+@pytest.mark.parametrize("who", ["ops", "ops-backup", "biz", "biz-backup", "root"])
+def test_rollback_restores_the_earlier_version(api: Api, who: str) -> None:
+    with_v2_active(api)
+    response = api.post(f"{BASE}/rollback", {"to_version": 1, "reason": "bad limit"}, who=who)
+    assert response.status_code == 200
+    assert response.get_json()["active_version"] == 1
+    assert api.get(BASE).get_json()["active_version"] == 1
+
+
+@pytest.mark.parametrize("who", ["dev", "appr", "stranger", "bot"])
+def test_others_cannot_roll_back(api: Api, who: str) -> None:
+    with_v2_active(api)
+    response = api.post(f"{BASE}/rollback", {"to_version": 1, "reason": "x"}, who=who)
+    assert response.status_code == 403
+
+
+def test_rollback_to_a_never_active_version_conflicts(api: Api) -> None:
+    active_v1(api)
+    propose(api, "dev", limit=300)
+    response = api.post(f"{BASE}/rollback", {"to_version": 2, "reason": "x"})
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "not_rollback_target"
+    already = api.post(f"{BASE}/rollback", {"to_version": 1, "reason": "x"})
+    assert error_of(already)["code"] == "already_active"
+
+
+def test_rollback_needs_a_version_and_a_reason(api: Api) -> None:
+    active_v1(api)
+    response = api.post(f"{BASE}/rollback", {"to_version": "1", "reason": ""})
+    assert response.status_code == 422
+    assert {d["place"] for d in error_of(response)["details"]} == {"to_version", "reason"}
+
+
+# --------------------------------------------------------------------------- runbook, audit
+
+
+def test_runbook_as_json_and_markdown(api: Api) -> None:
+    active_v1(api)
+    body = api.get(f"{BASE}/runbook").get_json()
+    assert (body["version"], body["response_time_target"]) == (1, "4h")
+    assert body["runbook"]["purpose"] == "Refund quickly."
+    markdown = api.get(f"{BASE}/runbook?format=markdown")
+    assert markdown.status_code == 200
+    assert markdown.mimetype == "text/markdown"
+    text = markdown.get_data(as_text=True)
+    assert text.startswith("# Runbook: Refunds")
+    assert "Refund quickly." in text and "**4h**" in text and "| Approver | appr |" in text
+
+
+def test_runbook_without_active_version_conflicts(api: Api) -> None:
+    propose(api)
+    response = api.get(f"{BASE}/runbook")
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "no_active_version"
+    assert api.get(f"{BASE}/runbook?format=pdf").status_code == 422
+
+
+def test_audit_trail_records_every_transition(api: Api) -> None:
+    with_v2_active(api)
+    api.post(f"{BASE}/rollback", {"to_version": 1, "reason": "bad limit"}, who="ops")
+    events = api.get(f"{BASE}/audit", who="bot").get_json()["events"]
+    actions = [(e["version"], e["action"], e["actor"]) for e in events]
+    assert actions[:4] == [(1, "proposed", "root"), (1, "signed_off", "biz"),
+                           (1, "signed_off", "appr"), (1, "approved", "appr")]
+    assert actions[-2:] == [(2, "superseded", "ops"), (1, "rolled_back", "ops")]
+    assert events[-1]["comment"] == "bad limit"
+    only_v2 = api.get(f"{BASE}/audit?version=2").get_json()["events"]
+    assert {e["version"] for e in only_v2} == {2}
