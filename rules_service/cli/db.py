@@ -70,7 +70,6 @@ def _container() -> Iterator[Container]:
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     from rules_service.adapters import schema
-
     from rules_service.adapters.database import make_engine
 
     settings = Settings.from_env()
