@@ -1,9 +1,10 @@
-"""CLI: running the HTTP API (``serve``)."""
+"""CLI: running the HTTP API (``serve``), and the one-command demo behind ``make run``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 DEFAULT_HOST = "127.0.0.1"
@@ -24,6 +25,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--dev", action="store_true",
                    help="use Werkzeug's development server instead of gunicorn")
     p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("demo", help="migrate, create demo principals, make the example "
+                                    "rulesets live through sign-off, and serve")
+    p.add_argument("--host", default=DEFAULT_HOST)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--rulesets", default="rulesets", metavar="DIR",
+                   help="the ruleset files to make live (default rulesets/)")
+    p.add_argument("--tokens", default="instance/demo-tokens.json", metavar="FILE",
+                   help="where the demo tokens are kept, readable by you only")
+    p.add_argument("--no-serve", action="store_true", help="set up, print, and exit")
+    p.set_defaults(handler=cmd_demo, dev=False)
 
 
 def _check(args: argparse.Namespace) -> str | None:
@@ -88,3 +102,49 @@ def _serve_gunicorn(settings: Any, host: str, port: int, workers: int, threads: 
 
     _Application().run()
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Sets the demo up (idempotent: a second run changes nothing) and serves it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rules_service.adapters import schema
+    from rules_service.bootstrap import bootstrap
+    from rules_service.services.demo import DEMO_AUTOMATION, seed_demo
+
+    problem = _check(args)
+    if problem:
+        print(f"rules-service demo: {problem}", file=sys.stderr)
+        return 2
+    settings = _settings_or_exit()
+    if settings is None:
+        return 2
+    rulesets_dir, tokens_path = Path(args.rulesets), Path(args.tokens)
+    if not rulesets_dir.is_dir():
+        print(f"rules-service demo: {rulesets_dir} is not a directory", file=sys.stderr)
+        return 2
+    try:
+        schema.upgrade(settings.database_url, "head")
+        container = bootstrap(settings)
+        try:
+            report = seed_demo(container.uow, container.evaluator, rulesets_dir, tokens_path)
+        finally:
+            container.close()
+    except SQLAlchemyError as exc:
+        print(f"rules-service demo: database error: {exc}", file=sys.stderr)
+        return 1
+    base = f"http://{args.host}:{args.port}"
+    print("rules-service demo")
+    for line in report.lines:
+        print(f"  {line}")
+    if report.new_principals:
+        print(f"  created principals: {', '.join(report.new_principals)}")
+    print(f"  tokens of every demo principal: {tokens_path} (mode 600)")
+    for name in ("demo-admin", DEMO_AUTOMATION):
+        if name in report.tokens:
+            print(f"  {name}: {report.tokens[name]}")
+    print(f"  API {base}/v1/rulesets   docs {base}/docs   health {base}/healthz")
+    sys.stdout.flush()
+    if args.no_serve:
+        return 0
+    return _serve_gunicorn(settings, args.host, args.port, args.workers, args.threads)
