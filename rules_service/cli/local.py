@@ -19,7 +19,7 @@ from rules_service.domain.ruleset import Ruleset
 from rules_service.domain.testing import run_tests
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     """Registers validate, test, evaluate and diff."""
     p = sub.add_parser("validate", help="check ruleset files; exit 1 listing every problem")
     p.add_argument("files", nargs="+", metavar="FILE")
