@@ -1,0 +1,145 @@
+"""Operations figures (contract section 6) as pure functions of plain values.
+
+Percentiles use the nearest-rank method: the p-th percentile of n sorted values is the
+value at rank ceil(p/100 * n) (1-based). It always returns one of the observed values
+(never an interpolation), so p50 <= p95 <= p99 and each lies within [min, max]; it is
+also exactly what PostgreSQL's ``percentile_disc`` computes, so the database can do the
+work when there are many values.
+
+Rates and statistics of nothing are ``None``, not 0: "no decisions" is not "no fallbacks".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+# The percentiles the dashboard reports, in percent.
+LATENCY_PERCENTILES: tuple[int, ...] = (50, 95, 99)
+CYCLE_PERCENTILES: tuple[int, ...] = (50, 95)
+
+# A decision is auto-decided when the ruleset itself settled it: no person needed.
+AUTO_OUTCOMES: frozenset[str] = frozenset({"approve", "reject"})
+ESCALATE = "escalate"
+
+
+def nearest_rank(n: int, p: float) -> int:
+    """The 1-based rank of the p-th percentile among n sorted values (n >= 1, 0 <= p <= 100)."""
+    if n < 1:
+        raise ValueError("a percentile needs at least one value")
+    if not 0 <= p <= 100:
+        raise ValueError(f"a percentile is between 0 and 100, got {p}")
+    # Exact arithmetic: 0.95 * 20 in floats is not reliably 19.
+    rank = math.ceil(Fraction(str(p)) * n / 100)
+    return min(max(rank, 1), n)
+
+
+def percentile(values: Iterable[float], p: float) -> float | None:
+    """The nearest-rank p-th percentile of the values; None when there are none."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[nearest_rank(len(ordered), p) - 1]
+
+
+def percentiles(values: Iterable[float], ps: Sequence[int] = LATENCY_PERCENTILES
+                ) -> dict[str, float | None]:
+    """Several nearest-rank percentiles at once, keyed ``p50``, ``p95``, ..."""
+    ordered = sorted(values)
+    if not ordered:
+        return {f"p{p}": None for p in ps}
+    return {f"p{p}": ordered[nearest_rank(len(ordered), p) - 1] for p in ps}
+
+
+def mean(values: Iterable[float]) -> float | None:
+    """The arithmetic mean; None when there are no values."""
+    items = list(values)
+    return math.fsum(items) / len(items) if items else None
+
+
+def median(values: Iterable[float]) -> float | None:
+    """The nearest-rank median (an observed value); None when there are no values."""
+    return percentile(values, 50)
+
+
+def rate(part: int | float, whole: int | float) -> float | None:
+    """part / whole, or None when the whole is zero (a share of nothing is undefined)."""
+    if whole < 0 or part < 0:
+        raise ValueError(f"a rate needs non-negative counts, got {part}/{whole}")
+    return part / whole if whole else None
+
+
+def shares(counts: Mapping[str, int]) -> dict[str, float | None]:
+    """Each count's share of the total; None for every key when the total is zero."""
+    total = sum(counts.values())
+    return {key: rate(count, total) for key, count in counts.items()}
+
+
+def window_hours(since: datetime, until: datetime) -> float:
+    """The length of a window in hours; ValueError when it ends before it starts."""
+    if until < since:
+        raise ValueError(f"the window ends ({until.isoformat()}) before it starts "
+                         f"({since.isoformat()})")
+    return (until - since) / timedelta(hours=1)
+
+
+def per_hour(count: int, since: datetime, until: datetime) -> float | None:
+    """Throughput: count per hour over the window; None for an empty window."""
+    hours = window_hours(since, until)
+    return count / hours if hours else None
+
+
+def duration_seconds(start: datetime | None, end: datetime | None) -> float | None:
+    """Seconds from start to end; None when either is missing or end precedes start."""
+    if start is None or end is None or end < start:
+        return None
+    return (end - start).total_seconds()
+
+
+def hours_saved(auto_decided: int, minutes_per_decision: float | None) -> float:
+    """Business impact: auto-decided decisions times minutes saved each, in hours."""
+    if auto_decided < 0:
+        raise ValueError(f"a count cannot be negative, got {auto_decided}")
+    if not minutes_per_decision or minutes_per_decision < 0:
+        return 0.0
+    return auto_decided * minutes_per_decision / 60.0
+
+
+def is_auto_decided(outcome: str, fallback: bool) -> bool:
+    """A decision made without a person: approve or reject, by the rules, not the fallback.
+
+    An escalation needs a person by definition; a fallback outcome is a safety net the
+    engine fell into, not a decision the policy made, so it saves nobody's time.
+    """
+    return outcome in AUTO_OUTCOMES and not fallback
+
+
+def duration_summary(seconds: Iterable[float | None],
+                     ps: Sequence[int] = CYCLE_PERCENTILES) -> dict[str, Any]:
+    """Count, percentiles, mean and max of durations in seconds (missing ones skipped)."""
+    items = [s for s in seconds if s is not None]
+    summary: dict[str, Any] = {"count": len(items)}
+    summary.update(percentiles(items, ps))
+    summary["mean"] = mean(items)
+    summary["max"] = max(items) if items else None
+    return summary
+
+
+def response_time_target(definition: Mapping[str, Any]) -> str | None:
+    """The runbook's escalation response-time target (``4h``) from a version's definition."""
+    runbook = definition.get("runbook")
+    escalation = runbook.get("escalation") if isinstance(runbook, Mapping) else None
+    target = escalation.get("response_time_target") if isinstance(escalation, Mapping) else None
+    return str(target) if target is not None else None
+
+
+def minutes_saved_per_auto_decision(definition: Mapping[str, Any]) -> float | None:
+    """``impact.minutes_saved_per_auto_decision`` from a version's definition, if given."""
+    impact = definition.get("impact")
+    value = impact.get("minutes_saved_per_auto_decision") if isinstance(impact, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
