@@ -46,17 +46,20 @@ class Container:
 
     def close(self) -> None:
         """Releases the database connections and the evaluator's workers."""
-        closer: Any = getattr(self._evaluator, "close", None)
-        if callable(closer):
-            closer()
+        # A given evaluator belongs to the caller (tests share one pool across containers).
+        if self.given_evaluator is None:
+            closer: Any = getattr(self._evaluator, "close", None)
+            if callable(closer):
+                closer()
         self.engine.dispose()
 
 
 def default_evaluator(settings: Settings) -> Evaluator:
-    """The evaluator used when none is given: the plain-Python reference evaluator."""
-    from rules_service.engine.reference import ReferenceEvaluator
+    """The evaluator used when none is given: durable-rules in isolated worker processes."""
+    from rules_service.engine import EnginePool
 
-    return ReferenceEvaluator()
+    return EnginePool(workers=settings.engine_workers, timeout_s=settings.engine_timeout_s,
+                      recycle_after=settings.engine_max_evaluations_per_worker)
 
 
 def bootstrap(settings: Settings | None = None, *, evaluator: Evaluator | None = None,

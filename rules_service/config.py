@@ -55,7 +55,7 @@ class Settings:
     secret_key: str = ""
     engine_workers: int = 2
     engine_timeout_s: float = 2.0
-    engine_max_evaluations_per_worker: int = 5000
+    engine_max_evaluations_per_worker: int = 1_000_000
     sqlite_busy_timeout_s: float = 30.0
     database_echo: bool = False
     batch_limit: int = 1000

@@ -34,6 +34,7 @@ from rules_service.domain.ruleset import (
     Ruleset,
     RuleTest,
 )
+from rules_service.engine.compiler import EngineCompileError, compile_ruleset
 from rules_service.language.ast import Expr, FieldRef, ThresholdRef
 from rules_service.language.parser import ConditionSyntaxError, parse_condition
 from rules_service.language.patterns import regex_problem
@@ -735,7 +736,19 @@ def _load(data: Any, source: _Source | None, early: list[Problem]) -> Ruleset:
     problems = early + [_locate(f, source) for f in found]
     if problems or loaded is None:
         raise RulesetInvalid(problems or [Problem("", "the ruleset could not be read")])
-    return _ruleset(canonical_definition(loaded))
+    ruleset = _ruleset(canonical_definition(loaded))
+    _check_engine_limits(ruleset)
+    return ruleset
+
+
+def _check_engine_limits(ruleset: Ruleset) -> None:
+    """Refuses, at load time, a ruleset the engine could not run (it would only fall back)."""
+    try:
+        compile_ruleset(ruleset)
+    except EngineCompileError as exc:
+        raise RulesetInvalid([Problem("rules", f"the rule engine cannot run this ruleset: "
+                                               f"{exc}; split large conditions or rules")]) \
+            from None
 
 
 def load_ruleset_definition(definition: Any, source: str = "<definition>") -> Ruleset:

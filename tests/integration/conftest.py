@@ -26,7 +26,7 @@ from rules_service.adapters import schema
 from rules_service.adapters.orm import Base
 from rules_service.bootstrap import Container, bootstrap
 from rules_service.config import Settings
-from rules_service.engine.reference import ReferenceEvaluator
+from rules_service.engine import EnginePool
 from rules_service.services import principals
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -108,11 +108,19 @@ def _empty_tables(container: Container) -> None:
                 conn.execute(text(f"DELETE FROM {name}"))
 
 
+@pytest.fixture(scope="session")
+def engine_pool() -> Iterator[EnginePool]:
+    """The real durable-rules engine, shared by the session (its workers start once)."""
+    with EnginePool(workers=2, timeout_s=10.0) as pool:
+        yield pool
+
+
 @pytest.fixture
-def container(database_url: str, clock: FakeClock) -> Iterator[Container]:
-    """Services wired to the test database, the reference evaluator and the fake clock."""
+def container(database_url: str, clock: FakeClock,
+              engine_pool: EnginePool) -> Iterator[Container]:
+    """Services wired to the test database, the real engine and the fake clock."""
     c = bootstrap(Settings(database_url=database_url, sqlite_busy_timeout_s=30.0),
-                  evaluator=ReferenceEvaluator(), clock=clock)
+                  evaluator=engine_pool, clock=clock)
     _empty_tables(c)
     try:
         yield c
