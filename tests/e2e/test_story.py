@@ -1,7 +1,7 @@
 """The product story over real HTTP, against `rules-service serve` running as a subprocess.
 
-Principals are created with the CLI, the database is a temporary SQLite file, and every
-step goes through the network like a real client's would.
+Principals are created with the CLI, the database is a throwaway one of the suite's kind
+(SQLite or PostgreSQL), and every step goes through the network as a real client's would.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import throwaway_database
 
 pytestmark = pytest.mark.e2e
 
@@ -78,10 +80,16 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`rules-service serve` on a free port, a fresh SQLite database, CLI-made principals."""
+    """`rules-service serve` on a free port, a fresh database of the suite's kind (SQLite or
+    PostgreSQL), principals made with the CLI."""
     workdir = tmp_path_factory.mktemp("e2e")
+    with throwaway_database(workdir) as url:
+        yield from _serve(workdir, url)
+
+
+def _serve(workdir: Path, database_url: str) -> Iterator[Server]:
     env = {**os.environ,
-           "RULES_SERVICE_DATABASE_URL": f"sqlite:///{workdir / 'rules.db'}",
+           "RULES_SERVICE_DATABASE_URL": database_url,
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("RULES_SERVICE_TEST_DATABASE", None)
     cli = cli_command()

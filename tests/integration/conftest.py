@@ -9,18 +9,14 @@ afterwards, so parallel runs never share tables. Every test starts with empty ta
 from __future__ import annotations
 
 import copy
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from rules_service.adapters import schema
 from rules_service.adapters.orm import Base
@@ -28,54 +24,15 @@ from rules_service.bootstrap import Container, bootstrap
 from rules_service.config import Settings
 from rules_service.engine import EnginePool
 from rules_service.services import principals
-
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def database_kind() -> str:
-    """Which database the integration tests run on."""
-    kind = os.environ.get("RULES_SERVICE_TEST_DATABASE", "sqlite").strip().lower()
-    if kind in ("postgres", "pg"):
-        kind = "postgresql"
-    if kind not in ("sqlite", "postgresql"):
-        raise pytest.UsageError(f"RULES_SERVICE_TEST_DATABASE must be sqlite or postgresql, "
-                                f"not {kind!r}")
-    return kind
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skips postgres_only tests when the tests run on SQLite."""
-    if database_kind() == "postgresql":
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (RULES_SERVICE_TEST_DATABASE=postgresql)")
-    for item in items:
-        if "postgres_only" in item.keywords:
-            item.add_marker(skip)
-
-
-def _admin_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+from tests.conftest import throwaway_database
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database for this test session."""
-    if database_kind() == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'rules-service.db'}"
+    with throwaway_database(tmp_path_factory.mktemp("db")) as url:
         schema.upgrade(url)
         yield url
-        return
-    base = os.environ.get("RULES_SERVICE_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-    name = f"rs_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    try:
-        schema.upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass
