@@ -19,6 +19,7 @@ from rules_service.domain import lifecycle
 from rules_service.domain.decision import Evaluation
 from rules_service.domain.errors import Conflict, NotFound, RequestInvalid
 from rules_service.domain.problems import Problem
+from rules_service.domain.ruleset import Outcome, Ruleset
 from rules_service.services.governance import resolve_actor, ruleset_of
 from rules_service.services.views import iso
 
@@ -105,18 +106,57 @@ def request_hash(ruleset: str, version: int | None, data: dict[str, Any]) -> str
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _escalation_view(row: EscalationRow) -> EscalationView:
-    return EscalationView(row.id, row.decision_id, row.ruleset.name, row.version, row.to_role,
-                          row.status, row.due_at, row.created_at, row.resolved_at,
-                          row.resolved_by, row.resolution, row.comment)
+def _escalation_view(row: EscalationRow, ruleset: str | None = None) -> EscalationView:
+    return EscalationView(row.id, row.decision_id, ruleset or row.ruleset.name, row.version,
+                          row.to_role, row.status, row.due_at, row.created_at,
+                          row.resolved_at, row.resolved_by, row.resolution, row.comment)
 
 
-def _view(row: DecisionRow, replayed: bool = False) -> DecisionView:
-    esc = _escalation_view(row.escalation) if row.escalation is not None else None
-    return DecisionView(row.id, row.ruleset.name, row.version, row.outcome,
+def decision_view(row: DecisionRow, ruleset: str, escalation: EscalationRow | None,
+                  replayed: bool = False) -> DecisionView:
+    """The view of a decision row and its escalation (given, so nothing is lazily loaded)."""
+    esc = _escalation_view(escalation, ruleset) if escalation is not None else None
+    return DecisionView(row.id, ruleset, row.version, row.outcome,
                         list(row.fired_rules), list(row.deciding_rules), esc, row.fallback,
                         row.fallback_reason, row.evaluated_at, row.duration_ms,
                         dict(row.input), row.caller, row.idempotency_key, replayed)
+
+
+def _view(row: DecisionRow, replayed: bool = False) -> DecisionView:
+    return decision_view(row, row.ruleset.name, row.escalation, replayed)
+
+
+def escalation_due_at(ruleset: Ruleset, now: datetime) -> datetime | None:
+    """When an escalation opened now is due: the runbook's response-time target from now."""
+    target = ruleset.response_time_target
+    if not target:
+        return None
+    try:
+        return now + lifecycle.parse_duration(target)
+    except ValueError:
+        return None  # an unreadable target means no deadline, not a lost decision
+
+
+def decision_rows(ruleset_id: int, version: int, ruleset: Ruleset, evaluation: Evaluation, *,
+                  caller: str, now: datetime, idempotency_key: str | None = None,
+                  request_hash: str | None = None
+                  ) -> tuple[DecisionRow, EscalationRow | None]:
+    """The rows recording one decision: the decision, and its escalation when it escalates."""
+    decision = DecisionRow(
+        id=str(uuid.uuid4()), ruleset_id=ruleset_id, version=version,
+        input=dict(evaluation.input), outcome=evaluation.outcome.value,
+        fired_rules=[f.to_dict() for f in evaluation.fired_rules],
+        deciding_rules=list(evaluation.deciding_rules), fallback=evaluation.fallback,
+        fallback_reason=evaluation.fallback_reason, caller=caller,
+        idempotency_key=idempotency_key or None, request_hash=request_hash,
+        evaluated_at=now, duration_ms=round(float(evaluation.duration_ms), 3))
+    escalation = None
+    if evaluation.outcome is Outcome.ESCALATE:
+        escalation = EscalationRow(
+            id=str(uuid.uuid4()), decision_id=decision.id, ruleset_id=ruleset_id,
+            version=version, to_role=evaluation.escalate_to or "approver", status="open",
+            due_at=escalation_due_at(ruleset, now), created_at=now, comment="")
+    return decision, escalation
 
 
 def _replay(row: DecisionRow, digest: str | None) -> DecisionView:
@@ -158,27 +198,9 @@ def record_decision(uow: UnitOfWork, *, ruleset: str, version: int, evaluation: 
             existing = uow.decisions.by_idempotency_key(caller, idempotency_key)
             if existing is not None:
                 return _replay(existing, request_hash)
-        decision = DecisionRow(
-            id=str(uuid.uuid4()), ruleset_id=rs.id, version=version,
-            input=dict(evaluation.input), outcome=evaluation.outcome.value,
-            fired_rules=[f.to_dict() for f in evaluation.fired_rules],
-            deciding_rules=list(evaluation.deciding_rules), fallback=evaluation.fallback,
-            fallback_reason=evaluation.fallback_reason, caller=caller,
-            idempotency_key=idempotency_key or None, request_hash=request_hash,
-            evaluated_at=now, duration_ms=round(float(evaluation.duration_ms), 3))
-        escalation = None
-        if evaluation.outcome.value == "escalate":
-            target = ruleset_of(version_row).response_time_target
-            due = None
-            if target:
-                try:
-                    due = now + lifecycle.parse_duration(target)
-                except ValueError:
-                    due = None  # an unreadable target means no deadline, not a lost decision
-            escalation = EscalationRow(
-                id=str(uuid.uuid4()), decision_id=decision.id, ruleset_id=rs.id,
-                version=version, to_role=evaluation.escalate_to or "approver", status="open",
-                due_at=due, created_at=now, comment="")
+        decision, escalation = decision_rows(
+            rs.id, version, ruleset_of(version_row), evaluation, caller=caller, now=now,
+            idempotency_key=idempotency_key, request_hash=request_hash)
         try:
             uow.decisions.add(decision, escalation)
         except IntegrityError:

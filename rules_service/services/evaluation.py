@@ -9,15 +9,12 @@ pin any version, which is how a proposal is tried before anyone signs it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rules_service.adapters.orm import DecisionRow, EscalationRow
 from rules_service.adapters.unit_of_work import UnitOfWork
-from rules_service.domain import lifecycle
 from rules_service.domain.decision import Evaluation
 from rules_service.domain.errors import Conflict, InputInvalid, NotFound, RequestInvalid
 from rules_service.domain.evaluator import Evaluator
@@ -25,7 +22,7 @@ from rules_service.domain.inputs import validate_input
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
 from rules_service.services import decisions
-from rules_service.services.decisions import DecisionView, EscalationView
+from rules_service.services.decisions import DecisionView
 from rules_service.services.governance import LoadedVersion, load_version
 from rules_service.services.views import iso
 
@@ -77,16 +74,6 @@ def _deciding_version(uow: UnitOfWork, name: str, version: int | None,
     return loaded
 
 
-def _due_at(ruleset: Ruleset, now: datetime) -> datetime | None:
-    target = ruleset.response_time_target
-    if not target:
-        return None
-    try:
-        return now + lifecycle.parse_duration(target)
-    except ValueError:
-        return None
-
-
 def evaluate(uow: UnitOfWork, evaluator: Evaluator, name: str, raw_input: dict[str, Any], *,
              version: int | None = None, dry_run: bool = False, caller: str,
              idempotency_key: str | None = None) -> Decision:
@@ -107,7 +94,7 @@ def evaluate(uow: UnitOfWork, evaluator: Evaluator, name: str, raw_input: dict[s
     if dry_run:
         now = uow.now()
         return DryRunDecision(loaded.name, loaded.version, evaluation, now,
-                              _due_at(loaded.ruleset, now))
+                              decisions.escalation_due_at(loaded.ruleset, now))
     return decisions.record_decision(
         uow, ruleset=loaded.name, version=loaded.version, evaluation=evaluation,
         caller=caller, idempotency_key=idempotency_key, request_hash=digest)
@@ -138,24 +125,6 @@ def _validate_all(ruleset: Ruleset, inputs: Sequence[Any]) -> list[dict[str, Any
     return valid
 
 
-def _rows(rs_id: int, version: int, ruleset: Ruleset, evaluation: Evaluation, caller: str,
-          now: datetime) -> tuple[DecisionRow, EscalationRow | None]:
-    decision = DecisionRow(
-        id=str(uuid.uuid4()), ruleset_id=rs_id, version=version,
-        input=dict(evaluation.input), outcome=evaluation.outcome.value,
-        fired_rules=[f.to_dict() for f in evaluation.fired_rules],
-        deciding_rules=list(evaluation.deciding_rules), fallback=evaluation.fallback,
-        fallback_reason=evaluation.fallback_reason, caller=caller, idempotency_key=None,
-        request_hash=None, evaluated_at=now, duration_ms=round(float(evaluation.duration_ms), 3))
-    escalation = None
-    if evaluation.outcome is Outcome.ESCALATE:
-        escalation = EscalationRow(
-            id=str(uuid.uuid4()), decision_id=decision.id, ruleset_id=rs_id, version=version,
-            to_role=evaluation.escalate_to or "approver", status="open",
-            due_at=_due_at(ruleset, now), created_at=now, comment="")
-    return decision, escalation
-
-
 def evaluate_batch(uow: UnitOfWork, evaluator: Evaluator, name: str,
                    inputs: Sequence[dict[str, Any]], *, version: int | None = None,
                    dry_run: bool = False, caller: str,
@@ -172,30 +141,20 @@ def evaluate_batch(uow: UnitOfWork, evaluator: Evaluator, name: str,
     evaluations = evaluator.evaluate_many(loaded.ruleset, data)
     if dry_run:
         now = uow.now()
-        due = _due_at(loaded.ruleset, now)
+        due = decisions.escalation_due_at(loaded.ruleset, now)
         return [DryRunDecision(loaded.name, loaded.version, ev, now, due) for ev in evaluations]
     with uow:
         now = uow.now()
         rs = uow.rulesets.get(name)
         if rs is None:  # deleted between the read and this transaction
             raise NotFound(f"no ruleset named {name}")
-        rows = [_rows(rs.id, loaded.version, loaded.ruleset, ev, caller, now)
-                for ev in evaluations]
+        rows = [decisions.decision_rows(rs.id, loaded.version, loaded.ruleset, ev,
+                                        caller=caller, now=now) for ev in evaluations]
         # One flush for the whole batch: decisions first, their escalations after.
         uow.session.add_all([d for d, _ in rows])
         uow.session.flush()
         uow.session.add_all([e for _, e in rows if e is not None])
         uow.session.flush()
-        views = [_view(rs.name, d, e) for d, e in rows]
+        views = [decisions.decision_view(d, rs.name, e) for d, e in rows]
         uow.commit()
     return list(views)
-
-
-def _view(ruleset: str, row: DecisionRow, esc: EscalationRow | None) -> DecisionView:
-    escalation = None if esc is None else EscalationView(
-        esc.id, row.id, ruleset, esc.version, esc.to_role, esc.status, esc.due_at,
-        esc.created_at, esc.resolved_at, esc.resolved_by, esc.resolution, esc.comment)
-    return DecisionView(row.id, ruleset, row.version, row.outcome, list(row.fired_rules),
-                        list(row.deciding_rules), escalation, row.fallback,
-                        row.fallback_reason, row.evaluated_at, row.duration_ms,
-                        dict(row.input), row.caller, row.idempotency_key)
