@@ -240,6 +240,15 @@ class DecisionRepository:
         stmt = stmt.order_by(DecisionRow.evaluated_at.desc(), DecisionRow.id.desc()).limit(limit)
         return self.session.scalars(stmt).unique().all()
 
+    def recent_outcomes(self, ruleset_id: int, limit: int
+                        ) -> Sequence[tuple[str, dict[str, Any], str]]:
+        """(id, input, outcome) of a ruleset's newest decisions: just what a replay needs."""
+        stmt = (select(DecisionRow.id, DecisionRow.input, DecisionRow.outcome)
+                .where(DecisionRow.ruleset_id == ruleset_id)
+                .order_by(DecisionRow.evaluated_at.desc(), DecisionRow.id.desc())
+                .limit(limit))
+        return [(row.id, row.input, row.outcome) for row in self.session.execute(stmt)]
+
     def get_escalation(self, escalation_id: str, *, for_update: bool = False
                        ) -> EscalationRow | None:
         """One escalation by id, optionally locked."""

@@ -20,6 +20,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -99,10 +100,14 @@ class EnginePool:
             if isinstance(compiled, EngineCompileError):
                 reason = f"ruleset cannot run on the engine: {compiled}"
                 return [fallback(ruleset, reason, data) for data in inputs]
-            results: list[Evaluation] = []
-            for chunk in _chunks(inputs, self.batch_size):
-                results.extend(self._run_chunk(ruleset, compiled, chunk))
-            return results
+            chunks = list(_chunks(inputs, self.batch_size))
+            if len(chunks) == 1 or self.workers == 1:
+                return [ev for chunk in chunks
+                        for ev in self._run_chunk(ruleset, compiled, chunk)]
+            # A large batch keeps every worker busy: one chunk per worker at a time.
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(chunks))) as threads:
+                parts = threads.map(lambda c: self._run_chunk(ruleset, compiled, c), chunks)
+                return [ev for part in parts for ev in part]
         except Exception as exc:  # noqa: BLE001 - the caller gets a fallback, never a traceback
             reason = f"engine error: {type(exc).__name__}: {exc}"
             return [_safe_fallback(ruleset, reason, data) for data in inputs]

@@ -104,8 +104,9 @@ def diff_versions(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
         to_ruleset = ruleset_of(to_row)
         records = []
         if impact is not None:
-            records = [RecordedDecision(row.id, dict(row.input), Outcome(row.outcome))
-                       for row in uow.decisions.list(ruleset_id=rs.id, limit=impact)]
+            records = [RecordedDecision(decision_id, dict(data), Outcome(outcome))
+                       for decision_id, data, outcome
+                       in uow.decisions.recent_outcomes(rs.id, impact)]
         result_from = from_row.number if from_row is not None else None
         result_to = to_row.number
     report = _replay(evaluator, to_ruleset, records) if impact is not None else None

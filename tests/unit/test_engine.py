@@ -155,11 +155,13 @@ def test_two_thousand_evaluations_in_a_row_stay_correct(pool: EnginePool) -> Non
         _same(evaluation, reference.evaluate(EXPENSES, data))
 
 
-def test_a_batch_larger_than_one_round_trip_keeps_its_order() -> None:
-    with EnginePool(workers=1, batch_size=7) as small:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_batch_larger_than_one_round_trip_keeps_its_order(workers: int) -> None:
+    with EnginePool(workers=workers, batch_size=7) as small:
         inputs = [{"amount": i * 100, "has_receipt": True} for i in range(60)]
         got = small.evaluate_many(EXPENSES, inputs)
     assert [e.input for e in got] == inputs
+    assert not any(e.fallback for e in got)
     assert [e.fired_ids for e in got] == [
         ReferenceEvaluator().evaluate(EXPENSES, d).fired_ids for d in inputs]
 
