@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import threading
 from typing import Any
 
 from flask import Flask
@@ -51,6 +52,10 @@ def create_app(settings: Settings | None = None, container: Any | None = None) -
 
         container = bootstrap(settings)
         atexit.register(container.close)
+        # Start the engine's workers in the background: the first request should not wait.
+        warm_up = getattr(container.evaluator, "warm_up", None)
+        if callable(warm_up):
+            threading.Thread(target=warm_up, name="engine-warm-up", daemon=True).start()
     app.extensions[EXTENSION] = container
     register_error_handlers(app)
     init_auth(app)

@@ -112,6 +112,20 @@ class EnginePool:
             reason = f"engine error: {type(exc).__name__}: {exc}"
             return [_safe_fallback(ruleset, reason, data) for data in inputs]
 
+    def warm_up(self) -> None:
+        """Starts every worker now, so that no request pays for a worker's start."""
+        if os.getpid() != self._pid:
+            self._reset_after_fork()
+        started: list[_Worker] = []
+        try:
+            for _ in range(self.workers):
+                started.append(self._acquire())
+        except _Failure:
+            pass  # a worker that cannot start now is started (or reported) on first use
+        finally:
+            for worker in started:
+                self._release(worker, healthy=True)
+
     def close(self) -> None:
         """Stops every worker; later calls get the fallback outcome."""
         with self._lock:

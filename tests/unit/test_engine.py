@@ -277,3 +277,14 @@ def test_an_input_that_cannot_be_sent_to_a_worker_falls_back(pool: EnginePool) -
     evaluation = pool.evaluate(EXPENSES, {"amount": 1, "junk": threading.Lock()})
     assert evaluation.fallback and "could not be sent" in (evaluation.fallback_reason or "")
     assert not pool.evaluate(EXPENSES, {"amount": 1}).fallback
+
+
+def test_warming_up_starts_every_worker_before_the_first_evaluation() -> None:
+    with EnginePool(workers=2) as warm:
+        assert warm.worker_pids() == []
+        warm.warm_up()
+        pids = warm.worker_pids()
+        assert len(pids) == 2
+        evaluation = warm.evaluate(EXPENSES, {"amount": 10, "has_receipt": True})
+        assert not evaluation.fallback
+        assert warm.worker_pids() == pids
