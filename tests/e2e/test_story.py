@@ -6,28 +6,18 @@ Principals are created with the CLI, the database is a throwaway one of the suit
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import throwaway_database
+from tests.e2e.support import ROOT, Server, cli_command, free_port, running, server_env
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 RULESET_FILE = ROOT / "rulesets" / "expense-approval.yaml"
 NAME = "expense-approval"
 PEOPLE = {
@@ -35,47 +25,6 @@ PEOPLE = {
     "expense-tool": ["--automation"],
     "finance-lead": [], "controller": [], "rules-dev": [], "ops-oncall": [],
 }
-
-
-def cli_command() -> list[str]:
-    """The installed console script, or the same entry point through this interpreter."""
-    script = Path(sys.executable).parent / "rules-service"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from rules_service.cli import main; "
-                                  "sys.exit(main())"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """The running service and how to call it."""
-
-    base: str
-    tokens: dict[str, str]
-
-    def call(self, method: str, path: str, body: Any = None, who: str | None = "admin",
-             ) -> tuple[int, Any, str]:
-        """(status, parsed JSON or text, content type) of one request."""
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if who is not None:
-            request.add_header("Authorization", f"Bearer {self.tokens[who]}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                status, raw, ctype = response.status, response.read(), response.headers
-        except urllib.error.HTTPError as exc:
-            status, raw, ctype = exc.code, exc.read(), exc.headers
-        content_type = ctype.get("Content-Type", "")
-        parsed = json.loads(raw) if "json" in content_type else raw.decode()
-        return status, parsed, content_type
 
 
 @pytest.fixture(scope="module")
@@ -88,15 +37,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def _serve(workdir: Path, database_url: str) -> Iterator[Server]:
-    env = {**os.environ,
-           "RULES_SERVICE_DATABASE_URL": database_url,
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    env.pop("RULES_SERVICE_TEST_DATABASE", None)
-    cli = cli_command()
+    env = server_env(database_url)
 
     def run(*args: str) -> str:
-        done = subprocess.run([*cli, *args], cwd=workdir, env=env, capture_output=True,
-                              text=True, timeout=120, check=False)
+        done = subprocess.run([*cli_command(), *args], cwd=workdir, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, (args, done.stdout, done.stderr)
         return done.stdout
 
@@ -104,31 +49,9 @@ def _serve(workdir: Path, database_url: str) -> Iterator[Server]:
     tokens = {name: run("principals", "add", name, *flags).strip().splitlines()[-1]
               for name, flags in PEOPLE.items()}
     port = free_port()
-    log = (workdir / "server.log").open("w")
-    process = subprocess.Popen([*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                               cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (workdir / "server.log").read_text()
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=2) as r:  # noqa: S310
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the server did not come up"
-            time.sleep(0.2)
-        yield Server(base, tokens)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with running(["serve", "--host", "127.0.0.1", "--port", str(port)], workdir, env, port,
+                 tokens) as server:
+        yield server
 
 
 def test_the_story_of_a_ruleset(server: Server) -> None:
