@@ -1,7 +1,8 @@
-"""The runbook as Markdown, for people who read it in a wiki or a terminal."""
+"""Runbooks and diffs as Markdown, for people who read them in a wiki or a terminal."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rules_service.services.views import RunbookView
@@ -117,4 +118,41 @@ def render_runbook(view: RunbookView) -> str:
         out.append("")
     if not runbook:
         out += ["_This ruleset has no runbook yet._", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _version(number: Any) -> str:
+    return f"version {number}" if number is not None else "nothing (a first version)"
+
+
+def _impact(impact: dict[str, Any]) -> list[str]:
+    replayed = impact.get("replayed", 0)
+    out = ["## Impact on recorded decisions", ""]
+    if not replayed:
+        return out + ["No recorded decisions to replay.", ""]
+    out.append(f"Replayed the last {replayed} decisions on the new version: "
+               f"**{impact.get('changed', 0)} would change**, {impact.get('unchanged', 0)} "
+               f"would not, {impact.get('input_rejected', 0)} inputs would no longer be "
+               f"accepted.")
+    transitions = impact.get("transitions") or {}
+    if transitions:
+        out += ["", "| Outcome change | Decisions |", "|---|---|"]
+        out += [f"| {_escape(k.replace('->', ' → '))} | {v} |" for k, v in transitions.items()]
+    examples = impact.get("examples") or []
+    if examples:
+        out += ["", "Examples:", ""]
+        out += [f"- `{e['decision_id']}`: {e['before']} → {e['after']} for "
+                f"`{_escape(json.dumps(e['input'], sort_keys=True))}`" for e in examples]
+    return out + [""]
+
+
+def render_diff(diff: dict[str, Any]) -> str:
+    """A diff (and its impact, when replayed) as a Markdown page for approvers."""
+    out = [f"# {diff['ruleset']}: {_version(diff['from'])} → version {diff['to']}", "",
+           "## Changes", ""]
+    summary = diff.get("summary") or []
+    out += [f"- {_escape(sentence)}" for sentence in summary] or ["No changes."]
+    out.append("")
+    if diff.get("impact") is not None:
+        out += _impact(diff["impact"])
     return "\n".join(out).rstrip() + "\n"

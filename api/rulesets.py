@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response
 
 from api.auth import current_principal
-from api.markdown import render_runbook
+from api.markdown import render_diff, render_runbook
 from api.openapi import documented
 from api.responses import dump
 from api.schemas import (
@@ -49,11 +49,14 @@ def diff(name: str, query: dict[str, Any]) -> Response:
     """What changed between two versions, and optionally how recorded decisions would change.
 
     `to` defaults to the newest pending version and `from` to its base version; `impact=N`
-    replays the last N recorded decisions on `to` and reports the outcome changes.
+    replays the last N recorded decisions on `to` and reports the outcome changes;
+    `format=markdown` gives the same as a page an approver reads.
     """
     c = container()
     result = diffs.diff_versions(c.uow(), c.evaluator, name, from_version=query["from_version"],
                                  to_version=query["to_version"], impact=query["impact"])
+    if query["format"] == "markdown":
+        return Response(render_diff(result.to_dict()), mimetype="text/markdown")
     return dump(DiffSchema, result.to_dict())
 
 

@@ -166,6 +166,8 @@ class DiffQuery(Schema):
     impact = fields.Integer(load_default=None, validate=validate.Range(min=1,
                                                                       max=MAX_IMPACT_REPLAY),
                             metadata={"description": "replay the last N decisions on `to`"})
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "markdown")),
+                           metadata={"description": "`markdown`: a page for approvers"})
 
 
 class DecisionsQuery(Schema):

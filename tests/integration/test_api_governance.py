@@ -275,6 +275,21 @@ def test_diff_impact_replays_recorded_decisions(api: Api) -> None:
     assert impact["transitions"] == {"escalate->approve": 2}
 
 
+def test_diff_as_markdown_is_a_page_an_approver_reads(api: Api) -> None:
+    active_v1(api)
+    for amount in (50, 150, 180, 300):
+        assert api.post(f"{BASE}/evaluate", {"input": {"amount": amount}}).status_code == 200
+    propose(api, "dev", limit=200)
+    response = api.get(f"{BASE}/diff?impact=10&format=markdown", who="appr")
+    assert response.status_code == 200
+    assert response.mimetype == "text/markdown"
+    page = response.get_data(as_text=True)
+    assert page.startswith(f"# {NAME}: version 1 → version 2\n")
+    assert "- Raised limit from 100 to 200" in page
+    assert "**2 would change**" in page
+    assert "| escalate → approve | 2 |" in page
+
+
 def test_diff_query_is_validated(api: Api) -> None:
     active_v1(api)
     response = api.get(f"{BASE}/diff?from=x&impact=0")
