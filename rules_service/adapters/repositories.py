@@ -240,6 +240,13 @@ class DecisionRepository:
         stmt = stmt.order_by(DecisionRow.evaluated_at.desc(), DecisionRow.id.desc()).limit(limit)
         return self.session.scalars(stmt).unique().all()
 
+    def add_many(self, rows: Sequence[tuple[DecisionRow, EscalationRow | None]]) -> None:
+        """Stores a batch of decisions and their escalations, with one flush for each kind."""
+        self.session.add_all([decision for decision, _ in rows])
+        self.session.flush()
+        self.session.add_all([esc for _, esc in rows if esc is not None])
+        self.session.flush()
+
     def recent_outcomes(self, ruleset_id: int, limit: int
                         ) -> Sequence[tuple[str, dict[str, Any], str]]:
         """(id, input, outcome) of a ruleset's newest decisions: just what a replay needs."""

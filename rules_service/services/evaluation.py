@@ -150,11 +150,7 @@ def evaluate_batch(uow: UnitOfWork, evaluator: Evaluator, name: str,
             raise NotFound(f"no ruleset named {name}")
         rows = [decisions.decision_rows(rs.id, loaded.version, loaded.ruleset, ev,
                                         caller=caller, now=now) for ev in evaluations]
-        # One flush for the whole batch: decisions first, their escalations after.
-        uow.session.add_all([d for d, _ in rows])
-        uow.session.flush()
-        uow.session.add_all([e for _, e in rows if e is not None])
-        uow.session.flush()
+        uow.decisions.add_many(rows)
         views = [decisions.decision_view(d, rs.name, e) for d, e in rows]
         uow.commit()
     return list(views)
