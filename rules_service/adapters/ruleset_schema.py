@@ -22,12 +22,14 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validates_schema
 
 from rules_service.domain.inputs import MAX_SAFE_INTEGER
+from rules_service.domain.lifecycle import parse_duration
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import ROLES, FieldType, Outcome
 from rules_service.language.parser import RESERVED
 
 SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The form a file may use (a strict subset of what lifecycle.parse_duration reads).
 DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 OUTCOMES = tuple(o.value for o in Outcome)
 FIELD_TYPES = tuple(t.value for t in FieldType)
@@ -352,7 +354,7 @@ class EscalationSchema(StrictSchema):
             if not m or not any(m.groups()):
                 errors["response_time_target"] = [
                     f"'{target}' is not a duration; write it like 30m, 4h, 2d or 1h30m"]
-            elif duration_minutes(target) == 0:
+            elif parse_duration(target).total_seconds() == 0:
                 errors["response_time_target"] = ["must be longer than zero"]
         if errors:
             raise ValidationError(errors)
@@ -404,15 +406,6 @@ class RulesetSchema(StrictSchema):
             raise ValidationError(errors)
 
 
-def duration_minutes(text: str) -> int | None:
-    """Minutes in a duration like ``4h``, ``30m``, ``2d`` or ``1h30m`` (None if malformed)."""
-    m = DURATION.match(text.strip())
-    if not m or not any(m.groups()):
-        return None
-    days, hours, minutes = (int(g) if g else 0 for g in m.groups())
-    return days * 24 * 60 + hours * 60 + minutes
-
-
 def _join(place: str, key: Any) -> str:
     if isinstance(key, int):
         return f"{place}[{key}]"
@@ -447,5 +440,5 @@ def load_structure(definition: Any) -> tuple[dict[str, Any] | None, list[Problem
         return None, flatten_errors(exc.messages)
 
 
-__all__ = ["RulesetSchema", "describe", "duration_minutes", "flatten_errors", "load_structure",
+__all__ = ["RulesetSchema", "describe", "flatten_errors", "load_structure",
            "normalize_number", "normalize_value"]
