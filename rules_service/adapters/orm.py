@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Column,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -28,6 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from rules_service.domain.figures import LATENCY_BUCKET_COUNT
 
 # Stable constraint names so Alembic migrations (and batch mode on SQLite) can refer to them.
 NAMING_CONVENTION = {
@@ -243,3 +248,40 @@ class EscalationRow(Base):
 
     decision: Mapped[DecisionRow] = relationship(back_populates="escalation")
     ruleset: Mapped[RulesetRow] = relationship(lazy="joined")
+
+
+class LiveGenerationRow(Base):
+    """One counter, bumped in the same transaction as every change to what processes keep
+    in memory (active and scheduled versions, principals and tokens). Each process polls
+    it and reloads when it moves; see ``services.live``."""
+
+    __tablename__ = "live_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+HISTOGRAM_COLUMNS: tuple[str, ...] = tuple(f"latency_bucket_{i:02d}"
+                                           for i in range(LATENCY_BUCKET_COUNT))
+"""Columns of ``decision_rollups`` counting decisions per latency bucket
+(``domain.figures.LATENCY_BUCKETS_MS``)."""
+
+
+decision_rollups = Table(
+    "decision_rollups", Base.metadata,
+    Column("ruleset_id", Integer, ForeignKey("rulesets.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("bucket_start", UTCDateTime(), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("outcome", String(10), primary_key=True),
+    Column("fallback", Boolean, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("duration_sum", Float, nullable=False),
+    Column("duration_max", Float, nullable=False),
+    *(Column(name, BigInteger, nullable=False) for name in HISTOGRAM_COLUMNS),
+    Index("ix_decision_rollups_bucket_start", "bucket_start"),
+)
+"""Decisions counted per ruleset, minute, version, outcome and fallback, with a latency
+histogram (``HISTOGRAM_COLUMNS``). Written in the same transaction as the decisions it
+counts (``adapters.decision_log``), so the figures cost O(buckets) and are always exact.
+Only ever used through SQLAlchemy Core, so it is a Table, not a mapped class."""

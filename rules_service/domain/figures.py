@@ -143,3 +143,21 @@ def minutes_saved_per_auto_decision(definition: Mapping[str, Any]) -> float | No
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+# Latency histogram bucket bounds in milliseconds (upper bounds, "le"), a 1-2-5 series
+# per decade; a last, unbounded bucket follows. Recorded decisions are counted into these
+# buckets (the rollups), so percentiles come from counts, never from rows: a reported
+# percentile lies in the same bucket as the true one (see ``histogram_percentile``).
+LATENCY_BUCKETS_MS: tuple[float, ...] = (
+    0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0,
+    1000.0, 2000.0, 5000.0, 10000.0)
+LATENCY_BUCKET_COUNT = len(LATENCY_BUCKETS_MS) + 1
+
+
+def latency_bucket(duration_ms: float) -> int:
+    """The index of the histogram bucket a duration falls in (the last one is unbounded)."""
+    for index, bound in enumerate(LATENCY_BUCKETS_MS):
+        if duration_ms <= bound:
+            return index
+    return len(LATENCY_BUCKETS_MS)
