@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from rules_service.adapters import rollups
 from rules_service.adapters.orm import DecisionRow, EscalationRow
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain import lifecycle
@@ -159,6 +160,13 @@ def decision_rows(ruleset_id: int, version: int, ruleset: Ruleset, evaluation: E
     return decision, escalation
 
 
+def roll_up(uow: UnitOfWork, rows: list[DecisionRow]) -> None:
+    """Counts newly inserted (flushed) decisions into the rollups, in the same transaction."""
+    rollups.add_decisions(uow.session.connection(), [
+        rollups.RolledDecision(r.ruleset_id, r.version, r.evaluated_at, r.outcome,
+                               bool(r.fallback), r.duration_ms) for r in rows])
+
+
 def _replay(row: DecisionRow, digest: str | None) -> DecisionView:
     if row.request_hash != digest:
         raise Conflict("idempotency_conflict", f"idempotency key {row.idempotency_key!r} was "
@@ -213,6 +221,7 @@ def record_decision(uow: UnitOfWork, *, ruleset: str, version: int, evaluation: 
                 raise
             return _replay(existing, request_hash)
         uow.session.flush()
+        roll_up(uow, [decision])
         uow.session.refresh(decision)
         view = _view(decision)
         uow.commit()
@@ -312,9 +321,11 @@ def resolve_escalation(uow: UnitOfWork, escalation_id: str, *, resolution: str,
         row.status = "resolved"
         row.resolution = resolution
         row.resolved_by = who.name
-        row.resolved_at = uow.now()
+        resolved_at = row.resolved_at = uow.now()
         row.comment = comment or ""
         uow.session.flush()
+        rollups.add_resolutions(uow.session.connection(), [rollups.RolledResolution(
+            row.ruleset_id, row.created_at, resolved_at, row.due_at)])
         view = _escalation_view(row)
         uow.commit()
     return view

@@ -151,6 +151,7 @@ def evaluate_batch(uow: UnitOfWork, evaluator: Evaluator, name: str,
         rows = [decisions.decision_rows(rs.id, loaded.version, loaded.ruleset, ev,
                                         caller=caller, now=now) for ev in evaluations]
         uow.decisions.add_many(rows)
+        decisions.roll_up(uow, [d for d, _ in rows])
         views = [decisions.decision_view(d, rs.name, e) for d, e in rows]
         uow.commit()
     return list(views)
