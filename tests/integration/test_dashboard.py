@@ -396,6 +396,11 @@ def test_dashboard_route_returns_the_figures(client: FlaskClient, world: World,
     # v2 was activated 23.5h ago; v1's activation was 3 days ago.
     assert refunds["change_approval"]["approved_to_active_seconds"]["count"] == 1
     assert body["window"]["hours"] == 24.0
+    # The rollups are read in whole minutes; the answer says which, and how percentiles
+    # are estimated.
+    assert body["rollup_window"]["until"] == (
+        world.now.replace(second=0) + timedelta(minutes=1)).isoformat()
+    assert "same bucket" in body["percentile_method"]
 
 
 def test_dashboard_route_takes_iso_moments(client: FlaskClient, world: World,
