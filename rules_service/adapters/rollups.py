@@ -5,21 +5,22 @@ decisions themselves, so they cost O(buckets) however many decisions there are. 
 counting happens in the caller's transaction, on its ``Connection``: a rollup row
 commits with the decisions it counts or not at all, so the figures are exact.
 
-Each function aggregates in Python per key first, then sends one upsert per table
-(``INSERT .. ON CONFLICT (primary key) DO UPDATE SET count = count + excluded.count, ..``),
-its rows sorted by key, so concurrent writers lock rows in the same order and cannot
+Each function aggregates in Python per key first, then sends one upsert statement per
+table (``INSERT .. ON CONFLICT (primary key) DO UPDATE SET count = count + excluded.count,
+..``) with one parameter set per key, sorted by key, so concurrent writers lock rows in the same order and cannot
 deadlock one another. Counts and sums add; maxima take the larger (``GREATEST`` on
 PostgreSQL, SQLite's two-argument ``MAX``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+import functools
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, func
+from sqlalchemy import ColumnElement, Connection, Executable, Table, func
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rules_service.adapters.orm import (
@@ -31,11 +32,6 @@ from rules_service.adapters.orm import (
     escalation_rollups,
 )
 from rules_service.domain import figures
-
-# A row holds ~25 parameters; SQLite allows 32,766 per statement, PostgreSQL 65,535.
-# A group commit or a batch brings a handful of keys, so this only splits a backfill.
-_ROWS_PER_STATEMENT = 1000
-
 
 @dataclass(frozen=True)
 class RolledDecision:
@@ -117,35 +113,44 @@ class _ResolutionSums:
                 **dict(zip(CYCLE_COLUMNS, self.histogram, strict=True))}
 
 
-def _greatest(connection: Connection) -> Callable[[Any, Any], ColumnElement[Any]]:
-    if connection.dialect.name == "postgresql":
-        return func.greatest
-    return func.max  # SQLite's MAX with two arguments is the scalar maximum
+@functools.cache
+def _upsert_statement(table: Table, dialect: str, keys: tuple[str, ...],
+                      max_columns: tuple[str, ...]) -> Executable:
+    """``INSERT .. ON CONFLICT (keys) DO UPDATE`` adding counts and sums, keeping maxima.
+
+    Built once per table and dialect and run with many parameter sets, so SQLAlchemy
+    compiles it once (a multi-row VALUES clause would be compiled again on every call).
+    """
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table)
+        greatest: Callable[[Any, Any], ColumnElement[Any]] = func.greatest
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table)  # type: ignore[assignment]
+        greatest = func.max  # SQLite's MAX with two arguments is the scalar maximum
+    else:
+        raise NotImplementedError(f"rollups need PostgreSQL or SQLite, not {dialect}")
+    excluded = stmt.excluded
+    updates = {column.name: (greatest(column, excluded[column.name])
+                             if column.name in max_columns else column + excluded[column.name])
+               for column in table.columns if column.name not in keys}
+    return stmt.on_conflict_do_update(index_elements=[table.c[k] for k in keys], set_=updates)
 
 
-def _upsert(connection: Connection, table: Table, keys: Sequence[str],
-            rows: dict[tuple[Hashable, ...], dict[str, Any]], max_columns: Sequence[str]
+def _upsert(connection: Connection, table: Table, keys: tuple[str, ...],
+            rows: dict[tuple[Hashable, ...], dict[str, Any]], max_columns: tuple[str, ...]
             ) -> None:
-    """Adds the rows' figures to the table's rows of the same keys (inserting new keys)."""
+    """Adds the rows' figures to the table's rows of the same keys (inserting new keys).
+
+    One statement with one parameter set per key, in key order: psycopg sends them to
+    PostgreSQL pipelined in one round trip, SQLite runs the prepared statement per key
+    without leaving the process.
+    """
     if not rows:
         return
-    dialect = connection.dialect.name
-    if dialect not in ("postgresql", "sqlite"):
-        raise NotImplementedError(f"rollups need PostgreSQL or SQLite, not {dialect}")
-    greatest = _greatest(connection)
-    values = [{**dict(zip(keys, key, strict=True)), **figures_} for key, figures_
+    params = [{**dict(zip(keys, key, strict=True)), **figures_} for key, figures_
               in sorted(rows.items(), key=lambda item: item[0])]
-    for start in range(0, len(values), _ROWS_PER_STATEMENT):
-        chunk = values[start:start + _ROWS_PER_STATEMENT]
-        stmt = (postgresql.insert(table).values(chunk) if dialect == "postgresql"
-                else sqlite.insert(table).values(chunk))
-        excluded = stmt.excluded
-        updates: dict[str, Any] = {
-            name: (greatest(table.c[name], excluded[name]) if name in max_columns
-                   else table.c[name] + excluded[name])
-            for name in values[0] if name not in keys}
-        connection.execute(stmt.on_conflict_do_update(
-            index_elements=[table.c[k] for k in keys], set_=updates))
+    connection.execute(_upsert_statement(table, connection.dialect.name, keys, max_columns),
+                       params)
 
 
 _DECISION_KEYS = ("ruleset_id", "bucket_start", "version", "outcome", "fallback")

@@ -269,22 +269,23 @@ def test_the_migrations_build_the_schema_the_orm_describes(busy: Container) -> N
     assert differences == []
 
 
-def test_add_decisions_sends_one_upsert_per_table_with_sorted_keys(
-        container: Container) -> None:
-    statements: list[str] = []
+def test_add_decisions_sends_one_upsert_per_table_with_its_keys_sorted() -> None:
+    sent: list[tuple[str, list[dict[str, Any]]]] = []
 
     class Recorder:
-        """A connection that only notes the SQL it is asked to run."""
+        """A connection that only notes the SQL and parameters it is asked to run."""
 
         dialect = sqlite.dialect()
 
-        def execute(self, statement: Any) -> None:
-            statements.append(str(statement.compile(dialect=self.dialect)))
+        def execute(self, statement: Any, parameters: list[dict[str, Any]]) -> None:
+            sent.append((str(statement.compile(dialect=self.dialect)), parameters))
 
     at = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     rollups.add_decisions(Recorder(), [  # type: ignore[arg-type]
-        rollups.RolledDecision(2, 1, at + timedelta(minutes=m), "approve", False, 1.0)
-        for m in (5, 1, 3)])
-    assert len(statements) == 3
-    assert all("ON CONFLICT" in s and "DO UPDATE" in s for s in statements)
-    assert "max(decision_rollups.duration_max, excluded.duration_max)" in statements[0]
+        rollups.RolledDecision(2, 1, at + timedelta(minutes=m), outcome, False, 1.0)
+        for m, outcome in ((5, "approve"), (1, "reject"), (3, "approve"), (1, "approve"))])
+    assert [len(parameters) for _, parameters in sent] == [4, 2, 2]  # minutes, hours, totals
+    assert all("ON CONFLICT" in sql and "DO UPDATE" in sql for sql, _ in sent)
+    assert "max(decision_rollups.duration_max, excluded.duration_max)" in sent[0][0]
+    minutes = [(p["bucket_start"].minute, p["outcome"]) for p in sent[0][1]]
+    assert minutes == [(1, "approve"), (1, "reject"), (3, "approve"), (5, "approve")]
