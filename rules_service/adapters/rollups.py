@@ -6,9 +6,9 @@ counting happens in the caller's transaction, on its ``Connection``: a rollup ro
 commits with the decisions it counts or not at all, so the figures are exact.
 
 Each function aggregates in Python per key first, then sends one upsert statement per
-table (``INSERT .. ON CONFLICT (primary key) DO UPDATE SET count = count + excluded.count,
-..``) with one parameter set per key, sorted by key, so concurrent writers lock rows in the same order and cannot
-deadlock one another. Counts and sums add; maxima take the larger (``GREATEST`` on
+table (``INSERT .. ON CONFLICT (primary key) DO UPDATE SET count = count +
+excluded.count, ..``) with one parameter set per key, sorted by key, so concurrent
+writers lock rows in the same order and cannot deadlock one another. Counts and sums add; maxima take the larger (``GREATEST`` on
 PostgreSQL, SQLite's two-argument ``MAX``).
 """
 
@@ -32,6 +32,7 @@ from rules_service.adapters.orm import (
     escalation_rollups,
 )
 from rules_service.domain import figures
+
 
 @dataclass(frozen=True)
 class RolledDecision:
