@@ -8,8 +8,8 @@ commits with the decisions it counts or not at all, so the figures are exact.
 Each function aggregates in Python per key first, then sends one upsert statement per
 table (``INSERT .. ON CONFLICT (primary key) DO UPDATE SET count = count +
 excluded.count, ..``) with one parameter set per key, sorted by key, so concurrent
-writers lock rows in the same order and cannot deadlock one another. Counts and sums add; maxima take the larger (``GREATEST`` on
-PostgreSQL, SQLite's two-argument ``MAX``).
+writers lock rows in the same order and cannot deadlock one another. Counts and sums
+add; maxima take the larger (``GREATEST`` on PostgreSQL, SQLite's two-argument ``MAX``).
 """
 
 from __future__ import annotations
