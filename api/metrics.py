@@ -1,8 +1,11 @@
 """Prometheus figures read from the database on every scrape.
 
-The collector holds no counts of its own: each scrape runs a handful of aggregate queries
-(``services.dashboard.metrics_snapshot``), so whichever gunicorn worker answers, the
-figures are the same and cover every worker's decisions. Each app gets its own
+The collector holds no counts of its own: each scrape reads the all-time rollups and a
+few indexed counts (``services.dashboard.metrics_snapshot``), so whichever gunicorn worker
+answers, the figures are the same, cover every worker's decisions, and cost O(rulesets x
+buckets) whatever the number of decisions. Latency is a real histogram (cumulative
+``_bucket{le=..}``, ``_sum``, ``_count``), so it can be aggregated across instances and
+turned into quantiles by ``histogram_quantile``. Each app gets its own
 ``CollectorRegistry`` (never the global one), so many apps can live in one process.
 """
 
@@ -11,14 +14,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from flask import Flask
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
 
 from rules_service.adapters.unit_of_work import UnitOfWork
+from rules_service.domain.figures import LATENCY_BUCKETS_MS
 from rules_service.services.dashboard import RulesetCounters, metrics_snapshot
 
 REGISTRY_EXTENSION = "rules_service.metrics_registry"
-QUANTILES = {"p50": "0.5", "p95": "0.95", "p99": "0.99"}
+# The histogram's upper bounds in seconds, as Prometheus writes them.
+LATENCY_LE: tuple[str, ...] = (*(floatToGoString(ms / 1000.0) for ms in LATENCY_BUCKETS_MS),
+                               "+Inf")
 
 Family = CounterMetricFamily | GaugeMetricFamily
 
@@ -47,14 +59,17 @@ def _families() -> dict[str, Family]:
             "rules_service_hours_saved", "Hours saved by auto-decided decisions (approve or "
             "reject, no fallback), each valued at its version's "
             "impact.minutes_saved_per_auto_decision.", labels=["ruleset"]),
-        "latency": GaugeMetricFamily(
-            "rules_service_evaluation_latency_seconds", "Evaluation latency of the decisions "
-            "recorded in the last five minutes, nearest-rank quantiles.",
-            labels=["ruleset", "quantile"]),
     }
 
 
-def _fill(families: dict[str, Family], row: RulesetCounters) -> None:
+def _latency_family() -> HistogramMetricFamily:
+    return HistogramMetricFamily(
+        "rules_service_evaluation_latency_seconds", "Evaluation latency (duration_ms) of "
+        "every recorded decision.", labels=["ruleset"])
+
+
+def _fill(families: dict[str, Family], latency: HistogramMetricFamily,
+          row: RulesetCounters) -> None:
     name = row.ruleset
     for outcome, count in sorted(row.decisions_by_outcome.items()):
         families["decisions"].add_metric([name, outcome], count)
@@ -64,10 +79,11 @@ def _fill(families: dict[str, Family], row: RulesetCounters) -> None:
     families["active"].add_metric([name], row.active_version or 0)
     families["pending"].add_metric([name], row.pending_versions)
     families["hours"].add_metric([name], row.hours_saved)
-    for key, quantile in QUANTILES.items():
-        value = row.recent_latency_ms.get(key)
-        if value is not None:
-            families["latency"].add_metric([name, quantile], value / 1000.0)
+    cumulative, buckets = 0, []
+    for le, count in zip(LATENCY_LE, row.latency_histogram, strict=True):
+        cumulative += count
+        buckets.append((le, float(cumulative)))
+    latency.add_metric([name], buckets, sum_value=row.latency_sum_ms / 1000.0)
 
 
 class DatabaseCollector(Collector):
@@ -79,13 +95,15 @@ class DatabaseCollector(Collector):
     def describe(self) -> Iterator[Metric]:
         """The metric names, without touching the database (used at registration)."""
         yield from _families().values()
+        yield _latency_family()
 
     def collect(self) -> Iterator[Metric]:
         """Every metric family, with one sample per ruleset (and label)."""
-        families = _families()
+        families, latency = _families(), _latency_family()
         for row in metrics_snapshot(self._uow_factory()):
-            _fill(families, row)
+            _fill(families, latency, row)
         yield from families.values()
+        yield latency
 
 
 def make_registry(uow_factory: Callable[[], UnitOfWork]) -> CollectorRegistry:

@@ -69,6 +69,14 @@ class DashboardWindowSchema(Schema):
     hours = fields.Float(required=True)
 
 
+class DashboardRollupWindowSchema(Schema):
+    """The whole minutes the figures read from the rollups: [since, until), both ends on
+    the minute (a window ending now holds the current minute)."""
+
+    since = fields.String(required=True)
+    until = fields.String(required=True)
+
+
 class DashboardThroughputSchema(Schema):
     """Recorded decisions in the window."""
 
@@ -77,7 +85,9 @@ class DashboardThroughputSchema(Schema):
 
 
 class DashboardLatencySchema(Schema):
-    """Evaluation latency (duration_ms of recorded decisions), nearest-rank percentiles."""
+    """Evaluation latency (duration_ms of recorded decisions): percentiles from the latency
+    histogram (see ``percentile_method``: in the same bucket as the nearest-rank value),
+    exact mean and max."""
 
     p50 = fields.Float(allow_none=True)
     p95 = fields.Float(allow_none=True)
@@ -101,7 +111,8 @@ class DashboardFallbackSchema(Schema):
 
 
 class DashboardCycleTimeSchema(Schema):
-    """Durations in seconds: count, nearest-rank p50/p95, mean, max."""
+    """Durations in seconds: count, p50/p95 from the cycle-time histogram (see
+    ``percentile_method``), exact mean and max."""
 
     count = fields.Integer(required=True)
     p50 = fields.Float(allow_none=True)
@@ -188,6 +199,9 @@ class DashboardSchema(Schema):
     """GET /v1/dashboard: the operations figures for a window, per ruleset and overall."""
 
     window = fields.Nested(DashboardWindowSchema, required=True)
+    rollup_window = fields.Nested(DashboardRollupWindowSchema, required=True)
+    percentile_method = fields.String(required=True, metadata={
+        "description": "how percentiles are estimated from histogram buckets, and the error"})
     generated_at = fields.String(required=True)
     ruleset = fields.String(allow_none=True)
     overall = fields.Nested(DashboardOverallFiguresSchema, required=True)

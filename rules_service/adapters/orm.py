@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from rules_service.domain.figures import LATENCY_BUCKET_COUNT
+from rules_service.domain.figures import CYCLE_BUCKET_COUNT, LATENCY_BUCKET_COUNT
 
 # Stable constraint names so Alembic migrations (and batch mode on SQLite) can refer to them.
 NAMING_CONVENTION = {
@@ -230,6 +230,11 @@ class EscalationRow(Base):
     __table_args__ = (
         Index("ix_escalations_status_due_at", "status", "due_at"),
         Index("ix_escalations_ruleset_id_status", "ruleset_id", "status"),
+        # Only the open escalations, which people keep few: the open and overdue counts
+        # read this small index, never the resolved history.
+        Index("ix_escalations_open_ruleset_id_due_at", "ruleset_id", "due_at",
+              sqlite_where=text("status = 'open'"),
+              postgresql_where=text("status = 'open'")),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -263,25 +268,73 @@ class LiveGenerationRow(Base):
 
 HISTOGRAM_COLUMNS: tuple[str, ...] = tuple(f"latency_bucket_{i:02d}"
                                            for i in range(LATENCY_BUCKET_COUNT))
-"""Columns of ``decision_rollups`` counting decisions per latency bucket
+"""Columns of the decision rollups counting decisions per latency bucket
 (``domain.figures.LATENCY_BUCKETS_MS``)."""
 
+CYCLE_COLUMNS: tuple[str, ...] = tuple(f"cycle_bucket_{i:02d}"
+                                       for i in range(CYCLE_BUCKET_COUNT))
+"""Columns of ``escalation_rollups`` counting resolutions per cycle-time bucket
+(``domain.figures.CYCLE_BUCKETS_S``)."""
 
-decision_rollups = Table(
-    "decision_rollups", Base.metadata,
+
+def _decision_figures() -> list[Column[Any]]:
+    return [Column("count", BigInteger, nullable=False),
+            Column("duration_sum", Float, nullable=False),
+            Column("duration_max", Float, nullable=False),
+            *(Column(name, BigInteger, nullable=False) for name in HISTOGRAM_COLUMNS)]
+
+
+def _decision_rollup_table(name: str) -> Table:
+    return Table(
+        name, Base.metadata,
+        Column("ruleset_id", Integer, ForeignKey("rulesets.id", ondelete="CASCADE"),
+               primary_key=True),
+        Column("bucket_start", UTCDateTime(), primary_key=True),
+        Column("version", Integer, primary_key=True),
+        Column("outcome", String(10), primary_key=True),
+        Column("fallback", Boolean, primary_key=True),
+        *_decision_figures(),
+        Index(f"ix_{name}_bucket_start", "bucket_start"),
+    )
+
+
+decision_rollups = _decision_rollup_table("decision_rollups")
+"""Decisions counted per ruleset, minute, version, outcome and fallback, with a latency
+histogram (``HISTOGRAM_COLUMNS``). Written in the same transaction as the decisions it
+counts (``adapters.rollups.add_decisions``), so the figures cost O(buckets) and are always
+exact. Only ever used through SQLAlchemy Core, so it is a Table, not a mapped class."""
+
+decision_rollups_hourly = _decision_rollup_table("decision_rollups_hourly")
+"""The same counts per hour (``bucket_start`` on the hour), written alongside the minutes:
+a long window reads its whole hours here and only its ragged ends from the minutes."""
+
+decision_totals = Table(
+    "decision_totals", Base.metadata,
     Column("ruleset_id", Integer, ForeignKey("rulesets.id", ondelete="CASCADE"),
            primary_key=True),
-    Column("bucket_start", UTCDateTime(), primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("outcome", String(10), primary_key=True),
     Column("fallback", Boolean, primary_key=True),
-    Column("count", BigInteger, nullable=False),
-    Column("duration_sum", Float, nullable=False),
-    Column("duration_max", Float, nullable=False),
-    *(Column(name, BigInteger, nullable=False) for name in HISTOGRAM_COLUMNS),
-    Index("ix_decision_rollups_bucket_start", "bucket_start"),
+    *_decision_figures(),
 )
-"""Decisions counted per ruleset, minute, version, outcome and fallback, with a latency
-histogram (``HISTOGRAM_COLUMNS``). Written in the same transaction as the decisions it
-counts (``adapters.decision_log``), so the figures cost O(buckets) and are always exact.
-Only ever used through SQLAlchemy Core, so it is a Table, not a mapped class."""
+"""All-time counts per ruleset, version, outcome and fallback, with the latency histogram:
+what the counters and the histogram of /metrics expose, in a few rows whatever the age
+of the service."""
+
+escalation_rollups = Table(
+    "escalation_rollups", Base.metadata,
+    Column("ruleset_id", Integer, ForeignKey("rulesets.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("bucket_start", UTCDateTime(), primary_key=True),
+    Column("resolved", BigInteger, nullable=False),
+    Column("resolved_with_target", BigInteger, nullable=False),
+    Column("resolved_within_target", BigInteger, nullable=False),
+    Column("seconds_sum", Float, nullable=False),
+    Column("seconds_max", Float, nullable=False),
+    *(Column(name, BigInteger, nullable=False) for name in CYCLE_COLUMNS),
+    Index("ix_escalation_rollups_bucket_start", "bucket_start"),
+)
+"""Escalations resolved per ruleset and minute of resolution: how many, how many had a
+due time and met it, and the resolution time (``resolved_at - created_at``) as a sum, a
+maximum and a histogram (``CYCLE_COLUMNS``). Written in ``resolve_escalation``'s
+transaction (``adapters.rollups.add_resolutions``)."""

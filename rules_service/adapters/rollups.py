@@ -1,28 +1,42 @@
-"""Decision rollups: decisions counted per ruleset, minute, version, outcome and fallback.
+"""Writing the rollups: decisions and escalation resolutions counted into time buckets.
 
-Written in the caller's transaction (the decision writer's), so a rollup never counts a
-decision that was not stored, nor misses one that was.
+The operations figures (``services.dashboard``, /metrics) read these tables, never the
+decisions themselves, so they cost O(buckets) however many decisions there are. The
+counting happens in the caller's transaction, on its ``Connection``: a rollup row
+commits with the decisions it counts or not at all, so the figures are exact.
+
+Each function aggregates in Python per key first, then sends one upsert statement per
+table (``INSERT .. ON CONFLICT (primary key) DO UPDATE SET count = count +
+excluded.count, ..``) with one parameter set per key, sorted by key, so concurrent
+writers lock rows in the same order and cannot deadlock one another. Counts and sums
+add; maxima take the larger (``GREATEST`` on PostgreSQL, SQLite's two-argument ``MAX``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+import functools
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func
+from sqlalchemy import ColumnElement, Connection, Executable, Table, func
 from sqlalchemy.dialects import postgresql, sqlite
 
-from rules_service.adapters.orm import HISTOGRAM_COLUMNS, decision_rollups
-from rules_service.domain.figures import latency_bucket
-
-_KEY = ("ruleset_id", "bucket_start", "version", "outcome", "fallback")
+from rules_service.adapters.orm import (
+    CYCLE_COLUMNS,
+    HISTOGRAM_COLUMNS,
+    decision_rollups,
+    decision_rollups_hourly,
+    decision_totals,
+    escalation_rollups,
+)
+from rules_service.domain import figures
 
 
 @dataclass(frozen=True)
 class RolledDecision:
-    """What the rollups need of one recorded decision."""
+    """What the rollups need of one recorded decision (``duration_ms`` as recorded)."""
 
     ruleset_id: int
     version: int
@@ -32,44 +46,147 @@ class RolledDecision:
     duration_ms: float
 
 
-def bucket_start(at: datetime) -> datetime:
-    """The minute a timestamp is counted in."""
-    return at.replace(second=0, microsecond=0)
+@dataclass(frozen=True)
+class RolledResolution:
+    """What the rollups need of one resolved escalation."""
+
+    ruleset_id: int
+    created_at: datetime
+    resolved_at: datetime
+    due_at: datetime | None
 
 
-def rollup_rows(decisions: Iterable[RolledDecision]) -> list[dict[str, Any]]:
-    """The decisions aggregated per rollup key, sorted by key."""
-    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for d in decisions:
-        key = (d.ruleset_id, bucket_start(d.evaluated_at), d.version, d.outcome, d.fallback)
-        row = rows.get(key)
-        if row is None:
-            row = dict(zip(_KEY, key, strict=True))
-            row.update(count=0, duration_sum=0.0, duration_max=0.0)
-            row.update(dict.fromkeys(HISTOGRAM_COLUMNS, 0))
-            rows[key] = row
-        row["count"] += 1
-        row["duration_sum"] += d.duration_ms
-        row["duration_max"] = max(row["duration_max"], d.duration_ms)
-        row[HISTOGRAM_COLUMNS[latency_bucket(d.duration_ms)]] += 1
-    return [rows[k] for k in sorted(rows)]
+def minute_start(moment: datetime) -> datetime:
+    """The start of the UTC minute holding the moment: the decisions' bucket."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.replace(second=0, microsecond=0)
+
+
+def hour_start(moment: datetime) -> datetime:
+    """The start of the UTC hour holding the moment: the hourly rollups' bucket."""
+    return minute_start(moment).replace(minute=0)
+
+
+@dataclass
+class _DecisionSums:
+    count: int = 0
+    duration_sum: float = 0.0
+    duration_max: float = 0.0
+    histogram: list[int] = field(default_factory=lambda: [0] * figures.LATENCY_BUCKET_COUNT)
+
+    def add(self, duration_ms: float) -> None:
+        self.count += 1
+        self.duration_sum += duration_ms
+        self.duration_max = max(self.duration_max, duration_ms)
+        self.histogram[figures.latency_bucket(duration_ms)] += 1
+
+    def columns(self) -> dict[str, Any]:
+        return {"count": self.count, "duration_sum": self.duration_sum,
+                "duration_max": self.duration_max,
+                **dict(zip(HISTOGRAM_COLUMNS, self.histogram, strict=True))}
+
+
+@dataclass
+class _ResolutionSums:
+    resolved: int = 0
+    with_target: int = 0
+    within_target: int = 0
+    seconds_sum: float = 0.0
+    seconds_max: float = 0.0
+    histogram: list[int] = field(default_factory=lambda: [0] * figures.CYCLE_BUCKET_COUNT)
+
+    def add(self, resolution: RolledResolution) -> None:
+        # A clock that stepped back must not make a negative cycle time.
+        seconds = max((resolution.resolved_at - resolution.created_at).total_seconds(), 0.0)
+        self.resolved += 1
+        if resolution.due_at is not None:
+            self.with_target += 1
+            if resolution.resolved_at <= resolution.due_at:
+                self.within_target += 1
+        self.seconds_sum += seconds
+        self.seconds_max = max(self.seconds_max, seconds)
+        self.histogram[figures.cycle_bucket(seconds)] += 1
+
+    def columns(self) -> dict[str, Any]:
+        return {"resolved": self.resolved, "resolved_with_target": self.with_target,
+                "resolved_within_target": self.within_target,
+                "seconds_sum": self.seconds_sum, "seconds_max": self.seconds_max,
+                **dict(zip(CYCLE_COLUMNS, self.histogram, strict=True))}
+
+
+@functools.cache
+def _upsert_statement(table: Table, dialect: str, keys: tuple[str, ...],
+                      max_columns: tuple[str, ...]) -> Executable:
+    """``INSERT .. ON CONFLICT (keys) DO UPDATE`` adding counts and sums, keeping maxima.
+
+    Built once per table and dialect and run with many parameter sets, so SQLAlchemy
+    compiles it once (a multi-row VALUES clause would be compiled again on every call).
+    """
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table)
+        greatest: Callable[[Any, Any], ColumnElement[Any]] = func.greatest
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table)  # type: ignore[assignment]
+        greatest = func.max  # SQLite's MAX with two arguments is the scalar maximum
+    else:
+        raise NotImplementedError(f"rollups need PostgreSQL or SQLite, not {dialect}")
+    excluded = stmt.excluded
+    updates = {column.name: (greatest(column, excluded[column.name])
+                             if column.name in max_columns else column + excluded[column.name])
+               for column in table.columns if column.name not in keys}
+    return stmt.on_conflict_do_update(index_elements=[table.c[k] for k in keys], set_=updates)
+
+
+def _upsert(connection: Connection, table: Table, keys: tuple[str, ...],
+            rows: dict[tuple[Hashable, ...], dict[str, Any]], max_columns: tuple[str, ...]
+            ) -> None:
+    """Adds the rows' figures to the table's rows of the same keys (inserting new keys).
+
+    One statement with one parameter set per key, in key order: psycopg sends them to
+    PostgreSQL pipelined in one round trip, SQLite runs the prepared statement per key
+    without leaving the process.
+    """
+    if not rows:
+        return
+    params = [{**dict(zip(keys, key, strict=True)), **figures_} for key, figures_
+              in sorted(rows.items(), key=lambda item: item[0])]
+    connection.execute(_upsert_statement(table, connection.dialect.name, keys, max_columns),
+                       params)
+
+
+_DECISION_KEYS = ("ruleset_id", "bucket_start", "version", "outcome", "fallback")
+_TOTAL_KEYS = ("ruleset_id", "version", "outcome", "fallback")
 
 
 def add_decisions(connection: Connection, decisions: Iterable[RolledDecision]) -> None:
-    """Counts decisions into the rollups in the caller's transaction: one upsert statement,
-    rows in key order so concurrent writers lock them in the same order."""
-    rows = rollup_rows(decisions)
-    if not rows:
-        return
-    dialect = connection.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(decision_rollups).values(rows)
-    table, new = decision_rollups.c, stmt.excluded
-    biggest = func.greatest if dialect == "postgresql" else func.max
-    updates: dict[str, Any] = {
-        "count": table.count + new.count,
-        "duration_sum": table.duration_sum + new.duration_sum,
-        "duration_max": biggest(table.duration_max, new.duration_max),
-        **{name: table[name] + new[name] for name in HISTOGRAM_COLUMNS},
-    }
-    connection.execute(stmt.on_conflict_do_update(index_elements=list(_KEY), set_=updates))
+    """Counts decisions into the rollups in the caller's transaction.
+
+    Aggregated in Python per key, then one upsert per table (minutes, hours, all-time
+    totals), keys sorted so concurrent writers lock rows in the same order. Call it once
+    per decision actually inserted: never for an idempotent replay.
+    """
+    minutes: dict[tuple[Hashable, ...], _DecisionSums] = {}
+    hours: dict[tuple[Hashable, ...], _DecisionSums] = {}
+    totals: dict[tuple[Hashable, ...], _DecisionSums] = {}
+    for d in decisions:
+        kind = (d.version, d.outcome, bool(d.fallback))
+        minute = minute_start(d.evaluated_at)
+        for sums, key in ((minutes, (d.ruleset_id, minute, *kind)),
+                          (hours, (d.ruleset_id, minute.replace(minute=0), *kind)),
+                          (totals, (d.ruleset_id, *kind))):
+            sums.setdefault(key, _DecisionSums()).add(float(d.duration_ms))
+    for table, keys, sums in ((decision_rollups, _DECISION_KEYS, minutes),
+                              (decision_rollups_hourly, _DECISION_KEYS, hours),
+                              (decision_totals, _TOTAL_KEYS, totals)):
+        _upsert(connection, table, keys, {k: s.columns() for k, s in sums.items()},
+                max_columns=("duration_max",))
+
+
+def add_resolutions(connection: Connection, resolutions: Iterable[RolledResolution]) -> None:
+    """Counts resolved escalations into ``escalation_rollups`` in the caller's transaction,
+    by ruleset and minute of resolution (one upsert, keys sorted)."""
+    sums: dict[tuple[Hashable, ...], _ResolutionSums] = {}
+    for r in resolutions:
+        sums.setdefault((r.ruleset_id, minute_start(r.resolved_at)), _ResolutionSums()).add(r)
+    _upsert(connection, escalation_rollups, ("ruleset_id", "bucket_start"),
+            {k: s.columns() for k, s in sums.items()}, max_columns=("seconds_max",))

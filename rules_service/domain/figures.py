@@ -6,11 +6,16 @@ value at rank ceil(p/100 * n) (1-based). It always returns one of the observed v
 also exactly what PostgreSQL's ``percentile_disc`` computes, so the database can do the
 work when there are many values.
 
+Recorded figures (decision latency, escalation cycle time) are counted into histogram
+buckets as they are written, so their percentiles come from bucket counts
+(``histogram_percentile``): the estimate lies in the same bucket as the nearest-rank value.
+
 Rates and statistics of nothing are ``None``, not 0: "no decisions" is not "no fallbacks".
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -154,10 +159,84 @@ LATENCY_BUCKETS_MS: tuple[float, ...] = (
     1000.0, 2000.0, 5000.0, 10000.0)
 LATENCY_BUCKET_COUNT = len(LATENCY_BUCKETS_MS) + 1
 
+# Escalation cycle-time (resolution time) bucket bounds in seconds: 1, 5, 15 and 30
+# minutes, 1, 2, 4, 8 and 12 hours, 1, 2, 3, 7, 14 and 30 days; a last, unbounded one follows.
+CYCLE_BUCKETS_S: tuple[float, ...] = (
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0,
+    172800.0, 259200.0, 604800.0, 1209600.0, 2592000.0)
+CYCLE_BUCKET_COUNT = len(CYCLE_BUCKETS_S) + 1
+
+PERCENTILE_METHOD = (
+    "histogram: the bucket holding the nearest-rank value (rank ceil(p/100 x n)) is found "
+    "from the bucket counts, and the value is interpolated linearly inside it (capped at "
+    "the observed maximum); the true nearest-rank percentile lies in the same bucket, so "
+    "the error is less than that bucket's width (latency buckets form a 1-2-5 series, so "
+    "at most a factor 2.5); beyond the last bound the observed maximum is reported")
+
+
+def histogram_bucket(value: float, bounds: Sequence[float]) -> int:
+    """The index of the bucket (upper bounds inclusive) a value falls in; last: unbounded."""
+    return bisect.bisect_left(bounds, value)
+
 
 def latency_bucket(duration_ms: float) -> int:
     """The index of the histogram bucket a duration falls in (the last one is unbounded)."""
-    for index, bound in enumerate(LATENCY_BUCKETS_MS):
-        if duration_ms <= bound:
-            return index
-    return len(LATENCY_BUCKETS_MS)
+    return histogram_bucket(duration_ms, LATENCY_BUCKETS_MS)
+
+
+def cycle_bucket(seconds: float) -> int:
+    """The index of the cycle-time bucket a resolution time falls in."""
+    return histogram_bucket(seconds, CYCLE_BUCKETS_S)
+
+
+def histogram_percentile(counts: Sequence[int], bounds: Sequence[float], p: float,
+                         maximum: float | None = None) -> float | None:
+    """The p-th percentile estimated from bucket counts; None when they count nothing.
+
+    ``counts[i]`` counts the values in (bounds[i-1], bounds[i]] (from 0 for the first, and
+    above the last bound for ``counts[len(bounds)]``). The bucket is the one holding the
+    nearest-rank value; inside it the value is interpolated linearly by rank, as if the
+    bucket's values were spread evenly, and capped at ``maximum`` (the observed largest
+    value) when given. So the result lies in the same bucket as the exact nearest-rank
+    percentile of the values: its error is less than the bucket's width. In the unbounded
+    last bucket the result is ``maximum`` (or the last bound when it is unknown).
+    """
+    if len(counts) != len(bounds) + 1:
+        raise ValueError(f"{len(bounds)} bounds need {len(bounds) + 1} counts, "
+                         f"got {len(counts)}")
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = nearest_rank(total, p)
+    before = 0
+    for index, count in enumerate(counts):
+        if before + count < rank:
+            before += count
+            continue
+        lower = bounds[index - 1] if index > 0 else 0.0
+        if index == len(bounds):
+            return maximum if maximum is not None else lower
+        upper = bounds[index]
+        if rank - before == count:
+            value = upper
+        else:
+            value = lower + (upper - lower) * (rank - before) / count
+            # Float rounding must not move the value out of (lower, upper].
+            value = min(max(value, math.nextafter(lower, math.inf)), upper)
+        return min(value, maximum) if maximum is not None and maximum > lower else value
+    raise AssertionError("the rank is within the total")  # pragma: no cover
+
+
+def histogram_percentiles(counts: Sequence[int], bounds: Sequence[float],
+                          ps: Sequence[int] = LATENCY_PERCENTILES,
+                          maximum: float | None = None) -> dict[str, float | None]:
+    """Several histogram percentiles at once, keyed ``p50``, ``p95``, ..."""
+    return {f"p{p}": histogram_percentile(counts, bounds, p, maximum) for p in ps}
+
+
+def histogram_of(values: Iterable[float], bounds: Sequence[float]) -> list[int]:
+    """The bucket counts of the values (what the rollups hold for them)."""
+    counts = [0] * (len(bounds) + 1)
+    for value in values:
+        counts[histogram_bucket(value, bounds)] += 1
+    return counts

@@ -1,22 +1,39 @@
 """Operations figures (contract section 6): the dashboard and the figures behind /metrics.
 
-The database does the counting: every figure is an aggregate over the decisions,
-escalations, versions and audit tables, so it is right however many server processes
-recorded the rows. Latency percentiles are nearest-rank (see ``domain.figures``),
-computed in SQL with window functions (``ROW_NUMBER`` over the window's durations) so no
-durations are loaded; the same statement runs on SQLite and PostgreSQL.
+The database does the counting, and the decisions are never scanned: every decision
+figure is read from the rollups (``adapters.rollups``), which count the decisions by
+ruleset, version, outcome and fallback, with a latency histogram, per minute, per hour
+and for all time, in the same transaction that records them. A figure therefore costs
+O(buckets), not O(decisions), and is right however many server processes recorded the
+rows. Escalation cycle times come from the escalation rollups (per minute of
+resolution); open and overdue escalations from COUNTs over a partial index holding only
+the open ones.
 
-Definitions, per ruleset and overall, for the window [since, until) (default: the last
-7 days; a window that ends now includes what was recorded at now):
+Latency and cycle-time percentiles come from the histograms (``domain.figures.
+histogram_percentile``): the value reported lies in the same histogram bucket as the exact
+nearest-rank percentile, interpolated by rank inside it and capped at the observed
+maximum; the error is less than that bucket's width (latency buckets are a 1-2-5 series,
+so within a factor 2.5 of the exact value). Counts, shares, rates, means and maxima are
+exact.
 
-- decisions: recorded decisions whose ``evaluated_at`` lies in the window (dry runs are
-  never recorded, so never counted); throughput is that count per hour of the window.
+Windows are whole minutes: a decision (or resolution) counts when the minute it falls in
+starts in [since, until) with both ends rounded down to the minute; a window that ends
+now includes the current minute, so what was recorded at now is counted. The answer
+gives these bounds as ``rollup_window``. Whole hours of a window are read from the hourly
+rollups, its ragged ends from the minute ones.
+
+Definitions, per ruleset and overall, for the window (default: the last 7 days):
+
+- decisions: recorded decisions in the window (dry runs are never recorded, so never
+  counted); throughput is that count per hour of the window.
 - exception rate: the share of those decisions whose outcome is ``escalate``.
 - fallback rate: the share decided by the ruleset's ``fallback`` (the engine could not decide).
 - auto-decided: outcome ``approve`` or ``reject`` and not a fallback, i.e. settled by the
   rules with no person involved (``domain.figures.is_auto_decided``). Hours saved are the
   auto-decided count times the ACTIVE version's ``impact.minutes_saved_per_auto_decision``,
   divided by 60: today's valuation of the window's work.
+- escalations raised: the escalate decisions of the window (recording one raises its
+  escalation, at the same moment).
 - escalations open / overdue: the state now, whatever the window (an open escalation is
   open now); overdue means open with ``due_at`` (set from the runbook's response-time
   target when the escalation was raised) before now.
@@ -36,15 +53,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, case, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, Table, case, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from rules_service.adapters.orm import (
+    CYCLE_COLUMNS,
+    HISTOGRAM_COLUMNS,
     AuditEventRow,
-    DecisionRow,
     EscalationRow,
     VersionRow,
+    decision_rollups,
+    decision_rollups_hourly,
+    decision_totals,
+    escalation_rollups,
 )
+from rules_service.adapters.rollups import hour_start, minute_start
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain import figures
 from rules_service.domain.errors import NotFound, RequestInvalid
@@ -54,8 +77,9 @@ from rules_service.domain.ruleset import Outcome
 from rules_service.services.governance import activate_due
 
 DEFAULT_WINDOW = timedelta(days=7)
-RECENT_LATENCY_WINDOW = timedelta(minutes=5)
+MINUTE = timedelta(minutes=1)
 _TICK = timedelta(microseconds=1)
+HOUR = timedelta(hours=1)
 OUTCOMES: tuple[str, ...] = tuple(o.value for o in Outcome)
 ESCALATION_OPEN = "open"
 ESCALATION_RESOLVED = "resolved"
@@ -64,22 +88,27 @@ ESCALATION_RESOLVED = "resolved"
 # --------------------------------------------------------------------------- gathering
 
 
+def _empty_histogram(size: int = figures.LATENCY_BUCKET_COUNT) -> list[int]:
+    return [0] * size
+
+
 @dataclass
 class _DecisionTally:
-    """Counts and latency sums of one ruleset's (or all) decisions in the window."""
+    """Counts, latency sum, maximum and histogram of one ruleset's (or all) decisions."""
 
     by_outcome: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     fallbacks: int = 0
     auto_decided: int = 0
     duration_sum: float = 0.0
     duration_max: float | None = None
+    histogram: list[int] = field(default_factory=_empty_histogram)
 
     @property
     def count(self) -> int:
         return sum(self.by_outcome.values())
 
     def add(self, outcome: str, fallback: bool, count: int, duration_sum: float,
-            duration_max: float | None) -> None:
+            duration_max: float | None, histogram: Iterable[int]) -> None:
         self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + count
         if fallback:
             self.fallbacks += count
@@ -89,18 +118,61 @@ class _DecisionTally:
         if duration_max is not None:
             self.duration_max = (duration_max if self.duration_max is None
                                  else max(self.duration_max, duration_max))
+        self.histogram = [a + int(b) for a, b in zip(self.histogram, histogram, strict=True)]
+
+    def merge(self, other: _DecisionTally) -> None:
+        for outcome, count in other.by_outcome.items():
+            self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + count
+        self.fallbacks += other.fallbacks
+        self.auto_decided += other.auto_decided
+        self.duration_sum += other.duration_sum
+        if other.duration_max is not None:
+            self.duration_max = (other.duration_max if self.duration_max is None
+                                 else max(self.duration_max, other.duration_max))
+        self.histogram = [a + b for a, b in zip(self.histogram, other.histogram, strict=True)]
+
+    def latency(self) -> dict[str, float | None]:
+        """Histogram percentiles, exact mean and maximum, in milliseconds."""
+        return {**figures.histogram_percentiles(self.histogram, figures.LATENCY_BUCKETS_MS,
+                                                figures.LATENCY_PERCENTILES,
+                                                self.duration_max),
+                "mean": figures.rate(self.duration_sum, self.count),
+                "max": self.duration_max}
 
 
 @dataclass
 class _EscalationTally:
     """Escalation figures of one ruleset (or all)."""
 
-    raised: int = 0
     open: int = 0
     overdue: int = 0
-    resolved_seconds: list[float] = field(default_factory=list)
+    resolved: int = 0
     resolved_within_target: int = 0
     resolved_with_target: int = 0
+    seconds_sum: float = 0.0
+    seconds_max: float | None = None
+    histogram: list[int] = field(
+        default_factory=lambda: _empty_histogram(figures.CYCLE_BUCKET_COUNT))
+
+    def merge(self, other: _EscalationTally) -> None:
+        self.open += other.open
+        self.overdue += other.overdue
+        self.resolved += other.resolved
+        self.resolved_within_target += other.resolved_within_target
+        self.resolved_with_target += other.resolved_with_target
+        self.seconds_sum += other.seconds_sum
+        if other.seconds_max is not None:
+            self.seconds_max = (other.seconds_max if self.seconds_max is None
+                                else max(self.seconds_max, other.seconds_max))
+        self.histogram = [a + b for a, b in zip(self.histogram, other.histogram, strict=True)]
+
+    def cycle_time(self) -> dict[str, Any]:
+        """Count, histogram percentiles, exact mean and maximum of the resolution times."""
+        return {"count": self.resolved,
+                **figures.histogram_percentiles(self.histogram, figures.CYCLE_BUCKETS_S,
+                                                figures.CYCLE_PERCENTILES, self.seconds_max),
+                "mean": figures.rate(self.seconds_sum, self.resolved),
+                "max": self.seconds_max}
 
 
 @dataclass
@@ -125,83 +197,75 @@ def _only(stmt: Select[*_Ts], column: Any, ids: list[int] | None
     return stmt if ids is None else stmt.where(column.in_(ids))
 
 
-def _decision_tallies(session: Session, ids: list[int] | None, since: datetime,
-                      until: datetime) -> dict[int, _DecisionTally]:
-    d = DecisionRow
-    stmt = (select(d.ruleset_id, d.outcome, d.fallback, func.count(), func.sum(d.duration_ms),
-                   func.max(d.duration_ms))
-            .where(_in_window(d.evaluated_at, since, until))
-            .group_by(d.ruleset_id, d.outcome, d.fallback))
+def _rollup_spans(start: datetime, end: datetime) -> list[tuple[Table, datetime, datetime]]:
+    """The tables and spans covering minute-aligned [start, end): whole hours from the
+    hourly rollups, the ragged ends from the minute ones."""
+    first_hour = hour_start(start) if start == hour_start(start) else hour_start(start) + HOUR
+    last_hour = hour_start(end)
+    if first_hour >= last_hour:
+        return [(decision_rollups, start, end)]
+    spans = [(decision_rollups_hourly, first_hour, last_hour)]
+    if start < first_hour:
+        spans.append((decision_rollups, start, first_hour))
+    if last_hour < end:
+        spans.append((decision_rollups, last_hour, end))
+    return spans
+
+
+def _decision_sums(table: Table) -> list[Any]:
+    return [func.sum(table.c["count"]), func.sum(table.c.duration_sum),
+            func.max(table.c.duration_max), *(func.sum(table.c[h]) for h in HISTOGRAM_COLUMNS)]
+
+
+def _decision_tallies(session: Session, ids: list[int] | None, start: datetime,
+                      end: datetime) -> dict[int, _DecisionTally]:
+    """Per ruleset, the rollups of minute-aligned [start, end)."""
     tallies: dict[int, _DecisionTally] = defaultdict(_DecisionTally)
-    for rid, outcome, fallback, count, total, top in session.execute(
-            _only(stmt, d.ruleset_id, ids)):
-        tallies[rid].add(outcome, bool(fallback), int(count), float(total or 0.0),
-                         float(top) if top is not None else None)
+    for table, lower, upper in _rollup_spans(start, end):
+        t = table.c
+        stmt = (select(t.ruleset_id, t.outcome, t.fallback, *_decision_sums(table))
+                .where(t.bucket_start >= lower, t.bucket_start < upper)
+                .group_by(t.ruleset_id, t.outcome, t.fallback))
+        for rid, outcome, fallback, count, total, top, *histogram in session.execute(
+                _only(stmt, t.ruleset_id, ids)):
+            tallies[rid].add(outcome, bool(fallback), int(count), float(total or 0.0),
+                             float(top) if top is not None else None, histogram)
     return tallies
-
-
-def _latency_percentiles(session: Session, ids: list[int] | None, since: datetime,
-                         until: datetime, *, per_ruleset: bool
-                         ) -> dict[int | None, dict[str, float | None]]:
-    """Nearest-rank percentiles of duration_ms, by ruleset (or over all, keyed None)."""
-    d = DecisionRow
-    partition = d.ruleset_id if per_ruleset else None
-    ranked = _only(select(
-        d.ruleset_id.label("rid"),
-        d.duration_ms.label("ms"),
-        func.row_number().over(partition_by=partition, order_by=d.duration_ms).label("rn"),
-        func.count().over(partition_by=partition).label("n"),
-    ).where(_in_window(d.evaluated_at, since, until)), d.ruleset_id, ids).subquery()
-    # rank = ceil(p * n / 100) in integer arithmetic: (p * n + 99) // 100, same on both databases.
-    columns = [func.max(case((ranked.c.rn == (ranked.c.n * p + 99) // 100, ranked.c.ms)))
-               .label(f"p{p}") for p in figures.LATENCY_PERCENTILES]
-    stmt = (select(ranked.c.rid, *columns).group_by(ranked.c.rid) if per_ruleset
-            else select(*columns))
-    out: dict[int | None, dict[str, float | None]] = {}
-    for row in session.execute(stmt):
-        values = list(row)
-        key = values.pop(0) if per_ruleset else None
-        if not per_ruleset and values[0] is None:
-            continue  # no decisions at all: the aggregate row is all NULL
-        out[key] = {f"p{p}": (float(v) if v is not None else None)
-                    for p, v in zip(figures.LATENCY_PERCENTILES, values, strict=True)}
-    return out
 
 
 def _open_escalations(session: Session, ids: list[int] | None,
                       now: datetime) -> dict[int, tuple[int, int]]:
     """(open, overdue) escalations by ruleset, as of now."""
     e = EscalationRow
+    # The status test is literal SQL, so both databases match it to the partial index of
+    # open escalations (a bound parameter would not prove the index's condition).
     stmt = (select(e.ruleset_id, func.count(), func.count(case((e.due_at < now, 1))))
-            .where(e.status == ESCALATION_OPEN).group_by(e.ruleset_id))
+            .where(text(f"escalations.status = '{ESCALATION_OPEN}'"))
+            .group_by(e.ruleset_id))
     return {rid: (int(count), int(overdue))
             for rid, count, overdue in session.execute(_only(stmt, e.ruleset_id, ids))}
 
 
-def _escalation_tallies(session: Session, ids: list[int] | None, since: datetime,
-                        until: datetime, now: datetime) -> dict[int, _EscalationTally]:
-    e = EscalationRow
+def _escalation_tallies(session: Session, ids: list[int] | None, start: datetime,
+                        end: datetime, now: datetime) -> dict[int, _EscalationTally]:
     tallies: dict[int, _EscalationTally] = defaultdict(_EscalationTally)
     for rid, (count, overdue) in _open_escalations(session, ids, now).items():
         tallies[rid].open = count
         tallies[rid].overdue = overdue
-    raised_stmt = (select(e.ruleset_id, func.count())
-                   .where(_in_window(e.created_at, since, until)).group_by(e.ruleset_id))
-    for rid, count in session.execute(_only(raised_stmt, e.ruleset_id, ids)):
-        tallies[rid].raised = int(count)
-    # Resolutions are made by people, so a window holds few enough to load.
-    resolved_stmt = (select(e.ruleset_id, e.created_at, e.resolved_at, e.due_at)
-                     .where(e.status == ESCALATION_RESOLVED,
-                            _in_window(e.resolved_at, since, until)))
-    for rid, created, resolved, due in session.execute(_only(resolved_stmt, e.ruleset_id, ids)):
+    r = escalation_rollups.c
+    stmt = (select(r.ruleset_id, func.sum(r.resolved), func.sum(r.resolved_with_target),
+                   func.sum(r.resolved_within_target), func.sum(r.seconds_sum),
+                   func.max(r.seconds_max), *(func.sum(r[c]) for c in CYCLE_COLUMNS))
+            .where(r.bucket_start >= start, r.bucket_start < end).group_by(r.ruleset_id))
+    for rid, resolved, with_target, within, total, top, *histogram in session.execute(
+            _only(stmt, r.ruleset_id, ids)):
         tally = tallies[rid]
-        seconds = figures.duration_seconds(created, resolved)
-        if seconds is not None:
-            tally.resolved_seconds.append(seconds)
-        if due is not None:
-            tally.resolved_with_target += 1
-            if resolved is not None and resolved <= due:
-                tally.resolved_within_target += 1
+        tally.resolved = int(resolved)
+        tally.resolved_with_target = int(with_target)
+        tally.resolved_within_target = int(within)
+        tally.seconds_sum = float(total or 0.0)
+        tally.seconds_max = float(top) if top is not None else None
+        tally.histogram = [int(n) for n in histogram]
     return tallies
 
 
@@ -285,33 +349,26 @@ def _target_seconds(target: str | None) -> float | None:
         return None  # an unreadable target is reported as written, without seconds
 
 
-def _figures(tally: _DecisionTally, latency: dict[str, float | None] | None,
-             escalations: _EscalationTally, changes: _ChangeTally, since: datetime,
-             until: datetime) -> dict[str, Any]:
+def _figures(tally: _DecisionTally, escalations: _EscalationTally, changes: _ChangeTally,
+             since: datetime, until: datetime) -> dict[str, Any]:
     count = tally.count
     shares = figures.shares(tally.by_outcome)
-    resolved = escalations.resolved_seconds
     return {
         "decisions": {"count": count, "per_hour": figures.per_hour(count, since, until)},
-        "latency_ms": {
-            **(latency or dict.fromkeys(
-                (f"p{p}" for p in figures.LATENCY_PERCENTILES), None)),
-            "mean": figures.rate(tally.duration_sum, count),
-            "max": tally.duration_max,
-        },
+        "latency_ms": tally.latency(),
         "outcomes": {o: {"count": tally.by_outcome.get(o, 0), "share": shares.get(o)}
                      for o in tally.by_outcome},
         "exception_rate": shares.get(figures.ESCALATE),
         "fallbacks": {"count": tally.fallbacks, "rate": figures.rate(tally.fallbacks, count)},
         "escalations": {
-            "raised": escalations.raised,
+            "raised": tally.by_outcome.get(figures.ESCALATE, 0),
             "open": escalations.open,
             "overdue": escalations.overdue,
-            "resolved": len(resolved),
+            "resolved": escalations.resolved,
             "resolved_within_target": escalations.resolved_within_target,
             "resolved_within_target_rate": figures.rate(escalations.resolved_within_target,
                                                         escalations.resolved_with_target),
-            "resolution_time_seconds": figures.duration_summary(resolved),
+            "resolution_time_seconds": escalations.cycle_time(),
         },
         "change_approval": {
             "proposed": changes.proposed,
@@ -325,26 +382,14 @@ def _figures(tally: _DecisionTally, latency: dict[str, float | None] | None,
 def _merge_decisions(tallies: Iterable[_DecisionTally]) -> _DecisionTally:
     total = _DecisionTally()
     for t in tallies:
-        for outcome, count in t.by_outcome.items():
-            total.by_outcome[outcome] = total.by_outcome.get(outcome, 0) + count
-        total.fallbacks += t.fallbacks
-        total.auto_decided += t.auto_decided
-        total.duration_sum += t.duration_sum
-        if t.duration_max is not None:
-            total.duration_max = (t.duration_max if total.duration_max is None
-                                  else max(total.duration_max, t.duration_max))
+        total.merge(t)
     return total
 
 
 def _merge_escalations(tallies: Iterable[_EscalationTally]) -> _EscalationTally:
     total = _EscalationTally()
     for t in tallies:
-        total.raised += t.raised
-        total.open += t.open
-        total.overdue += t.overdue
-        total.resolved_seconds.extend(t.resolved_seconds)
-        total.resolved_within_target += t.resolved_within_target
-        total.resolved_with_target += t.resolved_with_target
+        total.merge(t)
     return total
 
 
@@ -393,9 +438,10 @@ def dashboard(uow: UnitOfWork, *, ruleset: str | None = None,
     with uow.readonly():
         now = ensure_utc(uow.now())
         start, end = dashboard_window(since, until, now)
-        # A window ending now includes what was recorded at this very moment: timestamps
-        # have microsecond resolution, so "< now + 1us" is "<= now".
-        upper = end + _TICK if until is None else end
+        # Whole minutes: both ends rounded down, except that a window ending now holds
+        # the current minute, so what was recorded at this very moment is counted.
+        lower = minute_start(start)
+        upper = minute_start(end) + MINUTE if until is None else minute_start(end)
         session = uow.session
         if ruleset is not None:
             row = uow.rulesets.get(ruleset)
@@ -407,11 +453,11 @@ def dashboard(uow: UnitOfWork, *, ruleset: str | None = None,
         else:
             rows = [(rs.id, rs.name, rs.title) for rs in uow.rulesets.list_all()]
             ids = None
-        decisions = _decision_tallies(session, ids, start, upper)
-        latency = _latency_percentiles(session, ids, start, upper, per_ruleset=True)
-        overall_latency = _latency_percentiles(session, ids, start, upper, per_ruleset=False)
-        escalations = _escalation_tallies(session, ids, start, upper, now)
-        changes = _change_tallies(session, ids, start, upper)
+        decisions = _decision_tallies(session, ids, lower, upper)
+        escalations = _escalation_tallies(session, ids, lower, upper, now)
+        # Versions and their audit trail are small: their exact window stays.
+        exact_upper = end + _TICK if until is None else end
+        changes = _change_tallies(session, ids, start, exact_upper)
         states = _version_states(session, ids)
 
     per_ruleset: list[dict[str, Any]] = []
@@ -426,8 +472,7 @@ def dashboard(uow: UnitOfWork, *, ruleset: str | None = None,
             "pending_versions": state.pending,
             "scheduled_versions": state.scheduled,
         }
-        entry.update(_figures(tally, latency.get(rid),
-                              escalations.get(rid, _EscalationTally()),
+        entry.update(_figures(tally, escalations.get(rid, _EscalationTally()),
                               changes.get(rid, _ChangeTally()), start, end))
         target = figures.response_time_target(state.definition)
         entry["escalations"]["response_time_target"] = target
@@ -447,13 +492,14 @@ def dashboard(uow: UnitOfWork, *, ruleset: str | None = None,
         "scheduled_versions": sum(e["scheduled_versions"] for e in per_ruleset),
     }
     overall.update(_figures(
-        overall_tally, overall_latency.get(None),
-        _merge_escalations(escalations.values()), _merge_changes(changes.values()),
+        overall_tally, _merge_escalations(escalations.values()), _merge_changes(changes.values()),
         start, end))
     overall["impact"] = {"auto_decided": overall_tally.auto_decided, "hours_saved": total_hours}
     return {
         "window": {"since": start.isoformat(), "until": end.isoformat(),
                    "hours": figures.window_hours(start, end)},
+        "rollup_window": {"since": lower.isoformat(), "until": upper.isoformat()},
+        "percentile_method": figures.PERCENTILE_METHOD,
         "generated_at": now.isoformat(),
         "ruleset": ruleset,
         "overall": overall,
@@ -476,31 +522,33 @@ class RulesetCounters:
     active_version: int | None
     pending_versions: int
     hours_saved: float
-    recent_latency_ms: dict[str, float | None]
+    latency_histogram: list[int]
+    """Decisions per latency bucket (``figures.LATENCY_BUCKETS_MS``, then the unbounded one)."""
+    latency_sum_ms: float
 
 
 def metrics_snapshot(uow: UnitOfWork) -> list[RulesetCounters]:
     """Every ruleset's all-time counters and current gauges, read from the database.
 
-    Hours saved here value each auto-decided decision at the minutes of the version that
-    made it (not the active one), so the total only ever grows, as a counter must.
-    ``recent_latency_ms`` holds the latency percentiles of the last five minutes.
+    The counts and the latency histogram come from the all-time rollups
+    (``decision_totals``: a row per ruleset, version, outcome and fallback), so a scrape
+    costs the same whatever the number of decisions. Hours saved here value each
+    auto-decided decision at the minutes of the version that made it (not the active
+    one), so the total only ever grows, as a counter must.
     """
     activate_due(uow)
     with uow.readonly():
         now = ensure_utc(uow.now())
         session = uow.session
-        d = DecisionRow
+        t = decision_totals.c
         rows = [(rs.id, rs.name, rs.title) for rs in uow.rulesets.list_all()]
-        by_outcome: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
-        fallbacks: dict[int, int] = defaultdict(int)
+        tallies: dict[int, _DecisionTally] = defaultdict(_DecisionTally)
         auto_by_version: dict[tuple[int, int], int] = defaultdict(int)
-        for rid, version, outcome, fallback, count in session.execute(
-                select(d.ruleset_id, d.version, d.outcome, d.fallback, func.count())
-                .group_by(d.ruleset_id, d.version, d.outcome, d.fallback)):
-            by_outcome[rid][outcome] = by_outcome[rid].get(outcome, 0) + int(count)
-            if fallback:
-                fallbacks[rid] += int(count)
+        for rid, version, outcome, fallback, count, total, top, *histogram in session.execute(
+                select(t.ruleset_id, t.version, t.outcome, t.fallback, t["count"],
+                       t.duration_sum, t.duration_max, *(t[h] for h in HISTOGRAM_COLUMNS))):
+            tallies[rid].add(outcome, bool(fallback), int(count), float(total),
+                             float(top), histogram)
             if figures.is_auto_decided(outcome, bool(fallback)):
                 auto_by_version[(rid, int(version))] += int(count)
         minutes: dict[tuple[int, int], float | None] = {}
@@ -516,16 +564,15 @@ def metrics_snapshot(uow: UnitOfWork) -> list[RulesetCounters]:
             hours[key[0]] += figures.hours_saved(count, minutes.get(key))
         escalations = _open_escalations(session, None, now)
         states = _version_states(session, None)
-        recent = _latency_percentiles(session, None, now - RECENT_LATENCY_WINDOW, now + _TICK,
-                                      per_ruleset=True)
     out = []
     for rid, name, _title in rows:
         open_count, overdue = escalations.get(rid, (0, 0))
         state = states.get(rid, _VersionState(None, {}, 0, 0))
+        tally = tallies[rid]
         out.append(RulesetCounters(
-            ruleset=name, decisions_by_outcome=dict(by_outcome[rid]),
-            fallbacks=fallbacks[rid], escalations_open=open_count,
+            ruleset=name, decisions_by_outcome=dict(tally.by_outcome),
+            fallbacks=tally.fallbacks, escalations_open=open_count,
             escalations_overdue=overdue, active_version=state.active_version,
             pending_versions=state.pending, hours_saved=hours[rid],
-            recent_latency_ms=recent.get(rid, {})))
+            latency_histogram=list(tally.histogram), latency_sum_ms=tally.duration_sum))
     return out

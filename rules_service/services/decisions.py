@@ -13,6 +13,7 @@ from typing import Any
 
 import uuid_utils
 
+from rules_service.adapters import rollups
 from rules_service.adapters.decision_log import DecisionRecord, EscalationRecord, write_decisions
 from rules_service.adapters.orm import DecisionRow, EscalationRow
 from rules_service.adapters.unit_of_work import UnitOfWork
@@ -330,9 +331,11 @@ def resolve_escalation(uow: UnitOfWork, escalation_id: str, *, resolution: str,
         row.status = "resolved"
         row.resolution = resolution
         row.resolved_by = who.name
-        row.resolved_at = uow.now()
+        resolved_at = row.resolved_at = uow.now()
         row.comment = comment or ""
         uow.session.flush()
+        rollups.add_resolutions(uow.session.connection(), [rollups.RolledResolution(
+            row.ruleset_id, row.created_at, resolved_at, row.due_at)])
         view = _escalation_view(row)
         uow.commit()
     return view

@@ -144,3 +144,81 @@ def test_runbook_target_and_impact_are_read_from_a_definition() -> None:
 def test_missing_or_odd_runbook_and_impact_give_none(definition: dict[str, object]) -> None:
     assert figures.response_time_target(definition) is None
     assert figures.minutes_saved_per_auto_decision(definition) is None
+
+
+# --------------------------------------------------------------------------- histograms
+
+BOUNDS = figures.LATENCY_BUCKETS_MS
+
+
+def test_histogram_of_counts_each_value_in_its_bucket_with_inclusive_upper_bounds() -> None:
+    counts = figures.histogram_of([0.0, 0.05, 0.051, 10.0, 10000.0, 10000.1], BOUNDS)
+    assert counts[0] == 2  # 0 and 0.05: (0, 0.05] and 0 itself
+    assert counts[1] == 1  # 0.051
+    assert counts[BOUNDS.index(10.0)] == 1
+    assert counts[BOUNDS.index(10000.0)] == 1
+    assert counts[-1] == 1  # above the last bound
+    assert sum(counts) == 6
+
+
+def test_histogram_percentile_interpolates_by_rank_inside_the_bucket() -> None:
+    # Ten values in (5, 10]: the 5th of them sits half-way through the bucket.
+    counts = figures.histogram_of([6.0] * 10, BOUNDS)
+    assert figures.histogram_percentile(counts, BOUNDS, 50) == 7.5
+    assert figures.histogram_percentile(counts, BOUNDS, 100) == 10.0
+
+
+def test_histogram_percentile_is_capped_at_the_observed_maximum() -> None:
+    counts = figures.histogram_of([6.0], BOUNDS)
+    assert figures.histogram_percentile(counts, BOUNDS, 50) == 10.0
+    assert figures.histogram_percentile(counts, BOUNDS, 50, maximum=6.0) == 6.0
+
+
+def test_histogram_percentile_beyond_the_last_bound_is_the_maximum() -> None:
+    counts = figures.histogram_of([20000.0, 30000.0], BOUNDS)
+    assert figures.histogram_percentile(counts, BOUNDS, 99, maximum=30000.0) == 30000.0
+    assert figures.histogram_percentile(counts, BOUNDS, 99) == 10000.0
+
+
+def test_histogram_percentile_of_nothing_is_none_and_of_a_wrong_shape_an_error() -> None:
+    assert figures.histogram_percentile([0] * figures.LATENCY_BUCKET_COUNT, BOUNDS, 50) is None
+    with pytest.raises(ValueError, match="need"):
+        figures.histogram_percentile([1, 2], BOUNDS, 50)
+
+
+durations = st.floats(min_value=0, max_value=60000, allow_nan=False, allow_infinity=False)
+
+
+@given(st.lists(durations, min_size=1, max_size=300), st.integers(min_value=0, max_value=100),
+       st.booleans())
+def test_histogram_percentile_lies_in_the_bucket_of_the_nearest_rank_percentile(
+        values: list[float], p: int, with_maximum: bool) -> None:
+    counts = figures.histogram_of(values, BOUNDS)
+    estimate = figures.histogram_percentile(counts, BOUNDS, p,
+                                            max(values) if with_maximum else None)
+    exact = figures.percentile(values, p)
+    assert estimate is not None and exact is not None
+    if with_maximum:
+        assert figures.latency_bucket(estimate) == figures.latency_bucket(exact)
+        assert estimate <= max(values)
+    elif exact > BOUNDS[-1]:
+        assert estimate == BOUNDS[-1]  # unbounded, no maximum: all it can say is "above"
+    else:
+        assert figures.latency_bucket(estimate) == figures.latency_bucket(exact)
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e8, allow_nan=False), min_size=1,
+                max_size=200), st.integers(min_value=0, max_value=100))
+def test_cycle_time_percentile_lies_in_the_bucket_of_the_nearest_rank_percentile(
+        seconds: list[float], p: int) -> None:
+    counts = figures.histogram_of(seconds, figures.CYCLE_BUCKETS_S)
+    estimate = figures.histogram_percentile(counts, figures.CYCLE_BUCKETS_S, p, max(seconds))
+    exact = figures.percentile(seconds, p)
+    assert figures.cycle_bucket(estimate) == figures.cycle_bucket(exact)  # type: ignore[arg-type]
+
+
+@given(st.lists(durations, min_size=1, max_size=100))
+def test_histogram_percentiles_are_monotone(values: list[float]) -> None:
+    counts = figures.histogram_of(values, BOUNDS)
+    p = figures.histogram_percentiles(counts, BOUNDS, (0, 50, 95, 99, 100), max(values))
+    assert p["p0"] <= p["p50"] <= p["p95"] <= p["p99"] <= p["p100"]  # type: ignore[operator]
