@@ -125,15 +125,21 @@ def _version(number: Any) -> str:
     return f"version {number}" if number is not None else "nothing (a first version)"
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 decision``, ``2 decisions``: numbers with their noun in the right number."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def _impact(impact: dict[str, Any]) -> list[str]:
     replayed = impact.get("replayed", 0)
     out = ["## Impact on recorded decisions", ""]
     if not replayed:
         return out + ["No recorded decisions to replay.", ""]
-    out.append(f"Replayed the last {replayed} decisions on the new version: "
-               f"**{impact.get('changed', 0)} would change**, {impact.get('unchanged', 0)} "
-               f"would not, {impact.get('input_rejected', 0)} inputs would no longer be "
-               f"accepted.")
+    rejected = impact.get("input_rejected", 0)
+    out.append(f"Decided the inputs of the last {_count(replayed, 'recorded decision')} under "
+               f"both versions: **{impact.get('changed', 0)} would change**, "
+               f"{impact.get('unchanged', 0)} would not, {_count(rejected, 'input')} would no "
+               f"longer be accepted.")
     transitions = impact.get("transitions") or {}
     if transitions:
         out += ["", "| Outcome change | Decisions |", "|---|---|"]
@@ -143,6 +149,17 @@ def _impact(impact: dict[str, Any]) -> list[str]:
         out += ["", "Examples:", ""]
         out += [f"- `{e['decision_id']}`: {e['before']} → {e['after']} for "
                 f"`{_escape(json.dumps(e['input'], sort_keys=True))}`" for e in examples]
+    drift = impact.get("drift", 0)
+    if drift:
+        how = ", ".join(f"{k.replace('->', ' → ')}: {v}"
+                        for k, v in (impact.get("drift_transitions") or {}).items())
+        out += ["", f"Not this change's doing: {_count(drift, 'recorded outcome')} "
+                    f"{'differs' if drift == 1 else 'differ'} from what the `from` version "
+                    f"decides today (earlier changes, pinned versions or fallbacks; {how})."]
+    base_rejected = impact.get("base_rejected", 0)
+    if base_rejected:
+        out += ["", f"{_count(base_rejected, 'input')} the `from` version would not accept "
+                    f"{'was' if base_rejected == 1 else 'were'} left out of the comparison."]
     return out + [""]
 
 

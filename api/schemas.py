@@ -303,12 +303,14 @@ class RulesetDetailSchema(RulesetSummarySchema):
 
 
 class ImpactExampleSchema(Schema):
-    """A recorded decision whose outcome the `to` version changes."""
+    """A recorded input that the `from` and the `to` version decide differently."""
 
     decision_id = fields.String()
     input = fields.Dict()
-    before = fields.String()
-    after = fields.String()
+    before = fields.String(metadata={"description": "the `from` version's outcome"})
+    after = fields.String(metadata={"description": "the `to` version's outcome"})
+    recorded = fields.String(allow_none=True,
+                             metadata={"description": "the outcome recorded at the time"})
 
 
 class RejectedExampleSchema(Schema):
@@ -321,7 +323,7 @@ class RejectedExampleSchema(Schema):
 
 
 class ImpactSchema(Schema):
-    """Replay of recorded decisions on the `to` version."""
+    """Recorded inputs decided again by both the `from` and the `to` version."""
 
     replayed = fields.Integer()
     changed = fields.Integer()
@@ -332,6 +334,14 @@ class ImpactSchema(Schema):
                               metadata={"description": "e.g. {\"approve->escalate\": 3}"})
     examples = fields.List(fields.Nested(ImpactExampleSchema))
     rejected_examples = fields.List(fields.Nested(RejectedExampleSchema))
+    drift = fields.Integer(metadata={
+        "description": "inputs whose recorded outcome differs from the `from` version's "
+                       "(made by an older or pinned version, or a fallback); not the "
+                       "change's doing"})
+    drift_transitions = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "drift by `recorded->from` outcome"})
+    base_rejected = fields.Integer(metadata={
+        "description": "inputs the `from` version's input schema refuses"})
 
 
 class DiffSchema(Schema):

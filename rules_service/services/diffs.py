@@ -1,12 +1,14 @@
 """The diff use case: what changed between two versions, and what it would change in practice.
 
-``impact=N`` replays the ruleset's last N recorded decisions on the ``to`` version and
-reports how many outcomes change, and how (``escalate->approve: 12``).
+``impact=N`` decides the inputs of the ruleset's last N recorded decisions under both the
+``from`` and the ``to`` version and reports how many outcomes differ, and how
+(``escalate->approve: 12``); inputs whose recorded outcome differs from what ``from``
+decides (drift: older versions, pinned versions, fallbacks) are counted apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +43,9 @@ class DiffResult:
                 "impact": self.impact.to_dict() if self.impact is not None else None}
 
 
-def _replay(evaluator: Evaluator, ruleset: Ruleset,
-            records: list[RecordedDecision]) -> ImpactReport:
+def _decider(evaluator: Evaluator, ruleset: Ruleset, records: list[RecordedDecision]
+             ) -> Callable[[Mapping[str, Any]], Evaluation]:
+    """A decide function for replay_impact, answering each record in turn from one batch."""
     # Validate every input first, then evaluate the valid ones in one batch: an engine pool
     # answers a batch far faster than one call per record.
     checked: list[dict[str, Any] | InputInvalid] = []
@@ -62,7 +65,15 @@ def _replay(evaluator: Evaluator, ruleset: Ruleset,
             raise result
         return next(evaluations)
 
-    return replay_impact(records, decide)
+    return decide
+
+
+def _replay(evaluator: Evaluator, before: Ruleset | None, after: Ruleset,
+            records: list[RecordedDecision]) -> ImpactReport:
+    """Each recorded input decided by both versions: only their differences are the change."""
+    decide_before = _decider(evaluator, before, records) if before is not None else None
+    return replay_impact(records, _decider(evaluator, after, records),
+                         decide_before=decide_before)
 
 
 def diff_versions(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
@@ -102,6 +113,7 @@ def diff_versions(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
         diff = diff_definitions(dict(from_row.definition) if from_row is not None else None,
                                 dict(to_row.definition))
         to_ruleset = ruleset_of(to_row)
+        from_ruleset = ruleset_of(from_row) if from_row is not None else None
         records = []
         if impact is not None:
             records = [RecordedDecision(decision_id, dict(data), Outcome(outcome))
@@ -109,5 +121,5 @@ def diff_versions(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
                        in uow.decisions.recent_outcomes(rs.id, impact)]
         result_from = from_row.number if from_row is not None else None
         result_to = to_row.number
-    report = _replay(evaluator, to_ruleset, records) if impact is not None else None
+    report = _replay(evaluator, from_ruleset, to_ruleset, records) if impact is not None else None
     return DiffResult(name, result_from, result_to, diff, report)

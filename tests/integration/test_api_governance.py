@@ -275,6 +275,20 @@ def test_diff_impact_replays_recorded_decisions(api: Api) -> None:
     assert impact["transitions"] == {"escalate->approve": 2}
 
 
+def test_impact_names_only_the_proposals_effects_not_earlier_changes(api: Api) -> None:
+    active_v1(api)  # limit 100
+    for amount in (150, 250):  # escalated by version 1
+        assert api.post(f"{BASE}/evaluate", {"input": {"amount": amount}}).status_code == 200
+    assert propose(api, "dev", limit=200).status_code == 201
+    approve(api, 2)  # an earlier change: 150 is approved from now on
+    assert propose(api, "dev", limit=300).status_code == 201  # this change: so is 250
+    impact = api.get(f"{BASE}/diff?impact=10").get_json()["impact"]
+    assert impact["replayed"] == 2
+    assert impact["transitions"] == {"escalate->approve": 1}
+    assert [e["input"]["amount"] for e in impact["examples"]] == [250]
+    assert impact["drift"] == 1 and impact["drift_transitions"] == {"escalate->approve": 1}
+
+
 def test_diff_as_markdown_is_a_page_an_approver_reads(api: Api) -> None:
     active_v1(api)
     for amount in (50, 150, 180, 300):
