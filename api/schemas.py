@@ -90,6 +90,10 @@ class ProposeVersionRequest(Schema):
     effective_at = fields.AwareDateTime(
         load_default=None, allow_none=True,
         metadata={"description": "when the approved version becomes active (default: at once)"})
+    base_version = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1),
+        metadata={"description": "the version the author started from; 409 `stale_base`, "
+                                 "naming the versions in between, when a newer one exists"})
 
     @validates_schema
     def _content_or_definition(self, data: dict[str, Any], **_: Any) -> None:
@@ -344,6 +348,17 @@ class ImpactSchema(Schema):
         "description": "inputs the `from` version's input schema refuses"})
 
 
+class UndoneVersionSchema(Schema):
+    """A version in the active line whose changes the `to` version takes back."""
+
+    version = fields.Integer()
+    author = fields.String()
+    note = fields.String()
+    changes = fields.List(fields.Dict(), metadata={"description": "that version's own "
+                                                                 "changes, which `to` reverses"})
+    summary = fields.List(fields.String())
+
+
 class DiffSchema(Schema):
     """GET /v1/rulesets/{name}/diff."""
 
@@ -355,6 +370,9 @@ class DiffSchema(Schema):
         "description": "each with `kind` (rule_added, threshold_changed, ...), its details, "
                        "and a one-sentence `summary`"})
     summary = fields.List(fields.String())
+    undoes = fields.List(fields.Nested(UndoneVersionSchema), metadata={
+        "description": "what `to` takes back of versions newer than the one its author "
+                       "started from (a stale working copy, a revert), newest first"})
     impact = fields.Nested(ImpactSchema, allow_none=True)
 
 

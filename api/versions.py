@@ -28,14 +28,17 @@ bp = Blueprint("versions", __name__, url_prefix="/v1/rulesets/<name>/versions")
 def propose(name: str, body: dict[str, Any]) -> Response:
     """Propose a new version: YAML text in `content`, or a `definition` object.
 
-    Every problem of an invalid ruleset (and every failing embedded test) is listed in
-    `details` with its place. The first version of a ruleset needs an admin.
+    Every problem of an invalid ruleset (every failing embedded test, every owner who is
+    not a principal) is listed in `details` with its place. The first version of a ruleset
+    needs an admin. With `base_version` (the version the author started from), a newer
+    version than that is 409 `stale_base`, naming each one in `details`.
     """
     c = container()
     view = governance.propose_version(
         c.uow(), c.evaluator, name, content=body.get("content"),
         definition=body.get("definition"), note=body["note"],
-        effective_at=body["effective_at"], actor=current_principal().name)
+        effective_at=body["effective_at"], base_version=body["base_version"],
+        actor=current_principal().name)
     location = url_for("versions.get_version", name=name, number=view.version)
     return dump(VersionSchema, view.to_dict(), 201, {"Location": location})
 

@@ -79,6 +79,12 @@ class Footprint:
     tables: tuple[str, ...] = ()
     principals: tuple[str, ...] = ()
     versions: tuple[tuple[str, int, str, str], ...] = ()
+    revoked: tuple[str, ...] = ()
+
+    @property
+    def active_principals(self) -> set[str]:
+        """Principals that exist and are not revoked."""
+        return set(self.principals) - set(self.revoked)
 
 
 def read_footprint(url: str) -> Footprint:
@@ -94,13 +100,15 @@ def read_footprint(url: str) -> Footprint:
         if revision is None:
             return Footprint(None, tables)
         with engine.connect() as connection:
-            names = tuple(connection.scalars(text("SELECT name FROM principals ORDER BY id")))
+            people = connection.execute(
+                text("SELECT name, revoked_at FROM principals ORDER BY id")).all()
             versions = tuple(
                 (str(r.ruleset), int(r.number), str(r.author), str(r.note or ""))
                 for r in connection.execute(text(
                     "SELECT r.name AS ruleset, v.number, v.author, v.note "
                     "FROM ruleset_versions v JOIN rulesets r ON r.id = v.ruleset_id "
                     "ORDER BY r.name, v.number")))
-        return Footprint(revision, tables, names, versions)
+        return Footprint(revision, tables, tuple(p.name for p in people), versions,
+                         tuple(p.name for p in people if p.revoked_at is not None))
     finally:
         engine.dispose()

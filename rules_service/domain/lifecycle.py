@@ -8,12 +8,13 @@ what the new state is.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from rules_service.domain.errors import Conflict, Forbidden
+from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Ruleset
 
 
@@ -113,6 +114,54 @@ def check_can_resolve_escalation(actor: Actor, deciding: Ruleset) -> None:
     if not _holds_any(actor, deciding, RESOLVER_ROLES):
         raise Forbidden(f"{actor.name} is not approver (primary or backup) of the "
                         f"{deciding.name} version that decided")
+
+
+def owner_problems(ruleset: Ruleset, principals: Collection[str]) -> list[Problem]:
+    """Every owner the ruleset names who is not one of ``principals``, each at its place.
+
+    An owner who does not exist can never sign off, roll back or resolve, so a version
+    naming one could never be approved by its own owners.
+    """
+    problems = []
+    for role, holders in ruleset.owners.items():
+        for slot in ("primary", "backup"):
+            name = getattr(holders, slot)
+            if name and name not in principals:
+                problems.append(Problem(
+                    f"owners.{role}.{slot}",
+                    f"{name} is not a principal of this service; create it "
+                    f"('rules-service principals add {name}') or correct the name"))
+    return problems
+
+
+# Versions that never took effect and never will: a working copy need not include them.
+_DEAD_ENDS = (VersionStatus.REJECTED, VersionStatus.WITHDRAWN, VersionStatus.STALE)
+
+
+@dataclass(frozen=True)
+class VersionFact:
+    """What the staleness check needs to know of a stored version."""
+
+    number: int
+    status: VersionStatus
+    author: str
+    note: str
+
+
+def check_base_is_newest(base_version: int, versions: list[VersionFact]) -> None:
+    """409 ``stale_base`` naming each version newer than the author's starting point.
+
+    Rejected, withdrawn and stale versions never took effect, so they do not count.
+    """
+    newer = [v for v in versions if v.number > base_version and v.status not in _DEAD_ENDS]
+    if newer:
+        listed = ", ".join(f"version {v.number} ({v.status.value}, by {v.author})"
+                           for v in newer)
+        raise Conflict("stale_base", f"this change starts from version {base_version}, but "
+                       f"newer versions exist: {listed}; start again from version "
+                       f"{newer[-1].number} so their changes are kept",
+                       [{"version": v.number, "status": v.status.value, "author": v.author,
+                         "note": v.note} for v in newer])
 
 
 def check_can_withdraw(actor: Actor, author: str, status: VersionStatus) -> None:

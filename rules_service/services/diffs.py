@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rules_service.adapters.orm import VersionRow
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain.decision import Evaluation
 from rules_service.domain.diff import RulesetDiff, diff_definitions
@@ -19,11 +20,31 @@ from rules_service.domain.errors import Conflict, InputInvalid, NotFound, Reques
 from rules_service.domain.evaluator import Evaluator
 from rules_service.domain.impact import ImpactReport, RecordedDecision, replay_impact
 from rules_service.domain.inputs import validate_input
+from rules_service.domain.lifecycle import AuditAction
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
 from rules_service.services.governance import activate_due, ruleset_of
 
 MAX_IMPACT = 10_000
+
+
+MAX_UNDO_DEPTH = 20
+
+
+@dataclass(frozen=True)
+class UndoneVersion:
+    """A version in the active line whose changes the ``to`` version takes back."""
+
+    version: int
+    author: str
+    note: str
+    changes: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: the version, who made it, and each of its changes taken back."""
+        return {"version": self.version, "author": self.author, "note": self.note,
+                "changes": list(self.changes),
+                "summary": [c["summary"] for c in self.changes]}
 
 
 @dataclass(frozen=True)
@@ -35,12 +56,85 @@ class DiffResult:
     to_version: int
     diff: RulesetDiff
     impact: ImpactReport | None = None
+    undoes: tuple[UndoneVersion, ...] = ()
+    base_version: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The contract's ``{"from", "to", "changes", "summary"}`` plus ``impact``."""
+        """The contract's ``{"from", "to", "changes", "summary"}``, ``impact`` and ``undoes``."""
         return {"ruleset": self.ruleset, "from": self.from_version, "to": self.to_version,
                 **self.diff.to_dict(),
+                "undoes": [u.to_dict() for u in self.undoes],
                 "impact": self.impact.to_dict() if self.impact is not None else None}
+
+
+def _started_from(uow: UnitOfWork, ruleset_id: int, row: VersionRow) -> int | None:
+    """Where the author of ``row`` started: the base they stated, or the older version whose
+    content the proposal repeats (a revert); None when unknown."""
+    for event in uow.audit.for_ruleset(ruleset_id, row.number):
+        if event.action == AuditAction.PROPOSED.value:
+            stated = (event.details or {}).get("started_from")
+            if isinstance(stated, int):
+                return stated
+    same = [v.number for v in uow.versions.for_ruleset(ruleset_id)
+            if v.number < row.number and v.content_hash == row.content_hash]
+    return same[-1] if same else None
+
+
+def _undone(uow: UnitOfWork, ruleset_id: int, row: VersionRow) -> tuple[UndoneVersion, ...]:
+    """The changes of versions in the active line (newer than where the author started)
+    that ``row`` takes back, newest version first.
+
+    A change version V made at some place is taken back when ``row`` differs from V there
+    and holds what V's base (or the version the author started from) held there.
+    """
+    origin = _started_from(uow, ruleset_id, row)
+    origin_row = uow.versions.get(ruleset_id, origin) if origin is not None else None
+    proposal = dict(row.definition)
+    from_origin = (diff_definitions(dict(origin_row.definition), proposal).changes
+                   if origin_row is not None else None)
+    out: list[UndoneVersion] = []
+    number = row.base_version
+    for _ in range(MAX_UNDO_DEPTH):
+        if number is None or (origin is not None and number <= origin):
+            break
+        version = uow.versions.get(ruleset_id, number)
+        if version is None or version.base_version is None:
+            break
+        base = uow.versions.get(ruleset_id, version.base_version)
+        if base is None:
+            break
+        own = [c.to_dict() for c in
+               diff_definitions(dict(base.definition), dict(version.definition)).changes]
+        differs = [c.to_dict() for c in
+                   diff_definitions(dict(version.definition), proposal).changes]
+        from_base = [c.to_dict() for c in
+                     diff_definitions(dict(base.definition), proposal).changes]
+
+        def held_by(changes: list[dict[str, Any]], change: dict[str, Any]) -> bool:
+            return not any(_same_place(change, other) for other in changes)
+
+        taken_back = tuple(
+            c for c in own
+            if any(_same_place(c, d) for d in differs)
+            and (held_by(from_base, c) or (from_origin is not None and held_by(
+                [x.to_dict() for x in from_origin], c))))
+        if taken_back:
+            out.append(UndoneVersion(version.number, version.author, version.note,
+                                     taken_back))
+        number = version.base_version
+    return tuple(out)
+
+
+def _same_place(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two changes touch the same thing: every identifying field (not the values) agrees."""
+    pairs = {"rule_added": "rule_removed", "rule_removed": "rule_added",
+             "threshold_added": "threshold_removed", "threshold_removed": "threshold_added",
+             "input_added": "input_removed", "input_removed": "input_added"}
+    if pairs.get(a["kind"], a["kind"]) != b["kind"]:
+        return False
+    values = {"kind", "summary", "before", "after", "when", "then", "rule", "direction",
+              "added", "removed", "changed"}
+    return all(a.get(k) == b.get(k) for k in set(a) | set(b) if k not in values)
 
 
 def _decider(evaluator: Evaluator, ruleset: Ruleset, records: list[RecordedDecision]
@@ -121,5 +215,7 @@ def diff_versions(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
                        in uow.decisions.recent_outcomes(rs.id, impact)]
         result_from = from_row.number if from_row is not None else None
         result_to = to_row.number
+        undoes = _undone(uow, rs.id, to_row)
+        base_version = to_row.base_version
     report = _replay(evaluator, from_ruleset, to_ruleset, records) if impact is not None else None
-    return DiffResult(name, result_from, result_to, diff, report)
+    return DiffResult(name, result_from, result_to, diff, report, undoes, base_version)

@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
+from rules_service.bootstrap import Container
+from rules_service.services import principals
 from tests.integration.api_fixtures import Api, error_of
 from tests.integration.conftest import definition
 
@@ -82,6 +84,75 @@ def test_admin_proposes_first_version(api: Api) -> None:
             body["note"]) == (1, "pending", None, "root", "first cut")
     assert body["required_signoffs"] == ["business_owner", "approver"]
     assert response.headers["Location"].endswith(f"{BASE}/versions/1")
+
+
+def test_propose_refuses_owners_who_are_not_principals_naming_each(api: Api) -> None:
+    owners = definition()["owners"]
+    owners["operations_owner"] = {"primary": "cs-lead", "backup": "ops-backup"}
+    owners["approver"]["backup"] = "apr-backup"
+    response = propose(api, definition=definition(owners=owners))
+    assert response.status_code == 422
+    details = error_of(response)["details"]
+    assert [(d["place"], d["message"].split()[0]) for d in details] == [
+        ("owners.operations_owner.primary", "cs-lead"), ("owners.approver.backup", "apr-backup")]
+    assert api.get(BASE).status_code == 404  # nothing stored
+
+
+def test_a_revoked_principal_cannot_be_named_owner(api: Api, container: Container) -> None:
+    principals.revoke_principal(container.uow(), "appr-backup")
+    response = propose(api)
+    assert response.status_code == 422
+    assert [d["place"] for d in error_of(response)["details"]] == ["owners.approver.backup"]
+
+
+def test_a_proposal_from_the_newest_version_is_accepted(api: Api) -> None:
+    with_v2_active(api)
+    response = propose(api, "dev", limit=300, base_version=2)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["base_version"] == 2
+
+
+def test_a_proposal_from_a_stale_base_is_409_naming_the_versions_in_between(api: Api) -> None:
+    with_v2_active(api)
+    assert propose(api, "dev", limit=300).status_code == 201  # version 3, pending
+    response = propose(api, "dev", limit=400, base_version=1, note="from my old copy")
+    assert response.status_code == 409
+    error = error_of(response)
+    assert error["code"] == "stale_base"
+    assert [(d["version"], d["status"]) for d in error["details"]] == [
+        (2, "active"), (3, "pending")]
+    assert "version 2" in error["message"] and "version 3" in error["message"]
+    assert [v["version"] for v in api.get(f"{BASE}/versions").get_json()["versions"]] == \
+        [1, 2, 3]
+
+
+def test_versions_that_never_took_effect_do_not_make_a_base_stale(api: Api) -> None:
+    active_v1(api)
+    assert propose(api, "dev", limit=300).status_code == 201
+    api.post(f"{BASE}/versions/2/signoffs", {"decision": "reject"}, who="appr")
+    assert propose(api, "dev", limit=400, base_version=1).status_code == 201
+
+
+def test_an_unknown_base_version_is_422(api: Api) -> None:
+    active_v1(api)
+    response = propose(api, "dev", limit=400, base_version=9)
+    assert response.status_code == 422
+    assert [d["place"] for d in error_of(response)["details"]] == ["base_version"]
+
+
+def test_the_diff_lists_what_a_proposal_takes_back_of_newer_versions(api: Api) -> None:
+    with_v2_active(api)  # version 2 raised the limit from 100 to 200
+    stale = definition(100, description="Decides refunds, edited on an old copy.")
+    assert propose(api, "dev", definition=stale).status_code == 201
+    body = api.get(f"{BASE}/diff").get_json()
+    assert [(u["version"], u["author"], u["summary"]) for u in body["undoes"]] == [
+        (2, "dev", ["Raised limit from 100 to 200"])]
+
+
+def test_the_diff_of_an_ordinary_proposal_takes_nothing_back(api: Api) -> None:
+    with_v2_active(api)
+    assert propose(api, "dev", limit=300, base_version=2).status_code == 201
+    assert api.get(f"{BASE}/diff").get_json()["undoes"] == []
 
 
 def test_yaml_content_is_accepted_and_stored_verbatim(api: Api) -> None:

@@ -20,6 +20,7 @@ from rules_service.domain.lifecycle import (
     ensure_utc,
     is_due,
     is_stale,
+    owner_problems,
     parse_duration,
     status_after_signoffs,
 )
@@ -199,3 +200,16 @@ def test_durations_parse(text: str, expected: timedelta) -> None:
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+def test_owners_who_are_not_principals_are_each_named_at_their_place() -> None:
+    ruleset = _ruleset(approver=("cs-lead", "appr-backup"), maintainer=("dev", "typo"))
+    known = {"biz", "biz-backup", "ops", "ops-backup", "appr-backup", "dev"}
+    problems = owner_problems(ruleset, known)
+    assert [(p.place, p.message.split()[0]) for p in problems] == [
+        ("owners.approver.primary", "cs-lead"), ("owners.maintainer.backup", "typo")]
+
+
+def test_a_ruleset_whose_owners_all_exist_has_no_owner_problems() -> None:
+    known = {"biz", "biz-backup", "ops", "ops-backup", "appr", "appr-backup", "dev"}
+    assert owner_problems(_ruleset(), known) == []
