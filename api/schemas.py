@@ -422,6 +422,24 @@ class FiredRuleSchema(Schema):
     reason = fields.String()
 
 
+class DecidingRuleSchema(Schema):
+    """A rule that decided, with its reason."""
+
+    id = fields.String()
+    reason = fields.String(allow_none=True)
+
+
+class EscalationDecisionSchema(Schema):
+    """The escalated decision, so nobody has to look it up."""
+
+    input = fields.Dict()
+    outcome = fields.String()
+    deciding_rules = fields.List(fields.Nested(DecidingRuleSchema))
+    fallback = fields.Boolean()
+    fallback_reason = fields.String(allow_none=True)
+    evaluated_at = fields.String(metadata={"format": "date-time"})
+
+
 class EscalationSchema(Schema):
     """An escalation: a decision waiting for a person."""
 
@@ -438,6 +456,8 @@ class EscalationSchema(Schema):
     resolved_by = fields.String(allow_none=True)
     resolution = fields.String(allow_none=True)
     comment = fields.String()
+    decision = fields.Nested(EscalationDecisionSchema, metadata={
+        "description": "the decision's input and its deciding rules with their reasons"})
 
 
 class DecisionSchema(Schema):

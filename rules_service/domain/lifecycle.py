@@ -106,14 +106,18 @@ def check_can_rollback(actor: Actor, active: Ruleset | None) -> None:
                         f"(primary or backup) of {name}")
 
 
-def check_can_resolve_escalation(actor: Actor, deciding: Ruleset) -> None:
-    """The approver (primary or backup) of the version that decided, or an admin."""
+def check_can_resolve_escalation(actor: Actor, deciding: Ruleset,
+                                 to_role: str = "approver") -> None:
+    """Whoever holds ``to_role`` (the rule's ``escalate_to``), primary or backup, of the
+    version that decided; also its approvers, and admins."""
     _refuse_automation(actor, "resolve escalations")
     if actor.is_admin:
         return
-    if not _holds_any(actor, deciding, RESOLVER_ROLES):
-        raise Forbidden(f"{actor.name} is not approver (primary or backup) of the "
-                        f"{deciding.name} version that decided")
+    roles = (to_role, *(r for r in RESOLVER_ROLES if r != to_role))
+    if not _holds_any(actor, deciding, roles):
+        raise Forbidden(f"{actor.name} holds neither {' nor '.join(roles)} (primary or "
+                        f"backup) of the {deciding.name} version that decided; the "
+                        f"escalation is addressed to {to_role}")
 
 
 def owner_problems(ruleset: Ruleset, principals: Collection[str]) -> list[Problem]:

@@ -85,8 +85,18 @@ def test_admin_may_roll_back() -> None:
 def test_approver_or_admin_resolves_escalations() -> None:
     check_can_resolve_escalation(Actor("appr-backup"), _ruleset())
     check_can_resolve_escalation(ADMIN, _ruleset())
-    with pytest.raises(Forbidden, match="not approver"):
+    with pytest.raises(Forbidden, match="holds neither approver"):
         check_can_resolve_escalation(Actor("biz"), _ruleset())
+
+
+def test_the_role_an_escalation_is_addressed_to_resolves_it() -> None:
+    for holder in ("ops", "ops-backup", "appr", "appr-backup"):
+        check_can_resolve_escalation(Actor(holder), _ruleset(), "operations_owner")
+    with pytest.raises(Forbidden, match="addressed to operations_owner"):
+        check_can_resolve_escalation(Actor("biz"), _ruleset(), "operations_owner")
+    with pytest.raises(Forbidden, match="automation"):
+        check_can_resolve_escalation(Actor("ops", is_automation=True), _ruleset(),
+                                     "operations_owner")
 
 
 def test_author_cannot_sign_off_own_version() -> None:
