@@ -13,9 +13,8 @@ from sqlalchemy import text
 from rules_service.bootstrap import Container
 from rules_service.cli import main
 from rules_service.domain.errors import Conflict, NotFound, RequestInvalid, Unauthenticated
-from rules_service.services import diffs
+from rules_service.services import diffs, principals
 from rules_service.services import governance as gov
-from rules_service.services import principals
 from rules_service.services.sync import sync_directory
 from tests.integration.conftest import definition
 
