@@ -76,12 +76,13 @@ def _exceptions(items: Any) -> list[str]:
 def _escalation(value: Any, target: str | None) -> list[str]:
     if not isinstance(value, dict):
         return _block(value)
+    # List items, not bare lines: consecutive lines would run into one paragraph.
     lines = []
     path = value.get("path")
     if isinstance(path, list) and path:
-        lines.append("Path: " + " → ".join(_escape(_scalar(p)) for p in path))
+        lines.append("- Path: " + " → ".join(_escape(_scalar(p)) for p in path))
     if target:
-        lines.append(f"Response-time target: **{_escape(target)}**")
+        lines.append(f"- Response-time target: **{_escape(target)}**")
     rest = {k: v for k, v in value.items() if k not in ("path", "response_time_target")}
     if rest:
         lines.append("")
@@ -89,10 +90,61 @@ def _escalation(value: Any, target: str | None) -> list[str]:
     return lines or _block(value)
 
 
-def render_runbook(view: RunbookView) -> str:
-    """The runbook of a ruleset's active version as a Markdown document."""
+def _percent(rate: Any) -> str:
+    return "no decisions" if rate is None else f"{float(rate) * 100:.1f}%"
+
+
+def _rollback_call(rollback: dict[str, Any], base_url: str) -> list[str]:
+    body = rollback.get("body")
+    if not body:
+        return ["- Rollback: no earlier version to roll back to."]
+    data = json.dumps(body)
+    who = ", ".join(rollback.get("allowed") or []) or "an admin"
+    return [f"- Rollback to version {body['to_version']} ({_escape(who)}, or an admin):", "",
+            "  ```sh",
+            f"  curl -s -X {rollback['method']} {base_url}{rollback['path']} \\",
+            "    -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\",
+            f"    -d '{data}'",
+            "  ```"]
+
+
+def _live(live: dict[str, Any], base_url: str) -> list[str]:
+    """The state right now, above the written procedure."""
+    if not live:
+        return []
+    out = ["## Right now", ""]
+    active = live.get("active") or {}
+    out.append(f"- Active: version {active.get('version')} since {active.get('since')}")
+    waiting = live.get("open_versions") or []
+    if not waiting:
+        out.append("- No version is waiting for sign-off or its time.")
+    for v in waiting:
+        missing = v.get("missing_signoffs") or []
+        if v.get("status") == "approved":
+            state = f"approved, active from {v.get('effective_at')}"
+        else:
+            state = "pending, waiting for " + ("; ".join(
+                f"{m['role']} ({', '.join(m['holders']) or 'nobody holds it'})"
+                for m in missing) or "nothing")
+        out.append(f"- Version {v['version']} by {_escape(v.get('author', ''))}: {state}")
+    esc = live.get("escalations") or {}
+    target = esc.get("response_time_target")
+    out.append(f"- Escalations: {esc.get('open', 0)} open, "
+               f"{esc.get('overdue', 0)} overdue"
+               + (f" (response-time target {_escape(target)})" if target else ""))
+    fb = live.get("fallbacks") or {}
+    out.append(f"- Fallbacks in the last {fb.get('window_hours', 24):g} hours: "
+               f"{fb.get('count', 0)} of {_count(fb.get('decisions', 0), 'decision')} "
+               f"({_percent(fb.get('rate'))})")
+    out += _rollback_call(live.get("rollback") or {}, base_url)
+    return out + [""]
+
+
+def render_runbook(view: RunbookView, base_url: str = "") -> str:
+    """The runbook of a ruleset's active version, with its live state, as Markdown."""
     out = [f"# Runbook: {view.title or view.ruleset}", "",
            f"Ruleset `{view.ruleset}`, active version {view.version}.", ""]
+    out += _live(view.live, base_url)
     if view.owners:
         out += ["## Owners", "", "| Role | Primary | Backup |", "|---|---|---|"]
         for role, holders in view.owners.items():

@@ -384,6 +384,69 @@ class RollbackSchema(Schema):
     previous_version = fields.Integer(allow_none=True)
 
 
+class MissingSignoffSchema(Schema):
+    """A sign-off role still to sign, and who holds it."""
+
+    role = fields.String()
+    holders = fields.List(fields.String())
+
+
+class OpenVersionSchema(Schema):
+    """A version waiting for sign-off (pending) or for its time (approved)."""
+
+    version = fields.Integer()
+    status = fields.String()
+    author = fields.String()
+    note = fields.String()
+    effective_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    missing_signoffs = fields.List(fields.Nested(MissingSignoffSchema))
+
+
+class ActiveSinceSchema(Schema):
+    """The active version and when it became active."""
+
+    version = fields.Integer()
+    since = fields.String(allow_none=True, metadata={"format": "date-time"})
+
+
+class LiveEscalationsSchema(Schema):
+    """Escalations of the ruleset open now, and those past the response-time target."""
+
+    open = fields.Integer()
+    overdue = fields.Integer()
+    response_time_target = fields.String(allow_none=True)
+
+
+class LiveFallbacksSchema(Schema):
+    """Decisions made by the ruleset's fallback in the last hours."""
+
+    window_hours = fields.Float()
+    decisions = fields.Integer()
+    count = fields.Integer()
+    rate = fields.Float(allow_none=True)
+
+
+class RollbackCallSchema(Schema):
+    """The exact call that rolls the ruleset back to the version the active one replaced."""
+
+    method = fields.String()
+    path = fields.String()
+    body = fields.Dict(allow_none=True, metadata={"description": "null: nothing to roll "
+                                                                 "back to"})
+    allowed = fields.List(fields.String(), metadata={
+        "description": "who may (operations and business owners; also admins)"})
+
+
+class RunbookLiveSchema(Schema):
+    """The state of the ruleset right now."""
+
+    active = fields.Nested(ActiveSinceSchema)
+    open_versions = fields.List(fields.Nested(OpenVersionSchema))
+    escalations = fields.Nested(LiveEscalationsSchema)
+    fallbacks = fields.Nested(LiveFallbacksSchema)
+    rollback = fields.Nested(RollbackCallSchema)
+
+
 class RunbookSchema(Schema):
     """GET /v1/rulesets/{name}/runbook."""
 
@@ -393,6 +456,7 @@ class RunbookSchema(Schema):
     owners = fields.Dict(keys=fields.String(), values=fields.Nested(HolderSchema))
     runbook = fields.Dict()
     response_time_target = fields.String(allow_none=True)
+    live = fields.Nested(RunbookLiveSchema)
 
 
 class AuditEventSchema(Schema):

@@ -43,7 +43,6 @@ from rules_service.services.views import (
     RollbackResult,
     RulesetDetail,
     RulesetSummary,
-    RunbookView,
     ScheduledVersion,
     SignoffView,
     VersionView,
@@ -138,7 +137,7 @@ def _version_view(uow: UnitOfWork, row: VersionRow) -> VersionView:
         content=row.content, definition=dict(row.definition))
 
 
-def _owners_dict(ruleset: Ruleset) -> dict[str, dict[str, str | None]]:
+def owners_dict(ruleset: Ruleset) -> dict[str, dict[str, str | None]]:
     return {role: {"primary": h.primary, "backup": h.backup}
             for role, h in ruleset.owners.items()}
 
@@ -484,7 +483,7 @@ def get_ruleset(uow: UnitOfWork, name: str) -> RulesetDetail:
         return RulesetDetail(
             summary=summary,
             description=ruleset.description if ruleset is not None else "",
-            owners=_owners_dict(ruleset) if ruleset is not None else {},
+            owners=owners_dict(ruleset) if ruleset is not None else {},
             signoff=tuple(ruleset.signoff) if ruleset is not None else (),
             versions=tuple(_version_view(uow, v) for v in rows))
 
@@ -514,14 +513,6 @@ def list_audit_events(uow: UnitOfWork, name: str, *,
         return [AuditEventView(e.id, rs.name, e.version, e.action, e.actor, e.comment,
                                dict(e.details or {}), e.at)
                 for e in uow.audit.for_ruleset(rs.id, version)]
-
-
-def get_runbook(uow: UnitOfWork, name: str) -> RunbookView:
-    """The runbook of the active version; 409 ``no_active_version`` without one."""
-    loaded = load_version(uow, name)
-    return RunbookView(loaded.name, loaded.ruleset.title, loaded.version,
-                       _owners_dict(loaded.ruleset), dict(loaded.ruleset.runbook),
-                       loaded.ruleset.response_time_target)
 
 
 @dataclass(frozen=True)

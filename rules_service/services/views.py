@@ -180,12 +180,13 @@ class RunbookView:
     owners: dict[str, dict[str, str | None]]
     runbook: dict[str, Any]
     response_time_target: str | None
+    live: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
+        """JSON form; ``live`` is the state right now (see ``services.runbook``)."""
         return {"ruleset": self.ruleset, "title": self.title, "version": self.version,
                 "owners": self.owners, "runbook": self.runbook,
-                "response_time_target": self.response_time_target}
+                "response_time_target": self.response_time_target, "live": self.live}
 
 
 @dataclass(frozen=True)

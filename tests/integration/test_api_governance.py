@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import yaml
 
 from rules_service.bootstrap import Container
-from rules_service.services import principals
+from rules_service.domain.decision import Evaluation
+from rules_service.domain.ruleset import Outcome
+from rules_service.services import decisions, principals
 from tests.integration.api_fixtures import Api, error_of
-from tests.integration.conftest import definition
+from tests.integration.conftest import FakeClock, definition
 
 NAME = "refunds"
 BASE = f"/v1/rulesets/{NAME}"
@@ -437,6 +440,53 @@ def test_runbook_as_json_and_markdown(api: Api) -> None:
     text = markdown.get_data(as_text=True)
     assert text.startswith("# Runbook: Refunds")
     assert "Refund quickly." in text and "**4h**" in text and "| Approver | appr |" in text
+
+
+def _live_scene(api: Api, container: Container, clock: FakeClock) -> None:
+    """Version 2 active (replacing 1), version 3 pending, an overdue escalation, and one
+    fallback among four decisions today."""
+    with_v2_active(api)  # limit 200
+    assert propose(api, "dev", limit=300).status_code == 201
+    for amount in (50, 60, 500):
+        assert api.post(f"{BASE}/evaluate", {"input": {"amount": amount}}).status_code == 200
+    decisions.record_decision(
+        container.uow(), ruleset=NAME, version=2, caller="bot",
+        evaluation=Evaluation(Outcome.APPROVE, (), (), fallback=True,
+                              fallback_reason="engine timed out", input={"amount": 70}))
+    clock.advance(timedelta(hours=5))  # past the 4h target
+
+
+def test_runbook_json_carries_the_live_state(api: Api, container: Container,
+                                             clock: FakeClock) -> None:
+    _live_scene(api, container, clock)
+    live = api.get(f"{BASE}/runbook", who="ops").get_json()["live"]
+    assert live["active"]["version"] == 2 and live["active"]["since"]
+    [waiting] = live["open_versions"]
+    assert (waiting["version"], waiting["status"], waiting["author"]) == (3, "pending", "dev")
+    assert waiting["missing_signoffs"] == [
+        {"role": "business_owner", "holders": ["biz", "biz-backup"]},
+        {"role": "approver", "holders": ["appr", "appr-backup"]}]
+    assert live["escalations"] == {"open": 1, "overdue": 1, "response_time_target": "4h"}
+    assert (live["fallbacks"]["count"], live["fallbacks"]["decisions"]) == (1, 4)
+    assert live["fallbacks"]["rate"] == pytest.approx(0.25)
+    assert live["rollback"]["path"] == f"{BASE}/rollback"
+    assert live["rollback"]["body"]["to_version"] == 1
+    assert set(live["rollback"]["allowed"]) == {"ops", "ops-backup", "biz", "biz-backup"}
+
+
+def test_runbook_markdown_shows_the_live_state_and_renders_as_intended(
+        api: Api, container: Container, clock: FakeClock) -> None:
+    _live_scene(api, container, clock)
+    page = api.get(f"{BASE}/runbook?format=markdown", who="ops").get_data(as_text=True)
+    assert "## Right now" in page
+    assert "- Version 3 by dev: pending, waiting for business_owner (biz, biz-backup); " \
+           "approver (appr, appr-backup)" in page
+    assert "- Escalations: 1 open, 1 overdue (response-time target 4h)" in page
+    assert "- Fallbacks in the last 24 hours: 1 of 4 decisions (25.0%)" in page
+    assert f"curl -s -X POST http://localhost{BASE}/rollback" in page
+    assert '"to_version": 1' in page
+    # The escalation path and the target are separate items, not one run-on paragraph.
+    assert "- Path: appr\n- Response-time target: **4h**" in page
 
 
 def test_runbook_without_active_version_conflicts(api: Api) -> None:
