@@ -215,13 +215,75 @@ def _impact(impact: dict[str, Any]) -> list[str]:
     return out + [""]
 
 
-def render_diff(diff: dict[str, Any]) -> str:
-    """A diff (and its impact, when replayed) as a Markdown page for approvers."""
-    out = [f"# {diff['ruleset']}: {_version(diff['from'])} → version {diff['to']}", "",
-           "## Changes", ""]
+def _version_facts(version: dict[str, Any] | None, base_url: str) -> list[str]:
+    """Who proposed the version, why, from what, for when; who signed; how to sign."""
+    if not version:
+        return []
+    effective = version.get("effective_at") or "at once, once approved"
+    out = [f"- Proposed by **{_escape(version.get('author', ''))}** "
+           f"on {version.get('created_at')}",
+           f"- Note: {_escape(version.get('note') or '(none)')}",
+           f"- Based on: {_version(version.get('base_version'))}",
+           f"- Takes effect: {effective}",
+           f"- Status: {version.get('status')}",
+           f"- Required sign-offs: {', '.join(version.get('required_signoffs') or []) or 'none'}",
+           ""]
+    signoffs = version.get("signoffs") or []
+    out += ["## Sign-offs", ""]
+    if signoffs:
+        out += ["| Role | By | Decision | When | Comment |", "|---|---|---|---|---|"]
+        out += [f"| {_escape(s['role'])} | {_escape(s['principal'])} | {s['decision']} "
+                f"| {s.get('at') or ''} | {_escape(s.get('comment') or '')} |"
+                for s in signoffs]
+    else:
+        out.append("Nobody has signed off yet.")
+    missing = version.get("missing_signoffs") or []
+    if missing and version.get("status") == "pending":
+        holders = version.get("signoff_holders") or {}
+        out += ["", "Still needed: " + "; ".join(
+            f"{role} ({', '.join(holders.get(role) or []) or 'nobody holds it'})"
+            for role in missing) + f". The author, {_escape(version.get('author', ''))}, "
+            "cannot sign, and one person fills one role.", "",
+            "To sign, as one of them:", "", "```sh",
+            f"curl -s -X POST {base_url}/v1/rulesets/{version.get('ruleset')}/versions/"
+            f"{version.get('version')}/signoffs \\",
+            "  -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\",
+            "  -d '{\"decision\": \"approve\", \"comment\": \"...\"}'",
+            "```", "", "(`\"decision\": \"reject\"` rejects it.)"]
+    return out + [""]
+
+
+def _undoes(undoes: list[dict[str, Any]]) -> list[str]:
+    if not undoes:
+        return []
+    out = ["## Takes back changes of newer versions", "",
+           "This version undoes what these versions changed; make sure that is intended:", ""]
+    for item in undoes:
+        out.append(f"- Version {item['version']} by {_escape(item.get('author', ''))} "
+                   f"({_escape(item.get('note') or 'no note')}):")
+        out += [f"  - {_escape(sentence)}" for sentence in item.get("summary") or []]
+    return out + [""]
+
+
+def render_diff(diff: dict[str, Any], base_url: str = "") -> str:
+    """A diff as the page an approver reads: the version's facts and sign-offs, the changes,
+    what it takes back, and its replayed impact."""
+    out = [f"# {diff['ruleset']}: {_version(diff['from'])} → version {diff['to']}", ""]
+    out += _version_facts(diff.get("version"), base_url)
+    out += ["## Changes", ""]
     summary = diff.get("summary") or []
     out += [f"- {_escape(sentence)}" for sentence in summary] or ["No changes."]
     out.append("")
+    out += _undoes(diff.get("undoes") or [])
     if diff.get("impact") is not None:
         out += _impact(diff["impact"])
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_error(status: int, code: str, message: str,
+                 details: list[dict[str, Any]]) -> str:
+    """An error answer for someone who asked for a page."""
+    out = [f"# {status}: {code.replace('_', ' ')}", "", _escape(message), ""]
+    out += [f"- {_escape(str(d.get('place') or ''))}: {_escape(str(d.get('message', d)))}"
+            .replace("- : ", "- ") for d in details]
     return "\n".join(out).rstrip() + "\n"

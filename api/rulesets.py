@@ -58,7 +58,8 @@ def diff(name: str, query: dict[str, Any]) -> Response:
     result = diffs.diff_versions(c.uow(), c.evaluator, name, from_version=query["from_version"],
                                  to_version=query["to_version"], impact=query["impact"])
     if query["format"] == "markdown":
-        return Response(render_diff(result.to_dict()), mimetype="text/markdown")
+        return Response(render_diff(result.to_dict(), request.url_root.rstrip("/")),
+                        mimetype="text/markdown")
     return dump(DiffSchema, result.to_dict())
 
 

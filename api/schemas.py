@@ -373,6 +373,9 @@ class DiffSchema(Schema):
     undoes = fields.List(fields.Nested(UndoneVersionSchema), metadata={
         "description": "what `to` takes back of versions newer than the one its author "
                        "started from (a stale working copy, a revert), newest first"})
+    version = fields.Nested(VersionSummarySchema, allow_none=True, metadata={
+        "description": "the `to` version: author, note, base version, effective time, "
+                       "required sign-offs and those given so far"})
     impact = fields.Nested(ImpactSchema, allow_none=True)
 
 

@@ -23,7 +23,8 @@ from rules_service.domain.inputs import validate_input
 from rules_service.domain.lifecycle import AuditAction
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
-from rules_service.services.governance import activate_due, ruleset_of
+from rules_service.services.governance import activate_due, get_version, ruleset_of
+from rules_service.services.views import VersionView
 
 MAX_IMPACT = 10_000
 
@@ -57,13 +58,16 @@ class DiffResult:
     diff: RulesetDiff
     impact: ImpactReport | None = None
     undoes: tuple[UndoneVersion, ...] = ()
-    base_version: int | None = None
+    version: VersionView | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The contract's ``{"from", "to", "changes", "summary"}``, ``impact`` and ``undoes``."""
+        """The contract's ``{"from", "to", "changes", "summary"}``, ``impact``, ``undoes``,
+        and ``version``: the ``to`` version's author, note, base, time and sign-offs."""
         return {"ruleset": self.ruleset, "from": self.from_version, "to": self.to_version,
                 **self.diff.to_dict(),
                 "undoes": [u.to_dict() for u in self.undoes],
+                "version": (self.version.to_dict(include_content=False)
+                            if self.version is not None else None),
                 "impact": self.impact.to_dict() if self.impact is not None else None}
 
 
@@ -216,6 +220,6 @@ def diff_versions(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
         result_from = from_row.number if from_row is not None else None
         result_to = to_row.number
         undoes = _undone(uow, rs.id, to_row)
-        base_version = to_row.base_version
     report = _replay(evaluator, from_ruleset, to_ruleset, records) if impact is not None else None
-    return DiffResult(name, result_from, result_to, diff, report, undoes, base_version)
+    version = get_version(uow, name, result_to)
+    return DiffResult(name, result_from, result_to, diff, report, undoes, version)

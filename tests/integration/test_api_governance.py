@@ -378,6 +378,46 @@ def test_diff_as_markdown_is_a_page_an_approver_reads(api: Api) -> None:
     assert "| escalate → approve | 2 |" in page
 
 
+def test_the_approvers_page_says_who_proposed_what_who_signed_and_how_to_sign(
+        api: Api) -> None:
+    active_v1(api)
+    assert api.post(f"{BASE}/evaluate", {"input": {"amount": 150}}).status_code == 200
+    assert propose(api, "dev", limit=200, note="refunds up to 200 are routine",
+                   effective_at="2031-01-01T09:00:00+00:00").status_code == 201
+    assert api.post(f"{BASE}/versions/2/signoffs", {"decision": "approve", "comment": "ok"},
+                    who="biz").status_code == 201
+    page = api.get(f"{BASE}/diff?impact=10&format=markdown", who="appr") \
+        .get_data(as_text=True)
+    assert "- Proposed by **dev**" in page
+    assert "- Note: refunds up to 200 are routine" in page
+    assert "- Based on: version 1" in page
+    assert "- Takes effect: 2031-01-01T09:00:00+00:00" in page
+    assert "- Required sign-offs: business_owner, approver" in page
+    assert "| business_owner | biz | approve |" in page
+    assert "Still needed: approver (appr, appr-backup)" in page
+    assert f"curl -s -X POST http://localhost{BASE}/versions/2/signoffs" in page
+    # One decision is one decision.
+    assert "the last 1 recorded decision under" in page
+
+
+def test_markdown_asked_for_without_a_pending_version_is_still_markdown(api: Api) -> None:
+    active_v1(api)
+    response = api.get(f"{BASE}/diff?format=markdown", who="appr")
+    assert response.status_code == 409
+    assert response.mimetype == "text/markdown"
+    page = response.get_data(as_text=True)
+    assert page.startswith("# 409: no pending version")
+    assert "from= and to=" in page
+
+
+def test_the_diff_json_names_the_to_versions_author_and_sign_offs(api: Api) -> None:
+    active_v1(api)
+    assert propose(api, "dev", limit=200, note="why").status_code == 201
+    version = api.get(f"{BASE}/diff").get_json()["version"]
+    assert (version["author"], version["note"], version["base_version"]) == ("dev", "why", 1)
+    assert version["missing_signoffs"] == ["business_owner", "approver"]
+
+
 def test_diff_query_is_validated(api: Api) -> None:
     active_v1(api)
     response = api.get(f"{BASE}/diff?from=x&impact=0")
