@@ -259,6 +259,20 @@ class VersionSummarySchema(Schema):
     signoffs = fields.List(fields.Nested(SignoffSchema))
 
 
+class SignoffResultSchema(Schema):
+    """The answer to a sign-off: the sign-off given and where the version stands now."""
+
+    ruleset = fields.String()
+    version = fields.Integer()
+    status = fields.String(metadata={"description": "pending, approved, active, rejected "
+                                                    "or stale"})
+    signoff = fields.Nested(SignoffSchema)
+    required_signoffs = fields.List(fields.String())
+    missing_signoffs = fields.List(fields.String())
+    effective_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    activated_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+
+
 class VersionSchema(VersionSummarySchema):
     """A version with its content."""
 

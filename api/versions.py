@@ -12,6 +12,7 @@ from api.responses import dump
 from api.schemas import (
     ProposeVersionRequest,
     SignoffRequest,
+    SignoffResultSchema,
     VersionListSchema,
     VersionSchema,
     WithdrawRequest,
@@ -61,18 +62,19 @@ def get_version(name: str, number: int) -> Response:
 
 
 @bp.post("/<int:number>/signoffs")
-@documented(body=SignoffRequest, responses={201: VersionSchema}, errors=(403, 404, 409))
+@documented(body=SignoffRequest, responses={201: SignoffResultSchema}, errors=(403, 404, 409))
 def sign_off(name: str, number: int, body: dict[str, Any]) -> Response:
     """Approve or reject a pending version in one of your sign-off roles.
 
     The author can never sign off their own version, and one person fills one role.
     The last required approval makes the version approved, and active at its
-    effective time.
+    effective time. The answer is the sign-off given and the version's status; the
+    version itself is at its own address.
     """
+    actor = current_principal().name
     view = governance.sign_off(container().uow(), name, number, decision=body["decision"],
-                               comment=body["comment"], role=body["role"],
-                               actor=current_principal().name)
-    return dump(VersionSchema, view.to_dict(), 201)
+                               comment=body["comment"], role=body["role"], actor=actor)
+    return dump(SignoffResultSchema, view.signoff_result(actor), 201)
 
 
 @bp.post("/<int:number>/withdraw")

@@ -245,8 +245,24 @@ def test_both_signoffs_activate_the_version(api: Api) -> None:
     assert first.get_json()["missing_signoffs"] == ["approver"]
     second = api.post(f"{BASE}/versions/1/signoffs", {"decision": "approve"}, who="appr")
     assert second.get_json()["status"] == "active"
-    assert [(s["role"], s["principal"]) for s in second.get_json()["signoffs"]] == \
+    assert [(s["role"], s["principal"]) for s in
+            api.get(f"{BASE}/versions/1").get_json()["signoffs"]] == \
         [("business_owner", "biz"), ("approver", "appr")]
+
+
+def test_a_signoff_answers_with_the_signoff_and_the_status_not_the_whole_version(
+        api: Api) -> None:
+    propose(api)
+    response = api.post(f"{BASE}/versions/1/signoffs", {"decision": "approve",
+                                                        "comment": "fine"}, who="biz")
+    body = response.get_json()
+    assert set(body) == {"ruleset", "version", "status", "signoff", "required_signoffs",
+                         "missing_signoffs", "effective_at", "activated_at"}
+    assert (body["version"], body["status"]) == (1, "pending")
+    assert {k: body["signoff"][k] for k in ("role", "principal", "decision", "comment")} == {
+        "role": "business_owner", "principal": "biz", "decision": "approve",
+        "comment": "fine"}
+    assert "content" not in body and "definition" not in body
 
 
 def test_author_cannot_sign_off_own_version(api: Api) -> None:
