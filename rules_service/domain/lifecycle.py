@@ -251,14 +251,30 @@ def ensure_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
-_DURATION_FULL = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*[dhms]\s*)+", re.IGNORECASE)
-_UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+# The one form of a duration, wherever one is written (a runbook's response-time target,
+# a dashboard window): whole numbers, units in the order d, h, m, s, nothing between.
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_UNIT_SECONDS = (86400, 3600, 60, 1)
+DURATION_FORM = "a duration like 30m, 4h, 2d or 1h30m"
 
 
 def parse_duration(text: str) -> timedelta:
     """``4h``, ``30m``, ``1d``, ``1h30m``, ``90s`` as a timedelta; ValueError otherwise."""
-    if not text or not _DURATION_FULL.fullmatch(text):
-        raise ValueError(f"not a duration like 4h, 30m, 1d or 1h30m: {text!r}")
-    seconds = sum(float(n) * _UNIT[u.lower()] for n, u in _DURATION.findall(text))
-    return timedelta(seconds=seconds)
+    found = _DURATION.fullmatch(text) if isinstance(text, str) else None
+    if found is None or not any(found.groups()):
+        raise ValueError(f"not {DURATION_FORM}: {text!r}")
+    return timedelta(seconds=sum(int(n) * unit for n, unit
+                                 in zip(found.groups(), _UNIT_SECONDS, strict=True) if n))
+
+
+def format_duration(delta: timedelta) -> str:
+    """A whole-second duration in the one form parse_duration reads (``1h30m``)."""
+    seconds = int(delta.total_seconds())
+    if seconds <= 0:
+        raise ValueError("a duration is longer than zero")
+    parts = []
+    for unit, name in zip(_UNIT_SECONDS, "dhms", strict=True):
+        count, seconds = divmod(seconds, unit)
+        if count:
+            parts.append(f"{count}{name}")
+    return "".join(parts)
