@@ -20,10 +20,10 @@ from rules_service.domain.lifecycle import (
     check_signable,
     choose_signoff_role,
     ensure_utc,
+    format_duration,
     is_due,
     is_stale,
     owner_problems,
-    format_duration,
     parse_duration,
     status_after_signoffs,
 )
