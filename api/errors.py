@@ -11,10 +11,11 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, has_request_context, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from api.markdown import render_error
 from rules_service.domain.errors import DomainError
 from rules_service.domain.problems import Problem
 
@@ -145,10 +146,20 @@ def error_response(status: int, code: str, message: str,
 
 
 def handle_exception(exc: Exception) -> Response:
-    """Flask error handler for every exception."""
+    """Flask error handler for every exception.
+
+    A request that asked for Markdown (``format=markdown``) gets its error as Markdown too,
+    with the same status: a person reading pages should not be handed JSON.
+    """
     status, code, message, details, headers = describe_error(exc)
     if status >= 500:
         log.exception("unhandled error: %s", exc, exc_info=exc)
+    if status < 500 and has_request_context() and request.args.get("format") == "markdown":
+        response = Response(render_error(status, code, message, details),
+                            status=status, mimetype="text/markdown")
+        for name, value in headers.items():
+            response.headers[name] = value
+        return response
     return error_response(status, code, message, details, headers)
 
 

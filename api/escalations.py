@@ -19,7 +19,10 @@ bp = Blueprint("escalations", __name__, url_prefix="/v1/escalations")
 @bp.get("")
 @documented(query=EscalationsQuery, responses={200: EscalationListSchema})
 def list_escalations(query: dict[str, Any]) -> Response:
-    """Escalations, oldest first; filter by status, ruleset, or `overdue=true`."""
+    """Escalations, oldest first, each with its decision's input and deciding rules.
+
+    Filter by status, ruleset, or `overdue=true`.
+    """
     c = container()
     found = decisions.list_escalations(c.uow(), status=query["status"],
                                        ruleset=query["ruleset"], overdue=query["overdue"])
@@ -30,7 +33,11 @@ def list_escalations(query: dict[str, Any]) -> Response:
 @bp.post("/<escalation_id>/resolve")
 @documented(body=ResolveRequest, responses={200: EscalationSchema}, errors=(403, 404, 409))
 def resolve(escalation_id: str, body: dict[str, Any]) -> Response:
-    """Resolve an open escalation (approver of the deciding version, or an admin)."""
+    """Resolve an open escalation.
+
+    Whoever holds the role it is addressed to (`to_role`, primary or backup) of the
+    deciding version may, and so may its approvers and admins.
+    """
     c = container()
     view = decisions.resolve_escalation(c.uow(), escalation_id,
                                         resolution=body["resolution"], comment=body["comment"],

@@ -76,12 +76,13 @@ def _exceptions(items: Any) -> list[str]:
 def _escalation(value: Any, target: str | None) -> list[str]:
     if not isinstance(value, dict):
         return _block(value)
+    # List items, not bare lines: consecutive lines would run into one paragraph.
     lines = []
     path = value.get("path")
     if isinstance(path, list) and path:
-        lines.append("Path: " + " → ".join(_escape(_scalar(p)) for p in path))
+        lines.append("- Path: " + " → ".join(_escape(_scalar(p)) for p in path))
     if target:
-        lines.append(f"Response-time target: **{_escape(target)}**")
+        lines.append(f"- Response-time target: **{_escape(target)}**")
     rest = {k: v for k, v in value.items() if k not in ("path", "response_time_target")}
     if rest:
         lines.append("")
@@ -89,10 +90,61 @@ def _escalation(value: Any, target: str | None) -> list[str]:
     return lines or _block(value)
 
 
-def render_runbook(view: RunbookView) -> str:
-    """The runbook of a ruleset's active version as a Markdown document."""
+def _percent(rate: Any) -> str:
+    return "no decisions" if rate is None else f"{float(rate) * 100:.1f}%"
+
+
+def _rollback_call(rollback: dict[str, Any], base_url: str) -> list[str]:
+    body = rollback.get("body")
+    if not body:
+        return ["- Rollback: no earlier version to roll back to."]
+    data = json.dumps(body)
+    who = ", ".join(rollback.get("allowed") or []) or "an admin"
+    return [f"- Rollback to version {body['to_version']} ({_escape(who)}, or an admin):", "",
+            "  ```sh",
+            f"  curl -s -X {rollback['method']} {base_url}{rollback['path']} \\",
+            "    -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\",
+            f"    -d '{data}'",
+            "  ```"]
+
+
+def _live(live: dict[str, Any], base_url: str) -> list[str]:
+    """The state right now, above the written procedure."""
+    if not live:
+        return []
+    out = ["## Right now", ""]
+    active = live.get("active") or {}
+    out.append(f"- Active: version {active.get('version')} since {active.get('since')}")
+    waiting = live.get("open_versions") or []
+    if not waiting:
+        out.append("- No version is waiting for sign-off or its time.")
+    for v in waiting:
+        missing = v.get("missing_signoffs") or []
+        if v.get("status") == "approved":
+            state = f"approved, active from {v.get('effective_at')}"
+        else:
+            state = "pending, waiting for " + ("; ".join(
+                f"{m['role']} ({', '.join(m['holders']) or 'nobody holds it'})"
+                for m in missing) or "nothing")
+        out.append(f"- Version {v['version']} by {_escape(v.get('author', ''))}: {state}")
+    esc = live.get("escalations") or {}
+    target = esc.get("response_time_target")
+    out.append(f"- Escalations: {esc.get('open', 0)} open, "
+               f"{esc.get('overdue', 0)} overdue"
+               + (f" (response-time target {_escape(target)})" if target else ""))
+    fb = live.get("fallbacks") or {}
+    out.append(f"- Fallbacks in the last {fb.get('window_hours', 24):g} hours: "
+               f"{fb.get('count', 0)} of {_count(fb.get('decisions', 0), 'decision')} "
+               f"({_percent(fb.get('rate'))})")
+    out += _rollback_call(live.get("rollback") or {}, base_url)
+    return out + [""]
+
+
+def render_runbook(view: RunbookView, base_url: str = "") -> str:
+    """The runbook of a ruleset's active version, with its live state, as Markdown."""
     out = [f"# Runbook: {view.title or view.ruleset}", "",
            f"Ruleset `{view.ruleset}`, active version {view.version}.", ""]
+    out += _live(view.live, base_url)
     if view.owners:
         out += ["## Owners", "", "| Role | Primary | Backup |", "|---|---|---|"]
         for role, holders in view.owners.items():
@@ -125,15 +177,21 @@ def _version(number: Any) -> str:
     return f"version {number}" if number is not None else "nothing (a first version)"
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 decision``, ``2 decisions``: numbers with their noun in the right number."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def _impact(impact: dict[str, Any]) -> list[str]:
     replayed = impact.get("replayed", 0)
     out = ["## Impact on recorded decisions", ""]
     if not replayed:
         return out + ["No recorded decisions to replay.", ""]
-    out.append(f"Replayed the last {replayed} decisions on the new version: "
-               f"**{impact.get('changed', 0)} would change**, {impact.get('unchanged', 0)} "
-               f"would not, {impact.get('input_rejected', 0)} inputs would no longer be "
-               f"accepted.")
+    rejected = impact.get("input_rejected", 0)
+    out.append(f"Decided the inputs of the last {_count(replayed, 'recorded decision')} under "
+               f"both versions: **{impact.get('changed', 0)} would change**, "
+               f"{impact.get('unchanged', 0)} would not, {_count(rejected, 'input')} would no "
+               f"longer be accepted.")
     transitions = impact.get("transitions") or {}
     if transitions:
         out += ["", "| Outcome change | Decisions |", "|---|---|"]
@@ -143,16 +201,89 @@ def _impact(impact: dict[str, Any]) -> list[str]:
         out += ["", "Examples:", ""]
         out += [f"- `{e['decision_id']}`: {e['before']} → {e['after']} for "
                 f"`{_escape(json.dumps(e['input'], sort_keys=True))}`" for e in examples]
+    drift = impact.get("drift", 0)
+    if drift:
+        how = ", ".join(f"{k.replace('->', ' → ')}: {v}"
+                        for k, v in (impact.get("drift_transitions") or {}).items())
+        out += ["", f"Not this change's doing: {_count(drift, 'recorded outcome')} "
+                    f"{'differs' if drift == 1 else 'differ'} from what the `from` version "
+                    f"decides today (earlier changes, pinned versions or fallbacks; {how})."]
+    base_rejected = impact.get("base_rejected", 0)
+    if base_rejected:
+        out += ["", f"{_count(base_rejected, 'input')} the `from` version would not accept "
+                    f"{'was' if base_rejected == 1 else 'were'} left out of the comparison."]
     return out + [""]
 
 
-def render_diff(diff: dict[str, Any]) -> str:
-    """A diff (and its impact, when replayed) as a Markdown page for approvers."""
-    out = [f"# {diff['ruleset']}: {_version(diff['from'])} → version {diff['to']}", "",
-           "## Changes", ""]
+def _version_facts(version: dict[str, Any] | None, base_url: str) -> list[str]:
+    """Who proposed the version, why, from what, for when; who signed; how to sign."""
+    if not version:
+        return []
+    effective = version.get("effective_at") or "at once, once approved"
+    out = [f"- Proposed by **{_escape(version.get('author', ''))}** "
+           f"on {version.get('created_at')}",
+           f"- Note: {_escape(version.get('note') or '(none)')}",
+           f"- Based on: {_version(version.get('base_version'))}",
+           f"- Takes effect: {effective}",
+           f"- Status: {version.get('status')}",
+           f"- Required sign-offs: {', '.join(version.get('required_signoffs') or []) or 'none'}",
+           ""]
+    signoffs = version.get("signoffs") or []
+    out += ["## Sign-offs", ""]
+    if signoffs:
+        out += ["| Role | By | Decision | When | Comment |", "|---|---|---|---|---|"]
+        out += [f"| {_escape(s['role'])} | {_escape(s['principal'])} | {s['decision']} "
+                f"| {s.get('at') or ''} | {_escape(s.get('comment') or '')} |"
+                for s in signoffs]
+    else:
+        out.append("Nobody has signed off yet.")
+    missing = version.get("missing_signoffs") or []
+    if missing and version.get("status") == "pending":
+        holders = version.get("signoff_holders") or {}
+        out += ["", "Still needed: " + "; ".join(
+            f"{role} ({', '.join(holders.get(role) or []) or 'nobody holds it'})"
+            for role in missing) + f". The author, {_escape(version.get('author', ''))}, "
+            "cannot sign, and one person fills one role.", "",
+            "To sign, as one of them:", "", "```sh",
+            f"curl -s -X POST {base_url}/v1/rulesets/{version.get('ruleset')}/versions/"
+            f"{version.get('version')}/signoffs \\",
+            "  -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\",
+            "  -d '{\"decision\": \"approve\", \"comment\": \"...\"}'",
+            "```", "", "(`\"decision\": \"reject\"` rejects it.)"]
+    return out + [""]
+
+
+def _undoes(undoes: list[dict[str, Any]]) -> list[str]:
+    if not undoes:
+        return []
+    out = ["## Takes back changes of newer versions", "",
+           "This version undoes what these versions changed; make sure that is intended:", ""]
+    for item in undoes:
+        out.append(f"- Version {item['version']} by {_escape(item.get('author', ''))} "
+                   f"({_escape(item.get('note') or 'no note')}):")
+        out += [f"  - {_escape(sentence)}" for sentence in item.get("summary") or []]
+    return out + [""]
+
+
+def render_diff(diff: dict[str, Any], base_url: str = "") -> str:
+    """A diff as the page an approver reads: the version's facts and sign-offs, the changes,
+    what it takes back, and its replayed impact."""
+    out = [f"# {diff['ruleset']}: {_version(diff['from'])} → version {diff['to']}", ""]
+    out += _version_facts(diff.get("version"), base_url)
+    out += ["## Changes", ""]
     summary = diff.get("summary") or []
     out += [f"- {_escape(sentence)}" for sentence in summary] or ["No changes."]
     out.append("")
+    out += _undoes(diff.get("undoes") or [])
     if diff.get("impact") is not None:
         out += _impact(diff["impact"])
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_error(status: int, code: str, message: str,
+                 details: list[dict[str, Any]]) -> str:
+    """An error answer for someone who asked for a page."""
+    out = [f"# {status}: {code.replace('_', ' ')}", "", _escape(message), ""]
+    out += [f"- {_escape(str(d.get('place') or ''))}: {_escape(str(d.get('message', d)))}"
+            .replace("- : ", "- ") for d in details]
     return "\n".join(out).rstrip() + "\n"

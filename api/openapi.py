@@ -56,6 +56,7 @@ class ApiDoc:
     auth: bool = True
     body_optional: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
+    text_alternatives: Mapping[int, str] = field(default_factory=dict)
 
 
 def _instance(schema: type[Schema] | Schema | None) -> Schema | None:
@@ -68,10 +69,13 @@ def documented(*, body: type[Schema] | Schema | None = None,
                query: type[Schema] | Schema | None = None,
                responses: Mapping[int, type[Schema] | Schema | str | None] | None = None,
                errors: tuple[int, ...] = (), auth: bool = True, body_optional: bool = False,
-               headers: Mapping[str, str] | None = None) -> Callable[[F], F]:
+               headers: Mapping[str, str] | None = None,
+               text_alternatives: Mapping[int, str] | None = None) -> Callable[[F], F]:
     """Records a view's contract for the spec and loads its body/query into ``body=``/``query=``.
 
     A response given as a string is a media type with a plain-text body (e.g. markdown).
+    ``text_alternatives`` names a further media type (text body) a status may answer with,
+    beside its JSON schema (``{200: "text/markdown"}`` for ``format=markdown``).
     """
     body_schema, query_schema = _instance(body), _instance(query)
     doc = ApiDoc(
@@ -79,7 +83,7 @@ def documented(*, body: type[Schema] | Schema | None = None,
         responses={status: (s if isinstance(s, str) else _instance(s))
                    for status, s in (responses or {}).items()},
         errors=tuple(errors), auth=auth, body_optional=body_optional,
-        headers=dict(headers or {}),
+        headers=dict(headers or {}), text_alternatives=dict(text_alternatives or {}),
     )
 
     def decorate(view: F) -> F:
@@ -153,6 +157,9 @@ def _operation(endpoint: str, view: Callable[..., Any], doc: ApiDoc) -> dict[str
             entry["content"] = {schema: {"schema": {"type": "string"}}}
         elif schema is not None:
             entry["content"] = {"application/json": {"schema": schema}}
+        if status in doc.text_alternatives:
+            entry.setdefault("content", {})[doc.text_alternatives[status]] = {
+                "schema": {"type": "string"}}
         responses[str(status)] = entry
     errors = set(doc.errors)
     if doc.auth:
@@ -225,6 +232,7 @@ _DOCS_INIT = """window.onload = function () {
     url: "%s",
     dom_id: "#swagger-ui",
     deepLinking: true,
+    validatorUrl: null,
     persistAuthorization: true,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
     layout: "BaseLayout"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from api.auth import current_principal
 from api.markdown import render_diff, render_runbook
@@ -24,6 +24,7 @@ from api.schemas import (
 )
 from api.services import container
 from rules_service.services import diffs, governance
+from rules_service.services import runbook as runbook_service
 
 bp = Blueprint("rulesets", __name__, url_prefix="/v1/rulesets")
 
@@ -44,7 +45,8 @@ def get_ruleset(name: str) -> Response:
 
 
 @bp.get("/<name>/diff")
-@documented(query=DiffQuery, responses={200: DiffSchema}, errors=(404, 409))
+@documented(query=DiffQuery, responses={200: DiffSchema}, errors=(404, 409),
+            text_alternatives={200: "text/markdown"})
 def diff(name: str, query: dict[str, Any]) -> Response:
     """What changed between two versions, and optionally how recorded decisions would change.
 
@@ -56,7 +58,8 @@ def diff(name: str, query: dict[str, Any]) -> Response:
     result = diffs.diff_versions(c.uow(), c.evaluator, name, from_version=query["from_version"],
                                  to_version=query["to_version"], impact=query["impact"])
     if query["format"] == "markdown":
-        return Response(render_diff(result.to_dict()), mimetype="text/markdown")
+        return Response(render_diff(result.to_dict(), request.url_root.rstrip("/")),
+                        mimetype="text/markdown")
     return dump(DiffSchema, result.to_dict())
 
 
@@ -70,12 +73,19 @@ def rollback(name: str, body: dict[str, Any]) -> Response:
 
 
 @bp.get("/<name>/runbook")
-@documented(query=RunbookQuery, responses={200: RunbookSchema}, errors=(404, 409))
+@documented(query=RunbookQuery, responses={200: RunbookSchema}, errors=(404, 409),
+            text_alternatives={200: "text/markdown"})
 def runbook(name: str, query: dict[str, Any]) -> Response:
-    """The runbook of the active version, as JSON or (`format=markdown`) as Markdown."""
-    view = governance.get_runbook(container().uow(), name)
+    """The runbook of the active version with its live state, as JSON or Markdown.
+
+    `live` holds the active version and since when, versions waiting for sign-off or
+    their time, open and overdue escalations, the fallback rate of the last 24 hours, and
+    the exact rollback call. `format=markdown` gives the page people on call read.
+    """
+    view = runbook_service.get_runbook(container().uow(), name)
     if query["format"] == "markdown":
-        return Response(render_runbook(view), mimetype="text/markdown")
+        return Response(render_runbook(view, request.url_root.rstrip("/")),
+                        mimetype="text/markdown")
     return dump(RunbookSchema, view.to_dict())
 
 

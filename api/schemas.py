@@ -90,6 +90,10 @@ class ProposeVersionRequest(Schema):
     effective_at = fields.AwareDateTime(
         load_default=None, allow_none=True,
         metadata={"description": "when the approved version becomes active (default: at once)"})
+    base_version = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1),
+        metadata={"description": "the version the author started from; 409 `stale_base`, "
+                                 "naming the versions in between, when a newer one exists"})
 
     @validates_schema
     def _content_or_definition(self, data: dict[str, Any], **_: Any) -> None:
@@ -255,6 +259,20 @@ class VersionSummarySchema(Schema):
     signoffs = fields.List(fields.Nested(SignoffSchema))
 
 
+class SignoffResultSchema(Schema):
+    """The answer to a sign-off: the sign-off given and where the version stands now."""
+
+    ruleset = fields.String()
+    version = fields.Integer()
+    status = fields.String(metadata={"description": "pending, approved, active, rejected "
+                                                    "or stale"})
+    signoff = fields.Nested(SignoffSchema)
+    required_signoffs = fields.List(fields.String())
+    missing_signoffs = fields.List(fields.String())
+    effective_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    activated_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+
+
 class VersionSchema(VersionSummarySchema):
     """A version with its content."""
 
@@ -303,12 +321,14 @@ class RulesetDetailSchema(RulesetSummarySchema):
 
 
 class ImpactExampleSchema(Schema):
-    """A recorded decision whose outcome the `to` version changes."""
+    """A recorded input that the `from` and the `to` version decide differently."""
 
     decision_id = fields.String()
     input = fields.Dict()
-    before = fields.String()
-    after = fields.String()
+    before = fields.String(metadata={"description": "the `from` version's outcome"})
+    after = fields.String(metadata={"description": "the `to` version's outcome"})
+    recorded = fields.String(allow_none=True,
+                             metadata={"description": "the outcome recorded at the time"})
 
 
 class RejectedExampleSchema(Schema):
@@ -321,7 +341,7 @@ class RejectedExampleSchema(Schema):
 
 
 class ImpactSchema(Schema):
-    """Replay of recorded decisions on the `to` version."""
+    """Recorded inputs decided again by both the `from` and the `to` version."""
 
     replayed = fields.Integer()
     changed = fields.Integer()
@@ -332,6 +352,25 @@ class ImpactSchema(Schema):
                               metadata={"description": "e.g. {\"approve->escalate\": 3}"})
     examples = fields.List(fields.Nested(ImpactExampleSchema))
     rejected_examples = fields.List(fields.Nested(RejectedExampleSchema))
+    drift = fields.Integer(metadata={
+        "description": "inputs whose recorded outcome differs from the `from` version's "
+                       "(made by an older or pinned version, or a fallback); not the "
+                       "change's doing"})
+    drift_transitions = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "drift by `recorded->from` outcome"})
+    base_rejected = fields.Integer(metadata={
+        "description": "inputs the `from` version's input schema refuses"})
+
+
+class UndoneVersionSchema(Schema):
+    """A version in the active line whose changes the `to` version takes back."""
+
+    version = fields.Integer()
+    author = fields.String()
+    note = fields.String()
+    changes = fields.List(fields.Dict(), metadata={"description": "that version's own "
+                                                                 "changes, which `to` reverses"})
+    summary = fields.List(fields.String())
 
 
 class DiffSchema(Schema):
@@ -345,6 +384,12 @@ class DiffSchema(Schema):
         "description": "each with `kind` (rule_added, threshold_changed, ...), its details, "
                        "and a one-sentence `summary`"})
     summary = fields.List(fields.String())
+    undoes = fields.List(fields.Nested(UndoneVersionSchema), metadata={
+        "description": "what `to` takes back of versions newer than the one its author "
+                       "started from (a stale working copy, a revert), newest first"})
+    version = fields.Nested(VersionSummarySchema, allow_none=True, metadata={
+        "description": "the `to` version: author, note, base version, effective time, "
+                       "required sign-offs and those given so far"})
     impact = fields.Nested(ImpactSchema, allow_none=True)
 
 
@@ -356,6 +401,69 @@ class RollbackSchema(Schema):
     previous_version = fields.Integer(allow_none=True)
 
 
+class MissingSignoffSchema(Schema):
+    """A sign-off role still to sign, and who holds it."""
+
+    role = fields.String()
+    holders = fields.List(fields.String())
+
+
+class OpenVersionSchema(Schema):
+    """A version waiting for sign-off (pending) or for its time (approved)."""
+
+    version = fields.Integer()
+    status = fields.String()
+    author = fields.String()
+    note = fields.String()
+    effective_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    missing_signoffs = fields.List(fields.Nested(MissingSignoffSchema))
+
+
+class ActiveSinceSchema(Schema):
+    """The active version and when it became active."""
+
+    version = fields.Integer()
+    since = fields.String(allow_none=True, metadata={"format": "date-time"})
+
+
+class LiveEscalationsSchema(Schema):
+    """Escalations of the ruleset open now, and those past the response-time target."""
+
+    open = fields.Integer()
+    overdue = fields.Integer()
+    response_time_target = fields.String(allow_none=True)
+
+
+class LiveFallbacksSchema(Schema):
+    """Decisions made by the ruleset's fallback in the last hours."""
+
+    window_hours = fields.Float()
+    decisions = fields.Integer()
+    count = fields.Integer()
+    rate = fields.Float(allow_none=True)
+
+
+class RollbackCallSchema(Schema):
+    """The exact call that rolls the ruleset back to the version the active one replaced."""
+
+    method = fields.String()
+    path = fields.String()
+    body = fields.Dict(allow_none=True, metadata={"description": "null: nothing to roll "
+                                                                 "back to"})
+    allowed = fields.List(fields.String(), metadata={
+        "description": "who may (operations and business owners; also admins)"})
+
+
+class RunbookLiveSchema(Schema):
+    """The state of the ruleset right now."""
+
+    active = fields.Nested(ActiveSinceSchema)
+    open_versions = fields.List(fields.Nested(OpenVersionSchema))
+    escalations = fields.Nested(LiveEscalationsSchema)
+    fallbacks = fields.Nested(LiveFallbacksSchema)
+    rollback = fields.Nested(RollbackCallSchema)
+
+
 class RunbookSchema(Schema):
     """GET /v1/rulesets/{name}/runbook."""
 
@@ -365,6 +473,7 @@ class RunbookSchema(Schema):
     owners = fields.Dict(keys=fields.String(), values=fields.Nested(HolderSchema))
     runbook = fields.Dict()
     response_time_target = fields.String(allow_none=True)
+    live = fields.Nested(RunbookLiveSchema)
 
 
 class AuditEventSchema(Schema):
@@ -394,6 +503,24 @@ class FiredRuleSchema(Schema):
     reason = fields.String()
 
 
+class DecidingRuleSchema(Schema):
+    """A rule that decided, with its reason."""
+
+    id = fields.String()
+    reason = fields.String(allow_none=True)
+
+
+class EscalationDecisionSchema(Schema):
+    """The escalated decision, so nobody has to look it up."""
+
+    input = fields.Dict()
+    outcome = fields.String()
+    deciding_rules = fields.List(fields.Nested(DecidingRuleSchema))
+    fallback = fields.Boolean()
+    fallback_reason = fields.String(allow_none=True)
+    evaluated_at = fields.String(metadata={"format": "date-time"})
+
+
 class EscalationSchema(Schema):
     """An escalation: a decision waiting for a person."""
 
@@ -410,6 +537,8 @@ class EscalationSchema(Schema):
     resolved_by = fields.String(allow_none=True)
     resolution = fields.String(allow_none=True)
     comment = fields.String()
+    decision = fields.Nested(EscalationDecisionSchema, metadata={
+        "description": "the decision's input and its deciding rules with their reasons"})
 
 
 class DecisionSchema(Schema):

@@ -12,6 +12,7 @@ from api.responses import dump
 from api.schemas import (
     ProposeVersionRequest,
     SignoffRequest,
+    SignoffResultSchema,
     VersionListSchema,
     VersionSchema,
     WithdrawRequest,
@@ -28,14 +29,17 @@ bp = Blueprint("versions", __name__, url_prefix="/v1/rulesets/<name>/versions")
 def propose(name: str, body: dict[str, Any]) -> Response:
     """Propose a new version: YAML text in `content`, or a `definition` object.
 
-    Every problem of an invalid ruleset (and every failing embedded test) is listed in
-    `details` with its place. The first version of a ruleset needs an admin.
+    Every problem of an invalid ruleset (every failing embedded test, every owner who is
+    not a principal) is listed in `details` with its place. The first version of a ruleset
+    needs an admin. With `base_version` (the version the author started from), a newer
+    version than that is 409 `stale_base`, naming each one in `details`.
     """
     c = container()
     view = governance.propose_version(
         c.uow(), c.evaluator, name, content=body.get("content"),
         definition=body.get("definition"), note=body["note"],
-        effective_at=body["effective_at"], actor=current_principal().name)
+        effective_at=body["effective_at"], base_version=body["base_version"],
+        actor=current_principal().name)
     location = url_for("versions.get_version", name=name, number=view.version)
     return dump(VersionSchema, view.to_dict(), 201, {"Location": location})
 
@@ -58,18 +62,19 @@ def get_version(name: str, number: int) -> Response:
 
 
 @bp.post("/<int:number>/signoffs")
-@documented(body=SignoffRequest, responses={201: VersionSchema}, errors=(403, 404, 409))
+@documented(body=SignoffRequest, responses={201: SignoffResultSchema}, errors=(403, 404, 409))
 def sign_off(name: str, number: int, body: dict[str, Any]) -> Response:
     """Approve or reject a pending version in one of your sign-off roles.
 
     The author can never sign off their own version, and one person fills one role.
     The last required approval makes the version approved, and active at its
-    effective time.
+    effective time. The answer is the sign-off given and the version's status; the
+    version itself is at its own address.
     """
+    actor = current_principal().name
     view = governance.sign_off(container().uow(), name, number, decision=body["decision"],
-                               comment=body["comment"], role=body["role"],
-                               actor=current_principal().name)
-    return dump(VersionSchema, view.to_dict(), 201)
+                               comment=body["comment"], role=body["role"], actor=actor)
+    return dump(SignoffResultSchema, view.signoff_result(actor), 201)
 
 
 @bp.post("/<int:number>/withdraw")

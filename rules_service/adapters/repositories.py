@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Table, and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from rules_service.adapters.orm import (
     ApiTokenRow,
@@ -257,7 +257,8 @@ class DecisionRepository:
                          overdue_at: datetime | None = None,
                          limit: int = 1000) -> Sequence[EscalationRow]:
         """Escalations, oldest first; ``overdue_at`` keeps open ones past due at that time."""
-        stmt = select(EscalationRow)
+        # Each escalation is shown with its decision: load them in one more query, not one each.
+        stmt = select(EscalationRow).options(selectinload(EscalationRow.decision))
         if status is not None:
             stmt = stmt.where(EscalationRow.status == status)
         if ruleset_id is not None:

@@ -29,8 +29,6 @@ from rules_service.language.parser import RESERVED
 
 SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# The form a file may use (a strict subset of what lifecycle.parse_duration reads).
-DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 OUTCOMES = tuple(o.value for o in Outcome)
 FIELD_TYPES = tuple(t.value for t in FieldType)
 
@@ -350,12 +348,14 @@ class EscalationSchema(StrictSchema):
             errors["path"] = ["name at least one person or team to escalate to"]
         target = data.get("response_time_target")
         if isinstance(target, str):
-            m = DURATION.match(target)
-            if not m or not any(m.groups()):
+            try:
+                zero = parse_duration(target).total_seconds() == 0
+            except ValueError:
                 errors["response_time_target"] = [
                     f"'{target}' is not a duration; write it like 30m, 4h, 2d or 1h30m"]
-            elif parse_duration(target).total_seconds() == 0:
-                errors["response_time_target"] = ["must be longer than zero"]
+            else:
+                if zero:
+                    errors["response_time_target"] = ["must be longer than zero"]
         if errors:
             raise ValidationError(errors)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from rules_service.adapters.database import make_engine
@@ -63,5 +64,51 @@ def is_up_to_date(url: str) -> bool:
     engine = make_engine(url)
     try:
         return current_revision(engine) == head_revision(url)
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a database holds, read without migrating or writing anything.
+
+    ``versions`` holds (ruleset, number, author, note) of every stored version.
+    """
+
+    revision: str | None
+    tables: tuple[str, ...] = ()
+    principals: tuple[str, ...] = ()
+    versions: tuple[tuple[str, int, str, str], ...] = ()
+    revoked: tuple[str, ...] = ()
+
+    @property
+    def active_principals(self) -> set[str]:
+        """Principals that exist and are not revoked."""
+        return set(self.principals) - set(self.revoked)
+
+
+def read_footprint(url: str) -> Footprint:
+    """Tables, schema revision, principal names and versions of a database, read only.
+
+    The columns read exist since the first revision, so an older schema is read as well.
+    """
+    _ensure_sqlite_directory(url)
+    engine = make_engine(url)
+    try:
+        tables = tuple(sorted(inspect(engine).get_table_names()))
+        revision = current_revision(engine) if "alembic_version" in tables else None
+        if revision is None:
+            return Footprint(None, tables)
+        with engine.connect() as connection:
+            people = connection.execute(
+                text("SELECT name, revoked_at FROM principals ORDER BY id")).all()
+            versions = tuple(
+                (str(r.ruleset), int(r.number), str(r.author), str(r.note or ""))
+                for r in connection.execute(text(
+                    "SELECT r.name AS ruleset, v.number, v.author, v.note "
+                    "FROM ruleset_versions v JOIN rulesets r ON r.id = v.ruleset_id "
+                    "ORDER BY r.name, v.number")))
+        return Footprint(revision, tables, tuple(p.name for p in people), versions,
+                         tuple(p.name for p in people if p.revoked_at is not None))
     finally:
         engine.dispose()

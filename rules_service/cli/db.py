@@ -163,7 +163,8 @@ def _sync(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         return _fail(f"not a directory: {directory}")
     with _container() as c:
-        results = sync_directory(c.uow(), c.evaluator, directory, actor=args.actor)
+        results = sync_directory(c.uow(), c.evaluator, directory, actor=args.actor,
+                                 revert=args.revert)
     if args.json:
         print(json.dumps({"files": [r.to_dict() for r in results]}, indent=2))
     else:
@@ -215,5 +216,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sy.add_argument("directory", metavar="DIR")
     sy.add_argument("--as", dest="actor", required=True, metavar="NAME",
                     help="the principal proposing the versions")
+    sy.add_argument("--revert", action="store_true",
+                    help="propose files equal to an older version anyway, undoing the "
+                         "versions after it")
     sy.add_argument("--json", action="store_true", help="print the report as JSON")
     sy.set_defaults(handler=_guarded(_sync))

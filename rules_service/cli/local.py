@@ -72,16 +72,58 @@ def _engine() -> Iterator[Any]:
         pool.close()
 
 
+def _principals_in_sight() -> tuple[str, set[str]] | None:
+    """The database's URL (password hidden) and its principals, when one can be seen.
+
+    Seen: ``RULES_SERVICE_DATABASE_URL`` or the default SQLite file exists, answers, and is
+    migrated. Read only; nothing is created.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rules_service.adapters import schema
+    from rules_service.config import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+        url = make_url(settings.database_url)
+    except (SettingsError, ValueError):
+        return None
+    if url.get_backend_name() == "sqlite" and (
+            not url.database or not Path(url.database).expanduser().is_file()):
+        return None
+    try:
+        footprint = schema.read_footprint(settings.database_url)
+    except SQLAlchemyError:
+        return None
+    if footprint.revision is None:
+        return None
+    return url.render_as_string(hide_password=True), footprint.active_principals
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Validates each file; prints every problem; exit 1 if any file is invalid."""
+    """Validates each file; prints every problem; exit 1 if any file is invalid.
+
+    When a database can be seen, owners who are not principals there are warnings.
+    """
+    from rules_service.domain.lifecycle import owner_problems
+
     failed = 0
+    sight: tuple[str, set[str]] | None | bool = False  # False: not looked yet
     for path in args.files:
         ruleset = _load(path)
         if ruleset is None:
             failed += 1
-        else:
-            print(f"{path}: ok ({ruleset.name}, {len(ruleset.rules)} rules, "
-                  f"{len(ruleset.tests)} tests)")
+            continue
+        print(f"{path}: ok ({ruleset.name}, {len(ruleset.rules)} rules, "
+              f"{len(ruleset.tests)} tests)")
+        if sight is False:
+            sight = _principals_in_sight()
+        if isinstance(sight, tuple):
+            where, known = sight
+            for problem in owner_problems(ruleset, known):
+                print(f"{path}: warning: {problem} (in {where}); proposing it will be "
+                      f"refused", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -104,13 +104,27 @@ def _serve_gunicorn(settings: Any, host: str, port: int, workers: int, threads: 
     return 0
 
 
+def _refusal(foreign: list[str]) -> int:
+    print("rules-service demo: refused: this database holds things the demo did not make, "
+          "and the demo signs off in its owners' names, so it will not touch it:",
+          file=sys.stderr)
+    for line in foreign:
+        print(f"  {line}", file=sys.stderr)
+    print("  point RULES_SERVICE_DATABASE_URL at a new database for the demo, or run "
+          "'rules-service serve' to serve this one as it is", file=sys.stderr)
+    return 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Sets the demo up (idempotent: a second run changes nothing) and serves it."""
+    """Sets up an empty database (a second run changes nothing and says so) and serves it.
+
+    A database holding anything the demo did not make is refused before any migration.
+    """
     from sqlalchemy.exc import SQLAlchemyError
 
     from rules_service.adapters import schema
     from rules_service.bootstrap import bootstrap
-    from rules_service.services.demo import DEMO_AUTOMATION, seed_demo
+    from rules_service.services import demo
 
     problem = _check(args)
     if problem:
@@ -124,12 +138,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"rules-service demo: {rulesets_dir} is not a directory", file=sys.stderr)
         return 2
     try:
+        # Read before migrating: a database that is not the demo's is never touched.
+        footprint = schema.read_footprint(settings.database_url)
+        if footprint.revision is None and footprint.tables:
+            return _refusal([f"tables not made by rules-service: "
+                             f"{', '.join(footprint.tables)}"])
+        loaded, _ = demo.load_examples(rulesets_dir)
+        foreign = demo.foreign_to_demo(footprint.principals, footprint.versions,
+                                       demo.demo_principal_names(r for _, r in loaded))
+        if foreign:
+            return _refusal(foreign)
         schema.upgrade(settings.database_url, "head")
         container = bootstrap(settings)
         try:
-            report = seed_demo(container.uow, container.evaluator, rulesets_dir, tokens_path)
+            report = demo.seed_demo(container.uow, container.evaluator, rulesets_dir,
+                                    tokens_path)
         finally:
             container.close()
+    except demo.NotADemoDatabase as exc:
+        return _refusal([str(d) for d in exc.details])
     except SQLAlchemyError as exc:
         print(f"rules-service demo: database error: {exc}", file=sys.stderr)
         return 1
@@ -140,7 +167,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if report.new_principals:
         print(f"  created principals: {', '.join(report.new_principals)}")
     print(f"  tokens of every demo principal: {tokens_path} (mode 600)")
-    for name in ("demo-admin", DEMO_AUTOMATION):
+    for name in (demo.DEMO_ADMIN, demo.DEMO_AUTOMATION):
         if name in report.tokens:
             print(f"  {name}: {report.tokens[name]}")
     print(f"  API {base}/v1/rulesets   docs {base}/docs   health {base}/healthz")

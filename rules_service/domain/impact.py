@@ -1,8 +1,11 @@
 """Impact replay: what a proposed version would have decided for inputs already decided.
 
 An approver signs off more confidently on "12 of the last 1,000 claims would now be
-escalated instead of approved" than on a condition's text. Replay runs recorded inputs
-through a decide function for the proposed version and compares outcomes.
+escalated instead of approved" than on a condition's text. Replay decides each recorded
+input twice, under the ``from`` version and under the ``to`` version, and reports the
+outcomes that differ between the two: only those are the change's doing. A recorded
+outcome may differ from what ``from`` decides today (it was made by an older version, a
+pinned version or a fallback); that is drift, counted apart and never blamed on the change.
 """
 
 from __future__ import annotations
@@ -35,11 +38,13 @@ class ImpactExample:
     input: Mapping[str, Any]
     before: Outcome
     after: Outcome
+    recorded: Outcome | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
+        """JSON form; ``recorded`` is the outcome stored when the decision was made."""
         return {"decision_id": self.decision_id, "input": dict(self.input),
-                "before": self.before.value, "after": self.after.value}
+                "before": self.before.value, "after": self.after.value,
+                "recorded": self.recorded.value if self.recorded is not None else None}
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,12 @@ class RejectedExample:
 
 @dataclass(frozen=True)
 class ImpactReport:
-    """How the proposed version's outcomes differ from the recorded ones."""
+    """How the ``to`` version's outcomes differ from the ``from`` version's, input by input.
+
+    ``drift`` counts inputs whose recorded outcome differs from what ``from`` decides now,
+    by ``recorded->from`` transition in ``drift_transitions``; ``base_rejected`` counts
+    inputs the ``from`` version's schema refuses (nothing to compare them with).
+    """
 
     replayed: int
     changed: int
@@ -68,11 +78,14 @@ class ImpactReport:
     examples: tuple[ImpactExample, ...] = ()
     rejected_examples: tuple[RejectedExample, ...] = ()
     fallbacks: int = 0
+    drift: int = 0
+    drift_transitions: dict[str, int] = field(default_factory=dict)
+    base_rejected: int = 0
 
     @property
     def unchanged(self) -> int:
         """Replayed decisions that keep their outcome."""
-        return self.replayed - self.changed - self.input_rejected
+        return self.replayed - self.changed - self.input_rejected - self.base_rejected
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, as in the diff's ``impact`` section."""
@@ -85,6 +98,9 @@ class ImpactReport:
             "transitions": dict(self.transitions),
             "examples": [e.to_dict() for e in self.examples],
             "rejected_examples": [e.to_dict() for e in self.rejected_examples],
+            "drift": self.drift,
+            "drift_transitions": dict(self.drift_transitions),
+            "base_rejected": self.base_rejected,
         }
 
 
@@ -126,30 +142,48 @@ def _interleave(groups: Iterable[list[ImpactExample]], limit: int) -> tuple[Impa
     return tuple(out)
 
 
+def _ordered(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def replay_impact(
     decisions: Iterable[Any],
     decide: Callable[[Mapping[str, Any]], Any],
     rejected: tuple[type[BaseException], ...] = (InputInvalid,),
     max_examples: int = MAX_EXAMPLES,
+    *,
+    decide_before: Callable[[Mapping[str, Any]], Any] | None = None,
 ) -> ImpactReport:
-    """Decide each recorded input again with ``decide`` and report the outcomes that change.
+    """Decide each recorded input under ``decide_before`` and ``decide``; report what differs.
 
     ``decisions`` yields records with ``decision_id``, ``input`` and ``outcome`` (attributes
-    or keys). ``decide`` returns an Outcome, an outcome string, or anything with an
-    ``.outcome`` (an Evaluation). Exceptions of the ``rejected`` types mean the proposed
-    version's schema refuses the input: counted in ``input_rejected``, not raised. Any other
+    or keys). ``decide`` is the ``to`` version, ``decide_before`` the ``from`` version (none:
+    a first version, compared with the recorded outcomes). Each returns an Outcome, an
+    outcome string, or anything with an ``.outcome`` (an Evaluation). Exceptions of the
+    ``rejected`` types mean that version's schema refuses the input: counted
+    (``input_rejected`` for ``to``, ``base_rejected`` for ``from``), not raised. Any other
     exception is a bug and propagates.
     """
-    replayed = changed = input_rejected = fallbacks = 0
+    replayed = changed = input_rejected = fallbacks = drift = base_rejected = 0
     transitions: Counter[str] = Counter()
+    drift_transitions: Counter[str] = Counter()
     # First few examples per transition, kept bounded whatever the number of decisions.
     per_transition: dict[str, list[ImpactExample]] = {}
     rejected_examples: list[RejectedExample] = []
     for record in decisions:
         decision_id = str(_attribute(record, "decision_id"))
         data = _attribute(record, "input")
-        before = _outcome(_attribute(record, "outcome"))
+        recorded = _outcome(_attribute(record, "outcome"))
         replayed += 1
+        # Both versions decide every input, so each call sequence stays aligned with the
+        # records (the service hands out batched results in order).
+        before_error: BaseException | None = None
+        before = recorded
+        if decide_before is not None:
+            try:
+                before = _outcome(decide_before(data))
+            except rejected as error:
+                before_error = error
         try:
             result = decide(data)
         except rejected as error:
@@ -158,6 +192,12 @@ def replay_impact(
                 rejected_examples.append(
                     RejectedExample(decision_id, data, before, _problem_text(error)))
             continue
+        if before_error is not None:
+            base_rejected += 1
+            continue
+        if before is not recorded:
+            drift += 1
+            drift_transitions[f"{recorded.value}->{before.value}"] += 1
         if getattr(result, "fallback", False) is True:
             fallbacks += 1
         after = _outcome(result)
@@ -168,8 +208,9 @@ def replay_impact(
         transitions[key] += 1
         bucket = per_transition.setdefault(key, [])
         if len(bucket) < max_examples:
-            bucket.append(ImpactExample(decision_id, data, before, after))
-    ordered = sorted(transitions.items(), key=lambda kv: (-kv[1], kv[0]))
-    examples = _interleave((per_transition[k] for k, _ in ordered), max_examples)
-    return ImpactReport(replayed, changed, input_rejected, dict(ordered), examples,
-                        tuple(rejected_examples), fallbacks)
+            bucket.append(ImpactExample(decision_id, data, before, after, recorded))
+    ordered = _ordered(transitions)
+    examples = _interleave((per_transition[k] for k in ordered), max_examples)
+    return ImpactReport(replayed, changed, input_rejected, ordered, examples,
+                        tuple(rejected_examples), fallbacks, drift,
+                        _ordered(drift_transitions), base_rejected)

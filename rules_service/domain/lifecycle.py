@@ -8,12 +8,13 @@ what the new state is.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from rules_service.domain.errors import Conflict, Forbidden
+from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Ruleset
 
 
@@ -105,14 +106,66 @@ def check_can_rollback(actor: Actor, active: Ruleset | None) -> None:
                         f"(primary or backup) of {name}")
 
 
-def check_can_resolve_escalation(actor: Actor, deciding: Ruleset) -> None:
-    """The approver (primary or backup) of the version that decided, or an admin."""
+def check_can_resolve_escalation(actor: Actor, deciding: Ruleset,
+                                 to_role: str = "approver") -> None:
+    """Whoever holds ``to_role`` (the rule's ``escalate_to``), primary or backup, of the
+    version that decided; also its approvers, and admins."""
     _refuse_automation(actor, "resolve escalations")
     if actor.is_admin:
         return
-    if not _holds_any(actor, deciding, RESOLVER_ROLES):
-        raise Forbidden(f"{actor.name} is not approver (primary or backup) of the "
-                        f"{deciding.name} version that decided")
+    roles = (to_role, *(r for r in RESOLVER_ROLES if r != to_role))
+    if not _holds_any(actor, deciding, roles):
+        raise Forbidden(f"{actor.name} holds neither {' nor '.join(roles)} (primary or "
+                        f"backup) of the {deciding.name} version that decided; the "
+                        f"escalation is addressed to {to_role}")
+
+
+def owner_problems(ruleset: Ruleset, principals: Collection[str]) -> list[Problem]:
+    """Every owner the ruleset names who is not one of ``principals``, each at its place.
+
+    An owner who does not exist can never sign off, roll back or resolve, so a version
+    naming one could never be approved by its own owners.
+    """
+    problems = []
+    for role, holders in ruleset.owners.items():
+        for slot in ("primary", "backup"):
+            name = getattr(holders, slot)
+            if name and name not in principals:
+                problems.append(Problem(
+                    f"owners.{role}.{slot}",
+                    f"{name} is not a principal of this service; create it "
+                    f"('rules-service principals add {name}') or correct the name"))
+    return problems
+
+
+# Versions that never took effect and never will: a working copy need not include them.
+_DEAD_ENDS = (VersionStatus.REJECTED, VersionStatus.WITHDRAWN, VersionStatus.STALE)
+
+
+@dataclass(frozen=True)
+class VersionFact:
+    """What the staleness check needs to know of a stored version."""
+
+    number: int
+    status: VersionStatus
+    author: str
+    note: str
+
+
+def check_base_is_newest(base_version: int, versions: list[VersionFact]) -> None:
+    """409 ``stale_base`` naming each version newer than the author's starting point.
+
+    Rejected, withdrawn and stale versions never took effect, so they do not count.
+    """
+    newer = [v for v in versions if v.number > base_version and v.status not in _DEAD_ENDS]
+    if newer:
+        listed = ", ".join(f"version {v.number} ({v.status.value}, by {v.author})"
+                           for v in newer)
+        raise Conflict("stale_base", f"this change starts from version {base_version}, but "
+                       f"newer versions exist: {listed}; start again from version "
+                       f"{newer[-1].number} so their changes are kept",
+                       [{"version": v.number, "status": v.status.value, "author": v.author,
+                         "note": v.note} for v in newer])
 
 
 def check_can_withdraw(actor: Actor, author: str, status: VersionStatus) -> None:
@@ -198,14 +251,30 @@ def ensure_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
-_DURATION_FULL = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*[dhms]\s*)+", re.IGNORECASE)
-_UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+# The one form of a duration, wherever one is written (a runbook's response-time target,
+# a dashboard window): whole numbers, units in the order d, h, m, s, nothing between.
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_UNIT_SECONDS = (86400, 3600, 60, 1)
+DURATION_FORM = "a duration like 30m, 4h, 2d or 1h30m"
 
 
 def parse_duration(text: str) -> timedelta:
     """``4h``, ``30m``, ``1d``, ``1h30m``, ``90s`` as a timedelta; ValueError otherwise."""
-    if not text or not _DURATION_FULL.fullmatch(text):
-        raise ValueError(f"not a duration like 4h, 30m, 1d or 1h30m: {text!r}")
-    seconds = sum(float(n) * _UNIT[u.lower()] for n, u in _DURATION.findall(text))
-    return timedelta(seconds=seconds)
+    found = _DURATION.fullmatch(text) if isinstance(text, str) else None
+    if found is None or not any(found.groups()):
+        raise ValueError(f"not {DURATION_FORM}: {text!r}")
+    return timedelta(seconds=sum(int(n) * unit for n, unit
+                                 in zip(found.groups(), _UNIT_SECONDS, strict=True) if n))
+
+
+def format_duration(delta: timedelta) -> str:
+    """A whole-second duration in the one form parse_duration reads (``1h30m``)."""
+    seconds = int(delta.total_seconds())
+    if seconds <= 0:
+        raise ValueError("a duration is longer than zero")
+    parts = []
+    for unit, name in zip(_UNIT_SECONDS, "dhms", strict=True):
+        count, seconds = divmod(seconds, unit)
+        if count:
+            parts.append(f"{count}{name}")
+    return "".join(parts)

@@ -210,9 +210,20 @@ def _friendly(exc: UnexpectedInput, text: str) -> ConditionSyntaxError:
         if tok.type == "$END":
             return ConditionSyntaxError(
                 "the condition ends too early" + _expected(set(exc.expected)), line, column)
-        msg = f"unexpected {_describe(tok)}"
         if tok.type == "COMP_OP":
-            msg += " (comparisons cannot be chained; join them with 'and')"
+            before = text[:tok.start_pos].rstrip() if tok.start_pos is not None else ""
+            if before and before[-1] in "<>=!":
+                # Two operators in a row ('>>', '<>', '> >'): a mistyped operator, not a
+                # chained comparison.
+                typed = before[-1] + str(tok.value)
+                hint = "write '!=' for not equal" if typed == "<>" else \
+                    "compare with one of == != < <= > >="
+                return ConditionSyntaxError(f"'{typed}' is not an operator; {hint}",
+                                            line, column)
+            return ConditionSyntaxError(
+                f"unexpected {_describe(tok)} (comparisons cannot be chained; join them "
+                f"with 'and')" + _expected(set(exc.expected)), line, column)
+        msg = f"unexpected {_describe(tok)}"
         return ConditionSyntaxError(msg + _expected(set(exc.expected)), line, column)
     if isinstance(exc, UnexpectedEOF):
         return ConditionSyntaxError("the condition ends too early" + _expected(set(exc.expected)),

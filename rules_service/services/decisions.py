@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -44,6 +45,7 @@ class EscalationView:
     resolved_by: str | None
     resolution: str | None
     comment: str
+    decision: dict[str, Any] | None = None
 
     def is_overdue(self, now: datetime) -> bool:
         """Open and past its due time."""
@@ -57,6 +59,8 @@ class EscalationView:
             "due_at": iso(self.due_at), "created_at": iso(self.created_at),
             "resolved_at": iso(self.resolved_at), "resolved_by": self.resolved_by,
             "resolution": self.resolution, "comment": self.comment}
+        if self.decision is not None:
+            out["decision"] = self.decision
         if now is not None:
             out["overdue"] = self.is_overdue(now)
         return out
@@ -112,6 +116,22 @@ def _escalation_view(row: EscalationRow, ruleset: str | None = None) -> Escalati
     return EscalationView(row.id, row.decision_id, ruleset or row.ruleset.name, row.version,
                           row.to_role, row.status, row.due_at, row.created_at,
                           row.resolved_at, row.resolved_by, row.resolution, row.comment)
+
+
+def escalation_context(decision: DecisionRow) -> dict[str, Any]:
+    """What a person resolving an escalation needs of its decision: the input, and the
+    deciding rules with their reasons."""
+    reasons = {f.get("id"): f.get("reason") for f in decision.fired_rules}
+    return {"input": dict(decision.input), "outcome": decision.outcome,
+            "deciding_rules": [{"id": rule, "reason": reasons.get(rule)}
+                               for rule in decision.deciding_rules],
+            "fallback": decision.fallback, "fallback_reason": decision.fallback_reason,
+            "evaluated_at": iso(decision.evaluated_at)}
+
+
+def _escalation_in_context(row: EscalationRow) -> EscalationView:
+    view = _escalation_view(row)
+    return dataclasses.replace(view, decision=escalation_context(row.decision))
 
 
 def decision_view(row: DecisionRow, ruleset: str, escalation: EscalationRow | None,
@@ -293,7 +313,8 @@ def list_decisions(uow: UnitOfWork, *, ruleset: str | None = None, outcome: str 
 def list_escalations(uow: UnitOfWork, *, status: str | None = None,
                      ruleset: str | None = None, overdue: bool = False,
                      limit: int = MAX_PAGE) -> list[EscalationView]:
-    """Escalations oldest first; ``overdue`` keeps the open ones past their due time."""
+    """Escalations oldest first, each with its decision's input and deciding rules;
+    ``overdue`` keeps the open ones past their due time."""
     if status is not None and status not in ("open", "resolved"):
         raise RequestInvalid([Problem("status", "must be open or resolved")])
     with uow.readonly():
@@ -306,12 +327,13 @@ def list_escalations(uow: UnitOfWork, *, status: str | None = None,
         rows = uow.decisions.list_escalations(
             status=status, ruleset_id=ruleset_id,
             overdue_at=uow.now() if overdue else None, limit=limit)
-        return [_escalation_view(r) for r in rows]
+        return [_escalation_in_context(r) for r in rows]
 
 
 def resolve_escalation(uow: UnitOfWork, escalation_id: str, *, resolution: str,
                        comment: str = "", actor: str) -> EscalationView:
-    """Resolves an open escalation: the deciding version's approver (or an admin) decides.
+    """Resolves an open escalation: the holder of the role it is addressed to, the deciding
+    version's approver, or an admin decides.
 
     403 for anyone else; 404 unknown; 409 ``already_resolved``.
     """
@@ -324,7 +346,7 @@ def resolve_escalation(uow: UnitOfWork, escalation_id: str, *, resolution: str,
             raise NotFound(f"no escalation with id {escalation_id}")
         version_row = uow.versions.get(row.ruleset_id, row.version)
         assert version_row is not None  # foreign keys keep the version
-        lifecycle.check_can_resolve_escalation(who, ruleset_of(version_row))
+        lifecycle.check_can_resolve_escalation(who, ruleset_of(version_row), row.to_role)
         if row.status != "open":
             raise Conflict("already_resolved", f"the escalation was already resolved "
                            f"({row.resolution}) by {row.resolved_by}")
@@ -336,6 +358,6 @@ def resolve_escalation(uow: UnitOfWork, escalation_id: str, *, resolution: str,
         uow.session.flush()
         rollups.add_resolutions(uow.session.connection(), [rollups.RolledResolution(
             row.ruleset_id, row.created_at, resolved_at, row.due_at)])
-        view = _escalation_view(row)
+        view = _escalation_in_context(row)
         uow.commit()
     return view

@@ -1,15 +1,18 @@
 """The diff use case: what changed between two versions, and what it would change in practice.
 
-``impact=N`` replays the ruleset's last N recorded decisions on the ``to`` version and
-reports how many outcomes change, and how (``escalate->approve: 12``).
+``impact=N`` decides the inputs of the ruleset's last N recorded decisions under both the
+``from`` and the ``to`` version and reports how many outcomes differ, and how
+(``escalate->approve: 12``); inputs whose recorded outcome differs from what ``from``
+decides (drift: older versions, pinned versions, fallbacks) are counted apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rules_service.adapters.orm import VersionRow
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain.decision import Evaluation
 from rules_service.domain.diff import RulesetDiff, diff_definitions
@@ -17,11 +20,32 @@ from rules_service.domain.errors import Conflict, InputInvalid, NotFound, Reques
 from rules_service.domain.evaluator import Evaluator
 from rules_service.domain.impact import ImpactReport, RecordedDecision, replay_impact
 from rules_service.domain.inputs import validate_input
+from rules_service.domain.lifecycle import AuditAction
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
-from rules_service.services.governance import activate_due, ruleset_of
+from rules_service.services.governance import activate_due, get_version, ruleset_of
+from rules_service.services.views import VersionView
 
 MAX_IMPACT = 10_000
+
+
+MAX_UNDO_DEPTH = 20
+
+
+@dataclass(frozen=True)
+class UndoneVersion:
+    """A version in the active line whose changes the ``to`` version takes back."""
+
+    version: int
+    author: str
+    note: str
+    changes: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: the version, who made it, and each of its changes taken back."""
+        return {"version": self.version, "author": self.author, "note": self.note,
+                "changes": list(self.changes),
+                "summary": [c["summary"] for c in self.changes]}
 
 
 @dataclass(frozen=True)
@@ -33,16 +57,93 @@ class DiffResult:
     to_version: int
     diff: RulesetDiff
     impact: ImpactReport | None = None
+    undoes: tuple[UndoneVersion, ...] = ()
+    version: VersionView | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The contract's ``{"from", "to", "changes", "summary"}`` plus ``impact``."""
+        """The contract's ``{"from", "to", "changes", "summary"}``, ``impact``, ``undoes``,
+        and ``version``: the ``to`` version's author, note, base, time and sign-offs."""
         return {"ruleset": self.ruleset, "from": self.from_version, "to": self.to_version,
                 **self.diff.to_dict(),
+                "undoes": [u.to_dict() for u in self.undoes],
+                "version": (self.version.to_dict(include_content=False)
+                            if self.version is not None else None),
                 "impact": self.impact.to_dict() if self.impact is not None else None}
 
 
-def _replay(evaluator: Evaluator, ruleset: Ruleset,
-            records: list[RecordedDecision]) -> ImpactReport:
+def _started_from(uow: UnitOfWork, ruleset_id: int, row: VersionRow) -> int | None:
+    """Where the author of ``row`` started: the base they stated, or the older version whose
+    content the proposal repeats (a revert); None when unknown."""
+    for event in uow.audit.for_ruleset(ruleset_id, row.number):
+        if event.action == AuditAction.PROPOSED.value:
+            stated = (event.details or {}).get("started_from")
+            if isinstance(stated, int):
+                return stated
+    same = [v.number for v in uow.versions.for_ruleset(ruleset_id)
+            if v.number < row.number and v.content_hash == row.content_hash]
+    return same[-1] if same else None
+
+
+def _undone(uow: UnitOfWork, ruleset_id: int, row: VersionRow) -> tuple[UndoneVersion, ...]:
+    """The changes of versions in the active line (newer than where the author started)
+    that ``row`` takes back, newest version first.
+
+    A change version V made at some place is taken back when ``row`` differs from V there
+    and holds what V's base (or the version the author started from) held there.
+    """
+    origin = _started_from(uow, ruleset_id, row)
+    origin_row = uow.versions.get(ruleset_id, origin) if origin is not None else None
+    proposal = dict(row.definition)
+    from_origin = (diff_definitions(dict(origin_row.definition), proposal).changes
+                   if origin_row is not None else None)
+    out: list[UndoneVersion] = []
+    number = row.base_version
+    for _ in range(MAX_UNDO_DEPTH):
+        if number is None or (origin is not None and number <= origin):
+            break
+        version = uow.versions.get(ruleset_id, number)
+        if version is None or version.base_version is None:
+            break
+        base = uow.versions.get(ruleset_id, version.base_version)
+        if base is None:
+            break
+        own = [c.to_dict() for c in
+               diff_definitions(dict(base.definition), dict(version.definition)).changes]
+        differs = [c.to_dict() for c in
+                   diff_definitions(dict(version.definition), proposal).changes]
+        from_base = [c.to_dict() for c in
+                     diff_definitions(dict(base.definition), proposal).changes]
+
+        def held_by(changes: list[dict[str, Any]], change: dict[str, Any]) -> bool:
+            return not any(_same_place(change, other) for other in changes)
+
+        taken_back = tuple(
+            c for c in own
+            if any(_same_place(c, d) for d in differs)
+            and (held_by(from_base, c) or (from_origin is not None and held_by(
+                [x.to_dict() for x in from_origin], c))))
+        if taken_back:
+            out.append(UndoneVersion(version.number, version.author, version.note,
+                                     taken_back))
+        number = version.base_version
+    return tuple(out)
+
+
+def _same_place(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two changes touch the same thing: every identifying field (not the values) agrees."""
+    pairs = {"rule_added": "rule_removed", "rule_removed": "rule_added",
+             "threshold_added": "threshold_removed", "threshold_removed": "threshold_added",
+             "input_added": "input_removed", "input_removed": "input_added"}
+    if pairs.get(a["kind"], a["kind"]) != b["kind"]:
+        return False
+    values = {"kind", "summary", "before", "after", "when", "then", "rule", "direction",
+              "added", "removed", "changed"}
+    return all(a.get(k) == b.get(k) for k in set(a) | set(b) if k not in values)
+
+
+def _decider(evaluator: Evaluator, ruleset: Ruleset, records: list[RecordedDecision]
+             ) -> Callable[[Mapping[str, Any]], Evaluation]:
+    """A decide function for replay_impact, answering each record in turn from one batch."""
     # Validate every input first, then evaluate the valid ones in one batch: an engine pool
     # answers a batch far faster than one call per record.
     checked: list[dict[str, Any] | InputInvalid] = []
@@ -62,7 +163,15 @@ def _replay(evaluator: Evaluator, ruleset: Ruleset,
             raise result
         return next(evaluations)
 
-    return replay_impact(records, decide)
+    return decide
+
+
+def _replay(evaluator: Evaluator, before: Ruleset | None, after: Ruleset,
+            records: list[RecordedDecision]) -> ImpactReport:
+    """Each recorded input decided by both versions: only their differences are the change."""
+    decide_before = _decider(evaluator, before, records) if before is not None else None
+    return replay_impact(records, _decider(evaluator, after, records),
+                         decide_before=decide_before)
 
 
 def diff_versions(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
@@ -102,6 +211,7 @@ def diff_versions(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
         diff = diff_definitions(dict(from_row.definition) if from_row is not None else None,
                                 dict(to_row.definition))
         to_ruleset = ruleset_of(to_row)
+        from_ruleset = ruleset_of(from_row) if from_row is not None else None
         records = []
         if impact is not None:
             records = [RecordedDecision(decision_id, dict(data), Outcome(outcome))
@@ -109,5 +219,7 @@ def diff_versions(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
                        in uow.decisions.recent_outcomes(rs.id, impact)]
         result_from = from_row.number if from_row is not None else None
         result_to = to_row.number
-    report = _replay(evaluator, to_ruleset, records) if impact is not None else None
-    return DiffResult(name, result_from, result_to, diff, report)
+        undoes = _undone(uow, rs.id, to_row)
+    report = _replay(evaluator, from_ruleset, to_ruleset, records) if impact is not None else None
+    version = get_version(uow, name, result_to)
+    return DiffResult(name, result_from, result_to, diff, report, undoes, version)

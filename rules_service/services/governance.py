@@ -43,7 +43,6 @@ from rules_service.services.views import (
     RollbackResult,
     RulesetDetail,
     RulesetSummary,
-    RunbookView,
     ScheduledVersion,
     SignoffView,
     VersionView,
@@ -91,6 +90,11 @@ def resolve_actor(uow: UnitOfWork, name: str) -> Actor:
     return Actor(row.name, row.is_admin, row.is_automation)
 
 
+def active_principal_names(uow: UnitOfWork) -> set[str]:
+    """Names of the principals that exist and are not revoked; call inside a transaction."""
+    return {p.name for p in uow.principals.all() if p.revoked_at is None}
+
+
 def _ruleset_row(uow: UnitOfWork, name: str, *, lock: bool = False) -> RulesetRow:
     row = uow.rulesets.get_for_update(name) if lock else uow.rulesets.get(name)
     if row is None:
@@ -133,7 +137,7 @@ def _version_view(uow: UnitOfWork, row: VersionRow) -> VersionView:
         content=row.content, definition=dict(row.definition))
 
 
-def _owners_dict(ruleset: Ruleset) -> dict[str, dict[str, str | None]]:
+def owners_dict(ruleset: Ruleset) -> dict[str, dict[str, str | None]]:
     return {role: {"primary": h.primary, "backup": h.backup}
             for role, h in ruleset.owners.items()}
 
@@ -257,12 +261,15 @@ def _parse_proposal(name: str, content: str | None,
 def propose_version(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
                     content: str | None = None, definition: dict[str, Any] | None = None,
                     note: str = "", effective_at: datetime | None = None,
-                    actor: str) -> VersionView:
+                    base_version: int | None = None, actor: str) -> VersionView:
     """Stores a new pending version after checking authority, validity and embedded tests.
 
     403 unless maintainer/business_owner of the active version (or admin; a first version:
-    admin only); 422 invalid content or a failing embedded test; 409 identical to the
-    active version (``identical_to_active``) or to an open one (``identical_to_pending``).
+    admin only); 422 invalid content, owners who are not principals (each named) or a
+    failing embedded test; 409 identical to the
+    active version (``identical_to_active``) or to an open one (``identical_to_pending``),
+    or ``stale_base`` when ``base_version`` (the version the author started from) is not
+    the newest; 422 when no such base version exists.
     """
     if effective_at is not None:
         effective_at = lifecycle.ensure_utc(effective_at)
@@ -273,6 +280,10 @@ def propose_version(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
         active = uow.versions.active(rs.id) if rs is not None else None
         lifecycle.check_can_propose(who, ruleset_of(active) if active is not None else None)
     ruleset, text = _parse_proposal(name, content, definition)
+    with uow.readonly():
+        unknown = lifecycle.owner_problems(ruleset, active_principal_names(uow))
+    if unknown:
+        raise RulesetInvalid(unknown)
     problems = failing_tests_as_problems(run_tests(ruleset, evaluator))
     if problems:
         raise RulesetInvalid(problems)
@@ -283,6 +294,8 @@ def propose_version(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
         active = uow.versions.active(rs.id)
         # Authority again under the lock: the active version may have changed meanwhile.
         lifecycle.check_can_propose(who, ruleset_of(active) if active is not None else None)
+        if base_version is not None:
+            _check_base(uow, rs, base_version)
         digest = ruleset.content_hash
         if active is not None and active.content_hash == digest:
             raise Conflict("identical_to_active", f"the content is identical to the active "
@@ -298,11 +311,23 @@ def propose_version(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
             base_version=active.number if active is not None else None,
             effective_at=effective_at, created_at=now))
         _audit(uow, rs, row.number, AuditAction.PROPOSED, who.name, now, note or "",
-               {"base_version": row.base_version, "content_hash": digest,
+               {"base_version": row.base_version, "started_from": base_version,
+                "content_hash": digest,
                 "effective_at": effective_at.isoformat() if effective_at else None})
         view = _version_view(uow, row)
         uow.commit()
     return view
+
+
+def _check_base(uow: UnitOfWork, rs: RulesetRow, base_version: int) -> None:
+    """The author's starting point exists and nothing newer has been proposed since."""
+    rows = list(uow.versions.for_ruleset(rs.id))
+    if all(v.number != base_version for v in rows):
+        raise RequestInvalid([Problem("base_version", f"ruleset {rs.name} has no version "
+                                                      f"{base_version}")])
+    lifecycle.check_base_is_newest(base_version, [
+        lifecycle.VersionFact(v.number, VersionStatus(v.status), v.author, v.note)
+        for v in rows])
 
 
 def sign_off(uow: UnitOfWork, name: str, number: int, *, decision: str, comment: str = "",
@@ -461,7 +486,7 @@ def get_ruleset(uow: UnitOfWork, name: str) -> RulesetDetail:
         return RulesetDetail(
             summary=summary,
             description=ruleset.description if ruleset is not None else "",
-            owners=_owners_dict(ruleset) if ruleset is not None else {},
+            owners=owners_dict(ruleset) if ruleset is not None else {},
             signoff=tuple(ruleset.signoff) if ruleset is not None else (),
             versions=tuple(_version_view(uow, v) for v in rows))
 
@@ -491,14 +516,6 @@ def list_audit_events(uow: UnitOfWork, name: str, *,
         return [AuditEventView(e.id, rs.name, e.version, e.action, e.actor, e.comment,
                                dict(e.details or {}), e.at)
                 for e in uow.audit.for_ruleset(rs.id, version)]
-
-
-def get_runbook(uow: UnitOfWork, name: str) -> RunbookView:
-    """The runbook of the active version; 409 ``no_active_version`` without one."""
-    loaded = load_version(uow, name)
-    return RunbookView(loaded.name, loaded.ruleset.title, loaded.version,
-                       _owners_dict(loaded.ruleset), dict(loaded.ruleset.runbook),
-                       loaded.ruleset.response_time_target)
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,13 @@ def ruleset_files(directory: Path) -> list[Path]:
 
 
 def sync_directory(uow: UnitOfWork, evaluator: Evaluator, directory: Path | str, *,
-                   actor: str) -> list[SyncResult]:
+                   actor: str, revert: bool = False) -> list[SyncResult]:
     """Proposes a version for each file whose content differs from the ruleset's newest.
 
     Unchanged files do nothing; an invalid file is reported with all its problems and the
-    rest still sync. Returns one result per file.
+    rest still sync. A file equal to a version older than the newest (a stale working
+    copy) is refused (``older_version``), since proposing it would undo the versions after
+    it, unless ``revert`` says that is the point. Returns one result per file.
     """
     root = Path(directory)
     if not root.is_dir():
@@ -60,10 +62,21 @@ def sync_directory(uow: UnitOfWork, evaluator: Evaluator, directory: Path | str,
                 message=f"ruleset {ruleset.name} is also defined in {seen[ruleset.name]}"))
             continue
         seen[ruleset.name] = path
-        newest = _newest_hash(uow, ruleset.name)
+        stored = _stored_versions(uow, ruleset.name)
+        newest = stored[-1] if stored else None
         if newest is not None and newest[1] == ruleset.content_hash:
             results.append(SyncResult(shown, "unchanged", ruleset.name, newest[0],
                                       "identical to the newest version"))
+            continue
+        older = [v for v in stored if v[1] == ruleset.content_hash]
+        if older and newest is not None and older[-1][2] != "active" and not revert:
+            number = older[-1][0]
+            results.append(SyncResult(
+                shown, "refused", ruleset.name, number, code="older_version",
+                message=f"the file is version {number}, older than the newest version "
+                        f"{newest[0]}; proposing it would undo versions "
+                        f"{number + 1} to {newest[0]}. Update the file, or pass --revert "
+                        f"if undoing them is the point"))
             continue
         try:
             view = governance.propose_version(uow, evaluator, ruleset.name, content=text,
@@ -88,8 +101,10 @@ def sync_directory(uow: UnitOfWork, evaluator: Evaluator, directory: Path | str,
     return results
 
 
-def _newest_hash(uow: UnitOfWork, name: str) -> tuple[int, str] | None:
+def _stored_versions(uow: UnitOfWork, name: str) -> list[tuple[int, str, str]]:
+    """(number, content hash, status) of every version of the ruleset, oldest first."""
     with uow.readonly():
         rs = uow.rulesets.get(name)
-        newest = uow.versions.newest(rs.id) if rs is not None else None
-        return (newest.number, newest.content_hash) if newest is not None else None
+        if rs is None:
+            return []
+        return [(v.number, v.content_hash, v.status) for v in uow.versions.for_ruleset(rs.id)]

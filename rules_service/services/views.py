@@ -81,6 +81,17 @@ class VersionView:
             out["definition"] = self.definition
         return out
 
+    def signoff_result(self, principal: str) -> dict[str, Any]:
+        """The answer to a sign-off: the sign-off ``principal`` just gave, and where the
+        version stands now (not the whole version: its content can be large)."""
+        given = next((s for s in reversed(self.signoffs) if s.principal == principal), None)
+        return {"ruleset": self.ruleset, "version": self.version, "status": self.status,
+                "signoff": given.to_dict() if given is not None else None,
+                "required_signoffs": list(self.required_signoffs),
+                "missing_signoffs": list(self.missing_signoffs),
+                "effective_at": iso(self.effective_at),
+                "activated_at": iso(self.activated_at)}
+
 
 @dataclass(frozen=True)
 class ScheduledVersion:
@@ -180,12 +191,13 @@ class RunbookView:
     owners: dict[str, dict[str, str | None]]
     runbook: dict[str, Any]
     response_time_target: str | None
+    live: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
+        """JSON form; ``live`` is the state right now (see ``services.runbook``)."""
         return {"ruleset": self.ruleset, "title": self.title, "version": self.version,
                 "owners": self.owners, "runbook": self.runbook,
-                "response_time_target": self.response_time_target}
+                "response_time_target": self.response_time_target, "live": self.live}
 
 
 @dataclass(frozen=True)

@@ -364,3 +364,47 @@ def test_resolution_is_validated_and_unknown_escalations_are_404(api: Api) -> No
     assert api.post("/v1/escalations/nope/resolve", {"resolution": "approve"}).status_code \
         == 404
     assert api.get("/v1/escalations?status=closed&overdue=maybe").status_code == 422
+
+
+def _with_ops_escalation(api: Api) -> None:
+    """Refunds above 1000 escalate to the operations owner, with a reason."""
+    rules = [*definition()["rules"],
+             {"id": "big", "when": "amount > 1000", "then": "escalate",
+              "escalate_to": "operations_owner", "reason": "Big refunds need operations."}]
+    response = api.post(f"{BASE}/versions", {"definition": definition(rules=rules)})
+    assert response.status_code == 201, response.get_json()
+    for signer in ("biz", "appr"):
+        assert api.post(f"{BASE}/versions/1/signoffs", {"decision": "approve"},
+                        who=signer).status_code == 201
+
+
+@pytest.mark.parametrize("who", ["ops", "ops-backup", "appr", "root"])
+def test_the_role_an_escalation_is_addressed_to_can_resolve_it(api: Api, who: str) -> None:
+    _with_ops_escalation(api)
+    decision = api.post(f"{BASE}/evaluate", {"input": {"amount": 5000}}).get_json()
+    assert decision["escalation"]["to_role"] == "operations_owner"
+    response = api.post(f"/v1/escalations/{decision['escalation']['id']}/resolve",
+                        {"resolution": "approve"}, who=who)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["resolved_by"] == who
+
+
+def test_an_escalation_addressed_to_operations_is_not_for_the_business_owner(
+        api: Api) -> None:
+    _with_ops_escalation(api)
+    decision = api.post(f"{BASE}/evaluate", {"input": {"amount": 5000}}).get_json()
+    response = api.post(f"/v1/escalations/{decision['escalation']['id']}/resolve",
+                        {"resolution": "approve"}, who="biz")
+    assert response.status_code == 403
+    assert "operations_owner" in error_of(response)["message"]
+
+
+def test_the_escalation_list_shows_the_input_and_the_deciding_rules_with_reasons(
+        api: Api) -> None:
+    _with_ops_escalation(api)
+    api.post(f"{BASE}/evaluate", {"input": {"amount": 5000}})
+    [listed] = api.get("/v1/escalations", who="ops").get_json()["escalations"]
+    assert listed["decision"]["input"] == {"amount": 5000}
+    assert listed["decision"]["deciding_rules"] == [
+        {"id": "big", "reason": "Big refunds need operations."}]
+    assert listed["decision"]["outcome"] == "escalate"

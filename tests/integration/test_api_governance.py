@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import yaml
 
+from rules_service.bootstrap import Container
+from rules_service.domain.decision import Evaluation
+from rules_service.domain.ruleset import Outcome
+from rules_service.services import decisions, principals
 from tests.integration.api_fixtures import Api, error_of
-from tests.integration.conftest import definition
+from tests.integration.conftest import FakeClock, definition
 
 NAME = "refunds"
 BASE = f"/v1/rulesets/{NAME}"
@@ -82,6 +87,75 @@ def test_admin_proposes_first_version(api: Api) -> None:
             body["note"]) == (1, "pending", None, "root", "first cut")
     assert body["required_signoffs"] == ["business_owner", "approver"]
     assert response.headers["Location"].endswith(f"{BASE}/versions/1")
+
+
+def test_propose_refuses_owners_who_are_not_principals_naming_each(api: Api) -> None:
+    owners = definition()["owners"]
+    owners["operations_owner"] = {"primary": "cs-lead", "backup": "ops-backup"}
+    owners["approver"]["backup"] = "apr-backup"
+    response = propose(api, definition=definition(owners=owners))
+    assert response.status_code == 422
+    details = error_of(response)["details"]
+    assert [(d["place"], d["message"].split()[0]) for d in details] == [
+        ("owners.operations_owner.primary", "cs-lead"), ("owners.approver.backup", "apr-backup")]
+    assert api.get(BASE).status_code == 404  # nothing stored
+
+
+def test_a_revoked_principal_cannot_be_named_owner(api: Api, container: Container) -> None:
+    principals.revoke_principal(container.uow(), "appr-backup")
+    response = propose(api)
+    assert response.status_code == 422
+    assert [d["place"] for d in error_of(response)["details"]] == ["owners.approver.backup"]
+
+
+def test_a_proposal_from_the_newest_version_is_accepted(api: Api) -> None:
+    with_v2_active(api)
+    response = propose(api, "dev", limit=300, base_version=2)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["base_version"] == 2
+
+
+def test_a_proposal_from_a_stale_base_is_409_naming_the_versions_in_between(api: Api) -> None:
+    with_v2_active(api)
+    assert propose(api, "dev", limit=300).status_code == 201  # version 3, pending
+    response = propose(api, "dev", limit=400, base_version=1, note="from my old copy")
+    assert response.status_code == 409
+    error = error_of(response)
+    assert error["code"] == "stale_base"
+    assert [(d["version"], d["status"]) for d in error["details"]] == [
+        (2, "active"), (3, "pending")]
+    assert "version 2" in error["message"] and "version 3" in error["message"]
+    assert [v["version"] for v in api.get(f"{BASE}/versions").get_json()["versions"]] == \
+        [1, 2, 3]
+
+
+def test_versions_that_never_took_effect_do_not_make_a_base_stale(api: Api) -> None:
+    active_v1(api)
+    assert propose(api, "dev", limit=300).status_code == 201
+    api.post(f"{BASE}/versions/2/signoffs", {"decision": "reject"}, who="appr")
+    assert propose(api, "dev", limit=400, base_version=1).status_code == 201
+
+
+def test_an_unknown_base_version_is_422(api: Api) -> None:
+    active_v1(api)
+    response = propose(api, "dev", limit=400, base_version=9)
+    assert response.status_code == 422
+    assert [d["place"] for d in error_of(response)["details"]] == ["base_version"]
+
+
+def test_the_diff_lists_what_a_proposal_takes_back_of_newer_versions(api: Api) -> None:
+    with_v2_active(api)  # version 2 raised the limit from 100 to 200
+    stale = definition(100, description="Decides refunds, edited on an old copy.")
+    assert propose(api, "dev", definition=stale).status_code == 201
+    body = api.get(f"{BASE}/diff").get_json()
+    assert [(u["version"], u["author"], u["summary"]) for u in body["undoes"]] == [
+        (2, "dev", ["Raised limit from 100 to 200"])]
+
+
+def test_the_diff_of_an_ordinary_proposal_takes_nothing_back(api: Api) -> None:
+    with_v2_active(api)
+    assert propose(api, "dev", limit=300, base_version=2).status_code == 201
+    assert api.get(f"{BASE}/diff").get_json()["undoes"] == []
 
 
 def test_yaml_content_is_accepted_and_stored_verbatim(api: Api) -> None:
@@ -171,8 +245,24 @@ def test_both_signoffs_activate_the_version(api: Api) -> None:
     assert first.get_json()["missing_signoffs"] == ["approver"]
     second = api.post(f"{BASE}/versions/1/signoffs", {"decision": "approve"}, who="appr")
     assert second.get_json()["status"] == "active"
-    assert [(s["role"], s["principal"]) for s in second.get_json()["signoffs"]] == \
+    assert [(s["role"], s["principal"]) for s in
+            api.get(f"{BASE}/versions/1").get_json()["signoffs"]] == \
         [("business_owner", "biz"), ("approver", "appr")]
+
+
+def test_a_signoff_answers_with_the_signoff_and_the_status_not_the_whole_version(
+        api: Api) -> None:
+    propose(api)
+    response = api.post(f"{BASE}/versions/1/signoffs", {"decision": "approve",
+                                                        "comment": "fine"}, who="biz")
+    body = response.get_json()
+    assert set(body) == {"ruleset", "version", "status", "signoff", "required_signoffs",
+                         "missing_signoffs", "effective_at", "activated_at"}
+    assert (body["version"], body["status"]) == (1, "pending")
+    assert {k: body["signoff"][k] for k in ("role", "principal", "decision", "comment")} == {
+        "role": "business_owner", "principal": "biz", "decision": "approve",
+        "comment": "fine"}
+    assert "content" not in body and "definition" not in body
 
 
 def test_author_cannot_sign_off_own_version(api: Api) -> None:
@@ -275,6 +365,20 @@ def test_diff_impact_replays_recorded_decisions(api: Api) -> None:
     assert impact["transitions"] == {"escalate->approve": 2}
 
 
+def test_impact_names_only_the_proposals_effects_not_earlier_changes(api: Api) -> None:
+    active_v1(api)  # limit 100
+    for amount in (150, 250):  # escalated by version 1
+        assert api.post(f"{BASE}/evaluate", {"input": {"amount": amount}}).status_code == 200
+    assert propose(api, "dev", limit=200).status_code == 201
+    approve(api, 2)  # an earlier change: 150 is approved from now on
+    assert propose(api, "dev", limit=300).status_code == 201  # this change: so is 250
+    impact = api.get(f"{BASE}/diff?impact=10").get_json()["impact"]
+    assert impact["replayed"] == 2
+    assert impact["transitions"] == {"escalate->approve": 1}
+    assert [e["input"]["amount"] for e in impact["examples"]] == [250]
+    assert impact["drift"] == 1 and impact["drift_transitions"] == {"escalate->approve": 1}
+
+
 def test_diff_as_markdown_is_a_page_an_approver_reads(api: Api) -> None:
     active_v1(api)
     for amount in (50, 150, 180, 300):
@@ -288,6 +392,46 @@ def test_diff_as_markdown_is_a_page_an_approver_reads(api: Api) -> None:
     assert "- Raised limit from 100 to 200" in page
     assert "**2 would change**" in page
     assert "| escalate → approve | 2 |" in page
+
+
+def test_the_approvers_page_says_who_proposed_what_who_signed_and_how_to_sign(
+        api: Api) -> None:
+    active_v1(api)
+    assert api.post(f"{BASE}/evaluate", {"input": {"amount": 150}}).status_code == 200
+    assert propose(api, "dev", limit=200, note="refunds up to 200 are routine",
+                   effective_at="2031-01-01T09:00:00+00:00").status_code == 201
+    assert api.post(f"{BASE}/versions/2/signoffs", {"decision": "approve", "comment": "ok"},
+                    who="biz").status_code == 201
+    page = api.get(f"{BASE}/diff?impact=10&format=markdown", who="appr") \
+        .get_data(as_text=True)
+    assert "- Proposed by **dev**" in page
+    assert "- Note: refunds up to 200 are routine" in page
+    assert "- Based on: version 1" in page
+    assert "- Takes effect: 2031-01-01T09:00:00+00:00" in page
+    assert "- Required sign-offs: business_owner, approver" in page
+    assert "| business_owner | biz | approve |" in page
+    assert "Still needed: approver (appr, appr-backup)" in page
+    assert f"curl -s -X POST http://localhost{BASE}/versions/2/signoffs" in page
+    # One decision is one decision.
+    assert "the last 1 recorded decision under" in page
+
+
+def test_markdown_asked_for_without_a_pending_version_is_still_markdown(api: Api) -> None:
+    active_v1(api)
+    response = api.get(f"{BASE}/diff?format=markdown", who="appr")
+    assert response.status_code == 409
+    assert response.mimetype == "text/markdown"
+    page = response.get_data(as_text=True)
+    assert page.startswith("# 409: no pending version")
+    assert "from= and to=" in page
+
+
+def test_the_diff_json_names_the_to_versions_author_and_sign_offs(api: Api) -> None:
+    active_v1(api)
+    assert propose(api, "dev", limit=200, note="why").status_code == 201
+    version = api.get(f"{BASE}/diff").get_json()["version"]
+    assert (version["author"], version["note"], version["base_version"]) == ("dev", "why", 1)
+    assert version["missing_signoffs"] == ["business_owner", "approver"]
 
 
 def test_diff_query_is_validated(api: Api) -> None:
@@ -352,6 +496,53 @@ def test_runbook_as_json_and_markdown(api: Api) -> None:
     text = markdown.get_data(as_text=True)
     assert text.startswith("# Runbook: Refunds")
     assert "Refund quickly." in text and "**4h**" in text and "| Approver | appr |" in text
+
+
+def _live_scene(api: Api, container: Container, clock: FakeClock) -> None:
+    """Version 2 active (replacing 1), version 3 pending, an overdue escalation, and one
+    fallback among four decisions today."""
+    with_v2_active(api)  # limit 200
+    assert propose(api, "dev", limit=300).status_code == 201
+    for amount in (50, 60, 500):
+        assert api.post(f"{BASE}/evaluate", {"input": {"amount": amount}}).status_code == 200
+    decisions.record_decision(
+        container.uow(), ruleset=NAME, version=2, caller="bot",
+        evaluation=Evaluation(Outcome.APPROVE, (), (), fallback=True,
+                              fallback_reason="engine timed out", input={"amount": 70}))
+    clock.advance(timedelta(hours=5))  # past the 4h target
+
+
+def test_runbook_json_carries_the_live_state(api: Api, container: Container,
+                                             clock: FakeClock) -> None:
+    _live_scene(api, container, clock)
+    live = api.get(f"{BASE}/runbook", who="ops").get_json()["live"]
+    assert live["active"]["version"] == 2 and live["active"]["since"]
+    [waiting] = live["open_versions"]
+    assert (waiting["version"], waiting["status"], waiting["author"]) == (3, "pending", "dev")
+    assert waiting["missing_signoffs"] == [
+        {"role": "business_owner", "holders": ["biz", "biz-backup"]},
+        {"role": "approver", "holders": ["appr", "appr-backup"]}]
+    assert live["escalations"] == {"open": 1, "overdue": 1, "response_time_target": "4h"}
+    assert (live["fallbacks"]["count"], live["fallbacks"]["decisions"]) == (1, 4)
+    assert live["fallbacks"]["rate"] == pytest.approx(0.25)
+    assert live["rollback"]["path"] == f"{BASE}/rollback"
+    assert live["rollback"]["body"]["to_version"] == 1
+    assert set(live["rollback"]["allowed"]) == {"ops", "ops-backup", "biz", "biz-backup"}
+
+
+def test_runbook_markdown_shows_the_live_state_and_renders_as_intended(
+        api: Api, container: Container, clock: FakeClock) -> None:
+    _live_scene(api, container, clock)
+    page = api.get(f"{BASE}/runbook?format=markdown", who="ops").get_data(as_text=True)
+    assert "## Right now" in page
+    assert "- Version 3 by dev: pending, waiting for business_owner (biz, biz-backup); " \
+           "approver (appr, appr-backup)" in page
+    assert "- Escalations: 1 open, 1 overdue (response-time target 4h)" in page
+    assert "- Fallbacks in the last 24 hours: 1 of 4 decisions (25.0%)" in page
+    assert f"curl -s -X POST http://localhost{BASE}/rollback" in page
+    assert '"to_version": 1' in page
+    # The escalation path and the target are separate items, not one run-on paragraph.
+    assert "- Path: appr\n- Response-time target: **4h**" in page
 
 
 def test_runbook_without_active_version_conflicts(api: Api) -> None:

@@ -269,6 +269,14 @@ def test_openapi_operations_carry_summaries_schemas_and_errors(api: Api) -> None
     assert "Error" in spec["components"]["schemas"]
 
 
+def test_openapi_declares_markdown_where_a_route_answers_with_it(api: Api) -> None:
+    spec = api.get("/openapi.json", who=None).get_json()
+    for path in ("/v1/rulesets/{name}/diff", "/v1/rulesets/{name}/runbook"):
+        content = spec["paths"][path]["get"]["responses"]["200"]["content"]
+        assert set(content) == {"application/json", "text/markdown"}, path
+        assert content["text/markdown"]["schema"] == {"type": "string"}
+
+
 def test_interactive_docs_are_served_from_the_package(api: Api) -> None:
     page = api.get("/docs", who=None)
     assert page.status_code == 200 and page.mimetype == "text/html"
@@ -281,4 +289,6 @@ def test_interactive_docs_are_served_from_the_package(api: Api) -> None:
         assert response.status_code == 200, asset
     init = api.get("/docs/static/rules-service-init.js", who=None).get_data(as_text=True)
     assert "/openapi.json" in init
+    # Swagger UI would otherwise send the spec to validator.swagger.io from the browser.
+    assert "validatorUrl: null" in init
     assert api.get("/docs/static/../../etc/passwd", who=None).status_code == 404

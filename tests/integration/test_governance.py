@@ -21,6 +21,7 @@ from rules_service.domain.errors import (
     Unauthenticated,
 )
 from rules_service.services import governance as gov
+from rules_service.services import runbook as runbooks
 from rules_service.services.views import VersionView
 from tests.integration.conftest import FakeClock, definition
 
@@ -488,7 +489,7 @@ def test_reads_describe_rulesets_versions_and_runbook(container: Container) -> N
     assert v2["note"] == "raise the limit" and v2["base_version"] == 1
     assert v2["required_signoffs"] == ["business_owner", "approver"]
     assert json.loads(v2["content"])["thresholds"]["limit"] == 200
-    runbook = gov.get_runbook(container.uow(), NAME)
+    runbook = runbooks.get_runbook(container.uow(), NAME)
     assert (runbook.version, runbook.response_time_target) == (1, "4h")
     assert runbook.runbook["purpose"] == "Refund quickly."
 

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from rules_service.bootstrap import Container
 from rules_service.cli import main
 from rules_service.domain.errors import Conflict, NotFound, RequestInvalid, Unauthenticated
+from rules_service.services import diffs, principals
 from rules_service.services import governance as gov
-from rules_service.services import principals
 from rules_service.services.sync import sync_directory
 from tests.integration.conftest import definition
 
@@ -81,9 +81,20 @@ def _files(tmp_path: Path, limit: int = 100) -> None:
     (tmp_path / "README.md").write_text("not a ruleset", encoding="utf-8")
 
 
+OWNERS = ("biz", "biz-backup", "ops", "ops-backup", "appr", "appr-backup", "dev",
+          "dev-backup")
+
+
+def _owners(container: Container) -> None:
+    """The owners the test rulesets name, so proposals of them are accepted."""
+    for name in OWNERS:
+        principals.add_principal(container.uow(), name)
+
+
 def test_sync_proposes_changed_files_and_skips_unchanged(container: Container,
                                                          tmp_path: Path) -> None:
     principals.add_principal(container.uow(), "root", is_admin=True)
+    _owners(container)
     _files(tmp_path)
     first = sync_directory(container.uow(), container.evaluator, tmp_path, actor="root")
     assert [(Path(r.path).name, r.status, r.version) for r in first] == [
@@ -100,6 +111,7 @@ def test_sync_proposes_changed_files_and_skips_unchanged(container: Container,
 def test_sync_reports_invalid_files_and_syncs_the_rest(container: Container,
                                                        tmp_path: Path) -> None:
     principals.add_principal(container.uow(), "root", is_admin=True)
+    _owners(container)
     _files(tmp_path)
     broken = definition(name="broken")
     broken["rules"][0]["when"] = "amount >"
@@ -170,7 +182,8 @@ def test_cli_errors_are_plain_messages(cli_db: str, capsys: pytest.CaptureFixtur
 def test_cli_sync_proposes_and_exits_1_on_an_invalid_file(
         cli_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["db", "upgrade"])
-    main(["principals", "add", "root", "--admin"])
+    for name in ("root", *OWNERS):
+        main(["principals", "add", name, *(["--admin"] if name == "root" else [])])
     files = tmp_path / "rulesets"
     files.mkdir()
     _files(files)
@@ -183,3 +196,61 @@ def test_cli_sync_proposes_and_exits_1_on_an_invalid_file(
     assert {f["status"] for f in report["files"]} == {"invalid", "unchanged"}
     assert main(["sync", str(files), "--as", "ghost"]) == 1
     assert "no such principal" in capsys.readouterr().err
+
+
+def test_cli_validate_warns_about_owners_the_database_does_not_know(
+        cli_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["db", "upgrade"])
+    for name in OWNERS[:-1]:
+        main(["principals", "add", name])
+    path = tmp_path / "refunds.yaml"
+    path.write_text(yaml.safe_dump(definition()), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "owners.maintainer.backup: dev-backup is not a principal" in err
+    assert "warning" in err and "biz" not in err.replace("dev-backup", "")
+
+
+def test_sync_refuses_a_working_copy_equal_to_an_older_version_unless_reverting(
+        container: Container, tmp_path: Path) -> None:
+    principals.add_principal(container.uow(), "root", is_admin=True)
+    _owners(container)
+    path = tmp_path / "refunds.yaml"
+    for limit in (100, 200, 300):  # versions 1, 2, 3, each made active
+        path.write_text(yaml.safe_dump(definition(limit)), encoding="utf-8")
+        [result] = sync_directory(container.uow(), container.evaluator, tmp_path, actor="root")
+        for who in ("biz", "appr"):
+            gov.sign_off(container.uow(), "refunds", result.version or 0, decision="approve",
+                         actor=who)
+    path.write_text(yaml.safe_dump(definition(100)), encoding="utf-8")  # the old copy
+
+    [refused] = sync_directory(container.uow(), container.evaluator, tmp_path, actor="root")
+    assert (refused.status, refused.code, refused.version) == ("refused", "older_version", 1)
+    assert "versions 2 to 3" in refused.message and "--revert" in refused.message
+    assert len(gov.list_versions(container.uow(), "refunds")) == 3
+
+    [reverted] = sync_directory(container.uow(), container.evaluator, tmp_path, actor="root",
+                                revert=True)
+    assert (reverted.status, reverted.version) == ("proposed", 4)
+    diff = diffs.diff_versions(container.uow(), container.evaluator, "refunds")
+    assert [(u.version, [c["summary"] for c in u.changes]) for u in diff.undoes] == [
+        (3, ["Raised limit from 200 to 300"]), (2, ["Raised limit from 100 to 200"])]
+
+
+def test_cli_sync_names_the_stale_file_and_exits_1(
+        cli_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["db", "upgrade"])
+    for name in ("root", *OWNERS):
+        main(["principals", "add", name, *(["--admin"] if name == "root" else [])])
+    files = tmp_path / "rulesets"
+    files.mkdir()
+    path = files / "refunds.yaml"
+    path.write_text(yaml.safe_dump(definition(100)), encoding="utf-8")
+    assert main(["sync", str(files), "--as", "root"]) == 0
+    path.write_text(yaml.safe_dump(definition(200)), encoding="utf-8")
+    assert main(["sync", str(files), "--as", "root"]) == 0
+    path.write_text(yaml.safe_dump(definition(100)), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["sync", str(files), "--as", "root"]) == 1
+    assert f"{path}: refused (refunds version 1)" in capsys.readouterr().out

@@ -69,6 +69,9 @@ def test_each_construct_parses_to_its_node(text: str, expected: object) -> None:
     ("amount = 5", "write '=='", 8),
     ("amount > ", "ends too early", None),
     ("a < b < c", "cannot be chained", 7),
+    ("amount >> 5", "'>>' is not an operator", 9),
+    ("amount > > 5", "'>>' is not an operator", 10),
+    ("amount <> 5", "write '!=' for not equal", 9),
     ("(a and b", "expected ')'", None),
     ('name == "open', "not closed", 9),
     ("a && b", "write 'and' / 'or'", 3),
@@ -152,3 +155,10 @@ def test_the_parser_never_fails_with_anything_but_a_syntax_error(text: str) -> N
         parse_condition(text)
     except ConditionSyntaxError as exc:
         assert exc.message
+
+
+@pytest.mark.parametrize("text", ["amount >> 5", "amount <> 5", "amount >= > 5"])
+def test_a_doubled_operator_is_not_called_a_chained_comparison(text: str) -> None:
+    with pytest.raises(ConditionSyntaxError) as info:
+        parse_condition(text)
+    assert "chained" not in info.value.message

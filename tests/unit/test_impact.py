@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rules_service.domain.decision import Evaluation
 from rules_service.domain.errors import InputInvalid
@@ -45,7 +47,8 @@ def test_nothing_changes_when_the_proposed_version_decides_alike() -> None:
     report = replay_impact(recorded([50, 900]), lambda d: A if d["amount"] <= 500 else E)
     assert report.to_dict() == {"replayed": 2, "changed": 0, "unchanged": 2,
                                 "input_rejected": 0, "fallbacks": 0, "transitions": {},
-                                "examples": [], "rejected_examples": []}
+                                "examples": [], "rejected_examples": [], "drift": 0,
+                                "drift_transitions": {}, "base_rejected": 0}
 
 
 def test_inputs_the_new_schema_rejects_are_counted_not_raised() -> None:
@@ -113,7 +116,8 @@ def test_report_is_json_serialisable() -> None:
     data = json.loads(json.dumps(report.to_dict()))
     assert data["changed"] == 1 and data["input_rejected"] == 1
     assert data["examples"] == [{"decision_id": "d2", "input": {"amount": 300},
-                                 "before": "approve", "after": "escalate"}]
+                                 "before": "approve", "after": "escalate",
+                                 "recorded": "approve"}]
     assert data["rejected_examples"][0]["before"] == "approve"
 
 
@@ -123,3 +127,51 @@ def test_replays_a_generator_without_holding_it() -> None:
     report = replay_impact(stream, proposed)
     assert report.replayed == 1000 and report.changed == 899
     assert len(report.examples) == 5
+
+
+def lowered_manager_limit(limit: float) -> Any:
+    """A version that escalates above ``limit`` and approves the rest."""
+    return lambda data: E if data["amount"] > limit else A
+
+
+def test_a_change_is_blamed_only_for_what_it_changes_between_from_and_to() -> None:
+    # Recorded under an older version that escalated above 500; the active (from) version
+    # escalates above 5000 since an earlier change; the proposal lowers that to 4000.
+    records = [RecordedDecision("meal", {"amount": 550}, E),
+               RecordedDecision("laptop", {"amount": 4500}, E),
+               RecordedDecision("coffee", {"amount": 5}, A)]
+    report = replay_impact(records, lowered_manager_limit(4000),
+                           decide_before=lowered_manager_limit(5000))
+    assert report.transitions == {"approve->escalate": 1}
+    assert [e.decision_id for e in report.examples] == ["laptop"]
+    assert (report.examples[0].recorded, report.examples[0].before) == (E, A)
+    # The 550 meal and the laptop changed before this proposal: drift, not its impact.
+    assert report.drift == 2 and report.drift_transitions == {"escalate->approve": 2}
+    assert report.changed == 1 and report.unchanged == 2
+
+
+def test_without_a_from_version_the_recorded_outcomes_are_the_baseline() -> None:
+    report = replay_impact(recorded([50, 900]), lambda d: A)
+    assert report.transitions == {"escalate->approve": 1} and report.drift == 0
+
+
+def test_inputs_the_from_version_refuses_are_counted_apart() -> None:
+    def old(data: Mapping[str, Any]) -> Outcome:
+        if "currency" not in data:
+            raise InputInvalid([Problem("input.currency", "is required")])
+        return A
+
+    records = [RecordedDecision("a", {"amount": 1}, A),
+               RecordedDecision("b", {"amount": 1, "currency": "EUR"}, A)]
+    report = replay_impact(records, lambda d: E, decide_before=old)
+    assert report.base_rejected == 1 and report.changed == 1 and report.unchanged == 0
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=40),
+       st.integers(min_value=0, max_value=10_000))
+def test_replaying_a_version_against_itself_changes_nothing(amounts: list[int],
+                                                            limit: int) -> None:
+    same = lowered_manager_limit(limit)
+    report = replay_impact(recorded([float(a) for a in amounts]), same, decide_before=same)
+    assert report.changed == 0 and report.transitions == {}
+    assert report.unchanged == len(amounts)

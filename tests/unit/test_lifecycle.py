@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rules_service.domain.errors import Conflict, Forbidden
 from rules_service.domain.lifecycle import (
@@ -18,8 +20,10 @@ from rules_service.domain.lifecycle import (
     check_signable,
     choose_signoff_role,
     ensure_utc,
+    format_duration,
     is_due,
     is_stale,
+    owner_problems,
     parse_duration,
     status_after_signoffs,
 )
@@ -84,8 +88,18 @@ def test_admin_may_roll_back() -> None:
 def test_approver_or_admin_resolves_escalations() -> None:
     check_can_resolve_escalation(Actor("appr-backup"), _ruleset())
     check_can_resolve_escalation(ADMIN, _ruleset())
-    with pytest.raises(Forbidden, match="not approver"):
+    with pytest.raises(Forbidden, match="holds neither approver"):
         check_can_resolve_escalation(Actor("biz"), _ruleset())
+
+
+def test_the_role_an_escalation_is_addressed_to_resolves_it() -> None:
+    for holder in ("ops", "ops-backup", "appr", "appr-backup"):
+        check_can_resolve_escalation(Actor(holder), _ruleset(), "operations_owner")
+    with pytest.raises(Forbidden, match="addressed to operations_owner"):
+        check_can_resolve_escalation(Actor("biz"), _ruleset(), "operations_owner")
+    with pytest.raises(Forbidden, match="automation"):
+        check_can_resolve_escalation(Actor("ops", is_automation=True), _ruleset(),
+                                     "operations_owner")
 
 
 def test_author_cannot_sign_off_own_version() -> None:
@@ -189,13 +203,34 @@ def test_naive_times_are_taken_as_utc() -> None:
 @pytest.mark.parametrize(("text", "expected"), [
     ("4h", timedelta(hours=4)), ("30m", timedelta(minutes=30)), ("1d", timedelta(days=1)),
     ("1h30m", timedelta(hours=1, minutes=30)), ("90s", timedelta(seconds=90)),
-    ("1.5h", timedelta(minutes=90)), ("2H", timedelta(hours=2)),
+    ("2d4h", timedelta(days=2, hours=4)),
 ])
 def test_durations_parse(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "4", "h", "4 hours", "-1h", "4h x"])
+# One form everywhere: what a runbook may not say, a dashboard query may not either.
+@pytest.mark.parametrize("text", ["", "4", "h", "4 hours", "-1h", "4h x", "1.5h", "2H",
+                                  "30m1h", "4h 30m", " 4h"])
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+def test_owners_who_are_not_principals_are_each_named_at_their_place() -> None:
+    ruleset = _ruleset(approver=("cs-lead", "appr-backup"), maintainer=("dev", "typo"))
+    known = {"biz", "biz-backup", "ops", "ops-backup", "appr-backup", "dev"}
+    problems = owner_problems(ruleset, known)
+    assert [(p.place, p.message.split()[0]) for p in problems] == [
+        ("owners.approver.primary", "cs-lead"), ("owners.maintainer.backup", "typo")]
+
+
+def test_a_ruleset_whose_owners_all_exist_has_no_owner_problems() -> None:
+    known = {"biz", "biz-backup", "ops", "ops-backup", "appr", "appr-backup", "dev"}
+    assert owner_problems(_ruleset(), known) == []
+
+
+@given(st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=3650))
+       .map(lambda d: timedelta(seconds=int(d.total_seconds())) or timedelta(seconds=1)))
+def test_every_duration_written_in_the_one_form_reads_back(delta: timedelta) -> None:
+    assert parse_duration(format_duration(delta)) == delta
