@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    Column,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Dialect,
     Float,

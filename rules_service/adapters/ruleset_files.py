@@ -34,12 +34,13 @@ from rules_service.domain.ruleset import (
     Ruleset,
     RuleTest,
 )
-from rules_service.engine.compiler import EngineCompileError, compile_ruleset
+from rules_service.engine.compiler import MAX_RULES, EngineCompileError, compile_ruleset
 from rules_service.language.ast import Expr, FieldRef, ThresholdRef
 from rules_service.language.parser import ConditionSyntaxError, parse_condition
 from rules_service.language.patterns import regex_problem
 from rules_service.language.typecheck import check_condition, field_paths
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_FILE_CHARS = 2_000_000
 """Larger files are refused before parsing: a policy file is never this big."""
 
@@ -136,7 +137,9 @@ def _yaml_problem(exc: yaml.YAMLError) -> Problem:
 
 def _compose(text: str) -> tuple[Any, _Source | None, list[Problem]]:
     """(data, source map, problems) of YAML text."""
-    loader = yaml.SafeLoader(text)
+    # libyaml's parser (when PyYAML was built with it) is ~10x faster on files of thousands of
+    # rules and gives the same nodes and marks.
+    loader = _LOADER(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -431,6 +434,10 @@ class _Checker:
         first: dict[str, int] = {}
         complete = True
         fields = field_paths(self.fields.values())
+        if len(rules) > MAX_RULES:
+            self.add("rules", f"the ruleset has {len(rules):,} rules; a ruleset may hold at most "
+                              f"{MAX_RULES:,} rules and table rows together")
+            return None
         for i, rule in enumerate(rules):
             place = f"rules[{i}]"
             if not isinstance(rule, Mapping) or not self.clean_own(place):
