@@ -158,3 +158,12 @@ def cell_text(cell: Any) -> str:
         return read_cell("x", cell).text
     except CellError:
         return repr(cell)
+
+
+def cell_kind_and_text(cell: Any) -> tuple[str, str] | None:
+    """(kind, text) of a cell as written, or None when it cannot be read."""
+    try:
+        read = read_cell("x", cell)
+    except CellError:
+        return None
+    return read.kind, read.text
