@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from deepdiff import DeepDiff
 
+from rules_service.domain.table_analysis import analyze_tables
 from rules_service.domain.tables import cell_kind_and_text
 
 # An absent key reads as None: for an approver "not set" and "null" are the same thing.
@@ -549,6 +550,9 @@ class RulesetDiff:
     """Every change from one version to the next, in the order an approver reads them."""
 
     changes: tuple[Change, ...]
+    # Findings on the new version's decision tables (rows that never fire, overlaps, gaps):
+    # for the approver to weigh, never blocking.
+    warnings: tuple[str, ...] = ()
 
     @property
     def summary(self) -> list[str]:
@@ -563,8 +567,12 @@ class RulesetDiff:
         return [c for c in self.changes if c.kind == kind]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: ``{"changes": [...], "summary": [...]}``."""
-        return {"changes": [c.to_dict() for c in self.changes], "summary": self.summary}
+        """JSON form: ``{"changes": [...], "summary": [...]}``, and ``warnings`` if any."""
+        out: dict[str, Any] = {"changes": [c.to_dict() for c in self.changes],
+                               "summary": self.summary}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
 
 
 # --------------------------------------------------------------------------- preparing
@@ -948,8 +956,9 @@ def diff_definitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> R
     """The changes from ``old`` to ``new`` (``old=None``: a first version, all is added)."""
     prepared_old, prepared_new = _prepare(old), _prepare(new)
     pruned_old, pruned_new = _prune(prepared_old, prepared_new)
+    warnings = tuple(str(w) for w in analyze_tables(new)) if new.get("tables") else ()
     if not pruned_old and not pruned_new:
-        return RulesetDiff(())
+        return RulesetDiff((), warnings)
     found = DeepDiff(pruned_old, pruned_new, view="tree", threshold_to_diff_deeper=0,
                      ignore_order_func=_ignore_order)
     units: set[Unit] = set()
@@ -965,4 +974,4 @@ def diff_definitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> R
         change = _build(unit, prepared_old, prepared_new, old, new)
         if change is not None:
             changes.append(change)
-    return RulesetDiff(tuple(changes))
+    return RulesetDiff(tuple(changes), warnings)

@@ -171,3 +171,49 @@ def test_validate_lists_test_references_in_the_same_pass_as_broken_rules() -> No
         "fired: [limits.hw-mid]", "fired: [tiny, nope]")
     assert [place for place, _, _ in _problems(bad)] == ["rules[0].then",
                                                           "tests[0].expect.fired[1]"]
+
+
+def _analysis(**changes: Any) -> list[str]:
+    from rules_service.domain.table_analysis import analyze_tables
+
+    definition = copy.deepcopy(load_ruleset_text(TEXT).definition)
+    definition["tables"][0]["rows"].extend(changes.get("rows", []))
+    if changes.get("only_rows_testing_category"):
+        definition["tables"][0]["rows"] = [r for r in definition["tables"][0]["rows"]
+                                           if r["when"][0] != "-"]
+    if "enum" in changes:
+        definition["inputs"]["category"]["enum"] = changes["enum"]
+    return [f"{w.kind} {w}" for w in analyze_tables(definition)]
+
+
+def test_analysis_names_a_row_with_an_empty_range() -> None:
+    assert "never_fires tables[0].rows[4]: limits.dead can never fire: no value of amount " \
+           "3000..2000 is possible" in _analysis(
+               rows=[{"id": "dead", "when": ["hardware", "3000..2000"], "then": "approve"}])
+
+
+def test_analysis_names_a_row_shadowed_by_an_earlier_row_with_the_same_outcome() -> None:
+    found = _analysis(rows=[{"id": "dup", "when": ["hardware", "600..700"], "then": "escalate"}])
+    assert "shadowed tables[0].rows[4]: limits.dup never changes a decision: every input it " \
+           "matches, the earlier row limits.hw-mid matches too, with the same outcome " \
+           "(escalate)" in found
+
+
+def test_analysis_gives_an_example_input_for_rows_that_overlap_with_different_outcomes() -> None:
+    assert 'overlap tables[0].rows[1]: limits.hw-small (approve) and limits.hw-mid (escalate) ' \
+           'both fire for some inputs, e.g. {"category": "hardware", "amount": 500}; the more ' \
+           'severe outcome decides' in _analysis()
+
+
+def test_analysis_names_enum_values_no_row_covers() -> None:
+    found = _analysis(enum=["hardware", "software", "travel", "meals"],
+                      only_rows_testing_category=True)
+    assert any(f.startswith("gap tables[0].columns[0]") and '"meals"' in f for f in found)
+
+
+def test_the_diff_carries_the_table_warnings_without_blocking() -> None:
+    from rules_service.domain.diff import diff_definitions
+
+    definition = load_ruleset_text(TEXT).definition
+    diff = diff_definitions(definition, definition)
+    assert not diff.changes and any("both fire for some inputs" in w for w in diff.warnings)
