@@ -34,12 +34,14 @@ from rules_service.domain.ruleset import (
     Ruleset,
     RuleTest,
 )
-from rules_service.engine.compiler import EngineCompileError, compile_ruleset
+from rules_service.domain.tables import CellError, read_cell, table_rows
+from rules_service.engine.compiler import MAX_RULES, EngineCompileError, compile_ruleset
 from rules_service.language.ast import Expr, FieldRef, ThresholdRef
 from rules_service.language.parser import ConditionSyntaxError, parse_condition
 from rules_service.language.patterns import regex_problem
 from rules_service.language.typecheck import check_condition, field_paths
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_FILE_CHARS = 2_000_000
 """Larger files are refused before parsing: a policy file is never this big."""
 
@@ -136,7 +138,9 @@ def _yaml_problem(exc: yaml.YAMLError) -> Problem:
 
 def _compose(text: str) -> tuple[Any, _Source | None, list[Problem]]:
     """(data, source map, problems) of YAML text."""
-    loader = yaml.SafeLoader(text)
+    # libyaml's parser (when PyYAML was built with it) is ~10x faster on files of thousands of
+    # rules and gives the same nodes and marks.
+    loader = _LOADER(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -229,6 +233,7 @@ class _Checker:
         self.thresholds: dict[str, Any] = {}
         self.thresholds_ok = True
         self.untyped_thresholds: set[str] = set()
+        self.too_large = False
 
     def clean(self, place: str) -> bool:
         """No structure problem at, under or above this place."""
@@ -249,8 +254,9 @@ class _Checker:
         self.signoff()
         self.inputs()
         self.thresholds_()
-        rule_ids = self.rules()
-        self.tests(rule_ids)
+        rule_ids, ids_complete = self.rules()
+        self.tables(rule_ids)
+        self.tests(rule_ids, ids_complete)
         return self.found
 
     # owners and signoff
@@ -422,15 +428,30 @@ class _Checker:
 
     # rules
 
-    def rules(self) -> dict[str, Outcome] | None:
-        """Rule ids with their outcomes, or None when some rule's id is unreadable."""
-        rules = self.data.get("rules")
+    def rules(self) -> tuple[dict[str, Outcome | None], bool]:
+        """Rule ids with their outcomes (None where unreadable), and whether every id is known.
+
+        Tests are checked against these ids in the same pass, so a broken rule elsewhere
+        never hides a test that names a rule that does not exist.
+        """
+        rules = self.data.get("rules", [])
+        ids: dict[str, Outcome | None] = {}
         if not isinstance(rules, list) or not self.clean_own("rules"):
-            return None
-        ids: dict[str, Outcome] = {}
+            return ids, False
         first: dict[str, int] = {}
         complete = True
         fields = field_paths(self.fields.values())
+        tables = self.data.get("tables")
+        rows = sum(len(t["rows"]) for t in tables if isinstance(t, Mapping)
+                   and isinstance(t.get("rows"), list)) if isinstance(tables, list) else 0
+        if len(rules) + rows > MAX_RULES:
+            what = f"{len(rules):,} rules" if not rows else \
+                f"{len(rules):,} rules and {rows:,} table rows"
+            self.add("rules" if rules else "tables",
+                     f"the ruleset has {what}; a ruleset may hold at most {MAX_RULES:,} rules "
+                     "and table rows together")
+            self.too_large = True
+            return ids, False
         for i, rule in enumerate(rules):
             place = f"rules[{i}]"
             if not isinstance(rule, Mapping) or not self.clean_own(place):
@@ -446,9 +467,7 @@ class _Checker:
                     first[rule_id] = i
                     then = rule.get("then")
                     ids[rule_id] = Outcome(then.strip()) if self.clean(f"{place}.then") \
-                        and isinstance(then, str) else Outcome.APPROVE
-                    if not self.clean(f"{place}.then"):
-                        complete = False
+                        and isinstance(then, str) else None
             else:
                 complete = False
             then = rule.get("then")
@@ -461,7 +480,126 @@ class _Checker:
             when = rule.get("when")
             if self.clean(f"{place}.when") and isinstance(when, str):
                 self.condition(when, f"{place}.when", fields)
-        return ids if complete else None
+        return ids, complete
+
+    # tables
+
+    def tables(self, ids: dict[str, Outcome | None]) -> None:
+        """Checks every table, row and cell; adds each row's rule id to ``ids``."""
+        tables = self.data.get("tables", [])
+        if self.too_large or not isinstance(tables, list) \
+                or not self.clean_own("tables"):
+            return
+        fields = field_paths(self.fields.values())
+        table_ids: dict[str, int] = {}
+        for t, table in enumerate(tables):
+            place = f"tables[{t}]"
+            if not isinstance(table, Mapping) or not self.clean_own(place):
+                continue
+            table_id = table.get("id")
+            if isinstance(table_id, str) and self.clean(f"{place}.id"):
+                table_id = table_id.strip()
+                if table_id in table_ids:
+                    self.add(f"{place}.id", f"the table id '{table_id}' is already used by "
+                                            f"tables[{table_ids[table_id]}]; ids must be unique")
+                elif table_id in ids:
+                    self.add(f"{place}.id", f"'{table_id}' is already a rule id; a table needs "
+                                            "an id of its own")
+                table_ids.setdefault(table_id, t)
+            else:
+                table_id = None
+            columns = self.columns(table, place, fields)
+            rows = table.get("rows")
+            if not isinstance(rows, list) or not self.clean_own(f"{place}.rows"):
+                continue
+            row_ids: dict[str, int] = {}
+            for r, row in enumerate(rows):
+                here = f"{place}.rows[{r}]"
+                if not isinstance(row, Mapping) or not self.clean_own(here):
+                    continue
+                row_id = row.get("id")
+                if isinstance(row_id, str) and self.clean(f"{here}.id"):
+                    row_id = row_id.strip()
+                    if row_id in row_ids:
+                        self.add(f"{here}.id", f"the row id '{row_id}' is already used by "
+                                               f"rows[{row_ids[row_id]}]; ids must be unique "
+                                               "within a table")
+                    row_ids.setdefault(row_id, r)
+                    if table_id is not None:
+                        then = row.get("then")
+                        ids[f"{table_id}.{row_id}"] = Outcome(then.strip()) \
+                            if self.clean(f"{here}.then") and isinstance(then, str) else None
+                then = row.get("then")
+                if row.get("escalate_to") is not None and self.clean(f"{here}.then") \
+                        and isinstance(then, str) and then.strip() != Outcome.ESCALATE.value:
+                    self.add(f"{here}.escalate_to", "escalate_to applies only to rows that "
+                                                    "escalate, and this row's outcome is "
+                                                    f"{then.strip()}")
+                cells = row.get("when")
+                if columns is None or not isinstance(cells, list) \
+                        or not self.clean(f"{here}.when"):
+                    continue
+                if len(cells) != len(columns):
+                    self.add(f"{here}.when", f"the row has {len(cells)} cells, but the table "
+                                             f"has {len(columns)} columns "
+                                             f"({', '.join(c or '?' for c in columns)}); write -"
+                                             " for a column the row does not test")
+                    continue
+                for c, (column, cell) in enumerate(zip(columns, cells, strict=True)):
+                    if column is not None:
+                        self.cell(column, cell, f"{here}.when[{c}]", fields)
+
+    def columns(self, table: Mapping[str, Any], place: str,
+                fields: dict[tuple[str, ...], InputField]) -> list[str | None] | None:
+        """The table's columns (None where a column is unusable), or None when unreadable."""
+        columns = table.get("columns")
+        if not isinstance(columns, list) or not self.clean(f"{place}.columns"):
+            return None
+        out: list[str | None] = []
+        seen: set[str] = set()
+        for c, column in enumerate(columns):
+            name = column.strip()
+            here = f"{place}.columns[{c}]"
+            path = tuple(name.split("."))
+            spec = fields.get(path)
+            if not self.inputs_ok or any(path[:n] in self.untyped_fields
+                                         for n in range(1, len(path) + 1)):
+                out.append(None)
+            elif spec is None:
+                close = difflib.get_close_matches(name, [".".join(p) for p in fields], n=1,
+                                                  cutoff=0.6)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                self.add(here, f"'{name}' is not an input field{hint}")
+                out.append(None)
+            elif spec.type is FieldType.OBJECT:
+                self.add(here, f"'{name}' is a group of fields; a column tests one value, such "
+                               f"as {name}.<field>")
+                out.append(None)
+            elif name in seen:
+                self.add(here, f"'{name}' is a column twice; combine the two cells into one "
+                               "(a range or an operator)")
+                out.append(None)
+            else:
+                out.append(name)
+            seen.add(name)
+        return out
+
+    def cell(self, column: str, cell: Any, place: str,
+             fields: dict[tuple[str, ...], InputField]) -> None:
+        """One cell against its column's type."""
+        try:
+            read = read_cell(column, cell)
+        except CellError as exc:
+            self.add(place, f"{column}: {exc}")
+            return
+        if read.condition is None:
+            return
+        _, threshold_refs = _references(read.condition)
+        if threshold_refs and not self.thresholds_ok \
+                or any(name in self.untyped_thresholds for name in threshold_refs):
+            return
+        for problem in check_condition(read.condition, fields, self.thresholds):
+            self.add(place, f"{column}: {problem.message}")
 
     def condition(self, when: str, place: str, fields: dict[tuple[str, ...], InputField]) -> None:
         try:
@@ -485,7 +623,7 @@ class _Checker:
 
     # tests
 
-    def tests(self, rule_ids: dict[str, Outcome] | None) -> None:
+    def tests(self, rule_ids: dict[str, Outcome | None], ids_complete: bool) -> None:
         tests = self.data.get("tests", [])
         if not isinstance(tests, list) or not self.clean_own("tests"):
             return
@@ -501,8 +639,8 @@ class _Checker:
                                               "has the same name; names must be unique")
                 names.setdefault(name.strip(), i)
             expect = test.get("expect")
-            if isinstance(expect, Mapping) and rule_ids is not None:
-                self.expectation(expect, f"{place}.expect", rule_ids)
+            if isinstance(expect, Mapping) and not self.too_large:
+                self.expectation(expect, f"{place}.expect", rule_ids, ids_complete)
             raw_input = test.get("input")
             if self.clean(f"{place}.input") and self.inputs_ok and isinstance(raw_input, Mapping):
                 untyped_names = {p[0] for p in self.untyped_fields}
@@ -514,7 +652,7 @@ class _Checker:
                         self.add(p.place, p.message)
 
     def expectation(self, expect: Mapping[str, Any], place: str,
-                    rule_ids: dict[str, Outcome]) -> None:
+                    rule_ids: dict[str, Outcome | None], ids_complete: bool) -> None:
         listed: dict[str, list[str]] = {}
         for key in ("fired", "deciding"):
             ids = expect.get(key)
@@ -526,7 +664,7 @@ class _Checker:
                 here = f"{place}.{key}[{j}]"
                 if rule_id in listed[key]:
                     self.add(here, f"{rule_id} is listed twice")
-                elif rule_id not in rule_ids:
+                elif rule_id not in rule_ids and ids_complete:
                     close = difflib.get_close_matches(rule_id, list(rule_ids), n=1, cutoff=0.6)
                     hint = f"; did you mean '{close[0]}'?" if close else ""
                     self.add(here, f"there is no rule '{rule_id}' in this ruleset{hint}")
@@ -539,9 +677,10 @@ class _Checker:
         outcome = expect.get("outcome")
         if "deciding" in listed and isinstance(outcome, str) and self.clean(f"{place}.outcome"):
             for j, rule_id in enumerate(listed["deciding"]):
-                if rule_id in rule_ids and rule_ids[rule_id].value != outcome.strip():
+                decides = rule_ids.get(rule_id)
+                if decides is not None and decides.value != outcome.strip():
                     self.add(f"{place}.deciding[{j}]",
-                             f"{rule_id} decides {rule_ids[rule_id].value}, but the test "
+                             f"{rule_id} decides {decides.value}, but the test "
                              f"expects the outcome {outcome.strip()}")
 
 
@@ -670,6 +809,22 @@ def canonical_definition(data: Mapping[str, Any]) -> dict[str, Any]:
             if key in t["expect"]:
                 expect[key] = sorted(set(t["expect"][key]))
         tests.append({"name": t["name"], "input": t["input"], "expect": expect})
+    tables = []
+    for t in data.get("tables", []):
+        rows = []
+        for r in t["rows"]:
+            row: dict[str, Any] = {"id": r["id"], "when": [_canonical_cell(c) for c in r["when"]],
+                                   "then": r["then"]}
+            for key in ("description", "reason"):
+                if key in r:
+                    row[key] = r[key]
+            if r["then"] == Outcome.ESCALATE.value:
+                row["escalate_to"] = r.get("escalate_to", "approver")
+            rows.append(row)
+        table: dict[str, Any] = {"id": t["id"], "columns": list(t["columns"]), "rows": rows}
+        if "description" in t:
+            table["description"] = t["description"]
+        tables.append(table)
     definition = {
         "name": data["name"],
         "title": data["title"],
@@ -680,6 +835,8 @@ def canonical_definition(data: Mapping[str, Any]) -> dict[str, Any]:
         "thresholds": dict(data.get("thresholds", {})),
         "inputs": {n: _canonical_field(s) for n, s in data.get("inputs", {}).items()},
         "rules": rules,
+        # Only written when there are tables, so a ruleset without any hashes as before.
+        **({"tables": tables} if tables else {}),
         "default": data["default"],
         "fallback": data["fallback"],
         "tests": tests,
@@ -688,6 +845,27 @@ def canonical_definition(data: Mapping[str, Any]) -> dict[str, Any]:
     }
     # A deep copy, so nothing in the Ruleset shares mutable state with its definition.
     return copy.deepcopy(definition)
+
+
+def _canonical_cell(cell: Any) -> Any:
+    return cell.strip() if isinstance(cell, str) else \
+        [c.strip() if isinstance(c, str) else c for c in cell] if isinstance(cell, list) else cell
+
+
+def _rules(d: Mapping[str, Any]) -> tuple[Rule, ...]:
+    """The rules, then every table's rows as rules ``TABLE.ROW``."""
+    rules = [Rule(id=r["id"], when=r["when"], condition=parse_condition(r["when"]),
+                  then=Outcome(r["then"]), description=r.get("description"),
+                  reason=r.get("reason"), escalate_to=r.get("escalate_to", "approver"))
+             for r in d["rules"]]
+    for table in d.get("tables", []):
+        for row in table_rows(table):
+            body = row.body
+            rules.append(Rule(id=row.rule_id, when=row.when, condition=row.condition,
+                              then=Outcome(body["then"]), description=body.get("description"),
+                              reason=body.get("reason"),
+                              escalate_to=body.get("escalate_to", "approver")))
+    return tuple(rules)
 
 
 def _input_field(name: str, spec: Mapping[str, Any]) -> InputField:
@@ -708,10 +886,7 @@ def _ruleset(definition: dict[str, Any]) -> Ruleset:
         signoff=tuple(d["signoff"]),
         thresholds=d["thresholds"],
         inputs=tuple(_input_field(n, s) for n, s in d["inputs"].items()),
-        rules=tuple(Rule(id=r["id"], when=r["when"], condition=parse_condition(r["when"]),
-                         then=Outcome(r["then"]), description=r.get("description"),
-                         reason=r.get("reason"), escalate_to=r.get("escalate_to", "approver"))
-                    for r in d["rules"]),
+        rules=_rules(d),
         default=Outcome(d["default"]),
         fallback=Outcome(d["fallback"]),
         tests=tuple(RuleTest(name=t["name"], input=t["input"],

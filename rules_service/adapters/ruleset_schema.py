@@ -6,7 +6,7 @@ unknown keys are errors (a typo must never be silently ignored), and nothing is 
 (``"5"`` is not a number, ``"yes"`` is not a boolean).
 
 Required: name, title, owners (all four roles, each with a primary AND a backup), rules
-(at least one), default, fallback, runbook with purpose and escalation (path and
+or tables (at least one of them), default, fallback, runbook with purpose and escalation (path and
 response_time_target). Optional: description, signoff (default [approver]), thresholds,
 inputs, tests, impact and the other runbook sections.
 """
@@ -306,6 +306,46 @@ class RuleSchema(StrictSchema):
     escalate_to = Choice(ROLES, "a role", allow_none=True)
 
 
+class Cells(fields.Field):
+    """A row's cells: a list of values, lists or operator/range text (read in ruleset_files)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValidationError(f"must be a list of cells, one per column, not "
+                                  f"{describe(value)}")
+        return normalize_value(value)
+
+
+class RowSchema(StrictSchema):
+    """One row of a decision table: a rule whose condition is its cells."""
+
+    id = Slug(required=True)
+    description = Text(allow_empty=True, allow_none=True)
+    when = Cells(required=True)
+    then = Choice(OUTCOMES, "an outcome", required=True)
+    reason = Text(allow_empty=True, allow_none=True)
+    escalate_to = Choice(ROLES, "a role", allow_none=True)
+
+
+class TableSchema(StrictSchema):
+    """A decision table: the input fields its cells test, and its rows."""
+
+    id = Slug(required=True)
+    description = Text(allow_empty=True, allow_none=True)
+    columns = fields.List(Text(max_length=200), required=True)
+    rows = fields.List(fields.Nested(RowSchema), required=True)
+
+    @validates_schema(skip_on_field_errors=False)
+    def _not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        errors = {}
+        if "columns" in data and not data["columns"]:
+            errors["columns"] = ["name at least one input field the rows test"]
+        if "rows" in data and not data["rows"]:
+            errors["rows"] = ["a table needs at least one row"]
+        if errors:
+            raise ValidationError(errors)
+
+
 class ExpectSchema(StrictSchema):
     """What a test expects; at least one of outcome, fired, deciding."""
 
@@ -388,18 +428,24 @@ class RulesetSchema(StrictSchema):
     thresholds = NamedMap(ScalarValue(), "a threshold", load_default=dict)
     inputs = NamedMap(fields.Nested(InputFieldSchema), "an input field",
                       reserved=frozenset({"thresholds"}), load_default=dict)
-    rules = fields.List(fields.Nested(RuleSchema), required=True)
+    rules = fields.List(fields.Nested(RuleSchema), load_default=list)
+    tables = fields.List(fields.Nested(TableSchema), load_default=list)
     default = Choice(OUTCOMES, "an outcome", required=True)
     fallback = Choice(OUTCOMES, "an outcome", required=True)
     tests = fields.List(fields.Nested(RuleTestSchema), load_default=list)
     runbook = fields.Nested(RunbookSchema, required=True)
     impact = fields.Nested(ImpactSchema, load_default=dict)
 
-    @validates_schema(skip_on_field_errors=False)
-    def _lists_not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _lists_not_empty(self, data: dict[str, Any], original_data: Any,
+                         **kwargs: Any) -> None:
         errors = {}
-        if "rules" in data and not data["rules"]:
-            errors["rules"] = ["a ruleset needs at least one rule"]
+        written = original_data if isinstance(original_data, Mapping) else {}
+        if "rules" not in written and "tables" not in written:
+            errors["rules"] = ["is required but missing"]
+        elif "rules" in data and not data["rules"] and not data.get("tables") \
+                and "tables" not in written:
+            errors["rules"] = ["a ruleset needs at least one rule or decision table"]
         if "signoff" in data and not data["signoff"]:
             errors["signoff"] = ["name at least one role that must sign off changes"]
         if errors:

@@ -16,6 +16,7 @@ from rules_service.domain.errors import InputInvalid, RulesetInvalid
 from rules_service.domain.inputs import validate_input
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Ruleset
+from rules_service.domain.table_analysis import analyze_tables
 from rules_service.domain.testing import run_tests
 
 
@@ -115,8 +116,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if ruleset is None:
             failed += 1
             continue
-        print(f"{path}: ok ({ruleset.name}, {len(ruleset.rules)} rules, "
+        rows = sum(len(t["rows"]) for t in ruleset.definition.get("tables", []))
+        tables = f"{rows} table rows, " if rows else ""
+        print(f"{path}: ok ({ruleset.name}, {len(ruleset.rules) - rows} rules, {tables}"
               f"{len(ruleset.tests)} tests)")
+        # Table findings are for the approver to weigh; they never fail validation.
+        for warning in analyze_tables(ruleset.definition):
+            print(f"  warning: {warning}")
         if sight is False:
             sight = _principals_in_sight()
         if isinstance(sight, tuple):
@@ -191,6 +197,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
             print("No changes.")
         for sentence in diff.summary:
             print(f"- {sentence}")
+        for warning in diff.warnings:
+            print(f"- warning: {warning}")
     else:
         print(json.dumps({"from": args.old, "to": args.new, **diff.to_dict()}, indent=2))
     return 0

@@ -15,6 +15,9 @@ from typing import Any, ClassVar
 
 from deepdiff import DeepDiff
 
+from rules_service.domain.table_analysis import analyze_tables
+from rules_service.domain.tables import cell_kind_and_text
+
 # An absent key reads as None: for an approver "not set" and "null" are the same thing.
 _ABSENT: Any = None
 
@@ -444,11 +447,112 @@ class MetadataChanged(Change):
         return f"Changed {label} from {_value(self.before)} to {_value(self.after)}"
 
 
+def _cell_phrase(cell: Any) -> str:
+    """A cell as an approver reads it: ``range 500..2000``, ``> 5``, ``in [a, b]``, ``any``."""
+    read = cell_kind_and_text(cell)
+    if read is None:
+        return _value(cell)
+    kind, text = read
+    return {"any": "any", "range": f"range {text}", "in": f"in {text}"}.get(kind, text)
+
+
+def _cells_sentence(before: Any, after: Any) -> str:
+    b = before if isinstance(before, Mapping) else {}
+    a = after if isinstance(after, Mapping) else {}
+    parts = []
+    for column in _keys(b, a):
+        if _canonical(b.get(column)) == _canonical(a.get(column)):
+            continue
+        pb = _cell_phrase(b[column]) if column in b else "(no column)"
+        pa = _cell_phrase(a[column]) if column in a else "(no column)"
+        if pb.startswith("range ") and pa.startswith("range "):
+            pa = pa[len("range "):]
+        parts.append(f"{column} {pb} -> {pa}")
+    return "; ".join(parts) or "cells unchanged"
+
+
+def _row_summary(body: Mapping[str, Any]) -> str:
+    raw = body.get("cells")
+    cells: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    tested = [f"{c} {_cell_phrase(v)}" for c, v in cells.items()
+              if _cell_phrase(v) != "any"]
+    return f"{_name(body.get('then'))} when {', '.join(tested) or 'always'}"
+
+
+@dataclass(frozen=True)
+class RowAdded(Change):
+    """A decision-table row that only the new version has."""
+
+    kind: ClassVar[str] = "row_added"
+    row_id: str
+    row: dict[str, Any] = field(default_factory=dict)
+
+    def sentence(self) -> str:
+        """One plain sentence describing the change."""
+        return f"Added row {self.row_id} ({_row_summary(self.row)})"
+
+
+@dataclass(frozen=True)
+class RowRemoved(Change):
+    """A decision-table row that only the old version has."""
+
+    kind: ClassVar[str] = "row_removed"
+    row_id: str
+    row: dict[str, Any] = field(default_factory=dict)
+
+    def sentence(self) -> str:
+        """One plain sentence describing the change."""
+        return f"Removed row {self.row_id} (was {_row_summary(self.row)})"
+
+
+@dataclass(frozen=True)
+class RowChanged(Change):
+    """One part of a row changed: its cells (all changed cells in one sentence) or a field."""
+
+    kind: ClassVar[str] = "row_changed"
+    row_id: str
+    field: str
+    before: Any
+    after: Any
+
+    def sentence(self) -> str:
+        """One plain sentence describing the change."""
+        if self.field == "cells":
+            return f"{self.row_id}: {_cells_sentence(self.before, self.after)}"
+        label = _RULE_FIELD_NAMES.get(self.field, self.field)
+        show = _name if self.field in ("then", "escalate_to") else _value
+        return f"{self.row_id}: {label} {show(self.before)} -> {show(self.after)}"
+
+
+@dataclass(frozen=True)
+class TableChanged(Change):
+    """A decision table added, removed, or its columns or description changed."""
+
+    kind: ClassVar[str] = "table_changed"
+    table_id: str
+    field: str  # "added" | "removed" | "columns" | "description"
+    before: Any
+    after: Any
+
+    def sentence(self) -> str:
+        """One plain sentence describing the change."""
+        if self.field in ("added", "removed"):
+            table = self.after if self.field == "added" else self.before
+            rows = table.get("rows", 0) if isinstance(table, Mapping) else 0
+            columns = _names(table.get("columns", [])) if isinstance(table, Mapping) else "none"
+            verb = "Added" if self.field == "added" else "Removed"
+            return f"{verb} table {self.table_id} (columns {columns}; {rows:,} rows)"
+        return f"Table {self.table_id}: {self.field} {_value(self.before)} -> {_value(self.after)}"
+
+
 @dataclass(frozen=True)
 class RulesetDiff:
     """Every change from one version to the next, in the order an approver reads them."""
 
     changes: tuple[Change, ...]
+    # Findings on the new version's decision tables (rows that never fire, overlaps, gaps):
+    # for the approver to weigh, never blocking.
+    warnings: tuple[str, ...] = ()
 
     @property
     def summary(self) -> list[str]:
@@ -463,8 +567,12 @@ class RulesetDiff:
         return [c for c in self.changes if c.kind == kind]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: ``{"changes": [...], "summary": [...]}``."""
-        return {"changes": [c.to_dict() for c in self.changes], "summary": self.summary}
+        """JSON form: ``{"changes": [...], "summary": [...]}``, and ``warnings`` if any."""
+        out: dict[str, Any] = {"changes": [c.to_dict() for c in self.changes],
+                               "summary": self.summary}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
 
 
 # --------------------------------------------------------------------------- preparing
@@ -504,12 +612,40 @@ def _flatten_inputs(inputs: Any, prefix: str = "", out: dict[str, Any] | None = 
     return out
 
 
+def _prepare_tables(tables: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Tables by id (columns, description, row count) and rows by ``TABLE.ROW`` with their
+    cells by column, so a changed cell is one change however the row list moved."""
+    out_tables: dict[str, Any] = {}
+    out_rows: dict[str, Any] = {}
+    for table_id, table in _keyed(tables, "id").items():
+        if not isinstance(table, Mapping):
+            continue
+        columns = [str(c) for c in table.get("columns", [])] \
+            if isinstance(table.get("columns"), list) else []
+        raw_rows = table.get("rows")
+        rows: list[Any] = raw_rows if isinstance(raw_rows, list) else []
+        out_tables[table_id] = {"columns": columns, "rows": len(rows),
+                                **({"description": table["description"]}
+                                   if "description" in table else {})}
+        for row_id, row in _keyed(rows, "id").items():
+            if not isinstance(row, Mapping):
+                continue
+            raw_cells = row.get("when")
+            cells: list[Any] = raw_cells if isinstance(raw_cells, list) else []
+            body = {k: v for k, v in row.items() if k != "when"}
+            body["cells"] = dict(zip(columns, cells, strict=False))
+            out_rows[f"{table_id}.{row_id}"] = body
+    return out_tables, out_rows
+
+
 def _prepare(definition: Mapping[str, Any] | None) -> dict[str, Any]:
     """The definition in the shape the diff compares: lists with identities become mappings."""
     d = dict(definition or {})
     prepared: dict[str, Any] = {}
     for key, value in d.items():
-        if key == "rules":
+        if key == "tables":
+            prepared["tables"], prepared["rows"] = _prepare_tables(value)
+        elif key == "rules":
             prepared[key] = _keyed(value, "id")
         elif key == "tests":
             prepared[key] = _keyed(value, "name")
@@ -517,7 +653,7 @@ def _prepare(definition: Mapping[str, Any] | None) -> dict[str, Any]:
             prepared[key] = _flatten_inputs(value)
         else:
             prepared[key] = value
-    for key in _SECTIONS_AS_MAPPINGS:
+    for key in (*_SECTIONS_AS_MAPPINGS, "tables", "rows"):
         if not isinstance(prepared.get(key), Mapping):
             # Absent (first version) or malformed: compare against nothing, not crash.
             prepared[key] = {} if prepared.get(key) is None else {"(value)": prepared[key]}
@@ -563,6 +699,23 @@ def _units_for(path: list[Any], old: dict[str, Any], new: dict[str, Any]) -> lis
                 return [("rule", rule_id, f) for f in _keys(ro, rn)]
             return [("rule", rule_id)]
         return [("rule", rule_id, rest[1])]
+    if top == "tables":
+        if not rest:
+            return [("table", t) for t in _keys(o, n)]
+        to, tn = _get(o, rest[0]), _get(n, rest[0])
+        if not isinstance(to, Mapping) or not isinstance(tn, Mapping):
+            return [("table", rest[0])]
+        attrs = [rest[1]] if len(rest) > 1 else _keys(to, tn)
+        return [("table", rest[0], a) for a in attrs if a != "rows"]
+    if top == "rows":
+        if not rest:
+            return [("row", r) for r in _keys(o, n)]
+        ro, rn = _get(o, rest[0]), _get(n, rest[0])
+        if len(rest) == 1:
+            if isinstance(ro, Mapping) and isinstance(rn, Mapping):
+                return [("row", rest[0], f) for f in _keys(ro, rn)]
+            return [("row", rest[0])]
+        return [("row", rest[0], rest[1])]
     if top == "thresholds":
         return [("threshold", t) for t in (_keys(o, n) if not rest else [rest[0]])]
     if top == "inputs":
@@ -606,6 +759,9 @@ def _read(prepared: dict[str, Any], unit: Unit) -> Any:
     if kind == "rule":
         value = _get(prepared["rules"], unit[1])
         return value if len(unit) == 2 else _get(value, unit[2])
+    if kind in ("row", "table"):
+        value = _get(prepared["rows" if kind == "row" else "tables"], unit[1])
+        return value if len(unit) == 2 else _get(value, unit[2])
     if kind == "threshold":
         return _get(prepared["thresholds"], unit[1])
     if kind == "input":
@@ -642,8 +798,8 @@ def _input_spec(definition: Mapping[str, Any] | None, dotted: str) -> Any:
 # --------------------------------------------------------------------------- building
 
 
-_ORDER = {"rule": 0, "threshold": 1, "input": 2, "default": 3, "fallback": 4, "owner": 5,
-          "signoff": 6, "tests": 7, "runbook": 8, "metadata": 9}
+_ORDER = {"rule": 0, "table": 0.5, "row": 0.6, "threshold": 1, "input": 2, "default": 3,
+          "fallback": 4, "owner": 5, "signoff": 6, "tests": 7, "runbook": 8, "metadata": 9}
 
 
 def _position(unit: Unit, old: dict[str, Any], new: dict[str, Any]) -> tuple[Any, ...]:
@@ -652,7 +808,8 @@ def _position(unit: Unit, old: dict[str, Any], new: dict[str, Any]) -> tuple[Any
         top = unit[1].partition(".")[0]
         known = (*_METADATA_KEYS, "impact")
         return (_ORDER["metadata"], known.index(top) if top in known else len(known), 0, unit)
-    section = {"rule": "rules", "threshold": "thresholds", "input": "inputs",
+    section = {"rule": "rules", "table": "tables", "row": "rows",
+               "threshold": "thresholds", "input": "inputs",
                "owner": "owners", "runbook": "runbook"}.get(unit[0])
     if section is None or len(unit) < 2:
         return (_ORDER.get(unit[0], 99), 0, 0, unit)
@@ -684,6 +841,18 @@ def _build(unit: Unit, old: dict[str, Any], new: dict[str, Any],
         return RuleRemoved(unit[1], body.get("when"), body.get("then"), {"id": unit[1], **body})
     if kind == "rule":
         return RuleChanged(unit[1], unit[2], before, after)
+    if kind == "table" and len(unit) == 2:
+        return TableChanged(unit[1], "added" if before is None else "removed", before, after)
+    if kind == "table":
+        return TableChanged(unit[1], unit[2], before, after)
+    if kind == "row" and len(unit) == 2:
+        if before is None:
+            return RowAdded(unit[1], dict(after) if isinstance(after, Mapping) else {})
+        return RowRemoved(unit[1], dict(before) if isinstance(before, Mapping) else {})
+    if kind == "row":
+        if unit[2] == "cells" and _canonical(before) == _canonical(after):
+            return None
+        return RowChanged(unit[1], unit[2], before, after)
     if kind == "threshold":
         if before is None:
             return ThresholdAdded(unit[1], None, after)
@@ -743,6 +912,15 @@ def _drop_nested_inputs(units: set[Unit], old: dict[str, Any], new: dict[str, An
                 break
 
 
+def _drop_rows_of_whole_tables(units: set[Unit], old: dict[str, Any],
+                               new: dict[str, Any]) -> None:
+    """The rows of a table added or removed as a whole are counted in the table's change."""
+    whole = {u[1] for u in units if u[0] == "table" and len(u) == 2}
+    for unit in list(units):
+        if unit[0] == "row" and unit[1].split(".", 1)[0] in whole:
+            units.discard(unit)
+
+
 def _strict_equal(a: Any, b: Any) -> bool:
     """Equal values of equal types all the way down (``1``, ``1.0`` and ``true`` differ)."""
     # == is fast and settles most differences; the JSON text tells 1, 1.0 and true apart.
@@ -778,8 +956,9 @@ def diff_definitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> R
     """The changes from ``old`` to ``new`` (``old=None``: a first version, all is added)."""
     prepared_old, prepared_new = _prepare(old), _prepare(new)
     pruned_old, pruned_new = _prune(prepared_old, prepared_new)
+    warnings = tuple(str(w) for w in analyze_tables(new)) if new.get("tables") else ()
     if not pruned_old and not pruned_new:
-        return RulesetDiff(())
+        return RulesetDiff((), warnings)
     found = DeepDiff(pruned_old, pruned_new, view="tree", threshold_to_diff_deeper=0,
                      ignore_order_func=_ignore_order)
     units: set[Unit] = set()
@@ -789,9 +968,10 @@ def diff_definitions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> R
             if path:
                 units.update(_units_for(path, prepared_old, prepared_new))
     _drop_nested_inputs(units, prepared_old, prepared_new)
+    _drop_rows_of_whole_tables(units, prepared_old, prepared_new)
     changes = []
     for unit in sorted(units, key=lambda u: _position(u, prepared_old, prepared_new)):
         change = _build(unit, prepared_old, prepared_new, old, new)
         if change is not None:
             changes.append(change)
-    return RulesetDiff(tuple(changes))
+    return RulesetDiff(tuple(changes), warnings)

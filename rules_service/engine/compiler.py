@@ -54,6 +54,7 @@ from rules_service.language.ast import (
     ThresholdRef,
 )
 from rules_service.language.evaluator import is_absent, lookup
+from rules_service.language.patterns import whole_value
 
 ABSENT_LOW = -1
 ABSENT_HIGH = 1_000_000_000
@@ -63,13 +64,23 @@ SENTINEL_KEY = "_e"
 # Limits measured on durable-rules 2.0.28, with a margin: more than 15 $and/$or nodes in one
 # rule fails (error 113); ~250 keys in a fact fails (302); ~510 tests in one rule overflows the
 # stack (303) or hangs; 256 rules misfire silently and ~300 fail (108); 100 rules of 24 tests
-# each overflow the stack at assertion time (303).
+# each overflow the stack at assertion time (303). These bound ONE durable ruleset (a shard);
+# a ruleset larger than that is split into as many shards as it needs.
 MAX_LOGIC_NODES_PER_RULE = 15
 MAX_TESTS_PER_RULE = 200
 MAX_DURABLE_RULES = 200
 MAX_TESTS_TOTAL = 1000
 MAX_FACT_KEYS = 200
-MAX_DNF_TERMS = 64
+# durable walks its alpha network with a fixed stack of 64 entries (events.c, handleAlpha,
+# MAX_STACK_SIZE): every true test pushes its node, so 64 rules all true at once fail with
+# error 303. Each shard is bounded by the worst case (every test true), see _stack_cost; the
+# catch-all rule takes one more entry.
+MAX_STACK_ENTRIES = 64
+STACK_BUDGET = 56
+# How far one rule may be split (into the terms of its disjunctive normal form) to fit.
+MAX_PIECES_PER_RULE = 1024
+MAX_RULES = 10_000
+"""Rules (and table rows) a ruleset may hold; the loader refuses more."""
 
 _DURABLE_OP = {"==": None, "!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 
@@ -223,24 +234,46 @@ class MatchSpec:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """One durable ruleset: a part of a compiled ruleset within every measured limit."""
+
+    name: str  # durable ruleset name
+    durable: dict[str, Any]  # durable rule name -> definition (catch-all included)
+    keys: tuple[str, ...]  # the fact keys its rules test: its fact carries only these
+
+
+@dataclass(frozen=True)
 class CompiledRuleset:
-    """Everything a worker needs: the durable definition and how to encode a fact."""
+    """Everything a worker needs: the durable shards and how to encode a fact."""
 
     key: str  # content hash of this compiled form
-    name: str  # durable ruleset name
-    durable: dict[str, Any]  # durable rule name -> definition
+    name: str  # prefix of the shards' durable ruleset names
+    shards: tuple[Shard, ...]
     rule_index: dict[str, int]  # durable rule name -> index into rule_ids
     rule_ids: tuple[str, ...]
     fields: tuple[tuple[int, tuple[str, ...], str, tuple[Any, ...], dict[str, int], bool, bool],
                   ...]
     matches: tuple[MatchSpec, ...]
 
+    @property
+    def durable(self) -> dict[str, Any]:
+        """Every shard's durable rules in one mapping (rule names are unique across shards)."""
+        out: dict[str, Any] = {}
+        for shard in self.shards:
+            out.update(shard.durable)
+        return out
+
+    @property
+    def engine_rules(self) -> int:
+        """Durable rules over all shards, catch-alls included (the cost of one evaluation)."""
+        return sum(len(s.durable) for s in self.shards)
+
     def to_wire(self) -> dict[str, Any]:
         """A plain, picklable form sent to worker processes."""
         return {
             "key": self.key,
             "name": self.name,
-            "durable": self.durable,
+            "shards": [[s.name, s.durable, list(s.keys)] for s in self.shards],
             "rule_index": self.rule_index,
             "fields": [list(f) for f in self.fields],
             "matches": [[m.key, list(m.path), m.pattern, m.rule_id] for m in self.matches],
@@ -382,7 +415,7 @@ class _Compiler:
     def match_atom(self, expr: Matches, positive: bool) -> Node:
         if not isinstance(expr.operand, FieldRef):
             value = self.constant(expr.operand)
-            hit = isinstance(value, str) and re.search(expr.pattern, value) is not None
+            hit = isinstance(value, str) and re.search(whole_value(expr.pattern), value) is not None
             return _const(hit == positive)
         self.field(expr.operand)
         for m in self.matches:
@@ -447,9 +480,43 @@ def _tests(node: Node) -> int:
     return 1
 
 
-def _fits(node: Node) -> bool:
-    return (_logic_nodes(node) <= MAX_LOGIC_NODES_PER_RULE
-            and _tests(node) <= MAX_TESTS_PER_RULE)
+def _entry(node: Node) -> int:
+    """Alpha nodes the node's first tests add under their parent when all are true."""
+    if node[0] == "and":
+        return _entry(node[1][0])
+    if node[0] == "or":
+        return sum(_entry(c) for c in node[1])
+    return 1
+
+
+def _deeper(node: Node, after: int) -> int:
+    """Most stack entries left pending below the entry, on one path through the node.
+
+    ``after`` is how many nodes each end of ``node`` pushes (what follows it in an ``and``,
+    1 for the join node of an enclosing ``or``, 0 at the end of the rule). Mirrors
+    durable's createAlpha: an ``and`` chains its parts, an ``or`` hangs each branch under the
+    parent and links every branch end to one forward node.
+    """
+    if node[0] == "and":
+        parts = node[1]
+        follow = [_entry(c) for c in parts[1:]] + [after]
+        return sum(_deeper(c, k) for c, k in zip(parts, follow, strict=True))
+    if node[0] == "or":
+        return max(_deeper(c, 1) for c in node[1]) + max(after - 1, 0)
+    return max(after - 1, 0)
+
+
+def _stack_cost(node: Node) -> int:
+    """An upper bound on durable's alpha stack entries one rule can hold while a fact is
+    asserted, over every combination of true tests.
+
+    handleAlpha pops a node and pushes its true children, so the entries pending at any
+    moment are the unvisited children of the nodes on the current path. Charged to the
+    rules whose nodes they are, each rule holds at most its entry nodes plus, on one path,
+    every node's children but the one followed; summed over a shard's rules this bounds the
+    stack whatever durable shares between rules.
+    """
+    return _entry(node) + _deeper(node, 0)
 
 
 def _dnf(node: Node, limit: int) -> list[Node] | None:
@@ -473,6 +540,12 @@ def _dnf(node: Node, limit: int) -> list[Node] | None:
     return [node]
 
 
+def _fits(node: Node) -> bool:
+    return (_logic_nodes(node) <= MAX_LOGIC_NODES_PER_RULE
+            and _tests(node) <= MAX_TESTS_PER_RULE
+            and _stack_cost(node) <= STACK_BUDGET)
+
+
 def _split(node: Node, rule_id: str) -> list[Node]:
     """Pieces whose disjunction is ``node``, each small enough for one durable rule."""
     if _fits(node):
@@ -482,26 +555,60 @@ def _split(node: Node, rule_id: str) -> list[Node]:
         if _fits(part):
             pieces.append(part)
             continue
-        terms = _dnf(part, MAX_DNF_TERMS)
+        terms = _dnf(part, MAX_PIECES_PER_RULE)
         if terms is None or not all(_fits(t) for t in terms):
             raise EngineCompileError(
                 f"rule {rule_id}: condition is too complex for the engine "
                 f"(more than {MAX_LOGIC_NODES_PER_RULE} nested and/or groups)")
         pieces.extend(terms)
+    if len(pieces) > MAX_PIECES_PER_RULE:
+        raise EngineCompileError(
+            f"rule {rule_id}: condition is too complex for the engine (it needs "
+            f"{len(pieces)} engine rules; at most {MAX_PIECES_PER_RULE})")
     return pieces
 
 
+def _keys_of(node: Node) -> set[str]:
+    if node[0] in ("and", "or"):
+        return set().union(*(_keys_of(c) for c in node[1]))
+    if node[0] == "test":
+        return {node[2]}
+    return set()
+
+
+_CATCH_ALL_RULE = {"all": [{"m": {SENTINEL_KEY: 1}}], "run": CATCH_ALL}
+
+
+@dataclass
+class _Packing:
+    """The shard being filled; a piece that would break a limit starts the next one."""
+
+    rules: dict[str, Any] = field(default_factory=dict)
+    keys: set[str] = field(default_factory=set)
+    tests: int = 0
+    stack: int = 0
+
+    def takes(self, tests: int, stack: int, keys: set[str]) -> bool:
+        return (len(self.rules) + 1 < MAX_DURABLE_RULES
+                and self.tests + tests <= MAX_TESTS_TOTAL
+                and self.stack + stack <= STACK_BUDGET
+                and len(self.keys | keys) + 2 <= MAX_FACT_KEYS)
+
+
 def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:
-    """Compiles a validated ruleset; raises EngineCompileError when durable cannot run it."""
+    """Compiles a validated ruleset into shards; raises EngineCompileError when durable
+    cannot run it."""
+    if len(ruleset.rules) > MAX_RULES:
+        raise EngineCompileError(f"the ruleset has {len(ruleset.rules)} rules and rows; "
+                                 f"a ruleset may hold at most {MAX_RULES:,}")
     comp = _Compiler(ruleset)
     for rule in ruleset.rules:
         comp.rule_id = rule.id
         comp.collect(rule.condition)
     for enc in comp.fields.values():
         enc.finish()
-    durable: dict[str, Any] = {}
     rule_index: dict[str, int] = {}
-    total_tests = 0
+    packs: list[_Packing] = [_Packing()]
     for i, rule in enumerate(ruleset.rules):
         comp.rule_id = rule.id
         node = comp.nnf(rule.condition)
@@ -509,28 +616,32 @@ def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:
             continue
         for j, piece in enumerate(_split(node, rule.id)):
             name = f"r{i}" if j == 0 else f"r{i}_{j}"
-            durable[name] = {"all": [{"m": _to_durable(piece)}], "run": name}
+            tests, stack, keys = _tests(piece), _stack_cost(piece), _keys_of(piece)
+            if not packs[-1].takes(tests, stack, keys):
+                packs.append(_Packing())
+            if not packs[-1].takes(tests, stack, keys):
+                raise EngineCompileError(f"rule {rule.id}: condition is too large for the "
+                                         "engine; split it into several rules")
+            pack = packs[-1]
+            pack.rules[name] = {"all": [{"m": _to_durable(piece)}], "run": name}
+            pack.keys |= keys
+            pack.tests += tests
+            pack.stack += stack
             rule_index[name] = i
-            total_tests += _tests(piece)
-    durable[CATCH_ALL] = {"all": [{"m": {SENTINEL_KEY: 1}}], "run": CATCH_ALL}
-    if len(durable) > MAX_DURABLE_RULES:
-        raise EngineCompileError(f"ruleset needs {len(durable)} engine rules; the engine "
-                                 f"runs at most {MAX_DURABLE_RULES}")
-    if total_tests > MAX_TESTS_TOTAL:
-        raise EngineCompileError(f"ruleset needs {total_tests} engine tests; the engine "
-                                 f"runs at most {MAX_TESTS_TOTAL}")
     fields = tuple(
         (e.index, e.path, e.kind, tuple(e.numbers), dict(e.strings), e.low, e.high)
         for e in comp.fields.values())
-    keys = sum(int(f[5]) + int(f[6]) for f in fields) + len(comp.matches) + 2
-    if keys > MAX_FACT_KEYS:
-        raise EngineCompileError(f"ruleset needs {keys} fact keys; the engine "
-                                 f"takes at most {MAX_FACT_KEYS}")
-    body = {"durable": durable, "fields": [list(f) for f in fields],
+    body = {"shards": [[p.rules, sorted(p.keys)] for p in packs],
+            "fields": [list(f) for f in fields],
             "matches": [[m.key, list(m.path), m.pattern] for m in comp.matches]}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=repr).encode()).hexdigest()
+    name = f"rs{digest[:20]}"
+    shards = tuple(
+        Shard(name=f"{name}s{n}", durable={**p.rules, CATCH_ALL: dict(_CATCH_ALL_RULE)},
+              keys=tuple(sorted(p.keys - {SENTINEL_KEY})))
+        for n, p in enumerate(packs))
     return CompiledRuleset(
-        key=digest, name=f"rs{digest[:20]}", durable=durable, rule_index=rule_index,
+        key=digest, name=name, shards=shards, rule_index=rule_index,
         rule_ids=tuple(r.id for r in ruleset.rules), fields=fields,
         matches=tuple(comp.matches))
 
@@ -548,7 +659,7 @@ class FactEncoder:
             self.fields.append((enc, f"f{index}" if low else None, f"g{index}" if high else None))
         self.matches = [(key, tuple(path), pattern) for key, path, pattern, *_ in wire["matches"]]
         # search(pattern, text) -> bool; injected so the worker can add a regex timeout.
-        self.search = search or (lambda p, t: re.search(p, t) is not None)
+        self.search = search or (lambda p, t: re.search(whole_value(p), t) is not None)
 
     def encode(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """The fact for ``data``; raises EncodeError for a value the engine cannot take."""

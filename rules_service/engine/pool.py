@@ -31,6 +31,10 @@ from rules_service.engine.compiler import CompiledRuleset, EngineCompileError, c
 
 _POOLS: weakref.WeakSet[EnginePool] = weakref.WeakSet()
 
+WORK_PER_TIMEOUT = 10_000
+"""Input x durable-rule assertions one round trip may carry within one timeout_s (measured:
+a 10,000-rule ruleset with most rules firing takes about 0.35 s per input)."""
+
 
 @dataclass
 class _Worker:
@@ -52,7 +56,7 @@ class EnginePool:
     def __init__(self, workers: int = 2, timeout_s: float = 2.0, *,
                  start_timeout_s: float = 60.0, acquire_timeout_s: float = 30.0,
                  batch_size: int = 500, cache_size: int = 32,
-                 recycle_after: int | None = 1_000_000) -> None:
+                 recycle_after: int | None = 1_000_000, load_timeout_s: float = 60.0) -> None:
         if workers < 1:
             raise ValueError("an engine pool needs at least one worker")
         self.workers = workers
@@ -62,6 +66,7 @@ class EnginePool:
         self.batch_size = max(1, batch_size)
         self.cache_size = max(1, cache_size)
         self.recycle_after = recycle_after
+        self.load_timeout_s = load_timeout_s
         self._reset_after_fork()
         self._compiled: OrderedDict[int, tuple[Ruleset, CompiledRuleset | EngineCompileError]]
         self._compiled = OrderedDict()
@@ -100,7 +105,7 @@ class EnginePool:
             if isinstance(compiled, EngineCompileError):
                 reason = f"ruleset cannot run on the engine: {compiled}"
                 return [fallback(ruleset, reason, data) for data in inputs]
-            chunks = list(_chunks(inputs, self.batch_size))
+            chunks = list(_chunks(inputs, self._chunk_size(compiled)))
             if len(chunks) == 1 or self.workers == 1:
                 return [ev for chunk in chunks
                         for ev in self._run_chunk(ruleset, compiled, chunk)]
@@ -167,6 +172,15 @@ class EnginePool:
                 self._compiled.popitem(last=False)
         return result
 
+    def _chunk_size(self, compiled: CompiledRuleset) -> int:
+        # Every shard is asserted for every input, so an evaluation costs about one unit per
+        # durable rule; a round trip carries at most WORK_PER_TIMEOUT units (or one input).
+        return max(1, min(self.batch_size, WORK_PER_TIMEOUT // max(1, compiled.engine_rules)))
+
+    def _time_limit(self, compiled: CompiledRuleset, inputs: int) -> float:
+        """The time a round trip may take: timeout_s per WORK_PER_TIMEOUT units of work."""
+        return self.timeout_s * max(1.0, inputs * compiled.engine_rules / WORK_PER_TIMEOUT)
+
     def _run_chunk(self, ruleset: Ruleset, compiled: CompiledRuleset,
                    chunk: Sequence[dict[str, Any]]) -> list[Evaluation]:
         started = time.perf_counter()
@@ -202,12 +216,15 @@ class EnginePool:
                 raise _Failure(f"engine worker could not be reached: {exc}") from None
             except Exception as exc:  # noqa: BLE001 - e.g. an input that cannot be pickled
                 raise _Failure(f"input could not be sent to the engine: {exc}") from None
+            # Loading thousands of rules into a fresh worker takes seconds; that is not a hang.
+            limit = self._time_limit(compiled, len(chunk)) \
+                + (self.load_timeout_s if wire is not None else 0.0)
             try:
-                ready = worker.conn.poll(self.timeout_s)
+                ready = worker.conn.poll(limit)
             except (OSError, EOFError):
                 ready = True  # recv below reports the dead worker
             if not ready:
-                raise _Failure(f"engine timed out after {self.timeout_s} s")
+                raise _Failure(f"engine timed out after {limit:g} s")
             try:
                 reply = worker.conn.recv()
             except (OSError, EOFError):

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from rules_service.engine.compiler import CATCH_ALL, EncodeError, FactEncoder
+from rules_service.engine.compiler import CATCH_ALL, SENTINEL_KEY, EncodeError, FactEncoder
+from rules_service.language.patterns import whole_value
 
 REGEX_TIMEOUT_S = 0.25
 
@@ -41,11 +42,12 @@ def _searcher() -> Callable[[str, str], bool]:
     def search(pattern: str, text: str) -> bool:
         entry: tuple[Any, bool] | None = cache.get(pattern)
         if entry is None:
+            anchored = whole_value(pattern)
             try:
-                entry = (regex.compile(pattern, regex.VERSION0), True)
+                entry = (regex.compile(anchored, regex.VERSION0), True)
             except regex.error:
                 try:
-                    entry = (re.compile(pattern), False)
+                    entry = (re.compile(anchored), False)
                 except re.error as exc:
                     raise PatternProblem(f"pattern {pattern!r} does not compile: {exc}") from None
             if len(cache) > 1024:
@@ -83,7 +85,8 @@ class Engine:
         engine = self
         self._host = QuietHost()
         self._fired: list[str] = []
-        self._specs: dict[str, tuple[str, FactEncoder]] = {}
+        # key -> ([(durable ruleset name, its fact keys)], encoder)
+        self._specs: dict[str, tuple[list[tuple[str, tuple[str, ...]]], FactEncoder]] = {}
         self._sid = 0
         self._search = _searcher()
 
@@ -91,10 +94,11 @@ class Engine:
         """Registers a compiled ruleset under its key."""
         if key in self._specs:
             return
-        name = wire["name"]
+        shards = [(name, tuple(keys)) for name, _, keys in wire["shards"]]
         # durable deletes 'run' from the definition it is given.
-        self._host.set_rulesets({name: copy.deepcopy(wire["durable"])})
-        self._specs[key] = (name, FactEncoder(wire, self._search))
+        self._host.set_rulesets({name: copy.deepcopy(durable)
+                                 for name, durable, _ in wire["shards"]})
+        self._specs[key] = (shards, FactEncoder(wire, self._search))
 
     def evict(self, key: str) -> None:
         """Drops a compiled ruleset from this process."""
@@ -103,36 +107,45 @@ class Engine:
         entry = self._specs.pop(key, None)
         if entry is None:
             return
-        ruleset = self._host._ruleset_directory.pop(entry[0], None)
-        if ruleset is not None:
-            self._host._ruleset_list.remove(ruleset)
-            durable_rules_engine.delete_ruleset(ruleset._handle)
+        for name, _ in entry[0]:
+            ruleset = self._host._ruleset_directory.pop(name, None)
+            if ruleset is not None:
+                self._host._ruleset_list.remove(ruleset)
+                durable_rules_engine.delete_ruleset(ruleset._handle)
 
     def has(self, key: str) -> bool:
         """Whether the ruleset is loaded."""
         return key in self._specs
 
     def evaluate(self, key: str, data: Any) -> tuple[str, Any]:
-        """Fired durable rule names for one input, or an error for an input it cannot take."""
-        name, encoder = self._specs[key]
+        """Fired durable rule names for one input, or an error for an input it cannot take.
+
+        The input is asserted into every shard, each fact carrying only the keys its shard
+        tests; rules are independent, so the union is what one engine would fire.
+        """
+        shards, encoder = self._specs[key]
         try:
             fact = encoder.encode(data)
         except EncodeError as exc:
             return ("error", f"input cannot be evaluated: {exc}")
         except PatternProblem as exc:
             return ("error", str(exc))
-        self._sid += 1
-        sid = str(self._sid)
-        fact["sid"] = sid
-        self._fired = []
-        # The catch-all rule matches every fact, so this never raises MessageNotHandled and the
-        # state can always be deleted (deleting after that exception segfaults).
-        self._host.assert_fact(name, fact)
-        self._host.delete_state(name, sid)
-        fired = sorted({n for n in self._fired if n != CATCH_ALL})
-        if CATCH_ALL not in self._fired:
-            raise RuntimeError("catch-all rule did not fire; engine state is suspect")
-        return ("fired", fired)
+        fired: set[str] = set()
+        for name, keys in shards:
+            self._sid += 1
+            sid = str(self._sid)
+            shard_fact = {k: fact[k] for k in keys}
+            shard_fact[SENTINEL_KEY] = 1
+            shard_fact["sid"] = sid
+            self._fired = []
+            # The catch-all rule matches every fact, so this never raises MessageNotHandled and
+            # the state can always be deleted (deleting after that exception segfaults).
+            self._host.assert_fact(name, shard_fact)
+            self._host.delete_state(name, sid)
+            if CATCH_ALL not in self._fired:
+                raise RuntimeError("catch-all rule did not fire; engine state is suspect")
+            fired.update(n for n in self._fired if n != CATCH_ALL)
+        return ("fired", sorted(fired))
 
 
 def serve(fd: int) -> None:

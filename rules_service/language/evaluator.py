@@ -27,6 +27,7 @@ from rules_service.language.ast import (
     Or,
     ThresholdRef,
 )
+from rules_service.language.patterns import whole_value
 
 _ABSENT = object()
 
@@ -97,7 +98,7 @@ def evaluate(expr: Expr, data: Mapping[str, Any], thresholds: Mapping[str, Any])
         value = _operand(expr.operand, data, thresholds)
         if is_absent(value) or not isinstance(value, str):
             return False
-        return re.search(expr.pattern, value) is not None
+        return re.search(whole_value(expr.pattern), value) is not None
     if isinstance(expr, FieldRef):
         return lookup(data, expr.path) is True
     if isinstance(expr, ThresholdRef):

@@ -13,9 +13,14 @@ from rules_service.engine.compiler import (
     ABSENT_LOW,
     CATCH_ALL,
     MAX_DURABLE_RULES,
+    MAX_FACT_KEYS,
+    MAX_RULES,
+    MAX_STACK_ENTRIES,
     EncodeError,
     EngineCompileError,
     FactEncoder,
+    Shard,
+    _stack_cost,
     compile_ruleset,
 )
 from rules_service.language.ast import And, Compare, CompareOp, FieldRef, Literal, Or
@@ -168,10 +173,69 @@ def test_a_condition_too_complex_for_the_engine_is_a_compile_error() -> None:
         compile_ruleset(ruleset(INPUTS, [("cnf", clauses, "reject")]))
 
 
-def test_too_many_rules_for_the_engine_is_a_compile_error() -> None:
-    rules = [(f"r{i}", f"amount > {i}", "reject") for i in range(MAX_DURABLE_RULES)]
-    with pytest.raises(EngineCompileError, match="at most"):
+def test_more_rules_than_a_file_may_hold_is_a_compile_error() -> None:
+    rules = [(f"r{i}", f"amount > {i}", "reject") for i in range(MAX_RULES + 1)]
+    with pytest.raises(EngineCompileError, match="at most 10,000"):
         compile_ruleset(ruleset(INPUTS, rules))
+
+
+def _shard_stack(shard: Shard) -> int:
+    return sum(_stack_cost(_node(rule["all"][0]["m"])) for rule in shard.durable.values())
+
+
+def _node(expr: dict[str, Any]) -> tuple[Any, ...]:
+    """The compiler's normal form back from emitted durable JSON."""
+    (key, value), = expr.items()
+    if key in ("$and", "$or"):
+        return (key[1:], tuple(_node(e) for e in value))
+    if key.startswith("$"):
+        (field_key, constant), = value.items()
+        return ("test", key, field_key, constant)
+    return ("test", "==", key, value)
+
+
+def test_a_large_ruleset_is_split_into_shards_each_within_every_measured_limit() -> None:
+    rules = [(f"r{i}", f"amount > {i} or (category == 'c{i % 7}' and amount < {i * 3})",
+              "reject") for i in range(1500)]
+    compiled = compile_ruleset(ruleset(INPUTS, rules))
+    assert len(compiled.shards) > 1
+    for shard in compiled.shards:
+        assert len(shard.durable) <= MAX_DURABLE_RULES
+        assert _shard_stack(shard) < MAX_STACK_ENTRIES
+        assert len(shard.keys) + 2 <= MAX_FACT_KEYS
+        assert CATCH_ALL in shard.durable
+    assert {compiled.rule_ids[i] for i in compiled.rule_index.values()} == \
+        {rule_id for rule_id, _, _ in rules}
+
+
+def test_a_shard_fact_carries_only_the_keys_its_rules_test() -> None:
+    rules = [(f"a{i}", f"amount > {i}", "reject") for i in range(100)] + \
+        [(f"c{i}", f"category == 'c{i}'", "reject") for i in range(100)]
+    compiled = compile_ruleset(ruleset(INPUTS, rules))
+    for shard in compiled.shards:
+        tested = {k for k in _keys([r["all"] for r in shard.durable.values()])
+                  if not k.startswith("$") and k not in ("m", "all", CATCH_ALL)}
+        assert set(shard.keys) == tested
+
+
+def test_a_rule_with_more_branches_than_the_engine_stack_is_split_across_shards() -> None:
+    wide = " or ".join(f"amount > {i}" for i in range(64))
+    compiled = compile_ruleset(ruleset(INPUTS, [("wide", wide, "reject")]))
+    assert len(compiled.rule_index) == 64
+    assert all(_shard_stack(s) < MAX_STACK_ENTRIES for s in compiled.shards)
+
+
+@pytest.mark.parametrize(("when", "cost"), [
+    ("amount > 1", 1),
+    ("amount > 1 and amount < 5 and category == 'a'", 1),
+    ("amount > 1 or category == 'a'", 2),
+    ("category in ['a', 'b', 'c'] and amount > 1", 3),
+    ("amount > 1 and category in ['a', 'b', 'c']", 3),
+    ("(amount > 1 or amount > 2) and (amount > 3 or amount > 4)", 3),
+])
+def test_the_stack_bound_counts_what_can_be_pending_at_once(when: str, cost: int) -> None:
+    compiled = compile_ruleset(ruleset(INPUTS, [("r", when, "reject")]))
+    assert _shard_stack(compiled.shards[0]) == cost + 1  # the catch-all takes one
 
 
 def test_comparing_a_field_with_a_field_is_a_compile_error() -> None:

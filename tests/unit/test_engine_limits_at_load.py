@@ -23,10 +23,24 @@ def _text(*conditions: str) -> str:
     })
 
 
-def test_a_ruleset_beyond_the_engines_limits_is_a_load_problem() -> None:
+def test_more_than_ten_thousand_rules_is_a_load_problem() -> None:
     with pytest.raises(RulesetInvalid) as info:
-        load_ruleset_text(_text(*(f"n == {i}" for i in range(250))))
+        load_ruleset_text(_text(*(f"n == {i}" for i in range(10_001))))
+    assert [p.message for p in info.value.problems] == [
+        "the ruleset has 10,001 rules; a ruleset may hold at most 10,000 rules and table rows "
+        "together"]
+
+
+def test_a_condition_beyond_the_engines_limits_is_a_load_problem() -> None:
+    deep = " and ".join(f"(n > {i} or n < -{i})" for i in range(20))
+    with pytest.raises(RulesetInvalid) as info:
+        load_ruleset_text(_text(deep))
     assert any("rule engine cannot run" in p.message for p in info.value.problems)
+
+
+def test_hundreds_of_rules_that_all_hold_at_once_load() -> None:
+    ruleset = load_ruleset_text(_text(*(f"n > {i}" for i in range(500))))
+    assert len(ruleset.rules) == 500
 
 
 def test_a_condition_within_the_limits_loads() -> None:

@@ -1,0 +1,241 @@
+"""Table analysis for the approver: rows that never fire, overlaps, shadowed rows and gaps.
+
+Warnings only; nothing here blocks a version. Exact within its bounds: every cell compares
+one column with constants, so each column's values fall into finitely many classes (each
+constant, a value between two neighbouring constants, one below and one above them all,
+each enum value, one "other" text, absent for an optional field without a default). A row
+is a box of classes, one set per column; two rows overlap when their boxes meet in every
+column. Pairs of rows are compared only in tables of at most MAX_PAIRWISE_ROWS rows, and
+at most MAX_LISTED findings of each kind are listed (the rest are counted).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rules_service.domain.tables import CellError, read_cell
+from rules_service.language.ast import Compare, Expr, InList, Literal, ThresholdRef
+from rules_service.language.evaluator import evaluate
+
+MAX_PAIRWISE_ROWS = 1500
+MAX_LISTED = 20
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class TableWarning:
+    """One finding: its kind, its place (``tables[0].rows[3]``) and a plain sentence."""
+
+    kind: str  # never_fires | shadowed | overlap | gap | bounded
+    place: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.place}: {self.message}"
+
+
+def _field_spec(inputs: Mapping[str, Any], column: str) -> Mapping[str, Any] | None:
+    node: Any = inputs
+    spec: Any = None
+    for part in column.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        spec = node[part]
+        node = spec.get("properties") if isinstance(spec, Mapping) else None
+    return spec if isinstance(spec, Mapping) else None
+
+
+def _constants(expr: Expr | None, thresholds: Mapping[str, Any]) -> list[Any]:
+    out: list[Any] = []
+    if expr is None:
+        return out
+    nodes: list[Any] = [expr]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, Literal):
+            out.append(node.value)
+        elif isinstance(node, ThresholdRef):
+            out.append(thresholds.get(node.name))
+        elif isinstance(node, Compare):
+            nodes.extend((node.left, node.right))
+        elif isinstance(node, InList):
+            nodes.extend(node.items)
+        elif hasattr(node, "operands"):
+            nodes.extend(node.operands)
+    return out
+
+
+def _classes(spec: Mapping[str, Any], constants: list[Any]) -> list[Any]:
+    """Representative values, one per class of values the column's cells cannot tell apart."""
+    kind = spec.get("type")
+    values: list[Any]
+    if isinstance(spec.get("enum"), list):
+        values = list(spec["enum"])
+    elif kind == "boolean":
+        values = [True, False]
+    elif kind in ("number", "integer"):
+        numbers = sorted({c for c in constants
+                          if isinstance(c, int | float) and not isinstance(c, bool)})
+        lo, hi = spec.get("minimum"), spec.get("maximum")
+        points: list[Any] = []
+        if numbers:
+            points.append(numbers[0] - 1)
+            for a, b in zip(numbers, numbers[1:], strict=False):
+                points.append(a)
+                mid = (a + b) / 2 if kind == "number" else a + 1
+                if a < mid < b:
+                    points.append(int(mid) if kind == "integer" else mid)
+            points.append(numbers[-1])
+            points.append(numbers[-1] + 1)
+        else:
+            points.append(lo if isinstance(lo, int | float) else 0)
+        values = [p for p in points if (not isinstance(lo, int | float) or p >= lo)
+                  and (not isinstance(hi, int | float) or p <= hi)]
+    else:
+        texts = sorted({c for c in constants if isinstance(c, str)})
+        other = "(other)"
+        while other in texts:
+            other += "_"
+        values = [*texts, other]
+    if not spec.get("required") and "default" not in spec:
+        values.append(_ABSENT)
+    return values
+
+
+def _nested(column: str, value: Any) -> dict[str, Any]:
+    parts = column.split(".")
+    data: dict[str, Any] = {} if value is _ABSENT else {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        data = {part: data}
+    return data
+
+
+def _show(value: Any) -> str:
+    if value is _ABSENT:
+        return "absent"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _example(columns: list[str], classes: list[list[Any]], masks: list[int]) -> str:
+    parts = []
+    for column, values, mask in zip(columns, classes, masks, strict=True):
+        index = (mask & -mask).bit_length() - 1
+        value = values[index]
+        if value is not _ABSENT:
+            parts.append(f"{json.dumps(column)}: {_show(value)}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _describe_missing(values: list[Any], missing: int) -> str:
+    shown = [_show(v) for i, v in enumerate(values) if missing >> i & 1]
+    return ", ".join(shown[:8]) + (f" and {len(shown) - 8} more" if len(shown) > 8 else "")
+
+
+def analyze_tables(definition: Mapping[str, Any]) -> list[TableWarning]:
+    """Warnings for every table of a loaded (valid) definition."""
+    inputs = definition.get("inputs") or {}
+    thresholds = definition.get("thresholds") or {}
+    warnings: list[TableWarning] = []
+    for t, table in enumerate(definition.get("tables") or []):
+        warnings.extend(_analyze(t, table, inputs, thresholds))
+    return warnings
+
+
+def _analyze(t: int, table: Mapping[str, Any], inputs: Mapping[str, Any],
+             thresholds: Mapping[str, Any]) -> list[TableWarning]:
+    columns = [str(c) for c in table["columns"]]
+    rows = list(table["rows"])
+    specs = [_field_spec(inputs, c) or {} for c in columns]
+    try:
+        reads = [[read_cell(c, cell) for c, cell in zip(columns, row["when"], strict=True)]
+                 for row in rows]
+    except (CellError, ValueError):
+        return []  # a table that does not load is reported by the loader, not here
+    classes = []
+    for k, spec in enumerate(specs):
+        constants = [v for r in reads for v in _constants(r[k].condition, thresholds)]
+        classes.append(_classes(spec, constants))
+    # masks[r][k]: bit i set when row r's cell in column k accepts class i.
+    masks: list[list[int]] = []
+    for row_reads in reads:
+        row_masks = []
+        for k, cell in enumerate(row_reads):
+            mask = 0
+            for i, value in enumerate(classes[k]):
+                if cell.condition is None or evaluate(cell.condition,
+                                                      _nested(columns[k], value), thresholds):
+                    mask |= 1 << i
+            row_masks.append(mask)
+        masks.append(row_masks)
+    tid = table["id"]
+    out: list[TableWarning] = []
+    found: dict[str, list[TableWarning]] = {"never_fires": [], "shadowed": [], "overlap": []}
+
+    def place(r: int) -> str:
+        return f"tables[{t}].rows[{r}]"
+
+    dead: set[int] = set()
+    for r, row_masks in enumerate(masks):
+        empty = [k for k, m in enumerate(row_masks) if m == 0]
+        if empty:
+            dead.add(r)
+            cells = ", ".join(f"{columns[k]} {reads[r][k].text}" for k in empty)
+            found["never_fires"].append(TableWarning(
+                "never_fires", place(r), f"{tid}.{rows[r]['id']} can never fire: no value of "
+                                         f"{cells} is possible"))
+    if len(rows) <= MAX_PAIRWISE_ROWS:
+        for j in range(len(rows)):
+            if j in dead:
+                continue
+            mj = masks[j]
+            for i in range(len(rows)):
+                if i == j or i in dead:
+                    continue
+                mi = masks[i]
+                if not all(a & b for a, b in zip(mi, mj, strict=True)):
+                    continue
+                same = rows[i]["then"] == rows[j]["then"]
+                if same and i < j and all(b & ~a == 0 for a, b in zip(mi, mj, strict=True)):
+                    found["shadowed"].append(TableWarning(
+                        "shadowed", place(j),
+                        f"{tid}.{rows[j]['id']} never changes a decision: every input it "
+                        f"matches, the earlier row {tid}.{rows[i]['id']} matches too, with the "
+                        f"same outcome ({rows[j]['then']})"))
+                    break
+                if not same and i < j:
+                    both = [a & b for a, b in zip(mi, mj, strict=True)]
+                    found["overlap"].append(TableWarning(
+                        "overlap", place(j),
+                        f"{tid}.{rows[i]['id']} ({rows[i]['then']}) and {tid}.{rows[j]['id']} "
+                        f"({rows[j]['then']}) both fire for some inputs, e.g. "
+                        f"{_example(columns, classes, both)}; the more severe outcome decides"))
+    else:
+        out.append(TableWarning("bounded", f"tables[{t}]",
+                                f"{tid} has {len(rows):,} rows: overlaps and shadowed rows are "
+                                f"checked for tables of at most {MAX_PAIRWISE_ROWS:,} rows"))
+    for kind in ("never_fires", "shadowed", "overlap"):
+        items = found[kind]
+        out.extend(items[:MAX_LISTED])
+        if len(items) > MAX_LISTED:
+            out.append(TableWarning(kind, f"tables[{t}]",
+                                    f"and {len(items) - MAX_LISTED:,} more like these in {tid}"))
+    for k, spec in enumerate(specs):
+        if not (isinstance(spec.get("enum"), list)
+                or spec.get("type") in ("number", "integer", "boolean")):
+            continue
+        covered = 0
+        for r, row_masks in enumerate(masks):
+            if r not in dead:
+                covered |= row_masks[k]
+        missing = ((1 << len(classes[k])) - 1) & ~covered
+        if missing:
+            out.append(TableWarning(
+                "gap", f"tables[{t}].columns[{k}]",
+                f"no row of {tid} covers {columns[k]} = {_describe_missing(classes[k], missing)};"
+                " such inputs get the outcome of the other rules or the default"))
+    return out

@@ -1,0 +1,169 @@
+"""Decision tables: each row is a rule whose condition is the ``and`` of its cells.
+
+A row compiles to the same condition AST a rule's ``when`` parses to, so the type checker,
+the engine, the reference evaluator, tests, decisions and impact replay treat rows exactly
+as rules. A cell is ``-`` (any value, absent included), a literal (equality), a list
+(``in``), an operator with a value or threshold (``> 5``, ``<= thresholds.limit``), or an
+inclusive range ``lo..hi`` of numbers or thresholds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rules_service.language.ast import (
+    And,
+    Compare,
+    CompareOp,
+    Expr,
+    FieldRef,
+    InList,
+    Literal,
+    Operand,
+    ThresholdRef,
+)
+from rules_service.language.parser import ConditionSyntaxError, parse_condition
+from rules_service.language.printer import format_condition
+
+ANY = "-"
+_OPERATOR = re.compile(r"^(==|!=|<=|>=|<|>)\s*(.+)$", re.S)
+_BOUND = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|thresholds\.[A-Za-z_][A-Za-z0-9_]*)"
+_RANGE = re.compile(rf"^{_BOUND}\s*\.\.\s*{_BOUND}$")
+_LITERAL_TEXT = re.compile(
+    r"""^(-?\d+(\.\d+)?([eE][-+]?\d+)?|true|false|".*"|'.*'|thresholds\..+)$""", re.S)
+
+
+class CellError(ValueError):
+    """A cell that cannot be read; the message says why in plain words."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell read: its kind (any, equals, in, compare, range) and its condition (or None)."""
+
+    kind: str
+    condition: Expr | None
+    text: str  # as an approver reads it: "500..2000", "> 5", "[a, b]", "hardware", "-"
+
+
+def _operand(text: str) -> Operand:
+    """A value or threshold written after an operator or as a range bound."""
+    text = text.strip()
+    if not _LITERAL_TEXT.match(text):
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'  # a bare word is text
+    try:
+        expr = parse_condition(text)
+    except ConditionSyntaxError as exc:
+        raise CellError(f"'{text}' is not a value or a threshold: {exc.message}") from None
+    if not isinstance(expr, Literal | ThresholdRef):
+        raise CellError(f"'{text}' is not a value or a threshold")
+    return expr
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def read_cell(column: str, cell: Any) -> Cell:
+    """The condition a cell stands for on ``column`` (a dotted input field)."""
+    ref = FieldRef(tuple(column.split(".")))
+    if isinstance(cell, str):
+        text = cell.strip()
+        if text == ANY:
+            return Cell("any", None, ANY)
+        if not text:
+            raise CellError("an empty cell; write - for any value")
+        bounds = _RANGE.match(text)
+        if bounds:
+            lo, hi = _operand(bounds.group(1)), _operand(bounds.group(2))
+            both = And((Compare(CompareOp.GE, ref, lo), Compare(CompareOp.LE, ref, hi)))
+            return Cell("range", both, f"{bounds.group(1)}..{bounds.group(2)}")
+        if ".." in text and not text.startswith(("'", '"')):
+            raise CellError(f"'{text}' is not a range; write it as low..high with numbers or "
+                            "thresholds, like 500..2000")
+        op = _OPERATOR.match(text)
+        if op:
+            operand = _operand(op.group(2))
+            return Cell("compare", Compare(CompareOp(op.group(1)), ref, operand),
+                        f"{op.group(1)} {op.group(2).strip()}")
+        if text.startswith("thresholds."):
+            return Cell("equals", Compare(CompareOp.EQ, ref, _operand(text)), text)
+        return Cell("equals", Compare(CompareOp.EQ, ref, Literal(text)), text)
+    if isinstance(cell, bool | int | float):
+        return Cell("equals", Compare(CompareOp.EQ, ref, Literal(cell)), _show(cell))
+    if isinstance(cell, list):
+        if not cell:
+            raise CellError("an empty list matches nothing; list at least one value")
+        items: list[Operand] = []
+        for item in cell:
+            if isinstance(item, str) and item.strip().startswith("thresholds."):
+                items.append(_operand(item))
+            elif isinstance(item, bool | int | float | str):
+                items.append(Literal(item.strip() if isinstance(item, str) else item))
+            else:
+                raise CellError(f"a list may hold only values, not {type(item).__name__}")
+        return Cell("in", InList(ref, tuple(items)),
+                    "[" + ", ".join(_show(i) for i in cell) + "]")
+    raise CellError("a cell is -, a value, a list [a, b], an operator and a value (> 5) or a "
+                    "range (500..2000)")
+
+
+def row_condition(columns: Sequence[str], cells: Sequence[Any]) -> Expr:
+    """The ``and`` of a row's cells (``true`` when every cell is ``-``)."""
+    parts: list[Expr] = []
+    for column, cell in zip(columns, cells, strict=True):
+        read = read_cell(column, cell)
+        if read.condition is None:
+            continue
+        if isinstance(read.condition, And):
+            parts.extend(read.condition.operands)
+        else:
+            parts.append(read.condition)
+    if not parts:
+        return Literal(True)
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """A row as a rule: its id ``TABLE.ROW``, condition, condition text and the rule fields."""
+
+    rule_id: str
+    condition: Expr
+    when: str
+    body: Mapping[str, Any]
+
+
+def table_rows(table: Mapping[str, Any]) -> list[TableRow]:
+    """Every row of a (checked) table, as the rules they stand for."""
+    columns = list(table["columns"])
+    out = []
+    for row in table["rows"]:
+        condition = row_condition(columns, row["when"])
+        out.append(TableRow(f"{table['id']}.{row['id']}", condition,
+                            format_condition(condition), row))
+    return out
+
+
+def cell_text(cell: Any) -> str:
+    """A cell as an approver reads it (``500..2000``, ``> 5``, ``[a, b]``, ``-``)."""
+    try:
+        return read_cell("x", cell).text
+    except CellError:
+        return repr(cell)
+
+
+def cell_kind_and_text(cell: Any) -> tuple[str, str] | None:
+    """(kind, text) of a cell as written, or None when it cannot be read."""
+    try:
+        read = read_cell("x", cell)
+    except CellError:
+        return None
+    return read.kind, read.text
