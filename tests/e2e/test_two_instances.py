@@ -24,8 +24,10 @@ pytestmark = pytest.mark.e2e
 
 NAME = "expense-approval"
 CONTENT = (ROOT / "rulesets" / f"{NAME}.yaml").read_text(encoding="utf-8")
-PEOPLE = {"admin": ["--admin"], "expense-tool": ["--automation"], "finance-lead": [],
-          "controller": [], "rules-dev": [], "ops-oncall": []}
+PEOPLE = {"admin": ["--admin"], "expense-tool": ["--automation"],
+          # every owner the ruleset names, primaries and backups
+          "finance-lead": [], "finance-deputy": [], "ops-oncall": [], "ops-lead": [],
+          "controller": [], "cfo": [], "rules-dev": [], "platform-dev": []}
 EVALUATE = f"/v1/rulesets/{NAME}/evaluate"
 REQUESTS_AFTER_THE_BOUND = 12  # enough to reach both of B's workers
 
