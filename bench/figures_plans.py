@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -54,7 +55,11 @@ def throwaway(kind: str, keep: bool) -> Iterator[str]:
     """The URL of a new, empty database of that kind; dropped afterwards unless kept."""
     if kind == "sqlite":
         directory = Path(tempfile.mkdtemp(prefix="rs-bench-"))
-        yield f"sqlite:///{directory / 'bench.db'}"
+        try:
+            yield f"sqlite:///{directory / 'bench.db'}"
+        finally:
+            if not keep:
+                shutil.rmtree(directory, ignore_errors=True)
         return
     name = f"rs_bench_{uuid.uuid4().hex[:10]}"
     admin = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(False)
@@ -195,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--decisions", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
+    parser.add_argument("--keep", action="store_true", help="keep the throwaway database")
     args = parser.parse_args(argv)
     now = datetime.now(UTC)
     with throwaway(args.database, args.keep) as url:

@@ -1,7 +1,8 @@
 """Hourly, daily and all-time decision rollups, escalation rollups (minute, hour, day),
-an index of the open escalations; backfills every rollup from the rows already recorded.
+an index covering the open and overdue escalation counts; backfills every rollup from
+the rows already recorded.
 
-The backfill reads the decisions in (evaluated_at, id) order through that index, and the
+The backfill reads the decisions in (evaluated_at, id) order (ix_decisions_evaluated_at_id), the
 resolved escalations in id order, in chunks (keyset pagination, so each chunk is an
 index seek); each chunk is aggregated per bucket and added to the rollups with
 ``INSERT .. ON CONFLICT DO UPDATE``, so memory holds one chunk however many rows there
@@ -105,10 +106,8 @@ def _create_tables() -> None:
             sa.PrimaryKeyConstraint("ruleset_id", "bucket_start", name=f"pk_{name}"),
         )
         op.create_index(f"ix_{name}_bucket_start", name, ["bucket_start"], unique=False)
-    op.create_index("ix_escalations_open_ruleset_id_due_at", "escalations",
-                    ["ruleset_id", "due_at"], unique=False,
-                    sqlite_where=sa.text("status = 'open'"),
-                    postgresql_where=sa.text("status = 'open'"))
+    op.create_index("ix_escalations_status_ruleset_id_due_at", "escalations",
+                    ["status", "ruleset_id", "due_at"], unique=False)
 
 
 # --------------------------------------------------------------------------- backfill
@@ -246,7 +245,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Reverts this revision (the minute decision rollups stay, as 0002 made them)."""
-    op.drop_index("ix_escalations_open_ruleset_id_due_at", table_name="escalations")
+    op.drop_index("ix_escalations_status_ruleset_id_due_at", table_name="escalations")
     for name, _unit in ESCALATION_TABLES:
         op.drop_table(name)
     op.drop_table("decision_totals")
