@@ -9,7 +9,6 @@ from flask import Flask, g, request
 from api.errors import ApiError
 from api.openapi import PUBLIC_ENDPOINTS
 from api.services import container
-from rules_service.services import principals
 
 REALM = "rules-service"
 HEALTH_ENDPOINT = "health.healthz"
@@ -51,7 +50,7 @@ def authenticate_request() -> None:
     if token is None:
         raise _unauthenticated("this request needs an 'Authorization: Bearer <token>' header",
                                invalid=False)
-    found = principals.authenticate(container().uow(), token)
+    found = container().live.principal(token)
     if found is None:
         raise _unauthenticated("the token is unknown or revoked", invalid=True)
     g.principal = Principal(found.name, found.is_admin, found.is_automation)

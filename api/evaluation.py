@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 from api.auth import current_principal
 from api.errors import ApiError
 from api.openapi import documented
-from api.responses import dump
+from api.responses import json_response
 from api.schemas import DecisionBatchSchema, DecisionSchema, EvaluateBatchRequest, EvaluateRequest
 from api.services import container
 from rules_service.services import evaluation
@@ -48,11 +48,11 @@ def evaluate(name: str, body: dict[str, Any]) -> Response:
     """
     c = container()
     result = evaluation.evaluate(
-        c.uow(), c.evaluator, name, body["input"], version=body["version"],
+        c.live, c.decision_store, c.evaluator, name, body["input"], version=body["version"],
         dry_run=body["dry_run"], caller=current_principal().name,
         idempotency_key=_idempotency_key())
     replayed = "true" if getattr(result, "replayed", False) else "false"
-    return dump(DecisionSchema, result.to_dict(), headers={"Idempotent-Replayed": replayed})
+    return json_response(result.to_dict(), headers={"Idempotent-Replayed": replayed})
 
 
 @bp.post("/evaluate-batch")
@@ -65,7 +65,7 @@ def evaluate_batch(name: str, body: dict[str, Any]) -> Response:
     """
     c = container()
     results = evaluation.evaluate_batch(
-        c.uow(), c.evaluator, name, body["inputs"], version=body["version"],
+        c.live, c.decision_store, c.evaluator, name, body["inputs"], version=body["version"],
         dry_run=body["dry_run"], caller=current_principal().name,
         limit=c.settings.batch_limit)
-    return dump(DecisionBatchSchema, {"decisions": [r.to_dict() for r in results]})
+    return json_response({"decisions": [r.to_dict() for r in results]})

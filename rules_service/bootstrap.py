@@ -9,10 +9,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from rules_service.adapters.database import make_engine, make_session_factory
+from rules_service.adapters.decision_log import GroupCommitWriter
 from rules_service.adapters.orm import utcnow
 from rules_service.adapters.unit_of_work import Clock, UnitOfWork, UnitOfWorkFactory
 from rules_service.config import Settings
 from rules_service.domain.evaluator import Evaluator
+from rules_service.services.live import LiveState
 
 
 @dataclass
@@ -27,11 +29,21 @@ class Container:
     clock: Clock = utcnow
     _uow_factory: UnitOfWorkFactory = field(init=False, repr=False)
     _evaluator: Evaluator | None = field(init=False, repr=False, default=None)
+    live: LiveState = field(init=False, repr=False)
+    decision_store: GroupCommitWriter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._uow_factory = UnitOfWorkFactory(self.session_factory,
-                                              self.readonly_session_factory, self.clock)
+                                              self.readonly_session_factory, self.clock,
+                                              on_live_change=self._live_changed)
         self._evaluator = self.given_evaluator
+        # Both start their threads on first use, so building a container forks safely.
+        self.live = LiveState(self._uow_factory, self.clock,
+                              poll_interval_s=self.settings.live_poll_interval_s)
+        self.decision_store = GroupCommitWriter(self.engine)
+
+    def _live_changed(self) -> None:
+        self.live.invalidate()
 
     @property
     def evaluator(self) -> Evaluator:
@@ -46,6 +58,8 @@ class Container:
 
     def close(self) -> None:
         """Releases the database connections and the evaluator's workers."""
+        self.live.close()
+        self.decision_store.close()
         # A given evaluator belongs to the caller (tests share one pool across containers).
         if self.given_evaluator is None:
             closer: Any = getattr(self._evaluator, "close", None)

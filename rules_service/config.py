@@ -59,6 +59,7 @@ class Settings:
     sqlite_busy_timeout_s: float = 30.0
     database_echo: bool = False
     batch_limit: int = 1000
+    live_poll_interval_s: float = 0.2
 
     @property
     def is_sqlite(self) -> bool:
@@ -87,4 +88,6 @@ class Settings:
             database_echo=env.get("RULES_SERVICE_DATABASE_ECHO", "").lower()
             in ("1", "true", "yes"),
             batch_limit=_int(env, "RULES_SERVICE_BATCH_LIMIT", cls.batch_limit, 1),
+            live_poll_interval_s=_float(env, "RULES_SERVICE_LIVE_POLL_INTERVAL",
+                                        cls.live_poll_interval_s, 0.01),
         )

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Table, and_, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,7 @@ from rules_service.adapters.orm import (
     AuditEventRow,
     DecisionRow,
     EscalationRow,
+    LiveGenerationRow,
     PrincipalRow,
     RulesetRow,
     SignoffRow,
@@ -210,15 +212,6 @@ class DecisionRepository:
         return self.session.scalars(select(DecisionRow).where(
             DecisionRow.caller == caller, DecisionRow.idempotency_key == key)).first()
 
-    def add(self, decision: DecisionRow, escalation: EscalationRow | None = None) -> None:
-        """Stores a decision and its escalation; IntegrityError on a duplicate key."""
-        with self.session.begin_nested():
-            self.session.add(decision)
-            self.session.flush()
-            if escalation is not None:
-                self.session.add(escalation)
-                self.session.flush()
-
     def list(self, *, ruleset_id: int | None = None, outcome: str | None = None,
              since: datetime | None = None, until: datetime | None = None,
              before: tuple[datetime, str] | None = None,
@@ -239,13 +232,6 @@ class DecisionRepository:
                                   and_(DecisionRow.evaluated_at == at, DecisionRow.id < last_id)))
         stmt = stmt.order_by(DecisionRow.evaluated_at.desc(), DecisionRow.id.desc()).limit(limit)
         return self.session.scalars(stmt).unique().all()
-
-    def add_many(self, rows: Sequence[tuple[DecisionRow, EscalationRow | None]]) -> None:
-        """Stores a batch of decisions and their escalations, with one flush for each kind."""
-        self.session.add_all([decision for decision, _ in rows])
-        self.session.flush()
-        self.session.add_all([esc for _, esc in rows if esc is not None])
-        self.session.flush()
 
     def recent_outcomes(self, ruleset_id: int, limit: int
                         ) -> Sequence[tuple[str, dict[str, Any], str]]:
@@ -282,3 +268,47 @@ class DecisionRepository:
                               EscalationRow.due_at < overdue_at)
         stmt = stmt.order_by(EscalationRow.created_at, EscalationRow.id).limit(limit)
         return self.session.scalars(stmt).unique().all()
+
+
+class LiveStateRepository:
+    """What every process keeps in memory for the evaluate path, and the generation counter
+    that tells processes when to reload it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def generation(self) -> int:
+        """The current generation (0 before the first change)."""
+        value = self.session.scalar(select(LiveGenerationRow.value).where(
+            LiveGenerationRow.id == 1))
+        return int(value or 0)
+
+    def bump(self) -> None:
+        """Moves the generation on, in the caller's transaction (so it commits or rolls back
+        with the change it announces)."""
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        dialect_insert = postgresql.insert if postgres else sqlite.insert
+        table: Table = LiveGenerationRow.__table__  # type: ignore[assignment]
+        stmt = dialect_insert(table).values(id=1, value=1)
+        self.session.execute(stmt.on_conflict_do_update(
+            index_elements=["id"], set_={"value": table.c.value + 1}))
+
+    def active_versions(self) -> Sequence[tuple[int, str, VersionRow | None]]:
+        """(ruleset id, name, active version or None) of every ruleset."""
+        stmt = (select(RulesetRow.id, RulesetRow.name, VersionRow)
+                .outerjoin(VersionRow, and_(VersionRow.ruleset_id == RulesetRow.id,
+                                            VersionRow.status == ACTIVE)))
+        return [(row[0], row[1], row[2]) for row in self.session.execute(stmt)]
+
+    def live_tokens(self) -> Sequence[tuple[str, str, bool, bool]]:
+        """(token hash, principal name, is_admin, is_automation) of every usable token."""
+        stmt = (select(ApiTokenRow.token_hash, PrincipalRow.name, PrincipalRow.is_admin,
+                       PrincipalRow.is_automation)
+                .join(PrincipalRow, PrincipalRow.id == ApiTokenRow.principal_id)
+                .where(ApiTokenRow.revoked_at.is_(None), PrincipalRow.revoked_at.is_(None)))
+        return [(r[0], r[1], bool(r[2]), bool(r[3])) for r in self.session.execute(stmt)]
+
+    def scheduled_times(self) -> Sequence[datetime | None]:
+        """``effective_at`` of every approved (scheduled) version; None: due at once."""
+        return list(self.session.scalars(select(VersionRow.effective_at).where(
+            VersionRow.status == "approved")))

@@ -12,6 +12,7 @@ from rules_service.adapters.orm import utcnow
 from rules_service.adapters.repositories import (
     AuditRepository,
     DecisionRepository,
+    LiveStateRepository,
     PrincipalRepository,
     RulesetRepository,
     VersionRepository,
@@ -32,14 +33,18 @@ class UnitOfWork:
     audit: AuditRepository
     principals: PrincipalRepository
     decisions: DecisionRepository
+    live: LiveStateRepository
 
     def __init__(self, session_factory: sessionmaker[Session],
                  readonly_session_factory: sessionmaker[Session] | None = None,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, on_live_change: Callable[[], None] | None = None
+                 ) -> None:
         self._session_factory = session_factory
         self._readonly_factory = readonly_session_factory or session_factory
         self._use_readonly = False
         self.clock = clock
+        self._on_live_change = on_live_change
+        self._live_changed = False
         self._session: Session | None = None
 
     @property
@@ -65,6 +70,8 @@ class UnitOfWork:
         self.audit = AuditRepository(self._session)
         self.principals = PrincipalRepository(self._session)
         self.decisions = DecisionRepository(self._session)
+        self.live = LiveStateRepository(self._session)
+        self._live_changed = False
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -78,8 +85,19 @@ class UnitOfWork:
             session.close()
 
     def commit(self) -> None:
-        """Commits the transaction; a new one starts on the next query."""
+        """Commits the transaction; a new one starts on the next query. When it changed
+        what processes keep in memory (``live_changed``), this process reloads at once."""
         self.session.commit()
+        if self._live_changed:
+            self._live_changed = False
+            if self._on_live_change is not None:
+                self._on_live_change()
+
+    def live_changed(self) -> None:
+        """Announces, in this transaction, a change to active versions, schedules or
+        principals: every process reloads its in-memory copy once it commits."""
+        self.live.bump()
+        self._live_changed = True
 
     def rollback(self) -> None:
         """Throws the transaction's changes away."""
@@ -95,10 +113,13 @@ class UnitOfWorkFactory:
 
     def __init__(self, session_factory: sessionmaker[Session],
                  readonly_session_factory: sessionmaker[Session] | None = None,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, on_live_change: Callable[[], None] | None = None
+                 ) -> None:
         self.session_factory = session_factory
         self.readonly_session_factory = readonly_session_factory
         self.clock = clock
+        self.on_live_change = on_live_change
 
     def __call__(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory, self.readonly_session_factory, self.clock)
+        return UnitOfWork(self.session_factory, self.readonly_session_factory, self.clock,
+                          self.on_live_change)

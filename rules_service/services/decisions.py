@@ -6,14 +6,15 @@ import base64
 import binascii
 import hashlib
 import json
-import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+import uuid_utils
 
 from rules_service.adapters import rollups
+from rules_service.adapters.decision_log import DecisionRecord, EscalationRecord, write_decisions
 from rules_service.adapters.orm import DecisionRow, EscalationRow
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain import lifecycle
@@ -138,33 +139,41 @@ def escalation_due_at(ruleset: Ruleset, now: datetime) -> datetime | None:
         return None  # an unreadable target means no deadline, not a lost decision
 
 
-def decision_rows(ruleset_id: int, version: int, ruleset: Ruleset, evaluation: Evaluation, *,
-                  caller: str, now: datetime, idempotency_key: str | None = None,
-                  request_hash: str | None = None
-                  ) -> tuple[DecisionRow, EscalationRow | None]:
-    """The rows recording one decision: the decision, and its escalation when it escalates."""
-    decision = DecisionRow(
-        id=str(uuid.uuid4()), ruleset_id=ruleset_id, version=version,
-        input=dict(evaluation.input), outcome=evaluation.outcome.value,
+def new_id() -> str:
+    """A time-ordered UUID (version 7): new rows land at the end of the indexes."""
+    return str(uuid_utils.uuid7())
+
+
+def decision_record(ruleset_id: int, version: int, ruleset: Ruleset, evaluation: Evaluation,
+                    *, caller: str, now: datetime, idempotency_key: str | None = None,
+                    request_hash: str | None = None) -> DecisionRecord:
+    """What is stored of one decision: the decision, and its escalation when it escalates."""
+    escalation = None
+    if evaluation.outcome is Outcome.ESCALATE:
+        escalation = EscalationRecord(new_id(), evaluation.escalate_to or "approver",
+                                      escalation_due_at(ruleset, now))
+    return DecisionRecord(
+        id=new_id(), ruleset_id=ruleset_id, version=version, input=dict(evaluation.input),
+        outcome=evaluation.outcome.value,
         fired_rules=[f.to_dict() for f in evaluation.fired_rules],
         deciding_rules=list(evaluation.deciding_rules), fallback=evaluation.fallback,
         fallback_reason=evaluation.fallback_reason, caller=caller,
         idempotency_key=idempotency_key or None, request_hash=request_hash,
-        evaluated_at=now, duration_ms=round(float(evaluation.duration_ms), 3))
-    escalation = None
-    if evaluation.outcome is Outcome.ESCALATE:
-        escalation = EscalationRow(
-            id=str(uuid.uuid4()), decision_id=decision.id, ruleset_id=ruleset_id,
-            version=version, to_role=evaluation.escalate_to or "approver", status="open",
-            due_at=escalation_due_at(ruleset, now), created_at=now, comment="")
-    return decision, escalation
+        evaluated_at=now, duration_ms=round(float(evaluation.duration_ms), 3),
+        escalation=escalation)
 
 
-def roll_up(uow: UnitOfWork, rows: list[DecisionRow]) -> None:
-    """Counts newly inserted (flushed) decisions into the rollups, in the same transaction."""
-    rollups.add_decisions(uow.session.connection(), [
-        rollups.RolledDecision(r.ruleset_id, r.version, r.evaluated_at, r.outcome,
-                               bool(r.fallback), r.duration_ms) for r in rows])
+def record_view(record: DecisionRecord, ruleset: str) -> DecisionView:
+    """The view of a decision just stored, built from what was written (no read back)."""
+    esc = record.escalation
+    escalation = None if esc is None else EscalationView(
+        esc.id, record.id, ruleset, record.version, esc.to_role, "open", esc.due_at,
+        record.evaluated_at, None, None, None, "")
+    return DecisionView(record.id, ruleset, record.version, record.outcome,
+                        record.fired_rules, record.deciding_rules, escalation,
+                        record.fallback, record.fallback_reason, record.evaluated_at,
+                        record.duration_ms, record.input, record.caller,
+                        record.idempotency_key)
 
 
 def _replay(row: DecisionRow, digest: str | None) -> DecisionView:
@@ -184,15 +193,33 @@ def find_replay(uow: UnitOfWork, caller: str, idempotency_key: str | None,
         return _replay(row, digest) if row is not None else None
 
 
+def answers(uow_factory: Callable[[], UnitOfWork], ruleset: str,
+            records: Sequence[DecisionRecord], inserted: set[str]) -> list[DecisionView]:
+    """What each caller is told once the records were written: its decision, or, when its
+    idempotency key was taken, the decision holding the key (409 for another request)."""
+    out = []
+    for record in records:
+        if record.id in inserted:
+            out.append(record_view(record, ruleset))
+            continue
+        replay = find_replay(uow_factory(), record.caller, record.idempotency_key,
+                             record.request_hash)
+        if replay is None:  # the key's holder vanished: the database says otherwise
+            raise RuntimeError(f"decision {record.id} was neither stored nor a replay")
+        out.append(replay)
+    return out
+
+
 def record_decision(uow: UnitOfWork, *, ruleset: str, version: int, evaluation: Evaluation,
                     caller: str, idempotency_key: str | None = None,
                     request_hash: str | None = None,
                     evaluated_at: datetime | None = None) -> DecisionView:
-    """Records a decision, and its escalation when the outcome is escalate, in one transaction.
+    """Records one decision (and its escalation) in a transaction of its own.
 
     With an idempotency key, a repeat by the same caller returns the first decision
     (``replayed``) and records nothing; the same key with a different request is 409
     ``idempotency_conflict``. Race-safe through the (caller, key) unique constraint.
+    The evaluate path records through a ``DecisionStore`` instead (group commit).
     """
     with uow:
         now = evaluated_at or uow.now()
@@ -202,29 +229,12 @@ def record_decision(uow: UnitOfWork, *, ruleset: str, version: int, evaluation: 
         version_row = uow.versions.get(rs.id, version)
         if version_row is None:
             raise NotFound(f"ruleset {ruleset} has no version {version}")
-        if idempotency_key:
-            existing = uow.decisions.by_idempotency_key(caller, idempotency_key)
-            if existing is not None:
-                return _replay(existing, request_hash)
-        decision, escalation = decision_rows(
-            rs.id, version, ruleset_of(version_row), evaluation, caller=caller, now=now,
-            idempotency_key=idempotency_key, request_hash=request_hash)
-        try:
-            uow.decisions.add(decision, escalation)
-        except IntegrityError:
-            # Another request with the same key won the race: answer as its replay.
-            if not idempotency_key:
-                raise
-            uow.session.expire_all()
-            existing = uow.decisions.by_idempotency_key(caller, idempotency_key)
-            if existing is None:
-                raise
-            return _replay(existing, request_hash)
-        uow.session.flush()
-        roll_up(uow, [decision])
-        uow.session.refresh(decision)
-        view = _view(decision)
+        record = decision_record(rs.id, version, ruleset_of(version_row), evaluation,
+                                 caller=caller, now=now, idempotency_key=idempotency_key,
+                                 request_hash=request_hash)
+        inserted = write_decisions(uow.session.connection(), [record])
         uow.commit()
+    [view] = answers(lambda: uow, rs.name, [record], inserted)
     return view
 
 

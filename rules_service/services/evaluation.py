@@ -14,20 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rules_service.adapters.unit_of_work import UnitOfWork
+from rules_service.adapters.decision_log import DecisionStore
 from rules_service.domain.decision import Evaluation
-from rules_service.domain.errors import Conflict, InputInvalid, NotFound, RequestInvalid
+from rules_service.domain.errors import Conflict, InputInvalid, RequestInvalid
 from rules_service.domain.evaluator import Evaluator
 from rules_service.domain.inputs import validate_input
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
 from rules_service.services import decisions
 from rules_service.services.decisions import DecisionView
-from rules_service.services.governance import LoadedVersion, load_version
+from rules_service.services.live import LiveState
 from rules_service.services.views import iso
-
-RECORDABLE_STATUSES = ("active", "superseded")
-"""Versions whose decisions may be recorded: those that went live through sign-off."""
 
 
 @dataclass(frozen=True)
@@ -63,41 +60,40 @@ class DryRunDecision:
 Decision = DecisionView | DryRunDecision
 
 
-def _deciding_version(uow: UnitOfWork, name: str, version: int | None,
-                      dry_run: bool) -> LoadedVersion:
-    """404 unknown ruleset or version; 409 no active version, or a pin that never went live."""
-    loaded = load_version(uow, name, version)
-    if not dry_run and loaded.status not in RECORDABLE_STATUSES:
-        raise Conflict("version_not_live",
-                       f"version {loaded.version} of {name} is {loaded.status}; only a version "
-                       f"that has been active can record decisions (use dry_run to try it)")
-    return loaded
-
-
-def evaluate(uow: UnitOfWork, evaluator: Evaluator, name: str, raw_input: dict[str, Any], *,
-             version: int | None = None, dry_run: bool = False, caller: str,
-             idempotency_key: str | None = None) -> Decision:
+def evaluate(live: LiveState, store: DecisionStore, evaluator: Evaluator, name: str,
+             raw_input: dict[str, Any], *, version: int | None = None, dry_run: bool = False,
+             caller: str, idempotency_key: str | None = None) -> Decision:
     """Decides one input and records it (with its escalation) before returning.
 
+    Warm, this reads no database: the deciding version comes from the process's live
+    state and the decision is written by the group-commit store in one short transaction.
     404 unknown ruleset/version; 409 ``no_active_version``, ``version_not_live``, or
     ``idempotency_conflict`` (same key, different request); 422 ``input_invalid`` with
     every bad field. A repeated key with the same request returns the first decision.
     """
-    digest = decisions.request_hash(name, version, raw_input)
-    if not dry_run:
-        replay = decisions.find_replay(uow, caller, idempotency_key, digest)
-        if replay is not None:
-            return replay
-    loaded = _deciding_version(uow, name, version, dry_run)
-    data = validate_input(loaded.ruleset, raw_input)
+    digest = decisions.request_hash(name, version, raw_input) if idempotency_key else None
+    try:
+        loaded = live.deciding_version(name, version, dry_run=dry_run)
+        data = validate_input(loaded.ruleset, raw_input)
+    except (InputInvalid, Conflict):
+        # A retry of a recorded request is answered as such even if the ruleset has moved
+        # on so far that the request would not be accepted now.
+        replay = None if dry_run else decisions.find_replay(live.uow_factory(), caller,
+                                                            idempotency_key, digest)
+        if replay is None:
+            raise
+        return replay
     evaluation = evaluator.evaluate(loaded.ruleset, data)
+    now = live.clock()
     if dry_run:
-        now = uow.now()
         return DryRunDecision(loaded.name, loaded.version, evaluation, now,
                               decisions.escalation_due_at(loaded.ruleset, now))
-    return decisions.record_decision(
-        uow, ruleset=loaded.name, version=loaded.version, evaluation=evaluation,
-        caller=caller, idempotency_key=idempotency_key, request_hash=digest)
+    record = decisions.decision_record(
+        loaded.ruleset_id, loaded.version, loaded.ruleset, evaluation, caller=caller, now=now,
+        idempotency_key=idempotency_key, request_hash=digest)
+    [answer] = decisions.answers(live.uow_factory, loaded.name, [record],
+                                 store.write([record]))
+    return answer
 
 
 def _batch_place(index: int, place: str) -> str:
@@ -125,7 +121,7 @@ def _validate_all(ruleset: Ruleset, inputs: Sequence[Any]) -> list[dict[str, Any
     return valid
 
 
-def evaluate_batch(uow: UnitOfWork, evaluator: Evaluator, name: str,
+def evaluate_batch(live: LiveState, store: DecisionStore, evaluator: Evaluator, name: str,
                    inputs: Sequence[dict[str, Any]], *, version: int | None = None,
                    dry_run: bool = False, caller: str,
                    limit: int = 1000) -> list[Decision]:
@@ -136,22 +132,14 @@ def evaluate_batch(uow: UnitOfWork, evaluator: Evaluator, name: str,
     if len(inputs) > limit:
         raise RequestInvalid([Problem("inputs", f"at most {limit} inputs per batch, "
                                                 f"not {len(inputs)}")])
-    loaded = _deciding_version(uow, name, version, dry_run)
+    loaded = live.deciding_version(name, version, dry_run=dry_run)
     data = _validate_all(loaded.ruleset, inputs)
     evaluations = evaluator.evaluate_many(loaded.ruleset, data)
+    now = live.clock()
     if dry_run:
-        now = uow.now()
         due = decisions.escalation_due_at(loaded.ruleset, now)
         return [DryRunDecision(loaded.name, loaded.version, ev, now, due) for ev in evaluations]
-    with uow:
-        now = uow.now()
-        rs = uow.rulesets.get(name)
-        if rs is None:  # deleted between the read and this transaction
-            raise NotFound(f"no ruleset named {name}")
-        rows = [decisions.decision_rows(rs.id, loaded.version, loaded.ruleset, ev,
-                                        caller=caller, now=now) for ev in evaluations]
-        uow.decisions.add_many(rows)
-        decisions.roll_up(uow, [d for d, _ in rows])
-        views = [decisions.decision_view(d, rs.name, e) for d, e in rows]
-        uow.commit()
-    return list(views)
+    records = [decisions.decision_record(loaded.ruleset_id, loaded.version, loaded.ruleset,
+                                         ev, caller=caller, now=now) for ev in evaluations]
+    store.write(records)  # no idempotency keys: every record is inserted
+    return [decisions.record_view(r, loaded.name) for r in records]

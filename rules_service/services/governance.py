@@ -141,7 +141,10 @@ def _owners_dict(ruleset: Ruleset) -> dict[str, dict[str, str | None]]:
 def _audit(uow: UnitOfWork, rs: RulesetRow, version: int | None, action: AuditAction,
            actor: str, now: datetime, comment: str = "",
            details: dict[str, Any] | None = None) -> None:
+    # Every transition is audited here, and any of them may change what processes keep in
+    # memory (the active version, the next scheduled activation): announce it with the event.
     uow.audit.add(rs.id, version, action.value, actor, now, comment, details)
+    uow.live_changed()
 
 
 def _mark_stale(uow: UnitOfWork, rs: RulesetRow, version: VersionRow, active: int | None,
@@ -506,6 +509,7 @@ class LoadedVersion:
     version: int
     status: str
     ruleset: Ruleset
+    ruleset_id: int = 0
 
 
 def load_version(uow: UnitOfWork, name: str, version: int | None = None) -> LoadedVersion:
@@ -519,4 +523,4 @@ def load_version(uow: UnitOfWork, name: str, version: int | None = None) -> Load
                 raise Conflict("no_active_version", f"ruleset {name} has no active version")
         else:
             row = _version_row(uow, rs, version)
-        return LoadedVersion(rs.name, row.number, row.status, ruleset_of(row))
+        return LoadedVersion(rs.name, row.number, row.status, ruleset_of(row), rs.id)

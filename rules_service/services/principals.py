@@ -13,6 +13,9 @@ from rules_service.domain.errors import Conflict, NotFound, RequestInvalid
 from rules_service.domain.problems import Problem
 from rules_service.services.views import IssuedToken, PrincipalView
 
+MAX_TOKEN_LENGTH = 512
+"""Longer bearer tokens are refused without a look-up."""
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
 
 
@@ -56,6 +59,7 @@ def add_principal(uow: UnitOfWork, name: str, *, is_admin: bool = False,
                                               created_at=uow.now()))
         token = _issue(uow, row)
         view = _view(row)
+        uow.live_changed()
         uow.commit()
     return IssuedToken(view, token)
 
@@ -69,6 +73,7 @@ def issue_token(uow: UnitOfWork, name: str) -> IssuedToken:
         row.revoked_at = None
         token = _issue(uow, row)
         view = _view(row)
+        uow.live_changed()
         uow.commit()
     return IssuedToken(view, token)
 
@@ -86,6 +91,7 @@ def revoke_principal(uow: UnitOfWork, name: str) -> PrincipalView:
                 token.revoked_at = now
         uow.session.flush()
         view = _view(row)
+        uow.live_changed()
         uow.commit()
     return view
 
@@ -107,7 +113,7 @@ def get_principal(uow: UnitOfWork, name: str) -> PrincipalView:
 
 def authenticate(uow: UnitOfWork, token: str | None) -> PrincipalView | None:
     """The principal a bearer token belongs to, or None (unknown, revoked, or no token)."""
-    if not token or not isinstance(token, str) or len(token) > 512:
+    if not token or not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
         return None
     digest = hash_token(token)
     with uow.readonly():

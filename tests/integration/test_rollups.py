@@ -145,6 +145,7 @@ def busy(container: Container, people: dict[str, str], clock: FakeClock) -> Cont
     """A ruleset with two live versions and a day of mixed traffic: single evaluations,
     batches, fallbacks, escalations, resolutions and idempotent replays."""
     uow, engine = container.uow, ScriptedEngine()
+    writer = (container.live, container.decision_store)  # the group-commit write path
     clock.now = START  # the traffic runs across midnight: minutes, hours and two days
     governance.propose_version(uow(), engine, "refunds", actor="root", definition=definition())
     governance.sign_off(uow(), "refunds", 1, decision="approve", actor="biz")
@@ -157,19 +158,19 @@ def busy(container: Container, people: dict[str, str], clock: FakeClock) -> Cont
             governance.sign_off(uow(), "refunds", 2, decision="approve", actor="appr")
         amount = (step * 37) % 250 if step % 5 else 13 + (step % 2) * 200000
         key = f"k{step}" if step % 3 else None
-        first = evaluation.evaluate(uow(), engine, "refunds", {"amount": amount},
+        first = evaluation.evaluate(*writer, engine, "refunds", {"amount": amount},
                                     caller="bot", idempotency_key=key)
         if key is not None:  # the same request again: replayed, so counted once
-            again = evaluation.evaluate(uow(), engine, "refunds", {"amount": amount},
+            again = evaluation.evaluate(*writer, engine, "refunds", {"amount": amount},
                                         caller="bot", idempotency_key=key)
             assert isinstance(again, decisions.DecisionView) and again.replayed
             assert isinstance(first, decisions.DecisionView)
             assert again.decision_id == first.decision_id
         if step % 6 == 0:
-            evaluation.evaluate_batch(uow(), engine, "refunds",
+            evaluation.evaluate_batch(*writer, engine, "refunds",
                                       [{"amount": a} for a in (1, 13, 150, 999999, step + 0.5)],
                                       caller="bot")
-            evaluation.evaluate(uow(), engine, "refunds", {"amount": 2}, caller="bot",
+            evaluation.evaluate(*writer, engine, "refunds", {"amount": 2}, caller="bot",
                                 dry_run=True)
         if step % 9 == 4:
             for open_ in decisions.list_escalations(uow(), status="open")[:2]:
@@ -231,8 +232,8 @@ def test_the_dashboard_counts_what_a_scan_of_the_windows_whole_minutes_counts(
 def test_an_idempotent_replay_changes_no_rollup(busy: Container, clock: FakeClock) -> None:
     with busy.engine.connect() as connection:
         before = _rollups(connection)
-    replay = evaluation.evaluate(busy.uow(), ScriptedEngine(), "refunds", {"amount": 37},
-                                 caller="bot", idempotency_key="k1")
+    replay = evaluation.evaluate(busy.live, busy.decision_store, ScriptedEngine(), "refunds",
+                                 {"amount": 37}, caller="bot", idempotency_key="k1")
     assert isinstance(replay, decisions.DecisionView) and replay.replayed
     with busy.engine.connect() as connection:
         assert _rollups(connection) == before
@@ -242,10 +243,10 @@ def test_a_refused_idempotency_conflict_and_a_dry_run_count_nothing(busy: Contai
     with busy.engine.connect() as connection:
         before = _rollups(connection)
     with pytest.raises(Exception, match="idempotency key"):
-        evaluation.evaluate(busy.uow(), ScriptedEngine(), "refunds", {"amount": 77777},
-                            caller="bot", idempotency_key="k1")
-    evaluation.evaluate(busy.uow(), ScriptedEngine(), "refunds", {"amount": 5}, caller="bot",
-                        dry_run=True)
+        evaluation.evaluate(busy.live, busy.decision_store, ScriptedEngine(), "refunds",
+                            {"amount": 77777}, caller="bot", idempotency_key="k1")
+    evaluation.evaluate(busy.live, busy.decision_store, ScriptedEngine(), "refunds",
+                        {"amount": 5}, caller="bot", dry_run=True)
     with busy.engine.connect() as connection:
         assert _rollups(connection) == before
 

@@ -1,0 +1,254 @@
+"""The decision log's write side: decisions, their escalations and the rollups, through
+SQLAlchemy Core, one statement per table, and a group-commit writer that lets concurrent
+requests of one process share a transaction.
+
+A decision is returned to its caller only after the transaction holding it has committed
+(``GroupCommitWriter.write`` blocks until then), so nothing answered is ever lost. A
+repeated ``(caller, idempotency_key)`` is not an error here: the row is skipped (``ON
+CONFLICT DO NOTHING``) and reported as not inserted, and the service answers it as a replay
+of the decision that holds the key.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
+
+from rules_service.adapters import rollups
+from rules_service.adapters.orm import DecisionRow, EscalationRow
+
+log = logging.getLogger(__name__)
+
+DECISIONS: Table = DecisionRow.__table__  # type: ignore[assignment]
+ESCALATIONS: Table = EscalationRow.__table__  # type: ignore[assignment]
+
+WRITE_TIMEOUT_S = 120.0
+"""Longest a request waits for its group's commit before it gives up (the database hangs)."""
+
+
+@dataclass(frozen=True)
+class EscalationRecord:
+    """The escalation a decision opens: who must look at it, and by when."""
+
+    id: str
+    to_role: str
+    due_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """Everything stored of one decision, ready to insert."""
+
+    id: str
+    ruleset_id: int
+    version: int
+    input: dict[str, Any]
+    outcome: str
+    fired_rules: list[dict[str, Any]]
+    deciding_rules: list[str]
+    fallback: bool
+    fallback_reason: str | None
+    caller: str
+    idempotency_key: str | None
+    request_hash: str | None
+    evaluated_at: datetime
+    duration_ms: float
+    escalation: EscalationRecord | None = None
+
+    def decision_row(self) -> dict[str, Any]:
+        """The ``decisions`` row."""
+        return {"id": self.id, "ruleset_id": self.ruleset_id, "version": self.version,
+                "input": self.input, "outcome": self.outcome,
+                "fired_rules": self.fired_rules, "deciding_rules": self.deciding_rules,
+                "fallback": self.fallback, "fallback_reason": self.fallback_reason,
+                "caller": self.caller, "idempotency_key": self.idempotency_key,
+                "request_hash": self.request_hash, "evaluated_at": self.evaluated_at,
+                "duration_ms": self.duration_ms}
+
+    def escalation_row(self) -> dict[str, Any] | None:
+        """The ``escalations`` row, when the decision opens one."""
+        esc = self.escalation
+        if esc is None:
+            return None
+        return {"id": esc.id, "decision_id": self.id, "ruleset_id": self.ruleset_id,
+                "version": self.version, "to_role": esc.to_role, "status": "open",
+                "due_at": esc.due_at, "created_at": self.evaluated_at, "resolved_at": None,
+                "resolved_by": None, "resolution": None, "comment": ""}
+
+    def rolled(self) -> rollups.RolledDecision:
+        """What the rollups count of it."""
+        return rollups.RolledDecision(self.ruleset_id, self.version, self.evaluated_at,
+                                      self.outcome, self.fallback, self.duration_ms)
+
+
+def write_decisions(connection: Connection, records: Sequence[DecisionRecord]) -> set[str]:
+    """Inserts decisions, their escalations and rollups in the caller's transaction; returns
+    the ids inserted (a decision whose caller already used its idempotency key is skipped).
+
+    One statement per table, whatever the number of records.
+    """
+    if not records:
+        return set()
+    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" \
+        else sqlite.insert
+    keyed = any(r.idempotency_key for r in records)
+    if keyed:
+        stmt = (dialect_insert(DECISIONS)
+                .on_conflict_do_nothing(index_elements=["caller", "idempotency_key"])
+                .returning(DECISIONS.c.id))
+        result = connection.execute(stmt, [r.decision_row() for r in records])
+        inserted = {row[0] for row in result}
+        stored = [r for r in records if r.id in inserted]
+    else:
+        connection.execute(insert(DECISIONS), [r.decision_row() for r in records])
+        stored = list(records)
+        inserted = {r.id for r in records}
+    escalations = [row for row in (r.escalation_row() for r in stored) if row is not None]
+    if escalations:
+        connection.execute(insert(ESCALATIONS), escalations)
+    rollups.add_decisions(connection, (r.rolled() for r in stored))
+    return inserted
+
+
+class DecisionStore(Protocol):
+    """Where the evaluate use cases record decisions."""
+
+    def write(self, records: Sequence[DecisionRecord]) -> set[str]:
+        """Stores the records durably before returning; the ids actually inserted."""
+        ...
+
+
+@dataclass
+class _Pending:
+    records: Sequence[DecisionRecord]
+    done: threading.Event = field(default_factory=threading.Event)
+    inserted: set[str] = field(default_factory=set)
+    error: BaseException | None = None
+
+
+_STOP = object()
+
+
+class GroupCommitWriter:
+    """Records decisions for every thread of a process, many requests per transaction.
+
+    Request threads queue their records and wait; one writer thread takes everything
+    queued (up to ``max_group`` requests), writes it with ``write_decisions`` in one
+    transaction on a connection it keeps, commits, and wakes each waiter. If a group fails,
+    each request in it is retried in a transaction of its own, so one bad record fails
+    only its own request. The thread starts on first use (after a fork, never before).
+    """
+
+    def __init__(self, engine: Engine, *, max_group: int = 256) -> None:
+        self._engine = engine
+        self._max_group = max_group
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._connection: Connection | None = None
+        self.groups_committed = 0
+        self.requests_committed = 0
+
+    def write(self, records: Sequence[DecisionRecord]) -> set[str]:
+        """Stores the records (committed when this returns); the ids inserted."""
+        if not records:
+            return set()
+        pending = _Pending(records)
+        self._start()
+        self._queue.put(pending)
+        if not pending.done.wait(WRITE_TIMEOUT_S):
+            raise TimeoutError("the decision was not recorded in time: the database did not "
+                               "answer")
+        if pending.error is not None:
+            raise pending.error
+        return pending.inserted
+
+    def close(self) -> None:
+        """Stops the writer thread after the queued work and releases its connection."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join(timeout=WRITE_TIMEOUT_S)
+
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="decision-writer",
+                                                daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                group = [first]
+                stop = False
+                while len(group) < self._max_group:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                        break
+                    group.append(item)
+                self._commit(group)
+                if stop:
+                    return
+        finally:
+            self._release()
+
+    def _commit(self, group: list[_Pending]) -> None:
+        try:
+            inserted = self._transaction([r for p in group for r in p.records])
+            for pending in group:
+                pending.inserted = {r.id for r in pending.records if r.id in inserted}
+            self.groups_committed += 1
+            self.requests_committed += len(group)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
+            if len(group) == 1:
+                group[0].error = exc
+            else:
+                log.warning("a group of %d decisions failed (%s); retrying each alone",
+                            len(group), exc)
+                for pending in group:
+                    try:
+                        pending.inserted = self._transaction(pending.records)
+                    except Exception as alone:  # noqa: BLE001
+                        pending.error = alone
+        finally:
+            for pending in group:
+                pending.done.set()
+
+    def _transaction(self, records: Sequence[DecisionRecord]) -> set[str]:
+        connection = self._connection
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self._connection = self._engine.connect()
+        try:
+            with connection.begin():
+                return write_decisions(connection, records)
+        except Exception:
+            # The connection may be broken (database restarted): take a fresh one next time.
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # noqa: BLE001 - already broken
+                log.debug("closing a broken connection failed", exc_info=True)
