@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -54,7 +55,11 @@ def throwaway(kind: str, keep: bool) -> Iterator[str]:
     """The URL of a new, empty database of that kind; dropped afterwards unless kept."""
     if kind == "sqlite":
         directory = Path(tempfile.mkdtemp(prefix="rs-bench-"))
-        yield f"sqlite:///{directory / 'bench.db'}"
+        try:
+            yield f"sqlite:///{directory / 'bench.db'}"
+        finally:
+            if not keep:
+                shutil.rmtree(directory, ignore_errors=True)
         return
     name = f"rs_bench_{uuid.uuid4().hex[:10]}"
     admin = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(False)
@@ -151,8 +156,9 @@ def capture(engine: Engine) -> tuple[list[tuple[str, Any]], Any]:
     return seen, hook
 
 
-def explain(engine: Engine, statement: str, parameters: Any) -> str:
-    """The plan of one recorded statement, run with its own parameters."""
+def explain(engine: Engine, statement: str, parameters: Any) -> tuple[str, float]:
+    """The plan of one recorded statement, run with its own parameters, and its median
+    time in milliseconds over five runs."""
     pg = engine.dialect.name == "postgresql"
     prefix = "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " if pg else "EXPLAIN QUERY PLAN "
     raw = engine.raw_connection()
@@ -160,11 +166,19 @@ def explain(engine: Engine, statement: str, parameters: Any) -> str:
         cursor = raw.cursor()
         cursor.execute(prefix + statement, parameters)
         rows = cursor.fetchall()
+        samples = []
+        for _ in range(5):
+            began = time.perf_counter()
+            cursor.execute(statement, parameters)
+            cursor.fetchall()
+            samples.append((time.perf_counter() - began) * 1000)
     finally:
         raw.close()
     if pg:
-        return "\n".join(r[0] for r in rows)
-    return "\n".join(f"{'  ' * (0 if r[1] == 0 else 1)}{r[-1]}" for r in rows)
+        plan = "\n".join(r[0] for r in rows)
+    else:
+        plan = "\n".join(f"{'  ' * (0 if r[1] == 0 else 1)}{r[-1]}" for r in rows)
+    return plan, statistics.median(samples)
 
 
 def timed(client: Any, path: str, token: str, runs: int) -> float:
@@ -186,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--decisions", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
+    parser.add_argument("--keep", action="store_true", help="keep the throwaway database")
     args = parser.parse_args(argv)
     now = datetime.now(UTC)
     with throwaway(args.database, args.keep) as url:
@@ -201,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = {"dashboard (default window, 7 days)": "/v1/dashboard",
                  "dashboard (30 days)": "/v1/dashboard?since=30d",
                  "metrics": "/metrics"}
-        plans: dict[str, list[tuple[str, str]]] = {}
+        plans: dict[str, list[tuple[str, str, float]]] = {}
         reads_decisions = False
         for label, path in paths.items():
             seen, hook = capture(container.engine)
@@ -211,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             for statement, parameters in seen:
                 if not statement.lstrip().upper().startswith("SELECT"):
                     continue
-                plan = explain(container.engine, statement, parameters)
-                plans[label].append((statement, plan))
+                plan, ms = explain(container.engine, statement, parameters)
+                plans[label].append((statement, plan, ms))
                 lowered = plan.lower()
                 if "on decisions " in lowered or "scan decisions" in lowered or \
                         "decisions using" in lowered:
@@ -225,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
           f"seeded in {seeded_s:.0f} s\n")
     for label, items in plans.items():
         print(f"## {label}\n")
-        for statement, plan in items:
-            print("```sql\n" + " ".join(statement.split()) + "\n```\n```\n" + plan + "\n```\n")
+        for statement, plan, ms in items:
+            print(f"{ms:.2f} ms\n```sql\n" + " ".join(statement.split()) + "\n```\n```\n"
+                  + plan + "\n```\n")
     print("timings_ms " + json.dumps({"database": args.database, **timings}))
     if reads_decisions:
         print("A PLAN READS THE DECISIONS TABLE", file=sys.stderr)

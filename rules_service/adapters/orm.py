@@ -230,11 +230,9 @@ class EscalationRow(Base):
     __table_args__ = (
         Index("ix_escalations_status_due_at", "status", "due_at"),
         Index("ix_escalations_ruleset_id_status", "ruleset_id", "status"),
-        # Only the open escalations, which people keep few: the open and overdue counts
-        # read this small index, never the resolved history.
-        Index("ix_escalations_open_ruleset_id_due_at", "ruleset_id", "due_at",
-              sqlite_where=text("status = 'open'"),
-              postgresql_where=text("status = 'open'")),
+        # Covers the open and overdue counts per ruleset: they read the open entries
+        # only (status first), already grouped by ruleset, without touching the table.
+        Index("ix_escalations_status_ruleset_id_due_at", "status", "ruleset_id", "due_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -305,8 +303,11 @@ counts (``adapters.rollups.add_decisions``), so the figures cost O(buckets) and 
 exact. Only ever used through SQLAlchemy Core, so it is a Table, not a mapped class."""
 
 decision_rollups_hourly = _decision_rollup_table("decision_rollups_hourly")
-"""The same counts per hour (``bucket_start`` on the hour), written alongside the minutes:
-a long window reads its whole hours here and only its ragged ends from the minutes."""
+"""The same counts per UTC hour, written alongside the minutes."""
+
+decision_rollups_daily = _decision_rollup_table("decision_rollups_daily")
+"""The same counts per UTC day, written alongside the minutes: a 30-day window reads its
+whole days here, and only its ragged ends from the hours and minutes."""
 
 decision_totals = Table(
     "decision_totals", Base.metadata,
@@ -321,20 +322,30 @@ decision_totals = Table(
 what the counters and the histogram of /metrics expose, in a few rows whatever the age
 of the service."""
 
-escalation_rollups = Table(
-    "escalation_rollups", Base.metadata,
-    Column("ruleset_id", Integer, ForeignKey("rulesets.id", ondelete="CASCADE"),
-           primary_key=True),
-    Column("bucket_start", UTCDateTime(), primary_key=True),
-    Column("resolved", BigInteger, nullable=False),
-    Column("resolved_with_target", BigInteger, nullable=False),
-    Column("resolved_within_target", BigInteger, nullable=False),
-    Column("seconds_sum", Float, nullable=False),
-    Column("seconds_max", Float, nullable=False),
-    *(Column(name, BigInteger, nullable=False) for name in CYCLE_COLUMNS),
-    Index("ix_escalation_rollups_bucket_start", "bucket_start"),
-)
+def _escalation_rollup_table(name: str) -> Table:
+    return Table(
+        name, Base.metadata,
+        Column("ruleset_id", Integer, ForeignKey("rulesets.id", ondelete="CASCADE"),
+               primary_key=True),
+        Column("bucket_start", UTCDateTime(), primary_key=True),
+        Column("resolved", BigInteger, nullable=False),
+        Column("resolved_with_target", BigInteger, nullable=False),
+        Column("resolved_within_target", BigInteger, nullable=False),
+        Column("seconds_sum", Float, nullable=False),
+        Column("seconds_max", Float, nullable=False),
+        *(Column(column, BigInteger, nullable=False) for column in CYCLE_COLUMNS),
+        Index(f"ix_{name}_bucket_start", "bucket_start"),
+    )
+
+
+escalation_rollups = _escalation_rollup_table("escalation_rollups")
 """Escalations resolved per ruleset and minute of resolution: how many, how many had a
 due time and met it, and the resolution time (``resolved_at - created_at``) as a sum, a
 maximum and a histogram (``CYCLE_COLUMNS``). Written in ``resolve_escalation``'s
 transaction (``adapters.rollups.add_resolutions``)."""
+
+escalation_rollups_hourly = _escalation_rollup_table("escalation_rollups_hourly")
+"""The same per UTC hour of resolution."""
+
+escalation_rollups_daily = _escalation_rollup_table("escalation_rollups_daily")
+"""The same per UTC day of resolution."""

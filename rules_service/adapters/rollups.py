@@ -15,9 +15,9 @@ add; maxima take the larger (``GREATEST`` on PostgreSQL, SQLite's two-argument `
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Executable, Table, func
@@ -27,9 +27,12 @@ from rules_service.adapters.orm import (
     CYCLE_COLUMNS,
     HISTOGRAM_COLUMNS,
     decision_rollups,
+    decision_rollups_daily,
     decision_rollups_hourly,
     decision_totals,
     escalation_rollups,
+    escalation_rollups_daily,
+    escalation_rollups_hourly,
 )
 from rules_service.domain import figures
 
@@ -56,15 +59,59 @@ class RolledResolution:
     due_at: datetime | None
 
 
-def minute_start(moment: datetime) -> datetime:
-    """The start of the UTC minute holding the moment: the decisions' bucket."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+
+
+def floor_to(moment: datetime, unit: timedelta) -> datetime:
+    """The start of the UTC minute, hour or day (``unit``) holding the moment."""
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.replace(second=0, microsecond=0)
+    return EPOCH + (moment - EPOCH) // unit * unit
 
 
-def hour_start(moment: datetime) -> datetime:
-    """The start of the UTC hour holding the moment: the hourly rollups' bucket."""
-    return minute_start(moment).replace(minute=0)
+def minute_start(moment: datetime) -> datetime:
+    """The start of the UTC minute holding the moment: the decisions' finest bucket."""
+    return floor_to(moment, MINUTE)
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One rollup table and the length of its buckets."""
+
+    table: Table
+    unit: timedelta
+
+
+DECISION_TIERS: tuple[Tier, ...] = (Tier(decision_rollups_daily, DAY),
+                                    Tier(decision_rollups_hourly, HOUR),
+                                    Tier(decision_rollups, MINUTE))
+"""The decision rollups, coarsest first; every decision is counted in each."""
+
+ESCALATION_TIERS: tuple[Tier, ...] = (Tier(escalation_rollups_daily, DAY),
+                                      Tier(escalation_rollups_hourly, HOUR),
+                                      Tier(escalation_rollups, MINUTE))
+"""The escalation rollups, coarsest first; every resolution is counted in each."""
+
+
+def spans(start: datetime, end: datetime, tiers: Sequence[Tier]
+          ) -> list[tuple[Table, datetime, datetime]]:
+    """The (table, start, end) pieces that cover [start, end) with the fewest buckets:
+    whole days from the daily table, the ragged ends in hours, then in minutes.
+
+    ``start`` and ``end`` are on the finest tier's boundaries (whole minutes).
+    """
+    if start >= end:
+        return []
+    tier, finer = tiers[0], tiers[1:]
+    if not finer:
+        return [(tier.table, start, end)]
+    first = floor_to(start, tier.unit)
+    if first < start:
+        first += tier.unit
+    last = floor_to(end, tier.unit)
+    if first >= last:
+        return spans(start, end, finer)
+    return [(tier.table, first, last), *spans(start, first, finer), *spans(last, end, finer)]
 
 
 @dataclass
@@ -161,32 +208,34 @@ _TOTAL_KEYS = ("ruleset_id", "version", "outcome", "fallback")
 def add_decisions(connection: Connection, decisions: Iterable[RolledDecision]) -> None:
     """Counts decisions into the rollups in the caller's transaction.
 
-    Aggregated in Python per key, then one upsert per table (minutes, hours, all-time
-    totals), keys sorted so concurrent writers lock rows in the same order. Call it once
-    per decision actually inserted: never for an idempotent replay.
+    Aggregated in Python per key, then one upsert statement per table (minutes, hours,
+    days, all-time totals), keys sorted so concurrent writers lock rows in the same
+    order. Call it once per decision actually inserted: never for an idempotent replay.
     """
-    minutes: dict[tuple[Hashable, ...], _DecisionSums] = {}
-    hours: dict[tuple[Hashable, ...], _DecisionSums] = {}
+    tiers: list[dict[tuple[Hashable, ...], _DecisionSums]] = [{} for _ in DECISION_TIERS]
     totals: dict[tuple[Hashable, ...], _DecisionSums] = {}
     for d in decisions:
         kind = (d.version, d.outcome, bool(d.fallback))
-        minute = minute_start(d.evaluated_at)
-        for sums, key in ((minutes, (d.ruleset_id, minute, *kind)),
-                          (hours, (d.ruleset_id, minute.replace(minute=0), *kind)),
-                          (totals, (d.ruleset_id, *kind))):
-            sums.setdefault(key, _DecisionSums()).add(float(d.duration_ms))
-    for table, keys, sums in ((decision_rollups, _DECISION_KEYS, minutes),
-                              (decision_rollups_hourly, _DECISION_KEYS, hours),
-                              (decision_totals, _TOTAL_KEYS, totals)):
-        _upsert(connection, table, keys, {k: s.columns() for k, s in sums.items()},
-                max_columns=("duration_max",))
+        ms = float(d.duration_ms)
+        for tier, sums in zip(DECISION_TIERS, tiers, strict=True):
+            key = (d.ruleset_id, floor_to(d.evaluated_at, tier.unit), *kind)
+            sums.setdefault(key, _DecisionSums()).add(ms)
+        totals.setdefault((d.ruleset_id, *kind), _DecisionSums()).add(ms)
+    for tier, sums in zip(DECISION_TIERS, tiers, strict=True):
+        _upsert(connection, tier.table, _DECISION_KEYS,
+                {k: v.columns() for k, v in sums.items()}, ("duration_max",))
+    _upsert(connection, decision_totals, _TOTAL_KEYS,
+            {k: v.columns() for k, v in totals.items()}, ("duration_max",))
 
 
 def add_resolutions(connection: Connection, resolutions: Iterable[RolledResolution]) -> None:
-    """Counts resolved escalations into ``escalation_rollups`` in the caller's transaction,
-    by ruleset and minute of resolution (one upsert, keys sorted)."""
-    sums: dict[tuple[Hashable, ...], _ResolutionSums] = {}
+    """Counts resolved escalations into the escalation rollups in the caller's transaction,
+    by ruleset and minute (hour, day) of resolution: one upsert per table, keys sorted."""
+    tiers: list[dict[tuple[Hashable, ...], _ResolutionSums]] = [{} for _ in ESCALATION_TIERS]
     for r in resolutions:
-        sums.setdefault((r.ruleset_id, minute_start(r.resolved_at)), _ResolutionSums()).add(r)
-    _upsert(connection, escalation_rollups, ("ruleset_id", "bucket_start"),
-            {k: s.columns() for k, s in sums.items()}, max_columns=("seconds_max",))
+        for tier, sums in zip(ESCALATION_TIERS, tiers, strict=True):
+            key = (r.ruleset_id, floor_to(r.resolved_at, tier.unit))
+            sums.setdefault(key, _ResolutionSums()).add(r)
+    for tier, sums in zip(ESCALATION_TIERS, tiers, strict=True):
+        _upsert(connection, tier.table, ("ruleset_id", "bucket_start"),
+                {k: v.columns() for k, v in sums.items()}, ("seconds_max",))

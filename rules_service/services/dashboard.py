@@ -2,12 +2,12 @@
 
 The database does the counting, and the decisions are never scanned: every decision
 figure is read from the rollups (``adapters.rollups``), which count the decisions by
-ruleset, version, outcome and fallback, with a latency histogram, per minute, per hour
-and for all time, in the same transaction that records them. A figure therefore costs
+ruleset, version, outcome and fallback, with a latency histogram, per minute, hour and
+day and for all time, in the same transaction that records them. A figure therefore costs
 O(buckets), not O(decisions), and is right however many server processes recorded the
-rows. Escalation cycle times come from the escalation rollups (per minute of
-resolution); open and overdue escalations from COUNTs over a partial index holding only
-the open ones.
+rows. Escalation cycle times come from the escalation rollups (per minute, hour and day
+of resolution); open and overdue escalations from COUNTs over an index covering them
+(status, ruleset, due time), so they cost O(open escalations).
 
 Latency and cycle-time percentiles come from the histograms (``domain.figures.
 histogram_percentile``): the value reported lies in the same histogram bucket as the exact
@@ -19,8 +19,9 @@ exact.
 Windows are whole minutes: a decision (or resolution) counts when the minute it falls in
 starts in [since, until) with both ends rounded down to the minute; a window that ends
 now includes the current minute, so what was recorded at now is counted. The answer
-gives these bounds as ``rollup_window``. Whole hours of a window are read from the hourly
-rollups, its ragged ends from the minute ones.
+gives these bounds as ``rollup_window``. Whole days of a window are read from the daily
+rollups, its ragged ends from the hourly and then the minute ones: a window of any length
+reads at most ~(days + 2 x 23 hours + 2 x 59 minutes) buckets per key.
 
 Definitions, per ruleset and overall, for the window (default: the last 7 days):
 
@@ -53,7 +54,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, Table, case, func, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, Table, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from rules_service.adapters.orm import (
@@ -62,12 +63,14 @@ from rules_service.adapters.orm import (
     AuditEventRow,
     EscalationRow,
     VersionRow,
-    decision_rollups,
-    decision_rollups_hourly,
     decision_totals,
-    escalation_rollups,
 )
-from rules_service.adapters.rollups import hour_start, minute_start
+from rules_service.adapters.rollups import (
+    DECISION_TIERS,
+    ESCALATION_TIERS,
+    minute_start,
+    spans,
+)
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain import figures
 from rules_service.domain.errors import NotFound, RequestInvalid
@@ -79,7 +82,6 @@ from rules_service.services.governance import activate_due
 DEFAULT_WINDOW = timedelta(days=7)
 MINUTE = timedelta(minutes=1)
 _TICK = timedelta(microseconds=1)
-HOUR = timedelta(hours=1)
 OUTCOMES: tuple[str, ...] = tuple(o.value for o in Outcome)
 ESCALATION_OPEN = "open"
 ESCALATION_RESOLVED = "resolved"
@@ -197,21 +199,6 @@ def _only(stmt: Select[*_Ts], column: Any, ids: list[int] | None
     return stmt if ids is None else stmt.where(column.in_(ids))
 
 
-def _rollup_spans(start: datetime, end: datetime) -> list[tuple[Table, datetime, datetime]]:
-    """The tables and spans covering minute-aligned [start, end): whole hours from the
-    hourly rollups, the ragged ends from the minute ones."""
-    first_hour = hour_start(start) if start == hour_start(start) else hour_start(start) + HOUR
-    last_hour = hour_start(end)
-    if first_hour >= last_hour:
-        return [(decision_rollups, start, end)]
-    spans = [(decision_rollups_hourly, first_hour, last_hour)]
-    if start < first_hour:
-        spans.append((decision_rollups, start, first_hour))
-    if last_hour < end:
-        spans.append((decision_rollups, last_hour, end))
-    return spans
-
-
 def _decision_sums(table: Table) -> list[Any]:
     return [func.sum(table.c["count"]), func.sum(table.c.duration_sum),
             func.max(table.c.duration_max), *(func.sum(table.c[h]) for h in HISTOGRAM_COLUMNS)]
@@ -219,9 +206,10 @@ def _decision_sums(table: Table) -> list[Any]:
 
 def _decision_tallies(session: Session, ids: list[int] | None, start: datetime,
                       end: datetime) -> dict[int, _DecisionTally]:
-    """Per ruleset, the rollups of minute-aligned [start, end)."""
+    """Per ruleset, the rollups of minute-aligned [start, end): whole days, then hours,
+    then minutes (``adapters.rollups.spans``)."""
     tallies: dict[int, _DecisionTally] = defaultdict(_DecisionTally)
-    for table, lower, upper in _rollup_spans(start, end):
+    for table, lower, upper in spans(start, end, DECISION_TIERS):
         t = table.c
         stmt = (select(t.ruleset_id, t.outcome, t.fallback, *_decision_sums(table))
                 .where(t.bucket_start >= lower, t.bucket_start < upper)
@@ -237,11 +225,9 @@ def _open_escalations(session: Session, ids: list[int] | None,
                       now: datetime) -> dict[int, tuple[int, int]]:
     """(open, overdue) escalations by ruleset, as of now."""
     e = EscalationRow
-    # The status test is literal SQL, so both databases match it to the partial index of
-    # open escalations (a bound parameter would not prove the index's condition).
+    # Read from ix_escalations_status_ruleset_id_due_at alone: O(open escalations).
     stmt = (select(e.ruleset_id, func.count(), func.count(case((e.due_at < now, 1))))
-            .where(text(f"escalations.status = '{ESCALATION_OPEN}'"))
-            .group_by(e.ruleset_id))
+            .where(e.status == ESCALATION_OPEN).group_by(e.ruleset_id))
     return {rid: (int(count), int(overdue))
             for rid, count, overdue in session.execute(_only(stmt, e.ruleset_id, ids))}
 
@@ -252,20 +238,20 @@ def _escalation_tallies(session: Session, ids: list[int] | None, start: datetime
     for rid, (count, overdue) in _open_escalations(session, ids, now).items():
         tallies[rid].open = count
         tallies[rid].overdue = overdue
-    r = escalation_rollups.c
-    stmt = (select(r.ruleset_id, func.sum(r.resolved), func.sum(r.resolved_with_target),
-                   func.sum(r.resolved_within_target), func.sum(r.seconds_sum),
-                   func.max(r.seconds_max), *(func.sum(r[c]) for c in CYCLE_COLUMNS))
-            .where(r.bucket_start >= start, r.bucket_start < end).group_by(r.ruleset_id))
-    for rid, resolved, with_target, within, total, top, *histogram in session.execute(
-            _only(stmt, r.ruleset_id, ids)):
-        tally = tallies[rid]
-        tally.resolved = int(resolved)
-        tally.resolved_with_target = int(with_target)
-        tally.resolved_within_target = int(within)
-        tally.seconds_sum = float(total or 0.0)
-        tally.seconds_max = float(top) if top is not None else None
-        tally.histogram = [int(n) for n in histogram]
+    for table, lower, upper in spans(start, end, ESCALATION_TIERS):
+        r = table.c
+        stmt = (select(r.ruleset_id, func.sum(r.resolved), func.sum(r.resolved_with_target),
+                       func.sum(r.resolved_within_target), func.sum(r.seconds_sum),
+                       func.max(r.seconds_max), *(func.sum(r[c]) for c in CYCLE_COLUMNS))
+                .where(r.bucket_start >= lower, r.bucket_start < upper).group_by(r.ruleset_id))
+        for rid, resolved, with_target, within, total, top, *histogram in session.execute(
+                _only(stmt, r.ruleset_id, ids)):
+            part = _EscalationTally(
+                resolved=int(resolved), resolved_with_target=int(with_target),
+                resolved_within_target=int(within), seconds_sum=float(total or 0.0),
+                seconds_max=float(top) if top is not None else None,
+                histogram=[int(n) for n in histogram])
+            tallies[rid].merge(part)
     return tallies
 
 
