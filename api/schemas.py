@@ -345,6 +345,10 @@ class DiffSchema(Schema):
         "description": "each with `kind` (rule_added, threshold_changed, ...), its details, "
                        "and a one-sentence `summary`"})
     summary = fields.List(fields.String())
+    warnings = fields.List(fields.String(), metadata={
+        "description": "findings on the new version's decision tables (rows that never "
+                       "fire, shadowed rows, overlaps, gaps), each a sentence; never blocking; "
+                       "present only when there are any"})
     impact = fields.Nested(ImpactSchema, allow_none=True)
 
 
