@@ -275,6 +275,10 @@ def render_diff(diff: dict[str, Any], base_url: str = "") -> str:
     out += [f"- {_escape(sentence)}" for sentence in summary] or ["No changes."]
     out.append("")
     out += _undoes(diff.get("undoes") or [])
+    if diff.get("warnings"):
+        out += ["## Table warnings", ""]
+        out += [f"- {_escape(w)}" for w in diff["warnings"]]
+        out.append("")
     if diff.get("impact") is not None:
         out += _impact(diff["impact"])
     return "\n".join(out).rstrip() + "\n"

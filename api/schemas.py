@@ -390,6 +390,10 @@ class DiffSchema(Schema):
     version = fields.Nested(VersionSummarySchema, allow_none=True, metadata={
         "description": "the `to` version: author, note, base version, effective time, "
                        "required sign-offs and those given so far"})
+    warnings = fields.List(fields.String(), metadata={
+        "description": "findings on the new version's decision tables (rows that never "
+                       "fire, shadowed rows, overlaps, gaps), each a sentence; never blocking; "
+                       "present only when there are any"})
     impact = fields.Nested(ImpactSchema, allow_none=True)
 
 

@@ -5,22 +5,25 @@ one column with constants, so each column's values fall into finitely many class
 constant, a value between two neighbouring constants, one below and one above them all,
 each enum value, one "other" text, absent for an optional field without a default). A row
 is a box of classes, one set per column; two rows overlap when their boxes meet in every
-column. Pairs of rows are compared only in tables of at most MAX_PAIRWISE_ROWS rows, and
-at most MAX_LISTED findings of each kind are listed (the rest are counted).
+column. Every overlap is found and counted (through per-class row sets, not a pass over
+all pairs); a row is tested for being shadowed against at most MAX_CONTAINMENT_CHECKS
+earlier rows it meets with its outcome, and at most MAX_LISTED findings of each kind are
+listed (the rest are counted).
 """
 
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rules_service.domain.tables import CellError, read_cell
-from rules_service.language.ast import Compare, Expr, InList, Literal, ThresholdRef
+from rules_service.language.ast import And, Compare, Expr, InList, Literal, ThresholdRef
 from rules_service.language.evaluator import evaluate
 
-MAX_PAIRWISE_ROWS = 1500
+MAX_CONTAINMENT_CHECKS = 200
 MAX_LISTED = 20
 _ABSENT = object()
 
@@ -105,6 +108,56 @@ def _classes(spec: Mapping[str, Any], constants: list[Any]) -> list[Any]:
     return values
 
 
+def _sorted_numbers(values: list[Any]) -> list[Any] | None:
+    """The classes' numbers when they are ascending numbers (absent last), else None."""
+    numbers = [v for v in values if v is not _ABSENT]
+    if not numbers or any(isinstance(v, bool) or not isinstance(v, int | float)
+                          for v in numbers):
+        return None
+    return numbers if all(a < b for a, b in zip(numbers, numbers[1:], strict=False)) else None
+
+
+def _bits(lo: int, hi: int) -> int:
+    """Bits lo .. hi-1."""
+    return ((1 << hi) - 1) ^ ((1 << lo) - 1) if hi > lo else 0
+
+
+def _fast_mask(condition: Expr | None, numbers: list[Any] | None,
+               thresholds: Mapping[str, Any]) -> int | None:
+    """The classes a numeric cell accepts, by bisection; None when it is not that simple."""
+    if condition is None or numbers is None:
+        return None
+
+    def value(node: Any) -> Any:
+        if isinstance(node, Literal):
+            return node.value
+        if isinstance(node, ThresholdRef):
+            return thresholds.get(node.name)
+        return None
+
+    def one(node: Any) -> int | None:
+        if not isinstance(node, Compare) or not isinstance(node.right, Literal | ThresholdRef):
+            return None
+        c = value(node.right)
+        if isinstance(c, bool) or not isinstance(c, int | float):
+            return None
+        n = len(numbers)
+        lo, hi = bisect_left(numbers, c), bisect_right(numbers, c)
+        op = node.op.value
+        return {"==": _bits(lo, hi), "!=": _bits(0, n) & ~_bits(lo, hi), "<": _bits(0, lo),
+                "<=": _bits(0, hi), ">": _bits(hi, n), ">=": _bits(lo, n)}[op]
+
+    if isinstance(condition, And):
+        parts = [one(c) for c in condition.operands]
+        if any(p is None for p in parts):
+            return None
+        mask = _bits(0, len(numbers))
+        for p in parts:
+            mask &= p  # type: ignore[operator]
+        return mask
+    return one(condition)
+
+
 def _nested(column: str, value: Any) -> dict[str, Any]:
     parts = column.split(".")
     data: dict[str, Any] = {} if value is _ABSENT else {parts[-1]: value}
@@ -162,9 +215,14 @@ def _analyze(t: int, table: Mapping[str, Any], inputs: Mapping[str, Any],
         classes.append(_classes(spec, constants))
     # masks[r][k]: bit i set when row r's cell in column k accepts class i.
     masks: list[list[int]] = []
+    sorted_numbers = [_sorted_numbers(values) for values in classes]
     for row_reads in reads:
         row_masks = []
         for k, cell in enumerate(row_reads):
+            fast = _fast_mask(cell.condition, sorted_numbers[k], thresholds)
+            if fast is not None:
+                row_masks.append(fast)
+                continue
             mask = 0
             for i, value in enumerate(classes[k]):
                 if cell.condition is None or evaluate(cell.condition,
@@ -188,42 +246,69 @@ def _analyze(t: int, table: Mapping[str, Any], inputs: Mapping[str, Any],
             found["never_fires"].append(TableWarning(
                 "never_fires", place(r), f"{tid}.{rows[r]['id']} can never fire: no value of "
                                          f"{cells} is possible"))
-    if len(rows) <= MAX_PAIRWISE_ROWS:
-        for j in range(len(rows)):
-            if j in dead:
-                continue
-            mj = masks[j]
-            for i in range(len(rows)):
-                if i == j or i in dead:
-                    continue
-                mi = masks[i]
-                if not all(a & b for a, b in zip(mi, mj, strict=True)):
-                    continue
-                same = rows[i]["then"] == rows[j]["then"]
-                if same and i < j and all(b & ~a == 0 for a, b in zip(mi, mj, strict=True)):
-                    found["shadowed"].append(TableWarning(
-                        "shadowed", place(j),
-                        f"{tid}.{rows[j]['id']} never changes a decision: every input it "
-                        f"matches, the earlier row {tid}.{rows[i]['id']} matches too, with the "
-                        f"same outcome ({rows[j]['then']})"))
-                    break
-                if not same and i < j:
-                    both = [a & b for a, b in zip(mi, mj, strict=True)]
-                    found["overlap"].append(TableWarning(
-                        "overlap", place(j),
-                        f"{tid}.{rows[i]['id']} ({rows[i]['then']}) and {tid}.{rows[j]['id']} "
-                        f"({rows[j]['then']}) both fire for some inputs, e.g. "
-                        f"{_example(columns, classes, both)}; the more severe outcome decides"))
-    else:
-        out.append(TableWarning("bounded", f"tables[{t}]",
-                                f"{tid} has {len(rows):,} rows: overlaps and shadowed rows are "
-                                f"checked for tables of at most {MAX_PAIRWISE_ROWS:,} rows"))
+    # accepting[k][i]: the rows (a bit set over row numbers) whose cell in column k accepts
+    # class i. The rows meeting row j in every column are the AND over columns of the rows
+    # accepting any class row j accepts: no pass over all pairs of rows.
+    live = sum(1 << r for r in range(len(rows)) if r not in dead)
+    accepting = [[0] * len(classes[k]) for k in range(len(columns))]
+    for r, row_masks in enumerate(masks):
+        if r in dead:
+            continue
+        for k, mask in enumerate(row_masks):
+            while mask:
+                i = (mask & -mask).bit_length() - 1
+                accepting[k][i] |= 1 << r
+                mask &= mask - 1
+    by_outcome: dict[str, int] = {}
+    for r, row in enumerate(rows):
+        by_outcome[row["then"]] = by_outcome.get(row["then"], 0) | (1 << r)
+    overlaps_counted = 0
+    for j in range(len(rows)):
+        if j in dead:
+            continue
+        meets = live & ~(1 << j)
+        for k, mask in enumerate(masks[j]):
+            column = 0
+            while mask and meets:
+                i = (mask & -mask).bit_length() - 1
+                column |= accepting[k][i]
+                mask &= mask - 1
+            meets &= column
+        if not meets:
+            continue
+        earlier = meets & ((1 << j) - 1)
+        same = earlier & by_outcome[rows[j]["then"]]
+        checked = 0
+        while same and checked < MAX_CONTAINMENT_CHECKS:
+            i = (same & -same).bit_length() - 1
+            same &= same - 1
+            checked += 1
+            if all(b & ~a == 0 for a, b in zip(masks[i], masks[j], strict=True)):
+                found["shadowed"].append(TableWarning(
+                    "shadowed", place(j),
+                    f"{tid}.{rows[j]['id']} never changes a decision: every input it "
+                    f"matches, the earlier row {tid}.{rows[i]['id']} matches too, with the "
+                    f"same outcome ({rows[j]['then']})"))
+                break
+        other = earlier & ~by_outcome[rows[j]["then"]]
+        overlaps_counted += other.bit_count()
+        while other and len(found["overlap"]) < MAX_LISTED:
+            i = (other & -other).bit_length() - 1
+            other &= other - 1
+            both = [a & b for a, b in zip(masks[i], masks[j], strict=True)]
+            found["overlap"].append(TableWarning(
+                "overlap", place(j),
+                f"{tid}.{rows[i]['id']} ({rows[i]['then']}) and {tid}.{rows[j]['id']} "
+                f"({rows[j]['then']}) both fire for some inputs, e.g. "
+                f"{_example(columns, classes, both)}; the more severe outcome decides"))
+    extra_overlaps = overlaps_counted - len(found["overlap"])
     for kind in ("never_fires", "shadowed", "overlap"):
         items = found[kind]
         out.extend(items[:MAX_LISTED])
-        if len(items) > MAX_LISTED:
+        more = len(items) - MAX_LISTED if kind != "overlap" else extra_overlaps
+        if more > 0:
             out.append(TableWarning(kind, f"tables[{t}]",
-                                    f"and {len(items) - MAX_LISTED:,} more like these in {tid}"))
+                                    f"and {more:,} more like these in {tid}"))
     for k, spec in enumerate(specs):
         if not (isinstance(spec.get("enum"), list)
                 or spec.get("type") in ("number", "integer", "boolean")):

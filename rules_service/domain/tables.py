@@ -49,9 +49,24 @@ class Cell:
     text: str  # as an approver reads it: "500..2000", "> 5", "[a, b]", "hardware", "-"
 
 
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
+_THRESHOLD = re.compile(r"^thresholds\.([A-Za-z_][A-Za-z0-9_]*)$")
+
+
 def _operand(text: str) -> Operand:
     """A value or threshold written after an operator or as a range bound."""
     text = text.strip()
+    # The common forms directly (a table of thousands of rows has tens of thousands of
+    # cells); anything else goes through the condition parser.
+    if _NUMBER.match(text):
+        number = float(text)
+        exact = int(text) if re.fullmatch(r"-?\d+", text) else number
+        return Literal(exact)
+    threshold = _THRESHOLD.match(text)
+    if threshold:
+        return ThresholdRef(threshold.group(1))
+    if text in ("true", "false"):
+        return Literal(text == "true")
     if not _LITERAL_TEXT.match(text):
         text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'  # a bare word is text
     try:

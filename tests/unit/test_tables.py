@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rules_service.adapters.ruleset_files import load_ruleset_definition, load_ruleset_text
 from rules_service.domain.errors import RulesetInvalid
@@ -217,3 +219,24 @@ def test_the_diff_carries_the_table_warnings_without_blocking() -> None:
     definition = load_ruleset_text(TEXT).definition
     diff = diff_definitions(definition, definition)
     assert not diff.changes and any("both fire for some inputs" in w for w in diff.warnings)
+
+
+@settings(max_examples=200, deadline=None)
+@given(cells=st.lists(st.one_of(
+    st.integers(-5, 5),
+    st.tuples(st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), st.integers(-5, 5)).map(
+        lambda t: f"{t[0]} {t[1]}"),
+    st.tuples(st.integers(-5, 5), st.integers(-5, 5)).map(lambda t: f"{t[0]}..{t[1]}")),
+    min_size=1, max_size=6))
+def test_the_analysis_reads_numeric_cells_as_the_evaluator_does(cells: list[Any]) -> None:
+    from rules_service.domain import table_analysis as ta
+    from rules_service.language.evaluator import evaluate
+
+    reads = [read_cell("x", c) for c in cells]
+    constants = [v for r in reads for v in ta._constants(r.condition, {})]
+    classes = ta._classes({"type": "integer"}, constants)
+    numbers = ta._sorted_numbers(classes)
+    for read in reads:
+        slow = sum(1 << i for i, v in enumerate(classes)
+                   if evaluate(read.condition, ta._nested("x", v), {}))
+        assert ta._fast_mask(read.condition, numbers, {}) == slow
