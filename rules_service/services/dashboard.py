@@ -49,12 +49,12 @@ Definitions, per ruleset and overall, for the window (default: the last 7 days):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, Table, case, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, Subquery, case, func, select, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from rules_service.adapters.orm import (
@@ -68,6 +68,7 @@ from rules_service.adapters.orm import (
 from rules_service.adapters.rollups import (
     DECISION_TIERS,
     ESCALATION_TIERS,
+    Tier,
     minute_start,
     spans,
 )
@@ -199,25 +200,39 @@ def _only(stmt: Select[*_Ts], column: Any, ids: list[int] | None
     return stmt if ids is None else stmt.where(column.in_(ids))
 
 
-def _decision_sums(table: Table) -> list[Any]:
-    return [func.sum(table.c["count"]), func.sum(table.c.duration_sum),
-            func.max(table.c.duration_max), *(func.sum(table.c[h]) for h in HISTOGRAM_COLUMNS)]
+def _spanned(tiers: Sequence[Tier], start: datetime, end: datetime, ids: list[int] | None,
+             columns: Sequence[str]) -> Subquery | None:
+    """The rollup rows covering minute-aligned [start, end): whole days, then hours, then
+    minutes (``adapters.rollups.spans``), as one UNION ALL, so one round trip reads them."""
+    parts = []
+    for table, lower, upper in spans(start, end, tiers):
+        part = select(*(table.c[c] for c in columns)).where(
+            table.c.bucket_start >= lower, table.c.bucket_start < upper)
+        parts.append(_only(part, table.c.ruleset_id, ids))
+    if not parts:
+        return None
+    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
+
+
+_DECISION_COLUMNS = ("ruleset_id", "outcome", "fallback", "count", "duration_sum",
+                     "duration_max", *HISTOGRAM_COLUMNS)
 
 
 def _decision_tallies(session: Session, ids: list[int] | None, start: datetime,
                       end: datetime) -> dict[int, _DecisionTally]:
-    """Per ruleset, the rollups of minute-aligned [start, end): whole days, then hours,
-    then minutes (``adapters.rollups.spans``)."""
+    """Per ruleset, the rollups of minute-aligned [start, end)."""
     tallies: dict[int, _DecisionTally] = defaultdict(_DecisionTally)
-    for table, lower, upper in spans(start, end, DECISION_TIERS):
-        t = table.c
-        stmt = (select(t.ruleset_id, t.outcome, t.fallback, *_decision_sums(table))
-                .where(t.bucket_start >= lower, t.bucket_start < upper)
-                .group_by(t.ruleset_id, t.outcome, t.fallback))
-        for rid, outcome, fallback, count, total, top, *histogram in session.execute(
-                _only(stmt, t.ruleset_id, ids)):
-            tallies[rid].add(outcome, bool(fallback), int(count), float(total or 0.0),
-                             float(top) if top is not None else None, histogram)
+    rows = _spanned(DECISION_TIERS, start, end, ids, _DECISION_COLUMNS)
+    if rows is None:
+        return tallies
+    r = rows.c
+    stmt = (select(r.ruleset_id, r.outcome, r.fallback, func.sum(r["count"]),
+                   func.sum(r.duration_sum), func.max(r.duration_max),
+                   *(func.sum(r[h]) for h in HISTOGRAM_COLUMNS))
+            .group_by(r.ruleset_id, r.outcome, r.fallback))
+    for rid, outcome, fallback, count, total, top, *histogram in session.execute(stmt):
+        tallies[rid].add(outcome, bool(fallback), int(count), float(total or 0.0),
+                         float(top) if top is not None else None, histogram)
     return tallies
 
 
@@ -232,26 +247,30 @@ def _open_escalations(session: Session, ids: list[int] | None,
             for rid, count, overdue in session.execute(_only(stmt, e.ruleset_id, ids))}
 
 
+_ESCALATION_COLUMNS = ("ruleset_id", "resolved", "resolved_with_target",
+                       "resolved_within_target", "seconds_sum", "seconds_max", *CYCLE_COLUMNS)
+
+
 def _escalation_tallies(session: Session, ids: list[int] | None, start: datetime,
                         end: datetime, now: datetime) -> dict[int, _EscalationTally]:
     tallies: dict[int, _EscalationTally] = defaultdict(_EscalationTally)
     for rid, (count, overdue) in _open_escalations(session, ids, now).items():
         tallies[rid].open = count
         tallies[rid].overdue = overdue
-    for table, lower, upper in spans(start, end, ESCALATION_TIERS):
-        r = table.c
-        stmt = (select(r.ruleset_id, func.sum(r.resolved), func.sum(r.resolved_with_target),
-                       func.sum(r.resolved_within_target), func.sum(r.seconds_sum),
-                       func.max(r.seconds_max), *(func.sum(r[c]) for c in CYCLE_COLUMNS))
-                .where(r.bucket_start >= lower, r.bucket_start < upper).group_by(r.ruleset_id))
-        for rid, resolved, with_target, within, total, top, *histogram in session.execute(
-                _only(stmt, r.ruleset_id, ids)):
-            part = _EscalationTally(
-                resolved=int(resolved), resolved_with_target=int(with_target),
-                resolved_within_target=int(within), seconds_sum=float(total or 0.0),
-                seconds_max=float(top) if top is not None else None,
-                histogram=[int(n) for n in histogram])
-            tallies[rid].merge(part)
+    rows = _spanned(ESCALATION_TIERS, start, end, ids, _ESCALATION_COLUMNS)
+    if rows is None:
+        return tallies
+    r = rows.c
+    stmt = (select(r.ruleset_id, func.sum(r.resolved), func.sum(r.resolved_with_target),
+                   func.sum(r.resolved_within_target), func.sum(r.seconds_sum),
+                   func.max(r.seconds_max), *(func.sum(r[c]) for c in CYCLE_COLUMNS))
+            .group_by(r.ruleset_id))
+    for rid, resolved, with_target, within, total, top, *histogram in session.execute(stmt):
+        tallies[rid].merge(_EscalationTally(
+            resolved=int(resolved), resolved_with_target=int(with_target),
+            resolved_within_target=int(within), seconds_sum=float(total or 0.0),
+            seconds_max=float(top) if top is not None else None,
+            histogram=[int(n) for n in histogram]))
     return tallies
 
 
