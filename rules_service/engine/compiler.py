@@ -31,11 +31,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import regex
 
 from rules_service.domain.ruleset import FieldType, InputField, Ruleset
 from rules_service.language.ast import (
@@ -415,7 +416,8 @@ class _Compiler:
     def match_atom(self, expr: Matches, positive: bool) -> Node:
         if not isinstance(expr.operand, FieldRef):
             value = self.constant(expr.operand)
-            hit = isinstance(value, str) and re.search(whole_value(expr.pattern), value) is not None
+            hit = isinstance(value, str) and \
+                regex.search(whole_value(expr.pattern), value) is not None
             return _const(hit == positive)
         self.field(expr.operand)
         for m in self.matches:
@@ -659,7 +661,7 @@ class FactEncoder:
             self.fields.append((enc, f"f{index}" if low else None, f"g{index}" if high else None))
         self.matches = [(key, tuple(path), pattern) for key, path, pattern, *_ in wire["matches"]]
         # search(pattern, text) -> bool; injected so the worker can add a regex timeout.
-        self.search = search or (lambda p, t: re.search(whole_value(p), t) is not None)
+        self.search = search or (lambda p, t: regex.search(whole_value(p), t) is not None)
 
     def encode(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """The fact for ``data``; raises EncodeError for a value the engine cannot take."""

@@ -8,9 +8,10 @@ the benchmark. Absent-field semantics (contract section 1): a comparison, ``in``
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
+
+import regex
 
 from rules_service.language.ast import (
     And,
@@ -98,7 +99,9 @@ def evaluate(expr: Expr, data: Mapping[str, Any], thresholds: Mapping[str, Any])
         value = _operand(expr.operand, data, thresholds)
         if is_absent(value) or not isinstance(value, str):
             return False
-        return re.search(whole_value(expr.pattern), value) is not None
+        # The regex module (its default VERSION0 dialect), as the engine's workers use: Python's
+        # re and regex disagree on a few Unicode classes (is '¼' a \w?).
+        return regex.search(whole_value(expr.pattern), value) is not None
     if isinstance(expr, FieldRef):
         return lookup(data, expr.path) is True
     if isinstance(expr, ThresholdRef):
