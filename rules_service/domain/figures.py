@@ -223,7 +223,9 @@ def histogram_percentile(counts: Sequence[int], bounds: Sequence[float], p: floa
             value = lower + (upper - lower) * (rank - before) / count
             # Float rounding must not move the value out of (lower, upper].
             value = min(max(value, math.nextafter(lower, math.inf)), upper)
-        return min(value, maximum) if maximum is not None and maximum > lower else value
+        # The first bucket holds its lower bound (0) too, so a maximum of 0 caps it as well.
+        capped = maximum is not None and (maximum > lower or index == 0)
+        return min(value, maximum) if capped and maximum is not None else value
     raise AssertionError("the rank is within the total")  # pragma: no cover
 
 
