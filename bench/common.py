@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -40,12 +41,12 @@ def http(method: str, url: str, *, token: str | None = None, body: Any = None,
 
 
 def timed_get(url: str, *, token: str | None, repeats: int, budget_s: float,
-              ) -> dict[str, Any]:
+              ) -> tuple[dict[str, Any], bytes]:
     """GET ``url`` once to warm up, then up to ``repeats`` times within ``budget_s``:
-    the best and median milliseconds and the statuses seen."""
+    the best and median milliseconds and the statuses seen, and the first body."""
     statuses: list[int] = []
     times: list[float] = []
-    status, _, first = http("GET", url, token=token)
+    status, body, first = http("GET", url, token=token)
     statuses.append(status)
     deadline = time.monotonic() + budget_s
     for _ in range(repeats):
@@ -59,4 +60,9 @@ def timed_get(url: str, *, token: str | None, repeats: int, budget_s: float,
     times.sort()
     return {"best_ms": round(times[0], 1), "median_ms": round(times[len(times) // 2], 1),
             "first_ms": round(first * 1000, 1), "samples": len(times),
-            "statuses": sorted(set(statuses))}
+            "statuses": sorted(set(statuses))}, body
+
+
+def log(message: str) -> None:
+    """A progress line on stderr, with the time of day."""
+    print(f"bench {time.strftime('%H:%M:%S')}  {message}", file=sys.stderr, flush=True)

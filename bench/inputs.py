@@ -7,12 +7,11 @@ import random
 from pathlib import Path
 from typing import Any
 
+from bench.common import RULESET_FILE
 from rules_service.adapters.ruleset_files import load_ruleset_file
 from rules_service.domain.errors import InputInvalid
 from rules_service.domain.inputs import validate_input
 from rules_service.domain.ruleset import Ruleset
-
-from bench.common import RULESET_FILE
 
 
 def ruleset() -> Ruleset:

@@ -3,21 +3,24 @@ have exactly its format) copied with new ids and times spread over 30 days, thei
 escalations, and the matching ``decision_rollups`` rows computed here with the service's
 bucketing (minute floor of ``evaluated_at`` in UTC, ``figures.latency_bucket``).
 
-PostgreSQL gets COPY; SQLite gets SQLAlchemy Core executemany in large transactions.
+PostgreSQL gets COPY; SQLite gets a Core executemany of driver-ready rows (JSON serialised
+once per template, times in SQLAlchemy's SQLite storage format) in large transactions.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import random
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import create_engine, func, insert, select
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
 
+from bench.common import BenchError
 from rules_service.adapters.orm import (
     HISTOGRAM_COLUMNS,
     DecisionRow,
@@ -25,8 +28,6 @@ from rules_service.adapters.orm import (
     decision_rollups,
 )
 from rules_service.domain.figures import latency_bucket
-
-from bench.common import BenchError
 
 DECISIONS = DecisionRow.__table__
 ESCALATIONS = EscalationRow.__table__
@@ -57,57 +58,71 @@ def _templates(engine: Engine, limit: int = 2000) -> list[dict[str, Any]]:
         rows = [dict(r._mapping) for r in conn.execute(query)]
     if not rows:
         raise BenchError("no recorded decisions to copy: record some before seeding")
+    for row in rows:  # serialised once, copied a thousand times
+        for key in ("input", "fired_rules", "deciding_rules"):
+            row[key] = json.dumps(row[key])
     return rows
 
 
-def _minute(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
+_EPOCH = datetime(1970, 1, 1)
+_MINUTE_US = 60_000_000
 
 
-def _rows(templates: list[dict[str, Any]], n: int, before: datetime, rng: random.Random
-          ) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """(decision, escalation or None) rows, evaluated in [before - 30 days, before)."""
-    span_us = int(SPREAD.total_seconds() * 1e6)
-    start = before - SPREAD
-    for _ in range(n):
-        t = templates[rng.randrange(len(templates))]
-        at = start + timedelta(microseconds=rng.randrange(span_us))
+def _time_ordered_id(at_us: int, rng: random.Random) -> str:
+    """A UUIDv7-shaped id (milliseconds first), so the rows go in index order."""
+    h = f"{at_us // 1000:012x}7{rng.getrandbits(76):019x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _rows(templates: list[dict[str, Any]], n: int, before: datetime, rng: random.Random,
+          stamp: Callable[[int], str]
+          ) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None, int]]:
+    """(decision, escalation or None, evaluated_at in microseconds since the epoch), in
+    time order over [before - 30 days, before); times as the database's text (``stamp``)."""
+    step_us = SPREAD.total_seconds() * 1e6 / n
+    start_us = int((before - SPREAD).timestamp() * 1e6)
+    count = len(templates)
+    for i in range(n):
+        t = templates[int(rng.random() * count)]
+        at_us = start_us + int((i + rng.random()) * step_us)
         fallback = rng.random() < FALLBACK_SHARE
-        duration = round(min(rng.lognormvariate(-1.2, 0.8), 5000.0), 3)
+        duration = round(min(math.exp(rng.gauss(-1.2, 0.8)), 5000.0), 3)
         decision = {
-            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "id": _time_ordered_id(at_us, rng),
             "ruleset_id": t["ruleset_id"], "version": t["version"], "input": t["input"],
             "outcome": "escalate" if fallback else t["outcome"],
-            "fired_rules": [] if fallback else t["fired_rules"],
-            "deciding_rules": [] if fallback else t["deciding_rules"],
+            "fired_rules": "[]" if fallback else t["fired_rules"],
+            "deciding_rules": "[]" if fallback else t["deciding_rules"],
             "fallback": fallback,
             "fallback_reason": "engine timed out after 2.0 s" if fallback else None,
             "caller": t["caller"], "idempotency_key": None, "request_hash": None,
-            "evaluated_at": at, "duration_ms": duration}
+            "evaluated_at": stamp(at_us), "duration_ms": duration}
         escalation = None
         if decision["outcome"] == "escalate":
             is_open = rng.random() < OPEN_ESCALATION_SHARE
-            resolved = at + timedelta(minutes=rng.uniform(5, 600))
+            resolved_us = at_us + int(rng.uniform(5, 600) * _MINUTE_US)
             escalation = {
-                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "id": _time_ordered_id(at_us, rng),
                 "decision_id": decision["id"], "ruleset_id": t["ruleset_id"],
                 "version": t["version"], "to_role": t["to_role"] or "approver",
-                "status": "open" if is_open else "resolved", "due_at": at + timedelta(hours=4),
-                "created_at": at, "resolved_at": None if is_open else resolved,
+                "status": "open" if is_open else "resolved",
+                "due_at": stamp(at_us + 240 * _MINUTE_US),
+                "created_at": decision["evaluated_at"],
+                "resolved_at": None if is_open else stamp(resolved_us),
                 "resolved_by": None if is_open else "controller",
-                "resolution": None if is_open else rng.choice(("approve", "reject")),
+                "resolution": None if is_open else ("approve", "reject")[rng.random() < 0.2],
                 "comment": ""}
-        yield decision, escalation
+        yield decision, escalation, at_us
 
 
-def _rollup(acc: dict[tuple[Any, ...], dict[str, Any]], d: dict[str, Any]) -> None:
-    key = (d["ruleset_id"], _minute(d["evaluated_at"]), d["version"], d["outcome"],
-           d["fallback"])
+def _rollup(acc: dict[tuple[Any, ...], dict[str, Any]], d: dict[str, Any], at_us: int
+            ) -> None:
+    key = (d["ruleset_id"], at_us // _MINUTE_US, d["version"], d["outcome"], d["fallback"])
     row = acc.get(key)
     if row is None:
-        row = acc[key] = {"ruleset_id": key[0], "bucket_start": key[1], "version": key[2],
-                          "outcome": key[3], "fallback": key[4], "count": 0,
-                          "duration_sum": 0.0, "duration_max": 0.0,
+        row = acc[key] = {"ruleset_id": key[0], "bucket_start": key[1] * _MINUTE_US,
+                          "version": key[2], "outcome": key[3], "fallback": key[4],
+                          "count": 0, "duration_sum": 0.0, "duration_max": 0.0,
                           **{c: 0 for c in HISTOGRAM_COLUMNS}}
     row["count"] += 1
     row["duration_sum"] += d["duration_ms"]
@@ -119,24 +134,39 @@ def seed(url: str, n: int, before: datetime, *, seed_value: int = 7) -> dict[str
     """Adds ``n`` decisions (with escalations and rollups) evaluated in the 30 days before
     ``before`` (a minute boundary earlier than any decision the service records meanwhile,
     so the seeded rollup buckets never collide with the service's own)."""
-    before = _minute(before.astimezone(UTC))
+    before = before.astimezone(UTC).replace(second=0, microsecond=0)
     engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _fast(dbapi_connection: Any, _record: Any) -> None:
+            # Durability does not matter for a throwaway table; seeding speed does.
+            dbapi_connection.execute("PRAGMA synchronous=OFF")
+
     started = time.perf_counter()
     try:
         rng = random.Random(seed_value)
         templates = _templates(engine)
         rollups: dict[tuple[Any, ...], dict[str, Any]] = {}
         escalations = 0
-        rows = _rows(templates, n, before, rng)
+        postgres = engine.dialect.name == "postgresql"
+        stamp = _pg_stamp if postgres else _sqlite_stamp
+        if postgres:  # COPY's text format treats backslashes as escapes
+            for t in templates:
+                for key in ("input", "fired_rules", "deciding_rules"):
+                    t[key] = t[key].replace("\\", "\\\\")
+        rows = _rows(templates, n, before, rng, stamp)
         for offset in range(0, n, CHUNK):
             chunk = [next(rows) for _ in range(min(CHUNK, n - offset))]
-            decisions = [d for d, _ in chunk]
-            opened = [e for _, e in chunk if e is not None]
-            for d in decisions:
-                _rollup(rollups, d)
+            decisions = [d for d, _, _ in chunk]
+            opened = [e for _, e, _ in chunk if e is not None]
+            for d, _, at in chunk:
+                _rollup(rollups, d, at)
             escalations += len(opened)
             _write(engine, decisions, opened)
-        _write_rollups(engine, list(rollups.values()))
+        rollup_rows = list(rollups.values())
+        for row in rollup_rows:
+            row["bucket_start"] = stamp(row["bucket_start"])
+        _write_rollups(engine, rollup_rows)
         if engine.dialect.name == "postgresql":  # what autovacuum would do on its own
             with engine.connect() as conn:
                 conn.exec_driver_sql("ANALYZE decisions, escalations, decision_rollups")
@@ -155,37 +185,68 @@ def _write(engine: Engine, decisions: list[dict[str, Any]],
         _copy(engine, "escalations", escalations)
         return
     with engine.begin() as conn:
-        conn.execute(insert(DECISIONS), decisions)
-        if escalations:
-            conn.execute(insert(ESCALATIONS), escalations)
+        _sqlite_insert(conn, "decisions", decisions)
+        _sqlite_insert(conn, "escalations", escalations)
 
 
 def _write_rollups(engine: Engine, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     if engine.dialect.name == "postgresql":
-        _copy(engine, "decision_rollups", rows)
+        _copy(engine, decision_rollups.name, rows)
         return
     with engine.begin() as conn:
-        for i in range(0, len(rows), CHUNK):
-            conn.execute(insert(decision_rollups), rows[i:i + CHUNK])
+        _sqlite_insert(conn, decision_rollups.name, rows)
+
+
+def _sqlite_stamp(at_us: int) -> str:
+    """A UTC time (microseconds since the epoch) in SQLAlchemy's SQLite DATETIME format."""
+    return (_EPOCH + timedelta(microseconds=at_us)).isoformat(" ", "microseconds")
+
+
+def _pg_stamp(at_us: int) -> str:
+    """A UTC time (microseconds since the epoch) as PostgreSQL timestamptz text."""
+    return (_EPOCH + timedelta(microseconds=at_us)).isoformat(" ", "microseconds") + "+00"
+
+
+def _sqlite_insert(conn: Any, table: str, rows: list[dict[str, Any]]) -> None:
+    """One executemany of driver-ready tuples (JSON already text, times formatted)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    statement = (f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - our names
+                 f"VALUES ({', '.join('?' for _ in columns)})")
+    conn.exec_driver_sql(statement, [tuple(row.values()) for row in rows])
+
+
+def _pg_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    return str(value)
 
 
 def _copy(engine: Engine, table: str, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL COPY of dict rows (JSON columns as JSON text)."""
+    """PostgreSQL COPY of dict rows, written as COPY text (JSON already escaped text)."""
     if not rows:
         return
-    from psycopg.types.json import Jsonb
-
     columns = list(rows[0])
+    text = "".join("\t".join(map(_pg_text, row.values())) + "\n" for row in rows)
     raw = engine.raw_connection()
     try:
         conn = raw.driver_connection
+        with conn.cursor() as cur:
+            # Rows are valid by construction: skip the per-row foreign-key triggers.
+            cur.execute("SET session_replication_role = replica")
         with conn.cursor() as cur, cur.copy(
                 f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # noqa: S608
-            for row in rows:
-                copy.write_row([Jsonb(v) if isinstance(v, dict | list) else v
-                                for v in row.values()])
+            copy.write(text)
+        conn.commit()
+        with conn.cursor() as cur:
+            cur.execute("SET session_replication_role = DEFAULT")
         conn.commit()
     finally:
         raw.close()
