@@ -14,6 +14,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,15 +79,24 @@ def _rows(templates: list[dict[str, Any]], n: int, before: datetime, rng: random
           stamp: Callable[[int], str]
           ) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None, int]]:
     """(decision, escalation or None, evaluated_at in microseconds since the epoch), in
-    time order over [before - 30 days, before); times as the database's text (``stamp``)."""
+    time order over [before - 30 days, before); times as the database's text (``stamp``).
+
+    One 64-bit draw per row picks the template, the jitter in time, fallback or not, the
+    latency (from a table of log-normal draws) and the escalation's fate: a million rows
+    must be made in seconds."""
     step_us = SPREAD.total_seconds() * 1e6 / n
     start_us = int((before - SPREAD).timestamp() * 1e6)
     count = len(templates)
+    latencies = [round(min(math.exp(rng.gauss(-1.2, 0.8)), 5000.0), 3) for _ in range(4096)]
+    fallback_every = round(1 / FALLBACK_SHARE)
+    open_every = round(1 / OPEN_ESCALATION_SHARE)
+    draw = rng.getrandbits
     for i in range(n):
-        t = templates[int(rng.random() * count)]
-        at_us = start_us + int((i + rng.random()) * step_us)
-        fallback = rng.random() < FALLBACK_SHARE
-        duration = round(min(math.exp(rng.gauss(-1.2, 0.8)), 5000.0), 3)
+        bits = draw(64)
+        t = templates[(bits & 0xFFFF) % count]
+        at_us = start_us + int((i + ((bits >> 16) & 0xFFFF) / 65536) * step_us)
+        fallback = (bits >> 32) % fallback_every == 0
+        evaluated_at = stamp(at_us)
         decision = {
             "id": _time_ordered_id(at_us, rng),
             "ruleset_id": t["ruleset_id"], "version": t["version"], "input": t["input"],
@@ -96,21 +106,20 @@ def _rows(templates: list[dict[str, Any]], n: int, before: datetime, rng: random
             "fallback": fallback,
             "fallback_reason": "engine timed out after 2.0 s" if fallback else None,
             "caller": t["caller"], "idempotency_key": None, "request_hash": None,
-            "evaluated_at": stamp(at_us), "duration_ms": duration}
+            "evaluated_at": evaluated_at, "duration_ms": latencies[(bits >> 42) & 0xFFF]}
         escalation = None
         if decision["outcome"] == "escalate":
-            is_open = rng.random() < OPEN_ESCALATION_SHARE
-            resolved_us = at_us + int(rng.uniform(5, 600) * _MINUTE_US)
+            is_open = (bits >> 54) % open_every == 0
+            resolved_us = at_us + (5 + (bits >> 16) % 595) * _MINUTE_US
             escalation = {
                 "id": _time_ordered_id(at_us, rng),
                 "decision_id": decision["id"], "ruleset_id": t["ruleset_id"],
                 "version": t["version"], "to_role": t["to_role"] or "approver",
                 "status": "open" if is_open else "resolved",
-                "due_at": stamp(at_us + 240 * _MINUTE_US),
-                "created_at": decision["evaluated_at"],
+                "due_at": stamp(at_us + 240 * _MINUTE_US), "created_at": evaluated_at,
                 "resolved_at": None if is_open else stamp(resolved_us),
                 "resolved_by": None if is_open else "controller",
-                "resolution": None if is_open else ("approve", "reject")[rng.random() < 0.2],
+                "resolution": None if is_open else ("approve", "reject")[bits % 5 == 0],
                 "comment": ""}
         yield decision, escalation, at_us
 
@@ -155,14 +164,21 @@ def seed(url: str, n: int, before: datetime, *, seed_value: int = 7) -> dict[str
                 for key in ("input", "fired_rules", "deciding_rules"):
                     t[key] = t[key].replace("\\", "\\\\")
         rows = _rows(templates, n, before, rng, stamp)
-        for offset in range(0, n, CHUNK):
-            chunk = [next(rows) for _ in range(min(CHUNK, n - offset))]
-            decisions = [d for d, _, _ in chunk]
-            opened = [e for _, e, _ in chunk if e is not None]
-            for d, _, at in chunk:
-                _rollup(rollups, d, at)
-            escalations += len(opened)
-            _write(engine, decisions, opened)
+        # The database ingests one chunk while the next is made (one write in flight).
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            pending: Future[None] | None = None
+            for offset in range(0, n, CHUNK):
+                chunk = [next(rows) for _ in range(min(CHUNK, n - offset))]
+                decisions = [d for d, _, _ in chunk]
+                opened = [e for _, e, _ in chunk if e is not None]
+                for d, _, at in chunk:
+                    _rollup(rollups, d, at)
+                escalations += len(opened)
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(_write, engine, decisions, opened)
+            if pending is not None:
+                pending.result()
         rollup_rows = list(rollups.values())
         for row in rollup_rows:
             row["bucket_start"] = stamp(row["bucket_start"])
