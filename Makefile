@@ -44,7 +44,7 @@ profile: install $(VENV)/.bench-installed
 
 lint: install
 	$(VENV)/bin/ruff check rules_service api tests bench
-	$(VENV)/bin/mypy rules_service api
+	$(VENV)/bin/mypy rules_service api bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

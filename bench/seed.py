@@ -253,7 +253,7 @@ def _copy(engine: Engine, table: str, rows: list[dict[str, Any]]) -> None:
     text = "".join("\t".join(map(_pg_text, row.values())) + "\n" for row in rows)
     raw = engine.raw_connection()
     try:
-        conn = raw.driver_connection
+        conn: Any = raw.driver_connection
         with conn.cursor() as cur:
             # Rows are valid by construction: skip the per-row foreign-key triggers.
             cur.execute("SET session_replication_role = replica")

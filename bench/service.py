@@ -45,7 +45,7 @@ def _evaluate_load(svc: Server, noop: Server, bodies: Path, token: str) -> dict[
             for name, server in (("noop", noop), ("evaluate", svc)):
                 rounds[name].append(run_wrk(server.base + url, bodies=bodies, token=token,
                                             connections=connections, seconds=WRK_SECONDS))
-        summary = {name: _combine(runs) for name, runs in rounds.items()}
+        summary: dict[str, Any] = {name: _combine(runs) for name, runs in rounds.items()}
         summary["evaluate_vs_noop"] = _ratio(summary["evaluate"]["req_per_s"],
                                              summary["noop"]["req_per_s"])
         summary["rounds"] = rounds
