@@ -164,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         except BenchError as exc:
             print(f"bench.profile: {exc}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            print("bench.profile: interrupted; every server it started is stopped",
+                  file=sys.stderr)
+            return 130
     return 0
 
 

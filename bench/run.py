@@ -224,6 +224,9 @@ def main() -> int:
         except BenchError as exc:
             print(f"bench: {exc}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            print("bench: interrupted; every server it started is stopped", file=sys.stderr)
+            return 130
     results["goals"] = goals(results)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["finished_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
