@@ -1,7 +1,7 @@
 """A large decisions table, fast: real recorded decisions (from the service, so the rows
 have exactly its format) copied with new ids and times spread over 30 days, their
-escalations, and the matching ``decision_rollups`` rows computed here with the service's
-bucketing (minute floor of ``evaluated_at`` in UTC, ``figures.latency_bucket``).
+escalations, and the rollups of every tier, counted by the service's own
+``adapters.rollups`` functions exactly as the recording transaction counts them.
 
 PostgreSQL gets COPY; SQLite gets a Core executemany of driver-ready rows (JSON serialised
 once per template, times in SQLAlchemy's SQLite storage format) in large transactions.
@@ -22,13 +22,8 @@ from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
 
 from bench.common import BenchError
-from rules_service.adapters.orm import (
-    HISTOGRAM_COLUMNS,
-    DecisionRow,
-    EscalationRow,
-    decision_rollups,
-)
-from rules_service.domain.figures import latency_bucket
+from rules_service.adapters import rollups
+from rules_service.adapters.orm import DecisionRow, EscalationRow
 
 DECISIONS = DecisionRow.__table__
 ESCALATIONS = EscalationRow.__table__
@@ -118,25 +113,30 @@ def _rows(templates: list[dict[str, Any]], n: int, before: datetime, rng: random
                 "status": "open" if is_open else "resolved",
                 "due_at": stamp(at_us + 240 * _MINUTE_US), "created_at": evaluated_at,
                 "resolved_at": None if is_open else stamp(resolved_us),
+                "resolved_us": None if is_open else resolved_us,
                 "resolved_by": None if is_open else "controller",
                 "resolution": None if is_open else ("approve", "reject")[bits % 5 == 0],
                 "comment": ""}
         yield decision, escalation, at_us
 
 
-def _rollup(acc: dict[tuple[Any, ...], dict[str, Any]], d: dict[str, Any], at_us: int
-            ) -> None:
-    key = (d["ruleset_id"], at_us // _MINUTE_US, d["version"], d["outcome"], d["fallback"])
-    row = acc.get(key)
-    if row is None:
-        row = acc[key] = {"ruleset_id": key[0], "bucket_start": key[1] * _MINUTE_US,
-                          "version": key[2], "outcome": key[3], "fallback": key[4],
-                          "count": 0, "duration_sum": 0.0, "duration_max": 0.0,
-                          **{c: 0 for c in HISTOGRAM_COLUMNS}}
-    row["count"] += 1
-    row["duration_sum"] += d["duration_ms"]
-    row["duration_max"] = max(row["duration_max"], d["duration_ms"])
-    row[HISTOGRAM_COLUMNS[latency_bucket(d["duration_ms"])]] += 1
+def _micros(at_us: int) -> datetime:
+    return datetime.fromtimestamp(at_us / 1e6, UTC)
+
+
+def _rolled(chunk: list[tuple[dict[str, Any], dict[str, Any] | None, int]]
+            ) -> tuple[list[rollups.RolledDecision], list[rollups.RolledResolution]]:
+    """What the service's rollups count of a chunk: its decisions and resolutions."""
+    decided, resolved = [], []
+    for d, e, at_us in chunk:
+        at = _micros(at_us)
+        decided.append(rollups.RolledDecision(d["ruleset_id"], d["version"], at, d["outcome"],
+                                              d["fallback"], d["duration_ms"]))
+        resolved_us = e.pop("resolved_us") if e is not None else None
+        if resolved_us is not None:
+            resolved.append(rollups.RolledResolution(d["ruleset_id"], at, _micros(resolved_us),
+                                                     at + timedelta(minutes=240)))
+    return decided, resolved
 
 
 def seed(url: str, n: int, before: datetime, *, seed_value: int = 7) -> dict[str, Any]:
@@ -155,7 +155,6 @@ def seed(url: str, n: int, before: datetime, *, seed_value: int = 7) -> dict[str
     try:
         rng = random.Random(seed_value)
         templates = _templates(engine)
-        rollups: dict[tuple[Any, ...], dict[str, Any]] = {}
         escalations = 0
         postgres = engine.dialect.name == "postgresql"
         stamp = _pg_stamp if postgres else _sqlite_stamp
@@ -171,48 +170,40 @@ def seed(url: str, n: int, before: datetime, *, seed_value: int = 7) -> dict[str
                 chunk = [next(rows) for _ in range(min(CHUNK, n - offset))]
                 decisions = [d for d, _, _ in chunk]
                 opened = [e for _, e, _ in chunk if e is not None]
-                for d, _, at in chunk:
-                    _rollup(rollups, d, at)
+                # The rollups of every tier the service reads, through its own code.
+                decided, resolved = _rolled(chunk)
                 escalations += len(opened)
                 if pending is not None:
                     pending.result()
-                pending = writer.submit(_write, engine, decisions, opened)
+                pending = writer.submit(_write, engine, decisions, opened, decided, resolved)
             if pending is not None:
                 pending.result()
-        rollup_rows = list(rollups.values())
-        for row in rollup_rows:
-            row["bucket_start"] = stamp(row["bucket_start"])
-        _write_rollups(engine, rollup_rows)
         if engine.dialect.name == "postgresql":  # what autovacuum would do on its own
             with engine.connect() as conn:
-                conn.exec_driver_sql("ANALYZE decisions, escalations, decision_rollups")
+                conn.exec_driver_sql("ANALYZE")
                 conn.commit()
     finally:
         engine.dispose()
-    return {"decisions": n, "escalations": escalations, "rollup_rows": len(rollups),
+    return {"decisions": n, "escalations": escalations,
             "window": [(before - SPREAD).isoformat(), before.isoformat()],
             "seconds": round(time.perf_counter() - started, 1)}
 
 
 def _write(engine: Engine, decisions: list[dict[str, Any]],
-           escalations: list[dict[str, Any]]) -> None:
+           escalations: list[dict[str, Any]], decided: list[rollups.RolledDecision],
+           resolved: list[rollups.RolledResolution]) -> None:
     if engine.dialect.name == "postgresql":
         _copy(engine, "decisions", decisions)
         _copy(engine, "escalations", escalations)
+        with engine.begin() as conn:
+            rollups.add_decisions(conn, decided)
+            rollups.add_resolutions(conn, resolved)
         return
     with engine.begin() as conn:
         _sqlite_insert(conn, "decisions", decisions)
         _sqlite_insert(conn, "escalations", escalations)
-
-
-def _write_rollups(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    if engine.dialect.name == "postgresql":
-        _copy(engine, decision_rollups.name, rows)
-        return
-    with engine.begin() as conn:
-        _sqlite_insert(conn, decision_rollups.name, rows)
+        rollups.add_decisions(conn, decided)
+        rollups.add_resolutions(conn, resolved)
 
 
 def _sqlite_stamp(at_us: int) -> str:

@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 from bench import inputs as bench_inputs
 from bench import seed
 from bench.profile import categorise
-from rules_service.adapters.orm import HISTOGRAM_COLUMNS
-from rules_service.domain.figures import latency_bucket
 from rules_service.engine import ReferenceEvaluator
 from rules_service.language.evaluator import evaluate as reference_condition
 from rules_service.language.parser import parse_condition
@@ -81,20 +79,22 @@ def test_each_translated_condition_holds_exactly_when_the_reference_says_so(
             (to_zen(condition, thresholds), data)
 
 
-def test_seeded_rollups_count_every_decision_once_in_its_minute_and_latency_bucket() -> None:
+def test_seeded_decisions_are_rolled_up_once_each_with_their_resolutions() -> None:
     templates = [{"ruleset_id": 1, "version": 1, "input": "{}", "outcome": outcome,
                   "fired_rules": "[]", "deciding_rules": "[]", "caller": "bot",
                   "to_role": "approver"} for outcome in ("approve", "escalate", "reject")]
     rows = list(seed._rows(templates, 2000, datetime(2026, 1, 31, tzinfo=UTC),
                            random.Random(1), seed._sqlite_stamp))
-    rollups: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for decision, _, at_us in rows:
-        seed._rollup(rollups, decision, at_us)
-    assert sum(r["count"] for r in rollups.values()) == 2000
-    assert all(sum(r[c] for c in HISTOGRAM_COLUMNS) == r["count"] for r in rollups.values())
+    decided, resolved = seed._rolled(rows)
+    assert len(decided) == 2000
     decision, _, at_us = rows[0]
-    key = (1, at_us // 60_000_000, 1, decision["outcome"], decision["fallback"])
-    assert rollups[key][HISTOGRAM_COLUMNS[latency_bucket(decision["duration_ms"])]] >= 1
+    assert decided[0].evaluated_at == datetime.fromtimestamp(at_us / 1e6, UTC)
+    assert (decided[0].outcome, decided[0].duration_ms) == (decision["outcome"],
+                                                            decision["duration_ms"])
+    escalated = [e for _, e, _ in rows if e is not None]
+    assert len(resolved) == sum(1 for e in escalated if e["status"] == "resolved") > 0
+    assert all("resolved_us" not in e for e in escalated)  # never written as a column
+    assert all(r.resolved_at > r.created_at for r in resolved)
     assert decision["evaluated_at"].startswith("2026-01-01 ")
     assert [r[2] for r in rows] == sorted(r[2] for r in rows)
 
