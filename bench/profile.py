@@ -35,6 +35,10 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("connection checkout / pre-ping", ("_do_ping_w_event (", "do_ping (", "_checkout (")),
     ("token lookup (authentication)", ("authenticate_request (", "authenticate (")),
     ("due-activation check", ("activate_due (",)),
+    # After the restructure: a request waits for the writer thread's group transaction,
+    # and takes its version from the process's memory.
+    ("waiting for its group commit (decision, escalation, rollups)", ("decision_log.py",)),
+    ("active version from memory (live state)", ("deciding_version (",)),
     ("commit", ("commit (",)),
     ("recording the decision (reads and inserts)", ("record_decision (", "add_many (",
                                                     "_record")),
