@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test test-sqlite test-postgres bench lint clean
+.PHONY: install run test test-sqlite test-postgres bench profile lint clean
 
 install: $(VENV)/.installed
 
@@ -27,12 +27,24 @@ test-sqlite: test
 test-postgres: install
 	RULES_SERVICE_TEST_DATABASE=postgresql $(PY) -m pytest $(PYTEST_ARGS)
 
-bench: install
+# The whole bench in one run (< 10 min): wrk from Debian's packages, the bench extras, then
+# bench/run.py on SQLite and on a throwaway PostgreSQL database (started if it is down).
+bench: install $(VENV)/.bench-installed
+	command -v wrk || (apt-get update && apt-get install -y wrk)
 	$(PY) -m bench.run
+
+$(VENV)/.bench-installed: pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+# py-spy profiles of evaluate under load, summarised into bench/profiles/LABEL-DB.txt.
+profile: install $(VENV)/.bench-installed
+	command -v wrk || (apt-get update && apt-get install -y wrk)
+	$(PY) -m bench.profile --label $(or $(LABEL),after)
 
 lint: install
 	$(VENV)/bin/ruff check rules_service api tests bench
-	$(VENV)/bin/mypy rules_service api
+	$(VENV)/bin/mypy rules_service api bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

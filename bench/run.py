@@ -1,186 +1,246 @@
-"""``make bench``: throughput and timings, as ratios against a baseline measured in the same run.
+"""``make bench``: every figure of issue 7 in one run, each next to a baseline measured in
+the same run, on SQLite and on PostgreSQL.
 
-Engine: the plain-Python reference evaluator deciding the expense ruleset in-process is the
-baseline; the durable-rules engine (isolated worker processes) is measured one call per
-input and in batches. Governance: a diff with impact replay over 10,000 recorded decisions
-(SQLite, through the service layer), against the baseline of deciding the same inputs with
-the reference evaluator. Figures go to bench/results.json and are printed as a table.
+- engine: the reference evaluator (baseline), the durable-rules pool one call per input and
+  in batches, and zen-engine (GoRules) deciding the same rules (bench/engine.py);
+- per database (bench/service.py), the service under gunicorn (2 workers, gthread, 8
+  threads) and a plain no-op Flask app under the same settings (the baseline): evaluate at
+  8 and 32 connections with wrk, interleaved with the no-op; recorded decisions against
+  200 answers; evaluate-batch; impact replay of 10,000 decisions; the dashboard and
+  /metrics on 1,000,000 decisions; the workers' memory before and after the load;
+- decision tables (bench/tables.py, when that module exists): its ``run()`` dict.
+
+Writes bench/results.json, prints the table and the goals as pass/fail lines, and rewrites
+the "Latest run" table in bench/README.md. Exit 1 only when a figure is wrong (an engine
+disagreeing with the reference, decisions lost or invented), not when a goal is missed.
+
+Environment: BENCH_DATABASES (default "sqlite,postgresql"), BENCH_WRK_SECONDS (8),
+BENCH_WRK_ROUNDS (2), BENCH_DECISIONS (1000000), BENCH_REPLAY (10000), BENCH_INPUTS (4000).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
-import random
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rules_service.adapters.ruleset_files import load_ruleset_file
-from rules_service.domain.inputs import validate_input
-from rules_service.engine import EnginePool, ReferenceEvaluator
+from bench import engine as engine_bench
+from bench import inputs as bench_inputs
+from bench import service
+from bench.common import ROOT, BenchError, log
+from bench.databases import DATABASES
+from bench.load import wrk_path
+from bench.servers import stop_on_signals
 
-ROOT = Path(__file__).resolve().parent.parent
-RULESET = ROOT / "rulesets" / "expense-approval.yaml"
 RESULTS = ROOT / "bench" / "results.json"
+README = ROOT / "bench" / "README.md"
 N_INPUTS = int(os.environ.get("BENCH_INPUTS", "4000"))
-N_REPLAY = int(os.environ.get("BENCH_REPLAY", "10000"))
-REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
-BATCH = 100
+TABLE_START = "<!-- bench:latest:start -->"
+TABLE_END = "<!-- bench:latest:end -->"
 
 
-def _inputs(ruleset: Any, n: int) -> list[dict[str, Any]]:
-    """Valid, varied inputs: the ruleset's own test inputs with numbers jittered."""
-    rng = random.Random(42)
-    seeds = [t.input for t in ruleset.tests]
-    out = []
-    while len(out) < n:
-        raw = json.loads(json.dumps(rng.choice(seeds)))
-        for key, value in raw.items():
-            if isinstance(value, float | int) and not isinstance(value, bool):
-                raw[key] = type(value)(value * rng.uniform(0.5, 1.5))
-        try:
-            out.append(validate_input(ruleset, raw))
-        except Exception:  # noqa: BLE001, S112 - a jittered value may leave the schema
-            continue
+def tables_figures() -> dict[str, Any] | None:
+    """The decision-table bench (issue 12): ``bench.tables.run()`` when the module exists."""
+    try:
+        module = importlib.import_module("bench.tables")
+    except ModuleNotFoundError as exc:
+        if exc.name == "bench.tables":
+            return None
+        raise
+    result: dict[str, Any] = module.run()
+    return result
+
+
+def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 7's goals, one line per goal and database: the value, the target, pass/fail."""
+    out: list[dict[str, Any]] = []
+
+    def add(db: str, name: str, value: float | None, target: str, ok: bool | None) -> None:
+        out.append({"db": db, "goal": name, "value": value, "target": target,
+                    "pass": bool(ok) if value is not None else False})
+
+    for db, fig in results["service"].items():
+        c32 = fig["evaluate"]["c32"]
+        add(db, "evaluate/no-op at 32 connections", c32["evaluate_vs_noop"], ">= 0.50",
+            (c32["evaluate_vs_noop"] or 0) >= 0.5)
+        add(db, "evaluate p99 at 32 connections (ms)", c32["evaluate"]["p99_ms"], "< 25",
+            c32["evaluate"]["p99_ms"] < 25)
+        floor = 10_000 if db == "postgresql" else 5_000
+        rate = fig["batch"]["decisions_per_s"]
+        add(db, "evaluate-batch recorded decisions/s", rate, f">= {floor}", rate >= floor)
+        ops = fig.get("operations") or {}
+        for key, label, limit in (("dashboard_default", "dashboard, default window (ms)", 200),
+                                  ("dashboard_30d", "dashboard, 30 days (ms)", 200),
+                                  ("metrics", "/metrics (ms)", 50)):
+            value = ops.get(key, {}).get("median_ms")
+            add(db, f"{label} on {fig['seeded'].get('table_total', 0):,} decisions", value,
+                f"< {limit}", value is not None and value < limit)
+        impact = fig["impact"]["median_ms"]
+        add(db, f"impact replay of {fig['impact']['replayed']} decisions (ms)", impact,
+            "< 2000", impact < 2000)
+        mem = fig["memory"]
+        for key, label in (("workers_growth_pct", "API workers"),
+                           ("engine_workers_growth_pct", "engine workers")):
+            value = mem[key]
+            add(db, f"memory growth of the {label} (%) over "
+                    f"{mem['evaluations_between']:,} evaluations", value, "within 10",
+                value is not None and abs(value) <= 10)
     return out
 
 
-def _rate(run: Callable[[], int]) -> float:
-    """Best-of-REPEATS evaluations per second."""
-    rates = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        count = run()
-        rates.append(count / (time.perf_counter() - start))
-    return max(rates)
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
 
 
-def governance_figures(engine: EnginePool, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Diff with impact replay over N_REPLAY recorded decisions, on a fresh SQLite database."""
-    from rules_service.adapters import schema
-    from rules_service.bootstrap import bootstrap
-    from rules_service.config import Settings
-    from rules_service.services import diffs, evaluation
-    from rules_service.services.demo import DEMO_AUTOMATION, seed_demo
+def table(results: dict[str, Any]) -> str:
+    """The results as Markdown: one row per figure, one column per database."""
+    dbs = list(results["service"])
+    lines = [f"| figure | {' | '.join(dbs)} |", f"|---|{'---|' * len(dbs)}"]
 
-    ruleset = load_ruleset_file(RULESET)
-    replay_inputs = (inputs * (N_REPLAY // len(inputs) + 1))[:N_REPLAY]
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.db"
-        schema.upgrade(url, "head")
-        container = bootstrap(Settings(database_url=url), evaluator=engine)
-        try:
-            # The demo leaves expense-approval v1 active and v2 (a raised limit) pending.
-            seed_demo(container.uow, engine, ROOT / "rulesets", Path(tmp) / "tokens.json")
-            start = time.perf_counter()
-            for i in range(0, len(replay_inputs), 1000):
-                evaluation.evaluate_batch(container.uow(), engine, ruleset.name,
-                                          replay_inputs[i:i + 1000], caller=DEMO_AUTOMATION)
-            record_s = time.perf_counter() - start
-            start = time.perf_counter()
-            result = diffs.diff_versions(container.uow(), engine, ruleset.name,
-                                         impact=N_REPLAY).to_dict()
-            diff_s = time.perf_counter() - start
-        finally:
-            container.close()
-    reference = ReferenceEvaluator()
-    start = time.perf_counter()
-    for data in replay_inputs:
-        reference.evaluate(ruleset, data)
-    baseline_s = time.perf_counter() - start
-    impact = result.get("impact") or {}
-    return {
-        "recorded_decisions": N_REPLAY,
-        "record_decisions_per_s": round(N_REPLAY / record_s, 1),
-        "diff_with_impact_ms": round(diff_s * 1000, 1),
-        "baseline_reference_decide_ms": round(baseline_s * 1000, 1),
-        "diff_with_impact_vs_baseline": round(diff_s / baseline_s, 3),
-        "replayed": impact.get("replayed"),
-        "changed": impact.get("changed"),
-        "transitions": impact.get("transitions"),
-        "summary": result.get("summary"),
-    }
+    def row(label: str, pick: Any) -> None:
+        cells = []
+        for db in dbs:
+            try:
+                cells.append(_fmt(pick(results["service"][db])))
+            except (KeyError, TypeError):
+                cells.append("-")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+
+    for c in service.CONNECTIONS:
+        k = f"c{c}"
+        row(f"no-op req/s, {c} conn (baseline)",
+            lambda f, k=k: f["evaluate"][k]["noop"]["req_per_s"])
+        row(f"evaluate req/s, {c} conn", lambda f, k=k: f["evaluate"][k]["evaluate"]["req_per_s"])
+        row(f"evaluate / no-op, {c} conn", lambda f, k=k: f["evaluate"][k]["evaluate_vs_noop"])
+        row(f"evaluate p50 / p99 ms, {c} conn",
+            lambda f, k=k: f"{f['evaluate'][k]['evaluate']['p50_ms']} / "
+                           f"{f['evaluate'][k]['evaluate']['p99_ms']}")
+        row(f"no-op p50 / p99 ms, {c} conn",
+            lambda f, k=k: f"{f['evaluate'][k]['noop']['p50_ms']} / "
+                           f"{f['evaluate'][k]['noop']['p99_ms']}")
+        row(f"evaluate non-2xx, {c} conn", lambda f, k=k: f["evaluate"][k]["evaluate"]["non_2xx"])
+    row("recorded decisions - 200 answers (bound)",
+        lambda f: f"{f['decisions_vs_200']['recorded_minus_ok']} "
+                  f"(0..{f['decisions_vs_200']['bound_in_flight_at_deadlines']})")
+    row("evaluate-batch decisions/s (1000 per call)", lambda f: f["batch"]["decisions_per_s"])
+    row("  reference evaluator in-process evals/s (baseline)",
+        lambda f: f["batch"]["baseline_reference_evals_per_s"])
+    row("impact replay of 10k decisions, ms", lambda f: f["impact"]["median_ms"])
+    row("  reference deciding them twice in-process, ms (baseline)",
+        lambda f: f["impact"]["baseline_reference_2x_decide_ms"])
+    row("decisions in the table for the figures below", lambda f: f["seeded"]["table_total"])
+    row("dashboard, default window, ms",
+        lambda f: f["operations"]["dashboard_default"]["median_ms"])
+    row("dashboard, 30 days, ms", lambda f: f["operations"]["dashboard_30d"]["median_ms"])
+    row("/metrics, ms", lambda f: f["operations"]["metrics"]["median_ms"])
+    row("  one no-op GET, ms (baseline)",
+        lambda f: f["operations"]["baseline_noop_get"]["median_ms"])
+    row("API workers RSS MB warm -> after load",
+        lambda f: f"{f['memory']['after_warmup']['workers_total_mb']} -> "
+                  f"{f['memory']['after_load']['workers_total_mb']} "
+                  f"({f['memory']['workers_growth_pct']}%)")
+    row("engine workers RSS MB warm -> after load",
+        lambda f: f"{f['memory']['after_warmup']['engine_workers_total_mb']} -> "
+                  f"{f['memory']['after_load']['engine_workers_total_mb']} "
+                  f"({f['memory']['engine_workers_growth_pct']}%)")
+    eng = results["engine"]
+    lines += ["", "| engine (in-process, same inputs) | evals/s | x reference |", "|---|---|---|"]
+    for key, value in eng["figures"].items():
+        lines.append(f"| {key} | {value:,.0f} | {eng['ratios_vs_baseline'][key]:.3f} |")
+    zen = eng["zen_engine"]
+    if zen.get("installed"):
+        lines.append(f"\nzen-engine agrees with the reference evaluator on the fired rules of "
+                     f"{zen['agree_fired_rules']:,} and the outcome of {zen['agree_outcome']:,} "
+                     f"of {zen['inputs']:,} inputs; the durable-rules pool disagrees on "
+                     f"{eng['engine_reference_disagreements']}.")
+    lines += ["", "| goal | db | value | target | |", "|---|---|---|---|---|"]
+    for g in results["goals"]:
+        lines.append(f"| {g['goal']} | {g['db']} | {_fmt(g['value'])} | {g['target']} | "
+                     f"{'pass' if g['pass'] else 'FAIL'} |")
+    if results.get("tables") is not None:
+        lines += ["", "decision tables (bench/tables.py): "
+                  f"`{json.dumps(results['tables'])[:2000]}`"]
+    return "\n".join(lines) + "\n"
+
+
+def write_readme(results: dict[str, Any], markdown: str) -> None:
+    """Replaces the "Latest run" table of bench/README.md (between its two markers)."""
+    if not README.exists():
+        return
+    text = README.read_text()
+    if TABLE_START not in text or TABLE_END not in text:
+        return
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    stamp = (f"Run of {results['finished_at']} on {results['machine']['platform']} "
+             f"({results['machine']['cpus']} CPUs), {results['seconds']:.0f} s in all.\n\n")
+    README.write_text(f"{head}{TABLE_START}\n{stamp}{markdown}{TABLE_END}{tail}")
 
 
 def main() -> int:
-    """Runs the benchmark and writes bench/results.json."""
-    ruleset = load_ruleset_file(RULESET)
-    inputs = _inputs(ruleset, N_INPUTS)
-    reference = ReferenceEvaluator()
-    figures: dict[str, float] = {}
-
-    def ref_single() -> int:
-        for data in inputs:
-            reference.evaluate(ruleset, data)
-        return len(inputs)
-
-    with EnginePool(workers=1) as engine:
-        engine.evaluate_many(ruleset, inputs[:BATCH])  # warm-up: start the worker, compile
-
-        def engine_single() -> int:
-            for data in inputs:
-                engine.evaluate(ruleset, data)
-            return len(inputs)
-
-        def engine_batched() -> int:
-            for i in range(0, len(inputs), BATCH):
-                engine.evaluate_many(ruleset, inputs[i:i + BATCH])
-            return len(inputs)
-
-        # The engine must agree with the reference on every benchmark input.
-        disagreements = sum(
-            a.fired_ids != b.fired_ids
-            for a, b in zip(engine.evaluate_many(ruleset, inputs),
-                            reference.evaluate_many(ruleset, inputs), strict=True))
-        figures["reference_evals_per_s"] = _rate(ref_single)
-        figures["engine_single_evals_per_s"] = _rate(engine_single)
-        figures["engine_batched_evals_per_s"] = _rate(engine_batched)
-        latencies = []
-        for data in inputs[:1000]:
-            start = time.perf_counter()
-            engine.evaluate(ruleset, data)
-            latencies.append((time.perf_counter() - start) * 1000)
-        governance = governance_figures(engine, inputs)
-
-    base = figures["reference_evals_per_s"]
-    qs = statistics.quantiles(latencies, n=100)
-    results = {
-        "ruleset": ruleset.name,
-        "rules": len(ruleset.rules),
-        "inputs": len(inputs),
-        "batch_size": BATCH,
-        "baseline": "reference_evals_per_s (plain-Python evaluator, same run)",
-        "figures": {k: round(v, 1) for k, v in figures.items()},
-        "ratios_vs_baseline": {k: round(v / base, 4) for k, v in figures.items()},
-        "engine_single_latency_ms": {"p50": round(qs[49], 3), "p95": round(qs[94], 3),
-                                     "p99": round(qs[98], 3)},
-        "engine_reference_disagreements": disagreements,
-        "governance": governance,
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                    "cpus": os.cpu_count()},
-    }
+    """Runs the whole bench and writes bench/results.json and the README table."""
+    started = time.perf_counter()
+    kinds = [k.strip() for k in os.environ.get("BENCH_DATABASES", ",".join(DATABASES)).split(",")
+             if k.strip()]
+    unknown = [k for k in kinds if k not in DATABASES]
+    if unknown:
+        print(f"bench: unknown database(s) {unknown}; choose from {list(DATABASES)}",
+              file=sys.stderr)
+        return 2
+    rs = bench_inputs.ruleset()
+    raws = bench_inputs.raw_inputs(rs, N_INPUTS)
+    validated = bench_inputs.validated(rs, raws)
+    results: dict[str, Any] = {"machine": {"python": sys.version.split()[0],
+                                           "platform": platform.platform(),
+                                           "cpus": os.cpu_count(),
+                                           "load_average": os.getloadavg()}}
+    with stop_on_signals():
+        try:
+            wrk_path()
+            log("engine")
+            results["engine"] = engine_bench.run(rs, validated)
+            results["service"] = {}
+            with tempfile.TemporaryDirectory(prefix="rules-bench-") as tmp_name:
+                tmp = Path(tmp_name)
+                bodies = bench_inputs.write_bodies(tmp / "bodies.jsonl", raws[:1000])
+                for kind in kinds:
+                    log(f"service on {kind}")
+                    results["service"][kind] = service.run(kind, tmp, rs, raws, validated,
+                                                           bodies)
+            log("decision tables")
+            results["tables"] = tables_figures()
+        except BenchError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("bench: interrupted; every server it started is stopped", file=sys.stderr)
+            return 130
+    results["goals"] = goals(results)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    results["finished_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"{'measure':32} {'evals/s':>12} {'x baseline':>11}")
-    for key, value in figures.items():
-        print(f"{key:32} {value:12.0f} {value / base:11.3f}")
-    lat = results["engine_single_latency_ms"]
-    print(f"engine single-call latency ms: p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}")
-    print(f"engine/reference disagreements: {disagreements} of {len(inputs)}")
-    print(f"diff with impact replay over {governance['recorded_decisions']} decisions: "
-          f"{governance['diff_with_impact_ms']} ms "
-          f"({governance['diff_with_impact_vs_baseline']}x deciding them with the reference "
-          f"evaluator: {governance['baseline_reference_decide_ms']} ms); "
-          f"{governance['changed']} outcomes change {governance['transitions']}")
-    print(f"recording decisions through the service (batches of 1000): "
-          f"{governance['record_decisions_per_s']}/s")
-    print(f"written to {RESULTS.relative_to(ROOT)}")
-    return 1 if disagreements else 0
+    markdown = table(results)
+    write_readme(results, markdown)
+    print(markdown)
+    for g in results["goals"]:
+        print(f"{'PASS' if g['pass'] else 'FAIL'}  {g['db']:10} {g['goal']}: "
+              f"{_fmt(g['value'])} (goal {g['target']})")
+    wrong = results["engine"]["engine_reference_disagreements"] or any(
+        not fig["decisions_vs_200"]["pass"] for fig in results["service"].values())
+    print(f"written to {RESULTS.relative_to(ROOT)} in {results['seconds']:.0f} s")
+    return 1 if wrong else 0
 
 
 if __name__ == "__main__":
