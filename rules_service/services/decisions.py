@@ -21,6 +21,7 @@ from rules_service.domain.decision import Evaluation
 from rules_service.domain.errors import Conflict, NotFound, RequestInvalid
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
+from rules_service.services import events
 from rules_service.services.governance import resolve_actor, ruleset_of
 from rules_service.services.views import iso
 
@@ -333,6 +334,7 @@ def resolve_escalation(uow: UnitOfWork, escalation_id: str, *, resolution: str,
         row.resolved_at = uow.now()
         row.comment = comment or ""
         uow.session.flush()
+        events.escalation_resolved(uow, row)
         view = _escalation_view(row)
         uow.commit()
     return view

@@ -69,9 +69,10 @@ def test_a_warm_evaluate_reads_nothing_and_writes_once(api: Api, container: Cont
     assert (approve.status_code, escalate.status_code) == (200, 200)
     assert [s for s in sent if s.startswith("SELECT")] == []
     inserts = [s.split("(")[0].split()[-1].lower() for s in sent if s.startswith("INSERT")]
-    # Per decision: the decision, (its escalation,) the rollup: one statement per table.
+    # Per decision: the decision, (its escalation and the escalation.opened outbox event,)
+    # the rollup: one statement per table.
     assert inserts == ["decisions", "decision_rollups",
-                       "decisions", "escalations", "decision_rollups"]
+                       "decisions", "escalations", "outbox_events", "decision_rollups"]
     assert {approve.get_json()["decision_id"], escalate.get_json()["decision_id"]} \
         <= stored_ids(container)
 
