@@ -32,9 +32,10 @@ from rules_service.adapters.orm import (
     PrincipalRow,
     SubscriptionRow,
     VersionRow,
+    utcnow,
 )
 from rules_service.adapters.senders import Attempt, SmtpSettings, post_webhook, send_email
-from rules_service.adapters.unit_of_work import UnitOfWork
+from rules_service.adapters.unit_of_work import Clock, UnitOfWork
 from rules_service.config import SettingsError
 from rules_service.domain import lifecycle
 from rules_service.domain import notifications as rules
@@ -142,9 +143,10 @@ class Worker:
     """Carries out escalation timers and delivers the outbox; ``run_once`` is one pass."""
 
     def __init__(self, uow_factory: Callable[[], UnitOfWork],
-                 settings: DeliverySettings | None = None, *,
+                 settings: DeliverySettings | None = None, *, clock: Clock = utcnow,
                  rng: random.Random | None = None, webhook: Webhook = post_webhook) -> None:
         self._uow = uow_factory
+        self._clock = clock
         self.settings = settings or DeliverySettings()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
         self._webhook = webhook
@@ -347,8 +349,7 @@ class Worker:
                               message_id_key=job.event_id, timeout_s=self.settings.timeout_s)
         if job.secret is None:
             return Attempt(False, None, "the subscription was deleted")
-        uow_now = self._uow().now()
-        timestamp = int(uow_now.timestamp())
+        timestamp = int(self._clock().timestamp())
         headers = {"X-Rules-Event": job.event_type, "X-Rules-Delivery": job.delivery_id,
                    "X-Rules-Timestamp": str(timestamp),
                    "X-Rules-Signature": rules.signature(job.secret, timestamp, body)}

@@ -8,6 +8,7 @@ import json
 import random
 import signal
 import subprocess
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -17,9 +18,10 @@ from sqlalchemy import func, select
 from rules_service.adapters.orm import DeliveryRow, OutboxEventRow
 from rules_service.adapters.senders import SmtpSettings
 from rules_service.bootstrap import Container
+from rules_service.domain.lifecycle import AuditAction
 from rules_service.domain.notifications import verify_signature
 from rules_service.engine import EnginePool
-from rules_service.services import governance, notifications
+from rules_service.services import events, governance, notifications
 from rules_service.services.delivery import DeliverySettings, PassReport, Worker
 from tests.e2e.support import cli_command, server_env
 from tests.integration.api_fixtures import Api, error_of
@@ -55,7 +57,7 @@ def worker(container: Container, mailbox: Mailbox) -> Worker:  # noqa: F811
     settings = DeliverySettings(max_attempts=5, backoff_base_s=10, backoff_cap_s=60,
                                 timeout_s=5, lease_s=30, concurrency=1,
                                 smtp=SmtpSettings(host=mailbox.host, port=mailbox.port))
-    return Worker(container.uow, settings, rng=random.Random(7))
+    return Worker(container.uow, settings, clock=container.clock, rng=random.Random(7))
 
 
 def drain(worker: Worker) -> list[PassReport]:
@@ -236,7 +238,7 @@ def test_killing_the_worker_mid_delivery_loses_nothing(
     drain(worker)
     subscribe(api, receiver.url, ["version.proposed"])
     propose(api, 200, who="dev")
-    receiver.hold = __import__("threading").Event()
+    receiver.hold = threading.Event()
     receiver.hold.set()
     env = {**server_env(database_url), "RULES_SERVICE_DELIVERY_TIMEOUT": "20",
            "RULES_SERVICE_DELIVERY_LEASE": "30", "RULES_SERVICE_WORKER_POLL_INTERVAL": "0.1"}
@@ -413,3 +415,40 @@ def test_the_delivery_log_filters_and_pages(api: Api, container: Container, work
     assert api.get("/v1/deliveries", who="stranger").get_json()["deliveries"] == []
     with container.engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(DeliveryRow)) == 2
+
+
+def test_two_workers_share_the_work_without_sending_anything_twice(
+        api: Api, container: Container, mailbox: Mailbox,  # noqa: F811
+        receiver: Receiver) -> None:  # noqa: F811
+    settings = DeliverySettings(timeout_s=5, lease_s=30, batch=5, concurrency=2,
+                                smtp=SmtpSettings(host=mailbox.host, port=mailbox.port))
+    workers = [Worker(container.uow, settings, clock=container.clock) for _ in range(2)]
+    activate(api)
+    drain(workers[0])
+    subscribe(api, receiver.url, ["version.signed_off"])
+    with container.uow() as uow:
+        rs = uow.rulesets.get(NAME)
+        assert rs is not None
+        for i in range(40):
+            events.version_event(uow, rs.id, 1, AuditAction.SIGNED_OFF, f"signer-{i}",
+                                 uow.now() + timedelta(microseconds=i))
+        uow.commit()
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def run(worker: Worker) -> None:
+        try:
+            start.wait(WAIT_S)
+            drain(worker)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_S * 4)
+    assert failures == []
+    ids = [json.loads(r.body)["id"] for r in receiver.accepted()]
+    assert len(ids) == 40
+    assert len(set(ids)) == 40
