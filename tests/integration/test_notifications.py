@@ -452,3 +452,17 @@ def test_two_workers_share_the_work_without_sending_anything_twice(
     ids = [json.loads(r.body)["id"] for r in receiver.accepted()]
     assert len(ids) == 40
     assert len(set(ids)) == 40
+
+
+def test_an_owner_subscribes_a_team_mailbox_to_activations(
+        api: Api, worker: Worker, mailbox: Mailbox) -> None:  # noqa: F811
+    activate(api)
+    drain(worker)
+    assert api.post("/v1/subscriptions", {"url": "mailto:ops-team@example.com",
+                                          "events": ["version.activated"], "ruleset": NAME},
+                    who="ops").status_code == 201
+    activate(api, 200)
+    drain(worker)
+    [message] = mailbox.to("ops-team@example.com")
+    assert message["Subject"] == "[rules-service] refunds version 2 is now active"
+    assert "event id:" in message.get_body(("plain",)).get_content()
