@@ -7,7 +7,12 @@ from typing import Any
 from flask import Blueprint, Response
 
 from api.auth import current_principal
-from api.notification_schemas import DeliveriesQuery, DeliveryPageSchema, DeliverySchema
+from api.notification_schemas import (
+    DeliveriesQuery,
+    DeliveryPageSchema,
+    DeliverySchema,
+    NoBody,
+)
 from api.openapi import documented
 from api.responses import dump
 from api.services import container
@@ -29,8 +34,9 @@ def list_deliveries(query: dict[str, Any]) -> Response:
 
 
 @bp.post("/<delivery_id>/retry")
-@documented(responses={202: DeliverySchema}, errors=(403, 404, 409))
-def retry_delivery(delivery_id: str) -> Response:
+@documented(body=NoBody, body_optional=True, responses={202: DeliverySchema},
+            errors=(403, 404, 409))
+def retry_delivery(delivery_id: str, body: dict[str, Any]) -> Response:
     """Queue a dead delivery again (admin, or the subscription's creator)."""
     view = notifications.retry_delivery(container().uow(), delivery_id,
                                         actor=current_principal().name)

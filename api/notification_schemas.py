@@ -26,6 +26,10 @@ class SubscriptionRequest(Schema):
                                                     "16 characters; never shown again"})
 
 
+class NoBody(Schema):
+    """No fields: the body may be left out, or be `{}`."""
+
+
 class SubscriptionSchema(Schema):
     """A subscription (never its secret)."""
 

@@ -8,6 +8,7 @@ from flask import Blueprint, Response
 
 from api.auth import current_principal
 from api.notification_schemas import (
+    NoBody,
     SubscriptionListSchema,
     SubscriptionRequest,
     SubscriptionSchema,
@@ -40,8 +41,8 @@ def list_subscriptions() -> Response:
 
 
 @bp.delete("/<subscription_id>")
-@documented(responses={204: None}, errors=(403, 404))
-def delete_subscription(subscription_id: str) -> Response:
+@documented(body=NoBody, body_optional=True, responses={204: None}, errors=(403, 404))
+def delete_subscription(subscription_id: str, body: dict[str, Any]) -> Response:
     """Delete a subscription; its deliveries not yet made are given up."""
     notifications.delete_subscription(container().uow(), subscription_id,
                                       actor=current_principal().name)

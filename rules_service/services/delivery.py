@@ -161,13 +161,16 @@ class Worker:
         return PassReport(steps, dispatched, delivered, failed, dead)
 
     def run(self, stop: threading.Event) -> None:
-        """Passes until ``stop`` is set; idle passes wait ``poll_interval_s``. A database
-        that is down is waited for, not fatal."""
+        """Passes until ``stop`` is set; idle passes wait ``poll_interval_s``. A failed
+        pass (the database is down, say) is logged and tried again, never fatal."""
         while not stop.is_set():
             try:
                 busy = self.run_once().busy
             except SQLAlchemyError as exc:
                 log.warning("worker pass failed (%s); trying again shortly", exc)
+                busy = False
+            except Exception:  # noqa: BLE001 - one bad row must not stop every notification
+                log.exception("worker pass failed; trying again shortly")
                 busy = False
             if not busy:
                 stop.wait(self.settings.poll_interval_s)
