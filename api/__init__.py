@@ -30,6 +30,8 @@ BLUEPRINT_MODULES: tuple[str, ...] = (
     "api.decisions",
     "api.escalations",
     "api.ops",
+    "api.subscriptions",
+    "api.deliveries",
 )
 """Modules whose ``bp`` blueprint is registered, in this order."""
 

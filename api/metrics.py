@@ -26,6 +26,7 @@ from prometheus_client.utils import floatToGoString
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain.figures import LATENCY_BUCKETS_MS
 from rules_service.services.dashboard import RulesetCounters, metrics_snapshot
+from rules_service.services.notifications import DeliveryHealth, delivery_health
 
 REGISTRY_EXTENSION = "rules_service.metrics_registry"
 # The histogram's upper bounds in seconds, as Prometheus writes them.
@@ -106,10 +107,42 @@ class DatabaseCollector(Collector):
         yield latency
 
 
+def delivery_families(health: DeliveryHealth | None) -> list[Family]:
+    """The notification delivery figures: deliveries by state (queued, delivered, failed,
+    dead) and the age of the oldest one still waiting (0 when nothing waits)."""
+    by_state = GaugeMetricFamily(
+        "rules_service_deliveries", "Notification deliveries by state (failed ones are "
+        "retried with backoff; dead ones are not).", labels=["state"])
+    oldest = GaugeMetricFamily(
+        "rules_service_delivery_oldest_undelivered_seconds", "Age of the oldest event or "
+        "delivery still waiting for the worker (0: nothing waits).")
+    if health is not None:
+        for state, count in health.by_state.items():
+            by_state.add_metric([state], count)
+        oldest.add_metric([], health.oldest_undelivered_s)
+    return [by_state, oldest]
+
+
+class DeliveryCollector(Collector):
+    """Collects the notification delivery figures from the database at scrape time."""
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
+        self._uow_factory = uow_factory
+
+    def describe(self) -> Iterator[Metric]:
+        """The metric names, without touching the database."""
+        yield from delivery_families(None)
+
+    def collect(self) -> Iterator[Metric]:
+        """Deliveries by state and the oldest undelivered age."""
+        yield from delivery_families(delivery_health(self._uow_factory()))
+
+
 def make_registry(uow_factory: Callable[[], UnitOfWork]) -> CollectorRegistry:
-    """A registry of its own holding the database collector."""
+    """A registry of its own holding the database collectors."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(uow_factory))
+    registry.register(DeliveryCollector(uow_factory))
     return registry
 
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 
-from rules_service.adapters import rollups
+from rules_service.adapters import outbox, rollups
 from rules_service.adapters.orm import DecisionRow, EscalationRow
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,8 @@ class DecisionRecord:
 
 
 def write_decisions(connection: Connection, records: Sequence[DecisionRecord]) -> set[str]:
-    """Inserts decisions, their escalations and rollups in the caller's transaction; returns
+    """Inserts decisions, their escalations (with their ``escalation.opened`` outbox events)
+    and rollups in the caller's transaction; returns
     the ids inserted (a decision whose caller already used its idempotency key is skipped).
 
     One statement per table, whatever the number of records.
@@ -114,6 +115,8 @@ def write_decisions(connection: Connection, records: Sequence[DecisionRecord]) -
     escalations = [row for row in (r.escalation_row() for r in stored) if row is not None]
     if escalations:
         connection.execute(insert(ESCALATIONS), escalations)
+        # Only escalations actually opened (a skipped replay opens nothing) are told.
+        outbox.add_events(connection, outbox.escalation_opened_rows(escalations))
     rollups.add_decisions(connection, (r.rolled() for r in stored))
     return inserted
 

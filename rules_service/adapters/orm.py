@@ -173,6 +173,8 @@ class PrincipalRow(Base):
     is_automation: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Where notifications reach the person (``rules-service principals contact``).
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
 
     tokens: Mapped[list[ApiTokenRow]] = relationship(back_populates="principal",
                                                      lazy="selectin")
@@ -248,6 +250,11 @@ class EscalationRow(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     resolution: Mapped[str | None] = mapped_column(String(10), nullable=True)
     comment: Mapped[str] = mapped_column(Text, default="")
+    # The walk along the runbook's escalation path (``services.escalation_timers``): when
+    # it was first found overdue, how many steps were taken, and when the next one is due.
+    breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    steps_taken: Mapped[int] = mapped_column(Integer, default=0)
+    next_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     decision: Mapped[DecisionRow] = relationship(back_populates="escalation")
     ruleset: Mapped[RulesetRow] = relationship(lazy="joined")
@@ -349,3 +356,79 @@ escalation_rollups_hourly = _escalation_rollup_table("escalation_rollups_hourly"
 
 escalation_rollups_daily = _escalation_rollup_table("escalation_rollups_daily")
 """The same per UTC day of resolution."""
+
+
+class OutboxEventRow(Base):
+    """An event worth telling, written in the transaction of the change that caused it.
+
+    The worker fans each one out to deliveries (``dispatched_at`` set when done); the
+    webhook body is built from these columns, so every retry sends the same bytes.
+    """
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_dispatched_at_occurred_at", "dispatched_at",
+                            "occurred_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    ruleset_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rulesets.id", ondelete="CASCADE"), nullable=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SubscriptionRow(Base):
+    """Who wants which events: a webhook URL (with its signing secret) or a mailto: address,
+    for one ruleset or all (``ruleset`` NULL)."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSONType)
+    ruleset: Mapped[str | None] = mapped_column(String(63), nullable=True, index=True)
+    secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DeliveryRow(Base):
+    """One event to one target: queued, delivered, failed (to be retried) or dead."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_deliveries_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("outbox_events.id", ondelete="CASCADE"),
+                                          index=True)
+    event_type: Mapped[str] = mapped_column(String(40))
+    subscription_id: Mapped[str | None] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="SET NULL"), nullable=True, index=True)
+    recipient: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    target: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class EscalationStepRow(Base):
+    """One step of an overdue escalation's walk along the runbook's path."""
+
+    __tablename__ = "escalation_steps"
+    __table_args__ = (UniqueConstraint("escalation_id", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    escalation_id: Mapped[str] = mapped_column(
+        ForeignKey("escalations.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    principal: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

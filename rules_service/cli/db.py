@@ -153,6 +153,18 @@ def _principals_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _principals_contact(args: argparse.Namespace) -> int:
+    from rules_service.services import notifications
+
+    if (args.email is None) == (not args.clear):
+        return _fail("give --email ADDRESS, or --clear")
+    with _container() as c:
+        notifications.set_contact(c.uow(), args.name, email=None if args.clear else args.email)
+    print(f"notifications for {args.name} go to {args.email}" if not args.clear
+          else f"{args.name} gets no notifications by email now")
+    return 0
+
+
 # --------------------------------------------------------------------------- sync
 
 
@@ -209,6 +221,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     rev = pr_sub.add_parser("revoke", help="revoke every token of a principal")
     rev.add_argument("name")
     rev.set_defaults(handler=_guarded(_principals_revoke))
+    con = pr_sub.add_parser("contact", help="set where a principal's notifications go")
+    con.add_argument("name")
+    con.add_argument("--email", metavar="ADDRESS", help="the email address to notify")
+    con.add_argument("--clear", action="store_true", help="remove the address")
+    con.set_defaults(handler=_guarded(_principals_contact))
     lst = pr_sub.add_parser("list", help="list principals (never tokens)")
     lst.set_defaults(handler=_guarded(_principals_list))
 

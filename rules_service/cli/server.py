@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--tokens", default="instance/demo-tokens.json", metavar="FILE",
                    help="where the demo tokens are kept, readable by you only")
     p.add_argument("--no-serve", action="store_true", help="set up, print, and exit")
+    p.add_argument("--no-worker", action="store_true",
+                   help="do not start the notification worker beside the server")
     p.set_defaults(handler=cmd_demo, dev=False)
 
 
@@ -174,4 +176,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if args.no_serve:
         return 0
-    return _serve_gunicorn(settings, args.host, args.port, args.workers, args.threads)
+    from rules_service.cli.worker import start_worker_process, stop_worker_process
+
+    # The notification worker runs beside the server and stops with it.
+    worker = None if args.no_worker else start_worker_process()
+    try:
+        return _serve_gunicorn(settings, args.host, args.port, args.workers, args.threads)
+    finally:
+        if worker is not None:
+            stop_worker_process(worker)

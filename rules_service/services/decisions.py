@@ -23,6 +23,7 @@ from rules_service.domain.decision import Evaluation
 from rules_service.domain.errors import Conflict, NotFound, RequestInvalid
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
+from rules_service.services import events
 from rules_service.services.governance import resolve_actor, ruleset_of
 from rules_service.services.views import iso
 
@@ -358,6 +359,7 @@ def resolve_escalation(uow: UnitOfWork, escalation_id: str, *, resolution: str,
         uow.session.flush()
         rollups.add_resolutions(uow.session.connection(), [rollups.RolledResolution(
             row.ruleset_id, row.created_at, resolved_at, row.due_at)])
+        events.escalation_resolved(uow, row)
         view = _escalation_in_context(row)
         uow.commit()
     return view

@@ -38,6 +38,7 @@ from rules_service.domain.lifecycle import (
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Ruleset
 from rules_service.domain.testing import failing_tests_as_problems, run_tests
+from rules_service.services import events
 from rules_service.services.views import (
     AuditEventView,
     RollbackResult,
@@ -149,6 +150,7 @@ def _audit(uow: UnitOfWork, rs: RulesetRow, version: int | None, action: AuditAc
     # memory (the active version, the next scheduled activation): announce it with the event.
     uow.audit.add(rs.id, version, action.value, actor, now, comment, details)
     uow.live_changed()
+    events.version_event(uow, rs.id, version, action, actor, now, comment, details)
 
 
 def _mark_stale(uow: UnitOfWork, rs: RulesetRow, version: VersionRow, active: int | None,

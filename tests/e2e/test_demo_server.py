@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import throwaway_database
 from tests.e2e.support import ROOT, Server, free_port, running, server_env
+from tests.integration.notify_support import WAIT_S, Receiver, receiver  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -95,3 +96,26 @@ def test_the_service_survives_its_engine_workers_being_killed(demo: Server) -> N
     assert outcomes[-1][1]["fallback"] is False
     assert outcomes[-1][1]["deciding_rules"] == ["over-manager-limit"]
     assert demo.process.poll() is None
+
+
+def test_the_worker_started_beside_the_server_delivers_without_anyone_polling(
+        demo: Server, receiver: Receiver) -> None:  # noqa: F811
+    status, made, _ = demo.call("POST", "/v1/subscriptions", {
+        "url": receiver.url, "events": ["escalation.opened"], "ruleset": "expense-approval",
+        "secret": "a-long-enough-shared-secret"}, who="demo-admin")
+    assert status == 201, made
+    status, decision, _ = demo.call("POST", "/v1/rulesets/expense-approval/evaluate",
+                                    {"input": CLAIM}, who="demo-automation")
+    assert status == 200 and decision["outcome"] == "escalate"
+    # Earlier escalations may be told too (the subscription is new, the worker may lag);
+    # wait, bounded, until this one arrives.
+    wanted = decision["escalation"]["id"]
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        told = {json.loads(r.body)["data"]["escalation_id"] for r in receiver.accepted()}
+        if wanted in told:
+            break
+        receiver.arrived.wait(0.5)
+        receiver.arrived.clear()
+    told = {json.loads(r.body)["data"]["escalation_id"] for r in receiver.accepted()}
+    assert wanted in told

@@ -1,0 +1,99 @@
+"""CLI: ``rules-service worker``, the process that delivers notifications and carries out
+escalation timers (``services.delivery.Worker``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from types import FrameType
+
+PARENT_CHECK_S = 1.0
+"""How often a worker started beside the server checks that the server still runs."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    """Registers this module's subcommands."""
+    p = sub.add_parser("worker", help="deliver notifications (webhooks, email) and walk "
+                                      "overdue escalations along their runbook's path")
+    p.add_argument("--once", action="store_true",
+                   help="make one pass and exit (for cron or a test)")
+    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(handler=cmd_worker)
+
+
+def start_worker_process() -> subprocess.Popen[bytes]:
+    """``rules-service worker`` as a child of this process (``make run`` starts one beside
+    the server); it stops by itself if this process dies without stopping it."""
+    code = "import sys; from rules_service.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen([sys.executable, "-c", code, "worker",
+                             "--parent-pid", str(os.getpid())])
+
+
+def stop_worker_process(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    """Stops a worker started by ``start_worker_process``: SIGTERM, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_s)
+
+
+def _watch_parent(parent: int, stop: threading.Event) -> None:
+    # Orphaned (the server was killed outright): stop rather than run on unsupervised.
+    while not stop.wait(PARENT_CHECK_S):
+        if os.getppid() != parent:
+            stop.set()
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Runs the worker until SIGTERM or SIGINT (the pass in progress is finished first)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rules_service.bootstrap import bootstrap
+    from rules_service.config import Settings, SettingsError
+    from rules_service.services.delivery import DeliverySettings, Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s "
+                                                   "%(message)s")
+    try:
+        settings = Settings.from_env()
+        delivery = DeliverySettings.from_env()
+    except SettingsError as exc:
+        print(f"rules-service worker: {exc}", file=sys.stderr)
+        return 2
+    container = bootstrap(settings)
+    worker = Worker(container.uow, delivery, clock=container.clock)
+    try:
+        if args.once:
+            report = worker.run_once()
+            print(f"escalation steps {report.escalation_steps}, events "
+                  f"{report.events_dispatched}, delivered {report.delivered}, failed "
+                  f"{report.failed}, dead {report.dead}")
+            return 0
+        stop = threading.Event()
+
+        def _stop(signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        if args.parent_pid is not None:
+            threading.Thread(target=_watch_parent, args=(args.parent_pid, stop),
+                             name="parent-watch", daemon=True).start()
+        print("rules-service worker: delivering (SIGTERM to stop)", flush=True)
+        worker.run(stop)
+        return 0
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"rules-service worker: database error: {reason}", file=sys.stderr)
+        return 1
+    finally:
+        container.close()

@@ -1,0 +1,172 @@
+"""Notifications as plain rules: which events exist, who hears of them by default, how an
+overdue escalation walks the runbook's path, how long to wait before a retry, and how a
+webhook is signed. No I/O here; the service layer and the worker apply these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from rules_service.domain.lifecycle import AuditAction
+from rules_service.domain.ruleset import ROLES, Ruleset
+
+EVENT_TYPES: tuple[str, ...] = (
+    "version.proposed", "version.signed_off", "version.approved", "version.rejected",
+    "version.activated", "version.rolled_back", "version.withdrawn", "version.stale",
+    "escalation.opened", "escalation.overdue", "escalation.resolved",
+)
+"""Every event type a subscription may name (contract section 8)."""
+
+VERSION_EVENTS: dict[AuditAction, str] = {
+    AuditAction.PROPOSED: "version.proposed",
+    AuditAction.SIGNED_OFF: "version.signed_off",
+    AuditAction.APPROVED: "version.approved",
+    AuditAction.REJECTED: "version.rejected",
+    AuditAction.ACTIVATED: "version.activated",
+    AuditAction.ROLLED_BACK: "version.rolled_back",
+    AuditAction.WITHDRAWN: "version.withdrawn",
+    AuditAction.STALE: "version.stale",
+}
+"""The audit actions worth telling, and their event types (``superseded`` is told as the
+activation or rollback that caused it)."""
+
+DELIVERY_STATES: tuple[str, ...] = ("queued", "delivered", "failed", "dead")
+"""A delivery is queued, delivered, failed (to be retried) or dead (no more tries)."""
+
+
+def signoff_recipients(authority: Ruleset) -> list[str]:
+    """Who hears of a proposal: holders (primary and backup) of each required sign-off role."""
+    return _unique(name for role in authority.signoff for name in authority.holders_of(role))
+
+
+def owner_recipients(ruleset: Ruleset) -> list[str]:
+    """Who hears of an activation or rollback: the primary of each of the four roles."""
+    return _unique(ruleset.owners[role].primary for role in ROLES if role in ruleset.owners)
+
+
+def escalation_recipient(ruleset: Ruleset, role: str) -> str | None:
+    """Who hears of a new escalation: the primary holder of the role it goes to."""
+    holders = ruleset.owners.get(role)
+    return holders.primary if holders is not None else None
+
+
+def escalation_path(ruleset: Ruleset) -> list[str]:
+    """The runbook's escalation path (people or teams, in order); empty when not given."""
+    esc = ruleset.runbook.get("escalation") or {}
+    path = esc.get("path") if isinstance(esc, dict) else None
+    return [str(p) for p in path] if isinstance(path, list) else []
+
+
+def next_on_path(ruleset: Ruleset, role: str) -> list[str]:
+    """Who is told, in order, as an escalation stays open past each target interval: the
+    path after the holder who already has it (the whole path when that holder is not on it)."""
+    path = escalation_path(ruleset)
+    holder = escalation_recipient(ruleset, role)
+    if holder in path:
+        return path[path.index(holder) + 1:]
+    return path
+
+
+@dataclass(frozen=True)
+class EscalationStep:
+    """One step of an overdue escalation's walk: its number, who is told, when the next is."""
+
+    step: int
+    notify: str | None
+    next_step_at: datetime | None
+
+
+def escalation_step(ruleset: Ruleset, role: str, steps_taken: int, step_at: datetime,
+                    interval: timedelta) -> EscalationStep:
+    """The step due at ``step_at`` after ``steps_taken`` earlier ones. The first step marks
+    the breach even when the path is exhausted; later ones happen only while people remain."""
+    remaining = next_on_path(ruleset, role)
+    notify = remaining[steps_taken] if steps_taken < len(remaining) else None
+    more = steps_taken + 1 < len(remaining)
+    return EscalationStep(steps_taken + 1, notify, step_at + interval if more else None)
+
+
+def retry_delay(attempts: int, *, base_s: float, cap_s: float,
+                rng: random.Random | None = None) -> timedelta:
+    """Exponential backoff with jitter after ``attempts`` failed tries: half the doubled
+    delay fixed, half random, so retries of many deliveries spread out (never above cap)."""
+    delay = min(cap_s, base_s * (2 ** max(0, attempts - 1)))
+    jitter = (rng or random).uniform(0, delay / 2)
+    return timedelta(seconds=delay / 2 + jitter)
+
+
+def webhook_body(event_id: str, event_type: str, occurred_at: datetime, ruleset: str | None,
+                 data: dict[str, Any]) -> bytes:
+    """The JSON a webhook receives: the same bytes on every retry of one event."""
+    payload = {"id": event_id, "type": event_type,
+               "occurred_at": occurred_at.isoformat().replace("+00:00", "Z"),
+               "ruleset": ruleset, "data": data}
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False,
+                      default=str).encode("utf-8")
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """``X-Rules-Signature``: ``sha256=`` and the hex HMAC-SHA256 of ``"<timestamp>.<body>"``."""
+    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify_signature(secret: str, timestamp: str, body: bytes, header: str, *,
+                     now: int, tolerance_s: int = 300) -> bool:
+    """What a receiver does: the signature matches and the timestamp is recent (no replay)."""
+    try:
+        stamp = int(timestamp)
+    except ValueError:
+        return False
+    if abs(now - stamp) > tolerance_s:
+        return False
+    return hmac.compare_digest(signature(secret, stamp, body), header)
+
+
+_SUMMARIES: dict[str, str] = {
+    "version.proposed": "{ruleset} version {version} was proposed by {actor} and waits for "
+                        "sign-off",
+    "version.signed_off": "{actor} signed off {ruleset} version {version}",
+    "version.approved": "{ruleset} version {version} is approved",
+    "version.rejected": "{ruleset} version {version} was rejected by {actor}",
+    "version.activated": "{ruleset} version {version} is now active",
+    "version.rolled_back": "{ruleset} was rolled back to version {version} by {actor}",
+    "version.withdrawn": "{ruleset} version {version} was withdrawn by {actor}",
+    "version.stale": "{ruleset} version {version} is stale: another version became active",
+    "escalation.opened": "a {ruleset} decision needs the {to_role} by {due_at}",
+    "escalation.overdue": "a {ruleset} escalation to the {to_role} is overdue (step {step})",
+    "escalation.resolved": "a {ruleset} escalation was resolved ({resolution}) by "
+                           "{resolved_by}",
+}
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def summary(event_type: str, ruleset: str | None, data: dict[str, Any]) -> str:
+    """One sentence saying what happened, for an email's subject and first line."""
+    template = _SUMMARIES.get(event_type, event_type)
+    return template.format_map(_Blank({**data, "ruleset": ruleset or "-"}))
+
+
+def _unique(names: Any) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        if name and name not in out:
+            out.append(name)
+    return out
+
+
+def matches(events: Sequence[str], ruleset_filter: str | None, event_type: str,
+            ruleset: str | None) -> bool:
+    """Whether a subscription (its events and ruleset, None for all) wants this event."""
+    return event_type in events and (ruleset_filter is None or ruleset_filter == ruleset)

@@ -1,0 +1,99 @@
+"""The notification rules without I/O: default recipients, the escalation path walk, retry
+backoff, and webhook signatures."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rules_service.adapters.ruleset_files import load_ruleset_file
+from rules_service.domain import notifications as rules
+from rules_service.domain.lifecycle import AuditAction
+
+EXPENSES = load_ruleset_file(Path(__file__).resolve().parents[2] / "rulesets"
+                             / "expense-approval.yaml")
+NOON = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+FOUR_HOURS = timedelta(hours=4)
+
+
+def test_a_proposal_goes_to_the_holders_and_backups_of_the_required_signoff_roles() -> None:
+    assert EXPENSES.signoff == ("business_owner", "approver")
+    assert rules.signoff_recipients(EXPENSES) == ["finance-lead", "finance-deputy",
+                                                  "controller", "cfo"]
+
+
+def test_an_activation_goes_to_the_four_owners() -> None:
+    assert rules.owner_recipients(EXPENSES) == ["finance-lead", "ops-oncall", "controller",
+                                                "rules-dev"]
+
+
+def test_an_escalation_goes_to_the_holder_of_its_role() -> None:
+    assert rules.escalation_recipient(EXPENSES, "approver") == "controller"
+    assert rules.escalation_recipient(EXPENSES, "nobody") is None
+
+
+def test_an_overdue_escalation_walks_the_path_after_the_holder_who_has_it() -> None:
+    # expense-approval: path [controller, cfo, finance-lead]; the approver is controller.
+    first = rules.escalation_step(EXPENSES, "approver", 0, NOON, FOUR_HOURS)
+    second = rules.escalation_step(EXPENSES, "approver", 1, NOON + FOUR_HOURS, FOUR_HOURS)
+    past_the_end = rules.escalation_step(EXPENSES, "approver", 2, NOON, FOUR_HOURS)
+    assert (first.step, first.notify, first.next_step_at) == (1, "cfo", NOON + FOUR_HOURS)
+    assert (second.step, second.notify, second.next_step_at) == (2, "finance-lead", None)
+    assert (past_the_end.notify, past_the_end.next_step_at) == (None, None)
+
+
+def test_a_holder_not_on_the_path_hands_over_to_the_whole_path() -> None:
+    assert rules.next_on_path(EXPENSES, "maintainer") == ["controller", "cfo",
+                                                          "finance-lead"]
+
+
+def test_every_version_event_type_is_a_known_event_type_and_superseded_is_not_told() -> None:
+    assert set(rules.VERSION_EVENTS.values()) <= set(rules.EVENT_TYPES)
+    assert AuditAction.SUPERSEDED not in rules.VERSION_EVENTS
+
+
+@given(attempts=st.integers(min_value=1, max_value=60), seed=st.integers())
+def test_retry_delays_grow_exponentially_with_jitter_and_never_pass_the_cap(
+        attempts: int, seed: int) -> None:
+    base, cap = 10.0, 3600.0
+    delay = rules.retry_delay(attempts, base_s=base, cap_s=cap,
+                              rng=random.Random(seed)).total_seconds()
+    bound = min(cap, base * 2 ** (attempts - 1))
+    assert bound / 2 <= delay <= bound
+
+
+@given(secret=st.text(min_size=16, max_size=64), body=st.binary(max_size=512),
+       stamp=st.integers(min_value=0, max_value=2**33))
+def test_a_signature_verifies_with_its_secret_and_nothing_else(
+        secret: str, body: bytes, stamp: int) -> None:
+    header = rules.signature(secret, stamp, body)
+    assert header.startswith("sha256=")
+    assert rules.verify_signature(secret, str(stamp), body, header, now=stamp)
+    assert not rules.verify_signature(secret + "x", str(stamp), body, header, now=stamp)
+    assert not rules.verify_signature(secret, str(stamp), body + b" ", header, now=stamp)
+    assert not rules.verify_signature(secret, str(stamp + 1), body, header, now=stamp)
+
+
+def test_an_old_timestamp_is_refused_as_a_replay() -> None:
+    header = rules.signature("s" * 16, 1000, b"{}")
+    assert rules.verify_signature("s" * 16, "1000", b"{}", header, now=1200)
+    assert not rules.verify_signature("s" * 16, "1000", b"{}", header, now=1000 + 301)
+
+
+def test_the_webhook_body_is_the_contracts_shape_and_the_same_bytes_every_time() -> None:
+    one = rules.webhook_body("e1", "version.proposed", NOON, "refunds", {"version": 2})
+    assert one == rules.webhook_body("e1", "version.proposed", NOON, "refunds",
+                                     {"version": 2})
+    assert one == (b'{"id":"e1","type":"version.proposed","occurred_at":'
+                   b'"2026-12-01T12:00:00Z","ruleset":"refunds","data":{"version":2}}')
+
+
+def test_a_summary_reads_as_a_sentence_even_with_facts_missing() -> None:
+    assert rules.summary("version.proposed", "refunds", {"version": 3, "actor": "dev"}) == \
+        "refunds version 3 was proposed by dev and waits for sign-off"
+    assert rules.summary("escalation.overdue", "refunds", {}) == \
+        "a refunds escalation to the ? is overdue (step ?)"
