@@ -153,6 +153,30 @@ def _principals_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password(name: str) -> str | None:
+    """The new password: asked twice on a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass(f"new password for {name}: ")
+        if getpass.getpass("again: ") != first:
+            return None
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _principals_password(args: argparse.Namespace) -> int:
+    from rules_service.services import accounts
+
+    password = _read_password(args.name)
+    if password is None:
+        return _fail("the two passwords differ; nothing was changed")
+    with _container() as c:
+        accounts.set_password(c.uow(), args.name, password)
+    print(f"password set for {args.name}; they can sign in at /sign-in")
+    return 0
+
+
 # --------------------------------------------------------------------------- sync
 
 
@@ -208,6 +232,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     rev = pr_sub.add_parser("revoke", help="revoke every token of a principal")
     rev.add_argument("name")
     rev.set_defaults(handler=_guarded(_principals_revoke))
+    pw = pr_sub.add_parser("password", help="set a person's password for the pages "
+                                            "(prompted, or one line on stdin)")
+    pw.add_argument("name")
+    pw.set_defaults(handler=_guarded(_principals_password))
     lst = pr_sub.add_parser("list", help="list principals (never tokens)")
     lst.set_defaults(handler=_guarded(_principals_list))
 

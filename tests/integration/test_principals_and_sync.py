@@ -183,3 +183,32 @@ def test_cli_sync_proposes_and_exits_1_on_an_invalid_file(
     assert {f["status"] for f in report["files"]} == {"invalid", "unchanged"}
     assert main(["sync", str(files), "--as", "ghost"]) == 1
     assert "no such principal" in capsys.readouterr().err
+
+
+def test_cli_sets_a_password_from_one_line_of_stdin_and_refuses_automations(
+        cli_db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rules_service.services import accounts
+
+    main(["db", "upgrade"])
+    main(["principals", "add", "alice"])
+    main(["principals", "add", "robot", "--automation"])
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough secret\n"))
+    assert main(["principals", "password", "alice"]) == 0
+    assert "password set for alice" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough secret\n"))
+    assert main(["principals", "password", "robot"]) == 1
+    assert "automations cannot sign in" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["principals", "password", "alice"]) == 1
+    assert "at least 10 characters" in capsys.readouterr().err
+    from rules_service.bootstrap import bootstrap
+    from rules_service.config import Settings
+    c = bootstrap(Settings(database_url=cli_db))
+    try:
+        signed = accounts.sign_in_with_password(c.uow(), "alice", "a long enough secret")
+        assert signed.name == "alice"
+    finally:
+        c.close()
