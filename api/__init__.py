@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import secrets
 import threading
 from typing import Any
 
@@ -30,6 +31,7 @@ BLUEPRINT_MODULES: tuple[str, ...] = (
     "api.decisions",
     "api.escalations",
     "api.ops",
+    "api.pages",
 )
 """Modules whose ``bp`` blueprint is registered, in this order."""
 
@@ -41,7 +43,8 @@ def create_app(settings: Settings | None = None, container: Any | None = None) -
         settings = container.settings if container is not None else Settings.from_env()
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        # Signs the pages' session cookies; settings built in code may leave it empty.
+        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
         MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
         RULES_SERVICE_SETTINGS=settings,
     )
