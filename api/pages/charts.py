@@ -14,8 +14,8 @@ from markupsafe import Markup, escape
 
 from rules_service.services.trends import Slice
 
-WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 28, 34
+WIDTH, HEIGHT = 480, 230
+LEFT, RIGHT, TOP, BOTTOM = 48, 10, 34, 30
 COLOURS = ("#0a5bc4", "#b35c00", "#a40e26", "#116329", "#6639ba")
 
 Series = dict[str, list[float | None]]
@@ -31,6 +31,7 @@ class Chart:
     labels: list[str]
     series: Series
     svg: Markup
+    kind: str = "line"
 
     def rows(self) -> list[tuple[str, list[float | None]]]:
         """(label, one value per series) for the figures table."""
@@ -39,8 +40,10 @@ class Chart:
 
     @property
     def has_data(self) -> bool:
-        """Some slice has a non-zero figure."""
-        return any(v for values in self.series.values() for v in values)
+        """Some slice has a figure to show (a count above zero; any measured value)."""
+        if self.kind == "bars":
+            return any(v for values in self.series.values() for v in values)
+        return any(v is not None for values in self.series.values() for v in values)
 
 
 def _nice_max(value: float) -> float:
@@ -67,6 +70,8 @@ def draw(key: str, title: str, unit: str, labels: Sequence[str], series: Series,
         top = _nice_max(max(totals, default=0))
     else:
         top = _nice_max(max((v or 0 for vs in series.values() for v in vs), default=0))
+    if all(isinstance(v, int) for vs in series.values() for v in vs if v is not None):
+        top = float(max(4, -(-int(top) // 4) * 4))  # counts: whole numbers on every grid line
 
     def x(i: int) -> float:
         return LEFT + plot_w * (i + 0.5) / n
@@ -86,12 +91,12 @@ def draw(key: str, title: str, unit: str, labels: Sequence[str], series: Series,
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{gy:.1f}" y2="{gy:.1f}" '
                      f'stroke="#d0d7de" stroke-width="1"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end" '
-                     f'font-size="11" fill="#57606a">{_fmt(top * frac)}</text>')
-    every = max(1, n // 6)
+                     f'font-size="13" fill="#57606a">{_fmt(top * frac)}</text>')
+    every = max(1, n // 4)
     for i, label in enumerate(labels):
         if i % every == 0:
             parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" '
-                         f'text-anchor="middle" font-size="11" fill="#57606a">'
+                         f'text-anchor="middle" font-size="13" fill="#57606a">'
                          f'{escape(label)}</text>')
     if kind == "bars":
         bar_w = plot_w / n * 0.7
@@ -119,13 +124,13 @@ def draw(key: str, title: str, unit: str, labels: Sequence[str], series: Series,
     lx = LEFT
     for name, colour in zip(series, COLOURS, strict=False):
         parts.append(f'<rect x="{lx}" y="8" width="12" height="12" fill="{colour}"/>'
-                     f'<text x="{lx + 16}" y="18" font-size="12" fill="#1b1f24">'
+                     f'<text x="{lx + 16}" y="18" font-size="14" fill="#1b1f24">'
                      f'{escape(name)}</text>')
-        lx += 24 + 7 * len(name)
+        lx += 26 + 8 * len(name)
     parts.append("</svg>")
     # Every text that came from data went through escape() above.
     return Chart(key, title, unit, list(labels), series,
-                 Markup("".join(parts)))  # noqa: S704
+                 Markup("".join(parts)), kind)  # noqa: S704
 
 
 def _get(figures: dict[str, Any], *path: str) -> Any:

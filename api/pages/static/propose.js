@@ -115,7 +115,7 @@
           box.appendChild(el("p", {}, ["Input " + (i + 1) + ": ", el("span", {"class": "status status-" + r.outcome, "data-outcome": r.outcome}, [r.outcome])]));
           var list = el("ul");
           r.fired_rules.forEach(function (f) {
-            list.appendChild(el("li", {}, [f.id + " (" + f.then + ")" + (f.reason ? ": " + f.reason : "")]));
+            list.appendChild(el("li", {}, [f.id + " (" + f.outcome + ")" + (f.reason ? ": " + f.reason : "")]));
           });
           if (!r.fired_rules.length) { list.appendChild(el("li", {}, ["no rule fired: the default applies"])); }
           box.appendChild(list);
@@ -150,7 +150,7 @@
         preview.appendChild(el("div", {}, [t.replace("->", " → ") + ": " + im.transitions[t]]));
       });
       im.examples.slice(0, 5).forEach(function (e) {
-        preview.appendChild(el("div", {}, [el("code", {}, [JSON.stringify(e.input)]), " " + e.before + " → " + e.after]));
+        preview.appendChild(el("div", {"class": "example"}, [el("code", {}, [JSON.stringify(e.input)]), " " + e.before + " → " + e.after]));
       });
     });
   });
