@@ -199,3 +199,20 @@ def test_the_dashboard_draws_its_figures_as_charts(app: Flask, live: None, api: 
 def test_an_unknown_ruleset_is_a_not_found_page(app: Flask, live: None) -> None:
     response = browser_as(app, "biz").get("/rulesets/nope")
     assert response.status_code == 404 and "no ruleset named nope" in response.text
+
+
+def test_the_operations_owner_rolls_back_from_the_ruleset_page(app: Flask, live: None,
+                                                               api: Api) -> None:
+    for who in ("appr", "biz"):
+        api.post(f"/v1/rulesets/{NAME}/versions/2/signoffs", {"decision": "approve"}, who=who)
+    client = browser_as(app, "ops")
+    page = f"/rulesets/{NAME}"
+    assert 'name="to_version"' in client.get(page).text
+    response = post_form(client, page, page + "/rollback",
+                         {"to_version": "1", "reason": "limit too high"})
+    assert "version 1 is active again" in client.get(response.headers["Location"]).text
+    assert api.get(f"/v1/rulesets/{NAME}").get_json()["active_version"] == 1
+    refused = post_form(browser_as(app, "stranger"), page, page + "/rollback",
+                        {"to_version": "2", "reason": "mine"})
+    assert refused.status_code == 303
+    assert api.get(f"/v1/rulesets/{NAME}").get_json()["active_version"] == 1
