@@ -18,7 +18,7 @@ from rules_service.services import accounts, governance, principals
 
 ROLE_LABELS = (("business_owner", "business owner: proposes changes"),
                ("approver", "approver: reviews and signs off, resolves escalations"),
-               ("operations_owner", "operations owner: works the queue, rolls back"),
+               ("operations_owner", "operations owner: watches the queue and figures, rolls back"),
                ("maintainer", "maintainer: proposes changes"))
 
 
