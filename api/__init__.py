@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import secrets
 import threading
 from typing import Any
 
@@ -32,6 +33,7 @@ BLUEPRINT_MODULES: tuple[str, ...] = (
     "api.ops",
     "api.subscriptions",
     "api.deliveries",
+    "api.pages",
 )
 """Modules whose ``bp`` blueprint is registered, in this order."""
 
@@ -43,7 +45,8 @@ def create_app(settings: Settings | None = None, container: Any | None = None) -
         settings = container.settings if container is not None else Settings.from_env()
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        # Signs the pages' session cookies; settings built in code may leave it empty.
+        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
         MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
         RULES_SERVICE_SETTINGS=settings,
     )

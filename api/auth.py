@@ -12,6 +12,7 @@ from api.services import container
 
 REALM = "rules-service"
 HEALTH_ENDPOINT = "health.healthz"
+PAGES_BLUEPRINT = "pages"
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,13 @@ def bearer_token() -> str | None:
 
 
 def authenticate_request() -> None:
-    """before_request hook: puts the caller on ``flask.g.principal`` or answers 401."""
+    """before_request hook: puts the caller on ``flask.g.principal`` or answers 401.
+
+    The pages (blueprint ``pages``) authenticate people by their session instead.
+    """
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint == HEALTH_ENDPOINT:
+        return
+    if request.blueprint == PAGES_BLUEPRINT:
         return
     token = bearer_token()
     if token is None:

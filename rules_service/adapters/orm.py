@@ -175,6 +175,12 @@ class PrincipalRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Where notifications reach the person (``rules-service principals contact``).
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    # People sign in to the pages with a password (argon2 hash); automations never do.
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Consecutive failed sign-ins, and until when the next attempt is refused (slow-down).
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sign_in_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(),
+                                                                  nullable=True)
 
     tokens: Mapped[list[ApiTokenRow]] = relationship(back_populates="principal",
                                                      lazy="selectin")

@@ -215,9 +215,11 @@ class DecisionRepository:
     def list(self, *, ruleset_id: int | None = None, outcome: str | None = None,
              since: datetime | None = None, until: datetime | None = None,
              before: tuple[datetime, str] | None = None,
-             limit: int = 100) -> Sequence[DecisionRow]:
+             limit: int = 100, caller: str | None = None) -> Sequence[DecisionRow]:
         """Decisions newest first; ``before`` is the (evaluated_at, id) cursor."""
         stmt = select(DecisionRow)
+        if caller is not None:
+            stmt = stmt.where(DecisionRow.caller == caller)
         if ruleset_id is not None:
             stmt = stmt.where(DecisionRow.ruleset_id == ruleset_id)
         if outcome is not None:

@@ -162,6 +162,27 @@ def _principals_contact(args: argparse.Namespace) -> int:
         notifications.set_contact(c.uow(), args.name, email=None if args.clear else args.email)
     print(f"notifications for {args.name} go to {args.email}" if not args.clear
           else f"{args.name} gets no notifications by email now")
+def _read_password(name: str) -> str | None:
+    """The new password: asked twice on a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass(f"new password for {name}: ")
+        if getpass.getpass("again: ") != first:
+            return None
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _principals_password(args: argparse.Namespace) -> int:
+    from rules_service.services import accounts
+
+    password = _read_password(args.name)
+    if password is None:
+        return _fail("the two passwords differ; nothing was changed")
+    with _container() as c:
+        accounts.set_password(c.uow(), args.name, password)
+    print(f"password set for {args.name}; they can sign in at /sign-in")
     return 0
 
 
@@ -226,6 +247,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     con.add_argument("--email", metavar="ADDRESS", help="the email address to notify")
     con.add_argument("--clear", action="store_true", help="remove the address")
     con.set_defaults(handler=_guarded(_principals_contact))
+    pw = pr_sub.add_parser("password", help="set a person's password for the pages "
+                                            "(prompted, or one line on stdin)")
+    pw.add_argument("name")
+    pw.set_defaults(handler=_guarded(_principals_password))
     lst = pr_sub.add_parser("list", help="list principals (never tokens)")
     lst.set_defaults(handler=_guarded(_principals_list))
 

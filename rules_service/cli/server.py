@@ -127,6 +127,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from rules_service.adapters import schema
     from rules_service.bootstrap import bootstrap
     from rules_service.services import demo
+    from rules_service.services.demo_people import demo_people, set_demo_passwords
 
     problem = _check(args)
     if problem:
@@ -155,6 +156,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         try:
             report = demo.seed_demo(container.uow, container.evaluator, rulesets_dir,
                                     tokens_path)
+            passwords_path = tokens_path.with_name("demo-passwords.json")
+            passwords = set_demo_passwords(container.uow, report.tokens, passwords_path)
+            people = demo_people(container.uow)
         finally:
             container.close()
     except demo.NotADemoDatabase as exc:
@@ -173,6 +177,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if name in report.tokens:
             print(f"  {name}: {report.tokens[name]}")
     print(f"  API {base}/v1/rulesets   docs {base}/docs   health {base}/healthz")
+    print(f"  sign in at {base}/sign-in as (passwords of everyone: {passwords_path}, mode 600):")
+    for name, role in people:
+        if name in passwords:
+            print(f"    {name:<14} password {passwords[name]:<18} {role}")
     sys.stdout.flush()
     if args.no_serve:
         return 0

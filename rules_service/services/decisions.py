@@ -284,7 +284,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 def list_decisions(uow: UnitOfWork, *, ruleset: str | None = None, outcome: str | None = None,
                    since: datetime | None = None, until: datetime | None = None,
-                   limit: int = 100, cursor: str | None = None
+                   limit: int = 100, cursor: str | None = None, caller: str | None = None
                    ) -> tuple[list[DecisionView], str | None]:
     """Decisions newest first, and the cursor of the next page (None on the last page)."""
     problems = []
@@ -306,7 +306,7 @@ def list_decisions(uow: UnitOfWork, *, ruleset: str | None = None, outcome: str 
             ruleset_id=ruleset_id, outcome=outcome,
             since=lifecycle.ensure_utc(since) if since else None,
             until=lifecycle.ensure_utc(until) if until else None,
-            before=before, limit=limit + 1))
+            before=before, limit=limit + 1, caller=caller))
         next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
         return [_view(r) for r in rows[:limit]], next_cursor
 

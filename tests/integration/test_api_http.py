@@ -34,10 +34,11 @@ def concrete(rule: Rule) -> str:
 
 
 def api_rules(app: Flask) -> list[tuple[str, str]]:
-    """(method, concrete path) of every route of the API, the public ones aside."""
+    """(method, concrete path) of every route of the API, the public ones (and the pages,
+    which use sessions: tests/integration/test_pages_*.py) aside."""
     out = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static" or rule.rule in PUBLIC:
+        if rule.endpoint == "static" or rule.rule in PUBLIC or rule.endpoint.startswith("pages."):
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             out.append((method, concrete(rule)))
@@ -246,7 +247,8 @@ def test_openapi_describes_every_route(app: Flask, api: Api) -> None:
     documented = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops
                   if m != "parameters"}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static" or rule.rule.startswith("/docs"):
+        if rule.endpoint == "static" or rule.rule.startswith("/docs") \
+                or rule.endpoint.startswith("pages."):
             continue
         path = re.sub(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule.rule)
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:

@@ -160,3 +160,21 @@ def test_the_demo_command_refuses_a_database_of_another_application(
     assert main(["demo", "--no-serve", "--rulesets", str(RULESETS),
                  "--tokens", str(tmp_path / "tokens.json")]) == 1
     assert "tables not made by rules-service: invoices" in capsys.readouterr().err
+
+
+def test_every_demo_person_gets_a_password_kept_for_the_owner_only(
+        container: Container, tmp_path: Path) -> None:
+    from rules_service.services import accounts
+    from rules_service.services.demo_people import demo_people, set_demo_passwords
+
+    report = seed_demo(container.uow, container.evaluator, RULESETS, tmp_path / "tokens.json")
+    path = tmp_path / "demo-passwords.json"
+    passwords = set_demo_passwords(container.uow, report.tokens, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "demo-automation" not in passwords and "demo-admin" in passwords
+    people = dict(demo_people(container.uow))
+    assert {"finance-lead", "controller", "ops-oncall", "rules-dev", "demo-admin"} <= set(people)
+    for name in people:
+        assert accounts.sign_in_with_password(container.uow(), name, passwords[name]).name == name
+    again = set_demo_passwords(container.uow, report.tokens, path)
+    assert again == passwords  # a second run keeps the passwords people were told

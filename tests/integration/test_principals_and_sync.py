@@ -254,3 +254,32 @@ def test_cli_sync_names_the_stale_file_and_exits_1(
     capsys.readouterr()
     assert main(["sync", str(files), "--as", "root"]) == 1
     assert f"{path}: refused (refunds version 1)" in capsys.readouterr().out
+
+
+def test_cli_sets_a_password_from_one_line_of_stdin_and_refuses_automations(
+        cli_db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rules_service.services import accounts
+
+    main(["db", "upgrade"])
+    main(["principals", "add", "alice"])
+    main(["principals", "add", "robot", "--automation"])
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough secret\n"))
+    assert main(["principals", "password", "alice"]) == 0
+    assert "password set for alice" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough secret\n"))
+    assert main(["principals", "password", "robot"]) == 1
+    assert "automations cannot sign in" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["principals", "password", "alice"]) == 1
+    assert "at least 10 characters" in capsys.readouterr().err
+    from rules_service.bootstrap import bootstrap
+    from rules_service.config import Settings
+    c = bootstrap(Settings(database_url=cli_db))
+    try:
+        signed = accounts.sign_in_with_password(c.uow(), "alice", "a long enough secret")
+        assert signed.name == "alice"
+    finally:
+        c.close()

@@ -1,0 +1,148 @@
+"""The pages' blueprint: session cookie, CSRF, the signed-in person, and error pages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.sansio.blueprints import BlueprintSetupState
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from api.services import container
+from rules_service.domain.errors import DomainError
+from rules_service.services import accounts
+
+bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/pages-static")
+csrf = CSRFProtect()
+
+SESSION_KEY = "principal"
+SESSION_METHOD_KEY = "signed_in_with"
+SESSION_LIFETIME = timedelta(hours=12)
+# Reached without a session: the sign-in page itself and the stylesheet it uses.
+PUBLIC_ENDPOINTS = frozenset({"pages.sign_in", "pages.sign_in_post", "pages.static"})
+HELPER_PREFIX = "/pages-api/"
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie, marked Secure exactly when the request came over https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(request.is_secure) or bool(app.config.get("SESSION_COOKIE_SECURE"))
+
+
+@bp.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    app = state.app
+    assert isinstance(app, Flask)
+    app.session_interface = _SessionInterface()
+    app.config.update(
+        SESSION_COOKIE_NAME="rules_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        # CSRF is checked by the pages' own hook below, so the bearer-token API is untouched.
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    csrf.init_app(app)
+
+
+def start_session(name: str, method: str) -> None:
+    """Signs ``name`` in: a fresh session (no fixation), kept for 12 hours.
+
+    Every way in ends here; an OIDC callback would call it with method ``"oidc"``.
+    """
+    session.clear()
+    # Flask-WTF caches the request's CSRF token on g: drop it with the old session's token.
+    g.pop("csrf_token", None)
+    session.permanent = True
+    session[SESSION_KEY] = name
+    session[SESSION_METHOD_KEY] = method
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path on this site, never another site."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
+    return url_for("pages.index")
+
+
+@bp.before_request
+def _guard() -> Response | None:
+    # Flask-WTF caches the CSRF token on g, which lives as long as the app context; when a
+    # context outlives one request (test clients kept open), the cache must not carry over.
+    g.pop("csrf_token", None)
+    if request.method == "POST":
+        csrf.protect()
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    name = session.get(SESSION_KEY)
+    person = accounts.principal_for_sign_in(container().uow(), name) if name else None
+    if person is None:
+        session.pop(SESSION_KEY, None)
+        if request.path.startswith(HELPER_PREFIX):
+            response = jsonify({"error": {"code": "unauthenticated",
+                                          "message": "sign in again", "details": []}})
+            response.status_code = 401
+            return response
+        return redirect(url_for("pages.sign_in", next=request.full_path.rstrip("?")))
+    g.person = person
+    return None
+
+
+def person_name() -> str:
+    """The name of the signed-in person."""
+    return str(g.person.name)
+
+
+@bp.app_context_processor
+def _template_globals() -> dict[str, Any]:
+    return {"person": g.get("person")}
+
+
+@bp.errorhandler(Exception)
+def _error_page(exc: Exception) -> Any:
+    """Errors on the pages are pages (or JSON for the editor's helpers), never tracebacks."""
+    from api.errors import describe_error, error_response, handle_exception
+
+    if isinstance(exc, CSRFError):
+        status, message = 400, ("the form was refused: it did not carry this session's "
+                                "security token. Reload the page and send it again.")
+        details: list[dict[str, Any]] = []
+    elif isinstance(exc, DomainError | HTTPException):
+        status, _, message, details, _ = describe_error(exc)
+    else:
+        return handle_exception(exc) if request.path.startswith(HELPER_PREFIX) \
+            else _internal(exc)
+    if request.path.startswith(HELPER_PREFIX):
+        return error_response(status, "csrf_failed" if isinstance(exc, CSRFError)
+                              else describe_error(exc)[1], message, details)
+    return render_template("error.html", status=status, message=message,
+                           details=details), status
+
+
+def _internal(exc: Exception) -> Any:
+    from api.errors import handle_exception
+
+    handle_exception(exc)  # logs it
+    return render_template("error.html", status=500,
+                           message="something went wrong on our side; it has been logged",
+                           details=[]), 500

@@ -1,0 +1,83 @@
+"""Template filters: times, names, JSON, and the before/after highlighting of a change."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from api.pages.blueprint import bp
+
+
+@bp.app_template_filter("moment")
+def moment(value: datetime | str | None) -> str:
+    """A moment as ``2026-12-01 11:05 UTC``."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@bp.app_template_filter("humanize")
+def humanize(key: Any) -> str:
+    """``normal_steps`` as ``Normal steps``."""
+    text = str(key).replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+@bp.app_template_filter("compact")
+def compact(value: Any) -> str:
+    """A value as one line of JSON (strings as they are)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+@bp.app_template_filter("pretty")
+def pretty(value: Any) -> str:
+    """A value as indented JSON (strings as they are); None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+
+
+def highlight(before: Any, after: Any) -> tuple[Markup, Markup]:
+    """Before and after as HTML, the words that differ marked (``mark.del``/``mark.ins``)."""
+    old, new = pretty(before), pretty(after)
+    a, b = _TOKEN.findall(old), _TOKEN.findall(new)
+    left: list[str] = []
+    right: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        old_part, new_part = escape("".join(a[i1:i2])), escape("".join(b[j1:j2]))
+        if op == "equal":
+            left.append(old_part)
+            right.append(new_part)
+            continue
+        if old_part:
+            left.append(Markup('<mark class="del">%s</mark>') % old_part)
+        if new_part:
+            right.append(Markup('<mark class="ins">%s</mark>') % new_part)
+    # Both sides are joined from escaped parts and Markup-formatted marks.
+    return Markup("".join(left)), Markup("".join(right))  # noqa: S704
+
+
+bp.add_app_template_global(highlight, "highlight")
+
+
+@bp.app_template_filter("reject_keys")
+def reject_keys(mapping: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """The mapping without the given keys (shown elsewhere on the page)."""
+    return {k: v for k, v in mapping.items() if k not in keys}

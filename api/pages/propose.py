@@ -1,0 +1,109 @@
+"""The business owner's editor: thresholds form, YAML, check as you type, try, preview, propose.
+
+The JSON helpers under /pages-api are session-authenticated and CSRF-checked like the forms
+(the page's script sends the token in ``X-CSRFToken``); they store nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import jsonify, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from api.pages.blueprint import bp, person_name
+from api.services import container
+from rules_service.domain.errors import DomainError, RequestInvalid
+from rules_service.domain.problems import Problem
+from rules_service.services import drafts, governance
+
+MAX_DRAFT_CHARS = 500_000
+
+
+def _starting_point(name: str) -> tuple[str, dict[str, Any], int | None]:
+    """The text, thresholds and number of the version a change starts from (the active one,
+    else the newest)."""
+    c = container()
+    detail = governance.get_ruleset(c.uow(), name)
+    number = detail.summary.active_version or detail.summary.latest_version
+    if number is None:
+        return "", {}, None
+    view = governance.get_version(c.uow(), name, number)
+    return view.content, dict(view.definition.get("thresholds") or {}), number
+
+
+def _effective_at(text: str) -> datetime | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise RequestInvalid([Problem("effective_at", "not a date and time")]) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@bp.get("/rulesets/<name>/propose")
+def propose(name: str) -> str:
+    """The editor, starting from the active version's file."""
+    content, thresholds, base = _starting_point(name)
+    return render_template("propose.html", name=name, content=content, thresholds=thresholds,
+                           base=base, note="", effective_at="", error=None, problems=[])
+
+
+@bp.post("/rulesets/<name>/propose")
+def propose_post(name: str) -> Any:
+    """Proposes the edited file as a new version; problems re-show the editor."""
+    content = request.form.get("content", "")
+    note = request.form.get("note", "")
+    effective = request.form.get("effective_at", "")
+    c = container()
+    try:
+        view = governance.propose_version(c.uow(), c.evaluator, name, content=content,
+                                          note=note, effective_at=_effective_at(effective),
+                                          actor=person_name())
+    except DomainError as exc:
+        _, thresholds, base = _starting_point(name)
+        problems = [p.to_dict() for p in getattr(exc, "problems", ()) or ()]
+        return render_template("propose.html", name=name, content=content,
+                               thresholds=thresholds, base=base, note=note,
+                               effective_at=effective, error=exc.message,
+                               problems=problems), getattr(exc, "status", 422)
+    return redirect(url_for("pages.version", name=name, number=view.version), 303)
+
+
+def _draft() -> tuple[str, dict[str, Any]]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("content"), str):
+        raise RequestInvalid([Problem("content", "send {\"content\": \"...\"}")])
+    if len(body["content"]) > MAX_DRAFT_CHARS:
+        raise RequestInvalid([Problem("content", "the draft is too long")])
+    return body["content"], body
+
+
+@bp.post("/pages-api/rulesets/<name>/check")
+def check_draft(name: str) -> Response:
+    """Every problem of the draft with its line, and its embedded tests' results."""
+    content, _ = _draft()
+    return jsonify(drafts.check_draft(container().evaluator, name, content).to_dict())
+
+
+@bp.post("/pages-api/rulesets/<name>/try")
+def try_draft(name: str) -> Response:
+    """What the draft decides for sample inputs (nothing is recorded)."""
+    content, body = _draft()
+    inputs = body.get("inputs")
+    if isinstance(inputs, dict):
+        inputs = [inputs]
+    if not isinstance(inputs, list) or not inputs:
+        raise RequestInvalid([Problem("inputs", "give an input object or a list of them")])
+    return jsonify({"results": drafts.try_draft(container().evaluator, name, content, inputs)})
+
+
+@bp.post("/pages-api/rulesets/<name>/preview")
+def preview_draft(name: str) -> Response:
+    """The draft's changes against the active version and their impact on recent decisions."""
+    content, _ = _draft()
+    c = container()
+    return jsonify(drafts.preview_draft(c.uow(), c.evaluator, name, content))

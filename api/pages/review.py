@@ -1,0 +1,56 @@
+"""The review page of a version (the approver's page), its sign-off and withdrawal."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from api.pages.blueprint import bp, person_name
+from api.services import container
+from rules_service.domain.errors import DomainError
+from rules_service.services import diffs, governance, review
+
+IMPACT_REPLAY = 200
+"""Recorded decisions replayed on the version under review."""
+
+
+@bp.get("/rulesets/<name>/versions/<int:number>")
+def version(name: str, number: int) -> str:
+    """Changes side by side, tests, impact, sign-offs, and the approve/reject form."""
+    c = container()
+    view = governance.get_version(c.uow(), name, number)
+    diff = diffs.diff_versions(c.uow(), c.evaluator, name, to_version=number,
+                               impact=IMPACT_REPLAY).to_dict()
+    tests = review.version_tests(c.uow(), c.evaluator, name, number)
+    eligibility = review.signoff_eligibility(c.uow(), name, number, person_name())
+    return render_template("version.html", v=view, diff=diff, tests=tests,
+                           eligibility=eligibility)
+
+
+@bp.post("/rulesets/<name>/versions/<int:number>/sign-off")
+def sign_off(name: str, number: int) -> Response:
+    """Approves or rejects the version with a comment."""
+    try:
+        view = governance.sign_off(container().uow(), name, number,
+                                   decision=request.form.get("decision", ""),
+                                   comment=request.form.get("comment", ""),
+                                   actor=person_name())
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"signed off: version {number} is now {view.status}", "ok")
+    return redirect(url_for("pages.version", name=name, number=number), 303)
+
+
+@bp.post("/rulesets/<name>/versions/<int:number>/withdraw")
+def withdraw(name: str, number: int) -> Response:
+    """The author takes the version back."""
+    try:
+        governance.withdraw_version(container().uow(), name, number,
+                                    comment=request.form.get("comment", ""),
+                                    actor=person_name())
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"version {number} withdrawn", "ok")
+    return redirect(url_for("pages.version", name=name, number=number), 303)

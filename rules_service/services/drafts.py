@@ -1,0 +1,99 @@
+"""Drafts of a change, before anyone proposes them: check, try, and preview.
+
+The business owner's editor calls these as they type. Nothing is stored. Each uses the
+same code the proposal itself runs (``governance`` parses and names the ruleset, the
+embedded tests run on the real engine, ``diffs`` replays recorded decisions), so a draft
+that passes here is refused by ``propose_version`` only for authority or a race.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules_service.adapters.unit_of_work import UnitOfWork
+from rules_service.domain.diff import diff_definitions
+from rules_service.domain.errors import DomainError, InputInvalid, NotFound
+from rules_service.domain.evaluator import Evaluator
+from rules_service.domain.impact import RecordedDecision
+from rules_service.domain.inputs import validate_input
+from rules_service.domain.problems import Problem
+from rules_service.domain.ruleset import Outcome, Ruleset
+from rules_service.domain.testing import TestResult, run_tests
+from rules_service.services.diffs import _replay
+from rules_service.services.governance import _parse_proposal, activate_due
+
+MAX_TRIES = 50
+"""Most sample inputs tried at once."""
+
+
+@dataclass(frozen=True)
+class DraftCheck:
+    """A draft's problems (each with its line where known) and its embedded tests' results."""
+
+    problems: tuple[Problem, ...] = ()
+    tests: tuple[TestResult, ...] = ()
+    ruleset: Ruleset | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """No problem and no failing test: the draft can be proposed."""
+        return not self.problems and all(t.passed for t in self.tests)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"ok": self.ok, "problems": [p.to_dict() for p in self.problems],
+                "tests": [t.to_dict() for t in self.tests]}
+
+
+def check_draft(evaluator: Evaluator, name: str, content: str) -> DraftCheck:
+    """Parses the draft as a version of ``name`` and runs its embedded tests."""
+    try:
+        ruleset, _ = _parse_proposal(name, content, None)
+    except DomainError as exc:
+        return DraftCheck(tuple(getattr(exc, "problems", ()) or (Problem("", exc.message),)))
+    return DraftCheck((), tuple(run_tests(ruleset, evaluator)), ruleset)
+
+
+def try_draft(evaluator: Evaluator, name: str, content: str,
+              inputs: Sequence[Any]) -> list[dict[str, Any]]:
+    """What the draft decides for each sample input (a dry run: nothing is recorded).
+
+    Each answer is the decision (outcome, fired and deciding rules with reasons) or the
+    input's problems; a draft with problems of its own raises ``RulesetInvalid``.
+    """
+    ruleset, _ = _parse_proposal(name, content, None)
+    answers: list[dict[str, Any]] = [{} for _ in inputs[:MAX_TRIES]]
+    valid: list[tuple[int, dict[str, Any]]] = []
+    for i, raw in enumerate(inputs[:MAX_TRIES]):
+        try:
+            if not isinstance(raw, dict):
+                raise InputInvalid([Problem("input", "must be an object")])
+            valid.append((i, validate_input(ruleset, raw)))
+        except InputInvalid as exc:
+            answers[i] = {"input": raw, "problems": [p.to_dict() for p in exc.problems]}
+    evaluations = evaluator.evaluate_many(ruleset, [data for _, data in valid])
+    for (i, data), ev in zip(valid, evaluations, strict=True):
+        answers[i] = {"input": data, **ev.to_dict()}
+    return answers
+
+
+def preview_draft(uow: UnitOfWork, evaluator: Evaluator, name: str, content: str, *,
+                  impact: int = 100) -> dict[str, Any]:
+    """The draft's diff against the active version and its impact on recent decisions."""
+    ruleset, _ = _parse_proposal(name, content, None)
+    activate_due(uow)
+    with uow.readonly():
+        rs = uow.rulesets.get(name)
+        if rs is None:
+            raise NotFound(f"no ruleset named {name}")
+        active = uow.versions.active(rs.id)
+        before = dict(active.definition) if active is not None else None
+        records = [RecordedDecision(decision_id, dict(data), Outcome(outcome))
+                   for decision_id, data, outcome in uow.decisions.recent_outcomes(rs.id, impact)]
+        active_number = active.number if active is not None else None
+    diff = diff_definitions(before, dict(ruleset.definition))
+    report = _replay(evaluator, ruleset, records)
+    return {"ruleset": name, "from": active_number, "to": None, **diff.to_dict(),
+            "impact": report.to_dict()}

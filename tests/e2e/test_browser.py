@@ -1,0 +1,228 @@
+"""The pages in a real headless Chromium against the real server (``rules-service demo``):
+each of the product's people does their job in the browser.
+
+Screenshots of every page are written to docs/screenshots/ (RULES_SERVICE_SCREENSHOTS
+overrides the directory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, update
+
+from rules_service.adapters.orm import EscalationRow
+from tests.conftest import throwaway_database
+from tests.e2e import browser
+from tests.e2e.support import ROOT, Server, free_port, running, server_env
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not browser.available(),
+                                 reason="needs chromium and chromium-driver (apt-get)")]
+
+SHOTS = Path(os.environ.get("RULES_SERVICE_SCREENSHOTS", ROOT / "docs" / "screenshots"))
+RULESET = "expense-approval"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str], str]]:
+    """`rules-service demo` on a throwaway database; its tokens, passwords and database URL."""
+    workdir = tmp_path_factory.mktemp("browser")
+    tokens_path = workdir / "instance" / "demo-tokens.json"
+    port = free_port()
+    args = ["demo", "--port", str(port), "--rulesets", str(ROOT / "rulesets"),
+            "--tokens", str(tokens_path)]
+    with throwaway_database(workdir) as url, \
+            running(args, workdir, server_env(url), port) as server:
+        server.tokens.update(json.loads(tokens_path.read_text()))
+        passwords = json.loads((workdir / "instance" / "demo-passwords.json").read_text())
+        yield server, passwords, url
+
+
+def sign_in(driver: Any, server: Server, name: str, password: str) -> None:
+    """Fills the sign-in form as a person would."""
+    from selenium.webdriver.common.by import By
+
+    driver.delete_all_cookies()
+    driver.get(server.base + "/sign-in")
+    driver.find_element(By.ID, "name").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
+    browser.wait_for(driver, lambda d: f"Signed in as {name}" in text_of(d, "header"))
+
+
+def text_of(driver: Any, css: str) -> str:
+    """The visible text of the first element matching ``css`` ('' if there is none)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        return str(found[0].text) if found else ""
+    except StaleElementReferenceException:  # replaced while read: the next poll sees it
+        return ""
+
+
+def set_editor(driver: Any, content: str) -> None:
+    """Replaces the YAML editor's text and lets the page know, as typing would."""
+    driver.execute_script(
+        "const t = document.getElementById('content'); t.value = arguments[0];"
+        "t.dispatchEvent(new Event('input', {bubbles: true}));", content)
+
+
+def record_decisions(server: Server) -> str:
+    """Claims the expense tool sends; returns the id of one escalated to the approver."""
+    claims = [{"amount": 20, "category": "meals"},
+              {"amount": 550, "category": "travel", "has_receipt": True},
+              {"amount": 580, "category": "software", "has_receipt": True},
+              {"amount": 80, "category": "meals"},
+              {"amount": 1800, "category": "hardware", "has_receipt": True}]
+    escalation = ""
+    for claim in claims:
+        status, body, _ = server.call("POST", f"/v1/rulesets/{RULESET}/evaluate",
+                                      {"input": claim}, who="demo-automation")
+        assert status == 200, body
+        if body["escalation"] and body["escalation"]["to_role"] == "approver":
+            escalation = body["escalation"]["id"]
+    assert escalation
+    return str(escalation)
+
+
+def make_overdue(url: str, escalation: str) -> None:
+    """Moves an escalation's due time into the past (the hours waited, without the wait)."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(EscalationRow).where(EscalationRow.id == escalation)
+                         .values(due_at=datetime.now(UTC) - timedelta(hours=1)))
+    finally:
+        engine.dispose()
+
+
+def test_each_person_does_their_job_in_the_browser(
+        demo: tuple[Server, dict[str, str], str]) -> None:
+    from selenium.webdriver.common.by import By
+
+    server, passwords, url = demo
+    escalation = record_decisions(server)
+    make_overdue(url, escalation)
+
+    with browser.chromium() as driver:
+        # An unsigned visitor meets the sign-in page.
+        driver.get(server.base + "/")
+        assert "/sign-in" in driver.current_url
+        browser.screenshot(driver, SHOTS, "sign-in")
+
+        # The business owner changes a threshold in the typed form...
+        sign_in(driver, server, "finance-lead", passwords["finance-lead"])
+        browser.screenshot(driver, SHOTS, "rulesets")
+        driver.get(f"{server.base}/rulesets/{RULESET}")
+        assert "finance-deputy" in driver.page_source and "Normal steps" in driver.page_source
+        browser.screenshot(driver, SHOTS, "ruleset")
+        driver.get(f"{server.base}/rulesets/{RULESET}/propose")
+        browser.wait_for(driver, lambda d: "No problems" in text_of(d, "#check-status"))
+        limit = driver.find_element(By.CSS_SELECTOR, "[data-threshold=auto_approve_limit]")
+        limit.clear()
+        limit.send_keys("600")
+        content = driver.find_element(By.ID, "content").get_attribute("value")
+        assert "auto_approve_limit: 600" in content
+
+        # ...mistypes a threshold's name in a rule, and sees the problem with its line...
+        broken = content.replace("amount <= thresholds.auto_approve_limit",
+                                 "amount <= thresholds.auto_aprove_limit")
+        line = next(i for i, t in enumerate(broken.splitlines(), 1) if "auto_aprove" in t)
+        set_editor(driver, broken)
+        problem = browser.wait_for(driver, lambda d: text_of(d, "#problems li"))
+        assert problem.startswith(f"line {line}:") and "auto_aprove_limit" in problem
+
+        # ...fixes it, tries a claim, sees the changes and their impact, and proposes.
+        set_editor(driver, content)
+        browser.wait_for(driver, lambda d: "No problems" in text_of(d, "#check-status"))
+        samples = driver.find_element(By.ID, "samples")
+        samples.clear()
+        samples.send_keys('{"amount": 550, "category": "travel", "has_receipt": true}')
+        driver.find_element(By.ID, "try-button").click()
+        browser.wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-outcome]"))
+        assert text_of(driver, "[data-outcome]") == "approve"
+        driver.find_element(By.ID, "preview-button").click()
+        browser.wait_for(driver, lambda d: text_of(d, "#preview-impact"))
+        assert "Raised auto_approve_limit from 500 to 600" in text_of(driver, "#preview-summary")
+        assert "2 change outcome" in text_of(driver, "#preview-impact")
+        browser.screenshot(driver, SHOTS, "propose")
+        driver.find_element(By.ID, "note").send_keys("pay more travel claims at once")
+        driver.find_element(By.ID, "propose-button").click()
+        browser.wait_for(driver, lambda d: "/versions/3" in d.current_url)
+
+        # The author is refused on the review page, and told why.
+        assert "finance-lead is the author" in text_of(driver, "#cannot-sign")
+
+        # An approver and the business owner's backup approve; the version goes live.
+        for who in ("controller", "finance-deputy"):
+            sign_in(driver, server, who, passwords[who])
+            driver.get(f"{server.base}/rulesets/{RULESET}/versions/3")
+            if who == "controller":
+                assert "Raised auto_approve_limit from 500 to 600" in driver.page_source
+                assert "changes outcome" in driver.page_source or "change outcome" in \
+                    driver.page_source
+                browser.screenshot(driver, SHOTS, "review")
+            driver.find_element(By.CSS_SELECTOR, "input[name=decision][value=approve]").click()
+            driver.find_element(By.ID, "comment").send_keys("agreed")
+            driver.find_element(By.CSS_SELECTOR, "#signoff-heading ~ form button").click()
+            browser.wait_for(driver, lambda d: "signed off" in text_of(d, ".flash"))
+        assert "This version is live" in text_of(driver, "#version-state")
+        status, body, _ = server.call("GET", f"/v1/rulesets/{RULESET}", who="demo-admin")
+        assert body["active_version"] == 3
+        driver.get(f"{server.base}/rulesets/{RULESET}/versions/2")
+        assert "stale" in text_of(driver, "#version-state")
+
+        # A form posted without its CSRF token is refused.
+        sign_in(driver, server, "cfo", passwords["cfo"])
+        driver.get(f"{server.base}/escalations?state=overdue&ruleset={RULESET}")
+        form = f"form[action='/escalations/{escalation}/resolve']"
+        driver.execute_script(f"document.querySelector(\"{form} input[name=csrf_token]\")"
+                              ".remove()")
+        driver.find_element(By.CSS_SELECTOR, f"{form} input[value=approve]").click()
+        driver.find_element(By.CSS_SELECTOR, f"{form} button").click()
+        browser.wait_for(driver, lambda d: "Refused" in text_of(d, "h1"))
+        assert "security token" in text_of(driver, ".flash.error")
+
+        # The approver's backup, working the queue, resolves the overdue escalation.
+        driver.get(f"{server.base}/escalations?state=overdue&ruleset={RULESET}")
+        assert "overdue" in text_of(driver, f"#esc-{escalation} summary")
+        assert "over-manager-limit" in text_of(driver, f"#esc-{escalation}")
+        browser.screenshot(driver, SHOTS, "escalations")
+        driver.find_element(By.CSS_SELECTOR, f"{form} input[value=approve]").click()
+        driver.find_element(By.CSS_SELECTOR, f"{form} input[name=comment]").send_keys("ok")
+        driver.find_element(By.CSS_SELECTOR, f"{form} button").click()
+        browser.wait_for(driver, lambda d: "escalation resolved" in text_of(d, ".flash"))
+        status, body, _ = server.call("GET", "/v1/escalations?status=open", who="demo-admin")
+        assert escalation not in {e["id"] for e in body["escalations"]}
+
+        # Decisions and the why of one.
+        driver.get(f"{server.base}/decisions?ruleset={RULESET}")
+        browser.screenshot(driver, SHOTS, "decisions")
+        driver.find_element(By.CSS_SELECTOR, "tbody a").click()
+        assert "Rules that fired" in driver.page_source
+        browser.screenshot(driver, SHOTS, "decision")
+
+        # The dashboard's charts have data.
+        driver.get(f"{server.base}/dashboard?window=1h")
+        bars = driver.find_elements(By.CSS_SELECTOR, "[data-chart=throughput] rect.bar")
+        assert bars
+        assert driver.find_elements(By.CSS_SELECTOR, "[data-chart=outcomes] rect.bar")
+        browser.screenshot(driver, SHOTS, "dashboard")
+
+    # The review page at a phone's width.
+    with browser.chromium(width=390, height=800, phone=True) as phone:
+        sign_in(phone, server, "controller", passwords["controller"])
+        phone.get(f"{server.base}/rulesets/{RULESET}/versions/3")
+        overflow = phone.execute_script(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1")
+        assert not overflow
+        browser.screenshot(phone, SHOTS, "review-phone")
