@@ -11,6 +11,7 @@ from api.pages.blueprint import bp, person_name
 from api.services import container
 from rules_service.domain.errors import Conflict, DomainError
 from rules_service.services import governance
+from rules_service.services import runbook as runbooks
 
 
 @bp.get("/")
@@ -27,7 +28,7 @@ def ruleset(name: str) -> str:
     c = container()
     detail = governance.get_ruleset(c.uow(), name)
     try:
-        runbook: dict[str, Any] | None = governance.get_runbook(c.uow(), name).to_dict()
+        runbook: dict[str, Any] | None = runbooks.get_runbook(c.uow(), name).to_dict()
     except Conflict:
         runbook = None  # no active version yet: nothing is run
     events = governance.list_audit_events(c.uow(), name)

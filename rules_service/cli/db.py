@@ -162,6 +162,9 @@ def _principals_contact(args: argparse.Namespace) -> int:
         notifications.set_contact(c.uow(), args.name, email=None if args.clear else args.email)
     print(f"notifications for {args.name} go to {args.email}" if not args.clear
           else f"{args.name} gets no notifications by email now")
+    return 0
+
+
 def _read_password(name: str) -> str | None:
     """The new password: asked twice on a terminal, else the first line of stdin."""
     if sys.stdin.isatty():

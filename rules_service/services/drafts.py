@@ -21,6 +21,7 @@ from rules_service.domain.inputs import validate_input
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
 from rules_service.domain.testing import TestResult, run_tests
+from rules_service.services import governance
 from rules_service.services.diffs import _replay
 from rules_service.services.governance import _parse_proposal, activate_due
 
@@ -90,10 +91,11 @@ def preview_draft(uow: UnitOfWork, evaluator: Evaluator, name: str, content: str
             raise NotFound(f"no ruleset named {name}")
         active = uow.versions.active(rs.id)
         before = dict(active.definition) if active is not None else None
+        before_ruleset = governance.ruleset_of(active) if active is not None else None
         records = [RecordedDecision(decision_id, dict(data), Outcome(outcome))
                    for decision_id, data, outcome in uow.decisions.recent_outcomes(rs.id, impact)]
         active_number = active.number if active is not None else None
     diff = diff_definitions(before, dict(ruleset.definition))
-    report = _replay(evaluator, ruleset, records)
+    report = _replay(evaluator, before_ruleset, ruleset, records)
     return {"ruleset": name, "from": active_number, "to": None, **diff.to_dict(),
             "impact": report.to_dict()}
