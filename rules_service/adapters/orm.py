@@ -241,6 +241,10 @@ class EscalationRow(Base):
         # Covers the open and overdue counts per ruleset: they read the open entries
         # only (status first), already grouped by ruleset, without touching the table.
         Index("ix_escalations_status_ruleset_id_due_at", "status", "ruleset_id", "due_at"),
+        # The dashboard's breach count: only escalations that passed their target.
+        Index("ix_escalations_breached_due_at", "due_at", "ruleset_id",
+              sqlite_where=text("breached_at IS NOT NULL"),
+              postgresql_where=text("breached_at IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -78,6 +78,7 @@ from rules_service.domain.errors import NotFound, RequestInvalid
 from rules_service.domain.lifecycle import AuditAction, VersionStatus, ensure_utc, parse_duration
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome
+from rules_service.services import notifications
 from rules_service.services.governance import activate_due
 
 DEFAULT_WINDOW = timedelta(days=7)
@@ -460,6 +461,8 @@ def dashboard(uow: UnitOfWork, *, ruleset: str | None = None,
             ids = None
         decisions = _decision_tallies(session, ids, lower, upper)
         escalations = _escalation_tallies(session, ids, lower, upper, now)
+        breaches = notifications.breaches_by_ruleset(session, since=start, until=end,
+                                                     ruleset_ids=ids)
         # Versions and their audit trail are small: their exact window stays.
         exact_upper = end + _TICK if until is None else end
         changes = _change_tallies(session, ids, start, exact_upper)
@@ -481,6 +484,8 @@ def dashboard(uow: UnitOfWork, *, ruleset: str | None = None,
                               changes.get(rid, _ChangeTally()), start, end))
         target = figures.response_time_target(state.definition)
         entry["escalations"]["response_time_target"] = target
+        # Escalations due in the window that passed their target (the worker's timers).
+        entry["escalations"]["breached"] = breaches.get(rid, 0)
         entry["escalations"]["response_time_target_seconds"] = _target_seconds(target)
         minutes = figures.minutes_saved_per_auto_decision(state.definition)
         hours = figures.hours_saved(tally.auto_decided, minutes)
@@ -499,6 +504,7 @@ def dashboard(uow: UnitOfWork, *, ruleset: str | None = None,
     overall.update(_figures(
         overall_tally, _merge_escalations(escalations.values()), _merge_changes(changes.values()),
         start, end))
+    overall["escalations"]["breached"] = sum(breaches.values())
     overall["impact"] = {"auto_decided": overall_tally.auto_decided, "hours_saved": total_hours}
     return {
         "window": {"since": start.isoformat(), "until": end.isoformat(),

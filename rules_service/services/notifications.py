@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import uuid_utils
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from rules_service.adapters.orm import (
     DeliveryRow,
@@ -326,21 +327,29 @@ def delivery_health(uow: UnitOfWork) -> DeliveryHealth:
 # --------------------------------------------------------------------------- escalations
 
 
-def escalation_breaches(uow: UnitOfWork, *, since: datetime | None = None,
+def breaches_by_ruleset(session: Session, *, since: datetime | None = None,
                         until: datetime | None = None,
-                        ruleset_id: int | None = None) -> int:
-    """How many escalations passed their response-time target (were marked overdue by the
-    worker) with their due time in [since, until): the dashboard's breach count."""
+                        ruleset_ids: list[int] | None = None) -> dict[int, int]:
+    """Per ruleset, how many escalations passed their response-time target (the worker
+    marked them overdue) with their due time in [since, until): the dashboard's breaches.
+    Read from the partial index on breached escalations, never the whole table."""
+    e = EscalationRow
+    stmt = (select(e.ruleset_id, func.count()).where(e.breached_at.is_not(None))
+            .group_by(e.ruleset_id))
+    if since is not None:
+        stmt = stmt.where(e.due_at >= since)
+    if until is not None:
+        stmt = stmt.where(e.due_at < until)
+    if ruleset_ids is not None:
+        stmt = stmt.where(e.ruleset_id.in_(ruleset_ids))
+    return {int(rid): int(count) for rid, count in session.execute(stmt)}
+
+
+def escalation_breaches(uow: UnitOfWork, *, since: datetime | None = None,
+                        until: datetime | None = None) -> int:
+    """How many escalations breached their target with their due time in [since, until)."""
     with uow.readonly():
-        e = EscalationRow
-        stmt = select(func.count()).select_from(e).where(e.breached_at.is_not(None))
-        if since is not None:
-            stmt = stmt.where(e.due_at >= since)
-        if until is not None:
-            stmt = stmt.where(e.due_at < until)
-        if ruleset_id is not None:
-            stmt = stmt.where(e.ruleset_id == ruleset_id)
-        return int(uow.session.scalar(stmt) or 0)
+        return sum(breaches_by_ruleset(uow.session, since=since, until=until).values())
 
 
 @dataclass(frozen=True)

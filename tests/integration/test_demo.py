@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import text
 
 from rules_service.adapters import schema
@@ -127,9 +128,15 @@ def test_the_demo_command_refuses_a_foreign_database_before_migrating_it(
         capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'prod.db'}"
     monkeypatch.setenv("RULES_SERVICE_DATABASE_URL", url)
-    # An older schema (before the rollups), holding a principal the demo did not make.
-    assert main(["db", "upgrade", "--revision", "0002"]) == 0
+    # An older schema, holding a principal the demo did not make.
+    assert main(["db", "upgrade"]) == 0
     assert main(["principals", "add", "alice", "--admin"]) == 0
+    command.downgrade(schema.alembic_config(url), "-1")
+    engine = make_engine(url)
+    try:
+        older = schema.current_revision(engine)
+    finally:
+        engine.dispose()
     capsys.readouterr()
 
     status = main(["demo", "--no-serve", "--rulesets", str(RULESETS),
@@ -140,7 +147,7 @@ def test_the_demo_command_refuses_a_foreign_database_before_migrating_it(
     assert "Traceback" not in err
     engine = make_engine(url)
     try:
-        assert schema.current_revision(engine) == "0002"  # not even migrated
+        assert schema.current_revision(engine) == older  # not even migrated
     finally:
         engine.dispose()
     assert not (tmp_path / "tokens.json").exists()

@@ -21,7 +21,7 @@ from rules_service.bootstrap import Container
 from rules_service.domain.lifecycle import AuditAction
 from rules_service.domain.notifications import verify_signature
 from rules_service.engine import EnginePool
-from rules_service.services import events, governance, notifications
+from rules_service.services import dashboard, events, governance, notifications
 from rules_service.services.delivery import DeliverySettings, PassReport, Worker
 from tests.e2e.support import cli_command, server_env
 from tests.integration.api_fixtures import Api, error_of
@@ -309,6 +309,9 @@ def test_an_escalation_left_open_walks_its_runbook_path_on_the_clock(
     steps = notifications.escalation_steps(container.uow(), escalation)
     assert [(s.step, s.principal) for s in steps] == [(1, "biz"), (2, "ops")]
     assert notifications.escalation_breaches(container.uow()) == 1
+    figures = dashboard.dashboard(container.uow())
+    assert figures["overall"]["escalations"]["breached"] == 1
+    assert [r["escalations"]["breached"] for r in figures["rulesets"]] == [1]
 
     assert api.post(f"/v1/escalations/{escalation}/resolve", {"resolution": "approve"},
                     who="appr").status_code == 200
