@@ -15,7 +15,8 @@ class SettingsError(ValueError):
     """An environment variable holds a value that cannot be used."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    """An integer setting: the default when unset or blank; SettingsError when unusable."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -28,7 +29,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+def env_float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    """A number setting: the default when unset or blank; SettingsError when unusable."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -77,17 +79,17 @@ class Settings:
             # depends on it (tokens are hashed with plain SHA-256).
             secret_key=env.get("RULES_SERVICE_SECRET_KEY", "").strip()
             or secrets.token_hex(32),
-            engine_workers=_int(env, "RULES_SERVICE_ENGINE_WORKERS", cls.engine_workers, 1),
-            engine_timeout_s=_float(env, "RULES_SERVICE_ENGINE_TIMEOUT", cls.engine_timeout_s,
+            engine_workers=env_int(env, "RULES_SERVICE_ENGINE_WORKERS", cls.engine_workers, 1),
+            engine_timeout_s=env_float(env, "RULES_SERVICE_ENGINE_TIMEOUT", cls.engine_timeout_s,
                                     0.01),
-            engine_max_evaluations_per_worker=_int(
+            engine_max_evaluations_per_worker=env_int(
                 env, "RULES_SERVICE_ENGINE_MAX_EVALUATIONS_PER_WORKER",
                 cls.engine_max_evaluations_per_worker, 1),
-            sqlite_busy_timeout_s=_float(env, "RULES_SERVICE_SQLITE_BUSY_TIMEOUT",
+            sqlite_busy_timeout_s=env_float(env, "RULES_SERVICE_SQLITE_BUSY_TIMEOUT",
                                          cls.sqlite_busy_timeout_s, 0.0),
             database_echo=env.get("RULES_SERVICE_DATABASE_ECHO", "").lower()
             in ("1", "true", "yes"),
-            batch_limit=_int(env, "RULES_SERVICE_BATCH_LIMIT", cls.batch_limit, 1),
-            live_poll_interval_s=_float(env, "RULES_SERVICE_LIVE_POLL_INTERVAL",
+            batch_limit=env_int(env, "RULES_SERVICE_BATCH_LIMIT", cls.batch_limit, 1),
+            live_poll_interval_s=env_float(env, "RULES_SERVICE_LIVE_POLL_INTERVAL",
                                         cls.live_poll_interval_s, 0.01),
         )

@@ -36,25 +36,12 @@ from rules_service.adapters.orm import (
 )
 from rules_service.adapters.senders import Attempt, SmtpSettings, post_webhook, send_email
 from rules_service.adapters.unit_of_work import Clock, UnitOfWork
-from rules_service.config import SettingsError
+from rules_service.config import SettingsError, env_float, env_int
 from rules_service.domain import lifecycle
 from rules_service.domain import notifications as rules
 from rules_service.services.governance import ruleset_of
 
 log = logging.getLogger(__name__)
-
-
-def _env_number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {raw}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -84,22 +71,22 @@ class DeliverySettings:
         d = cls()
         smtp = SmtpSettings(
             host=env.get("RULES_SERVICE_SMTP_HOST", "").strip() or "localhost",
-            port=int(_env_number(env, "RULES_SERVICE_SMTP_PORT", 25, 1)),
+            port=env_int(env, "RULES_SERVICE_SMTP_PORT", 25, 1),
             sender=env.get("RULES_SERVICE_SMTP_FROM", "").strip() or "rules-service@localhost",
             username=env.get("RULES_SERVICE_SMTP_USERNAME", "").strip() or None,
             password=env.get("RULES_SERVICE_SMTP_PASSWORD") or None,
             starttls=env.get("RULES_SERVICE_SMTP_STARTTLS", "").lower() in ("1", "true", "yes"))
         return cls(
-            max_attempts=int(_env_number(env, "RULES_SERVICE_DELIVERY_MAX_ATTEMPTS",
-                                         d.max_attempts, 1)),
-            backoff_base_s=_env_number(env, "RULES_SERVICE_DELIVERY_BACKOFF_BASE",
+            max_attempts=env_int(env, "RULES_SERVICE_DELIVERY_MAX_ATTEMPTS",
+                                 d.max_attempts, 1),
+            backoff_base_s=env_float(env, "RULES_SERVICE_DELIVERY_BACKOFF_BASE",
                                        d.backoff_base_s, 0.0),
-            backoff_cap_s=_env_number(env, "RULES_SERVICE_DELIVERY_BACKOFF_CAP",
+            backoff_cap_s=env_float(env, "RULES_SERVICE_DELIVERY_BACKOFF_CAP",
                                       d.backoff_cap_s, 0.0),
-            timeout_s=_env_number(env, "RULES_SERVICE_DELIVERY_TIMEOUT",
+            timeout_s=env_float(env, "RULES_SERVICE_DELIVERY_TIMEOUT",
                                   d.timeout_s, 0.1),
-            lease_s=_env_number(env, "RULES_SERVICE_DELIVERY_LEASE", d.lease_s, 1.0),
-            poll_interval_s=_env_number(env, "RULES_SERVICE_WORKER_POLL_INTERVAL",
+            lease_s=env_float(env, "RULES_SERVICE_DELIVERY_LEASE", d.lease_s, 1.0),
+            poll_interval_s=env_float(env, "RULES_SERVICE_WORKER_POLL_INTERVAL",
                                         d.poll_interval_s, 0.01),
             smtp=smtp)
 

@@ -43,7 +43,8 @@ class DemoReport:
     changed: bool = True
 
 
-def _load_tokens(path: Path) -> dict[str, str]:
+def load_private_json(path: Path) -> dict[str, str]:
+    """A name -> secret file written by ``save_private_json`` ({} when absent or unreadable)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -51,8 +52,8 @@ def _load_tokens(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def _save_tokens(path: Path, tokens: dict[str, str]) -> None:
-    """Writes the tokens readable by the current user only (mode 0600, set at creation)."""
+def save_private_json(path: Path, tokens: dict[str, str]) -> None:
+    """Writes name -> secret readable by the current user only (mode 0600, set at creation)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -180,7 +181,7 @@ def seed_demo(uow_factory: Callable[[], UnitOfWork], evaluator: Evaluator,
 
     Raises ``NotADemoDatabase`` (409) when the database holds anything the demo did not make.
     """
-    report = DemoReport(tokens=_load_tokens(tokens_path))
+    report = DemoReport(tokens=load_private_json(tokens_path))
     loaded, skipped = load_examples(rulesets_dir)
     report.lines.extend(skipped)
     names = demo_principal_names(r for _, r in loaded)
@@ -199,7 +200,7 @@ def seed_demo(uow_factory: Callable[[], UnitOfWork], evaluator: Evaluator,
                                           is_automation=name == DEMO_AUTOMATION)
         report.new_principals.append(name)
         report.tokens[name] = issued.token
-    _save_tokens(tokens_path, report.tokens)
+    save_private_json(tokens_path, report.tokens)
     for path, ruleset in loaded:
         try:
             report.lines.append(_make_live(uow_factory, evaluator, path, ruleset))

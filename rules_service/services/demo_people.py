@@ -6,8 +6,6 @@ each human demo principal a password, kept in a file readable by the current use
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain.errors import NotFound
 from rules_service.services import accounts, governance, principals
+from rules_service.services.demo import load_private_json, save_private_json
 
 ROLE_LABELS = (("business_owner", "business owner: proposes changes"),
                ("approver", "approver: reviews and signs off, resolves escalations"),
@@ -22,31 +21,11 @@ ROLE_LABELS = (("business_owner", "business owner: proposes changes"),
                ("maintainer", "maintainer: proposes changes"))
 
 
-def _load(path: Path) -> dict[str, str]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-
-def _save(path: Path, passwords: dict[str, str]) -> None:
-    """Writes the file with mode 0600 from its creation on."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(passwords, out, indent=2, sort_keys=True)
-        out.write("\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 def set_demo_passwords(uow_factory: Callable[[], UnitOfWork], names: Iterable[str],
                        path: Path) -> dict[str, str]:
     """Gives every named human principal a password (the one in ``path`` if there is one,
     else a new random one), saves them all to ``path`` (0600), and returns them."""
-    known = _load(path)
+    known = load_private_json(path)
     passwords: dict[str, str] = {}
     for name in sorted(set(names)):
         try:
@@ -57,7 +36,7 @@ def set_demo_passwords(uow_factory: Callable[[], UnitOfWork], names: Iterable[st
         password = known.get(name) or secrets.token_urlsafe(12)
         accounts.set_password(uow_factory(), name, password)
         passwords[name] = password
-    _save(path, passwords)
+    save_private_json(path, passwords)
     return passwords
 
 
