@@ -122,17 +122,6 @@ def is_auto_decided(outcome: str, fallback: bool) -> bool:
     return outcome in AUTO_OUTCOMES and not fallback
 
 
-def duration_summary(seconds: Iterable[float | None],
-                     ps: Sequence[int] = CYCLE_PERCENTILES) -> dict[str, Any]:
-    """Count, percentiles, mean and max of durations in seconds (missing ones skipped)."""
-    items = [s for s in seconds if s is not None]
-    summary: dict[str, Any] = {"count": len(items)}
-    summary.update(percentiles(items, ps))
-    summary["mean"] = mean(items)
-    summary["max"] = max(items) if items else None
-    return summary
-
-
 def response_time_target(definition: Mapping[str, Any]) -> str | None:
     """The runbook's escalation response-time target (``4h``) from a version's definition."""
     runbook = definition.get("runbook")

@@ -106,13 +106,6 @@ def test_durations_need_both_ends_in_order() -> None:
     assert figures.duration_seconds(T0 + timedelta(seconds=1), T0) is None
 
 
-def test_duration_summary_skips_missing_values() -> None:
-    summary = figures.duration_summary([60.0, None, 180.0, 120.0])
-    assert summary == {"count": 3, "p50": 120.0, "p95": 180.0, "mean": 120.0, "max": 180.0}
-    assert figures.duration_summary([]) == {"count": 0, "p50": None, "p95": None,
-                                            "mean": None, "max": None}
-
-
 def test_hours_saved_is_auto_decisions_times_minutes_in_hours() -> None:
     assert figures.hours_saved(30, 6) == 3.0
     assert figures.hours_saved(7, 2.5) == pytest.approx(7 * 2.5 / 60)
