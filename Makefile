@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test test-sqlite test-postgres bench profile lint clean
+.PHONY: install run test test-sqlite test-postgres reliability bench profile lint clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,11 @@ test-sqlite: test
 
 test-postgres: install
 	RULES_SERVICE_TEST_DATABASE=postgresql $(PY) -m pytest $(PYTEST_ARGS)
+
+# Faults injected into real servers and databases, a soak, and fuzzing (tests/reliability),
+# on the database RULES_SERVICE_TEST_DATABASE names (default SQLite). CI runs it on both.
+reliability: install
+	$(PY) -m pytest tests/reliability $(PYTEST_ARGS)
 
 # The whole bench in one run (< 10 min): wrk from Debian's packages, the bench extras, then
 # bench/run.py on SQLite and on a throwaway PostgreSQL database (started if it is down).
