@@ -16,7 +16,9 @@ from flask import Flask
 
 from api.auth import init_auth
 from api.errors import register_error_handlers
+from api.request_log import init_request_log
 from api.services import EXTENSION
+from api.tracing import init_tracing
 from rules_service.config import Settings
 
 MAX_CONTENT_LENGTH = 5 * 1024 * 1024
@@ -63,7 +65,9 @@ def create_app(settings: Settings | None = None, container: Any | None = None) -
             threading.Thread(target=warm_up, name="engine-warm-up", daemon=True).start()
     app.extensions[EXTENSION] = container
     register_error_handlers(app)
+    init_request_log(app, settings)
     init_auth(app)
     for name in BLUEPRINT_MODULES:
         app.register_blueprint(importlib.import_module(name).bp)
+    init_tracing(app, getattr(container, "engine", None), settings)
     return app

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 from api.auth import current_principal
 from api.errors import ApiError
 from api.openapi import documented
+from api.request_log import note_decisions
 from api.responses import json_response
 from api.schemas import DecisionBatchSchema, DecisionSchema, EvaluateBatchRequest, EvaluateRequest
 from api.services import container
@@ -51,6 +52,7 @@ def evaluate(name: str, body: dict[str, Any]) -> Response:
         c.live, c.decision_store, c.evaluator, name, body["input"], version=body["version"],
         dry_run=body["dry_run"], caller=current_principal().name,
         idempotency_key=_idempotency_key())
+    note_decisions([getattr(result, "decision_id", None)])
     replayed = "true" if getattr(result, "replayed", False) else "false"
     return json_response(result.to_dict(), headers={"Idempotent-Replayed": replayed})
 
@@ -68,4 +70,5 @@ def evaluate_batch(name: str, body: dict[str, Any]) -> Response:
         c.live, c.decision_store, c.evaluator, name, body["inputs"], version=body["version"],
         dry_run=body["dry_run"], caller=current_principal().name,
         limit=c.settings.batch_limit)
+    note_decisions(getattr(r, "decision_id", None) for r in results)
     return json_response({"decisions": [r.to_dict() for r in results]})

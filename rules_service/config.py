@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_DATABASE_FILE = Path("instance") / "rules-service.db"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("json", "text")
 
 
 class SettingsError(ValueError):
@@ -43,6 +45,23 @@ def env_float(env: Mapping[str, str], name: str, default: float, minimum: float)
     return value
 
 
+def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...],
+               *, upper: bool = False) -> str:
+    """One of ``choices`` (case-insensitive): the default when unset or blank."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().upper() if upper else raw.strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
+def env_flag(env: Mapping[str, str], name: str) -> bool:
+    """An on/off setting: 1/true/yes/on are on, anything else (or unset) is off."""
+    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def default_database_url(cwd: Path | None = None) -> str:
     """The embedded default: an SQLite file under ``instance/`` of the current directory."""
     path = (cwd or Path.cwd()) / DEFAULT_DATABASE_FILE
@@ -62,6 +81,10 @@ class Settings:
     database_echo: bool = False
     batch_limit: int = 1000
     live_poll_interval_s: float = 0.2
+    # Logs (api/request_log.py) and tracing (api/tracing.py, the ``otel`` extra).
+    log_level: str = "INFO"
+    log_format: str = "json"
+    otel: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -92,4 +115,8 @@ class Settings:
             batch_limit=env_int(env, "RULES_SERVICE_BATCH_LIMIT", cls.batch_limit, 1),
             live_poll_interval_s=env_float(env, "RULES_SERVICE_LIVE_POLL_INTERVAL",
                                         cls.live_poll_interval_s, 0.01),
+            log_level=env_choice(env, "RULES_SERVICE_LOG_LEVEL", cls.log_level, LOG_LEVELS,
+                                 upper=True),
+            log_format=env_choice(env, "RULES_SERVICE_LOG_FORMAT", cls.log_format, LOG_FORMATS),
+            otel=env_flag(env, "RULES_SERVICE_OTEL"),
         )

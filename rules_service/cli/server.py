@@ -18,10 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                                                         f"(default {DEFAULT_HOST})")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help=f"port to listen on (default {DEFAULT_PORT})")
-    p.add_argument("--workers", type=int, default=1,
-                   help="gunicorn worker processes (default 1)")
-    p.add_argument("--threads", type=int, default=8,
-                   help="threads per worker (default 8)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="gunicorn worker processes (default: gunicorn_conf's, 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per worker (default: gunicorn_conf's, 8)")
     p.add_argument("--dev", action="store_true",
                    help="use Werkzeug's development server instead of gunicorn")
     p.set_defaults(handler=cmd_serve)
@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                                     "rulesets live through sign-off, and serve")
     p.add_argument("--host", default=DEFAULT_HOST)
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None)
     p.add_argument("--rulesets", default="rulesets", metavar="DIR",
                    help="the ruleset files to make live (default rulesets/)")
     p.add_argument("--tokens", default="instance/demo-tokens.json", metavar="FILE",
@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 def _check(args: argparse.Namespace) -> str | None:
     if not 0 <= args.port <= 65535:
         return f"--port must be between 0 and 65535, not {args.port}"
-    if args.workers < 1 or args.threads < 1:
+    if (args.workers is not None and args.workers < 1) or (
+            args.threads is not None and args.threads < 1):
         return "--workers and --threads must be at least 1"
     return None
 
@@ -83,19 +84,26 @@ def _serve_werkzeug(settings: Any, host: str, port: int) -> int:
     return 0
 
 
-def _serve_gunicorn(settings: Any, host: str, port: int, workers: int, threads: int) -> int:
+def _serve_gunicorn(settings: Any, host: str, port: int, workers: int | None,
+                    threads: int | None) -> int:
     from gunicorn.app.base import BaseApplication
+
+    from rules_service import gunicorn_conf
 
     class _Application(BaseApplication):  # type: ignore[misc,unused-ignore]
         """gunicorn with the app built in each worker (engines and pools never cross a fork)."""
 
         def load_config(self) -> None:
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("accesslog", "-")
-            self.cfg.set("graceful_timeout", 10)
+            # rules_service/gunicorn_conf.py first, as the production command has it; then
+            # the flags.
+            for name, value in vars(gunicorn_conf).items():
+                if name in self.cfg.settings:
+                    self.cfg.set(name, value)
+            self.cfg.set("bind", [f"{host}:{port}"])
+            if workers is not None:
+                self.cfg.set("workers", workers)
+            if threads is not None:
+                self.cfg.set("threads", threads)
 
         def load(self) -> Any:
             from api import create_app

@@ -1,0 +1,68 @@
+"""gunicorn's settings for rules-service, the one place they are kept.
+
+``rules-service serve`` and ``demo`` load this module, then apply their flags on top
+(``--host``/``--port``, ``--workers``, ``--threads``). The production command loads the same
+module, installed with the package, and overrides on its own command line::
+
+    gunicorn -c python:rules_service.gunicorn_conf --bind 0.0.0.0:8080 --workers 4 \\
+        'api:create_app()'
+
+Each worker builds its own app, database pool and engine workers after the fork: never
+``--preload``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+bind = ["127.0.0.1:8080"]
+workers = 1
+worker_class = "gthread"
+threads = 8
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+
+# The app logs one JSON line per request itself (api/request_log.py); gunicorn's access log
+# would be a second, text line for the same request.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("RULES_SERVICE_LOG_LEVEL", "info").strip().lower() or "info"
+
+
+def control_socket_for(bind_addresses: list[str], default_path: str) -> str:
+    """This master's own control socket: beside gunicorn's default, named by its addresses.
+
+    gunicorn 25+ gives every master on a host the same default socket: a second master
+    unlinks the first one's and takes it over, and stopping either removes it for both.
+    """
+    name = "_".join(re.sub(r"[^A-Za-z0-9.]+", "-", address).strip("-")
+                    for address in bind_addresses) or str(os.getpid())
+    return os.path.join(os.path.dirname(default_path), f"rules-service-{name}.ctl")
+
+
+def on_starting(server: Any) -> None:
+    """Before the master binds and opens its control socket: a socket of its own."""
+    setting = server.cfg.settings["control_socket"]
+    if server.cfg.control_socket == setting.default:  # not chosen by the operator
+        server.cfg.set("control_socket", control_socket_for(server.cfg.bind, setting.default))
+
+
+class RulesServiceLogger(Logger):  # type: ignore[misc,unused-ignore]
+    """gunicorn's own lines (start, workers booting and exiting) in the app's log format."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        log_format = os.environ.get("RULES_SERVICE_LOG_FORMAT", "json").strip().lower()
+        if log_format != "text":
+            from api.request_log import make_formatter
+
+            for handler in self.error_log.handlers:
+                handler.setFormatter(make_formatter("json"))
+
+
+logger_class = RulesServiceLogger
