@@ -75,11 +75,12 @@ class Server:
 @contextmanager
 def running(args: list[str], workdir: Path, env: dict[str, str], port: int,
             tokens: dict[str, str] | None = None,
-            start_timeout_s: float = 120) -> Iterator[Server]:
-    """Runs ``rules-service ARGS`` until the block ends; waits for /healthz first."""
+            start_timeout_s: float = 120, command: list[str] | None = None) -> Iterator[Server]:
+    """Runs ``rules-service ARGS`` (or ``COMMAND ARGS``) until the block ends; waits for
+    /healthz first. Its output goes to ``server-PORT.log`` in ``workdir``."""
     log_path = workdir / f"server-{port}.log"
     with log_path.open("w") as log:
-        process = subprocess.Popen([*cli_command(), *args], cwd=workdir, env=env,
+        process = subprocess.Popen([*(command or cli_command()), *args], cwd=workdir, env=env,
                                    stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
