@@ -105,7 +105,10 @@ def gunicorn(name: str, app: str, *, env: dict[str, str], ready_path: str,
     ``ready_path``; stops its process group on the way out."""
     port = free_port()
     log = log_dir / f"{name}.log"
-    cmd = [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--threads",
+    # The production settings (rules_service/gunicorn_conf.py: one JSON log line per
+    # request, a control socket per master), with the bench's on top.
+    cmd = [sys.executable, "-m", "gunicorn", "-c", "python:rules_service.gunicorn_conf",
+           "--workers", str(WORKERS), "--threads",
            str(THREADS), "--worker-class", WORKER_CLASS, "--bind", f"{LOOPBACK}:{port}",
            "--graceful-timeout", "5", "--timeout", "120", app]
     with log.open("wb") as out:
