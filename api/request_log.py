@@ -132,6 +132,8 @@ def _finish(response: Response) -> Response:
         "status": response.status_code,
         "duration_ms": round((time.perf_counter() - started) * 1000, 3) if started else None,
     }
+    if current_request_id.get() is None:  # _start never ran (a hook before it failed)
+        fields["request_id"] = request_id
     decisions = g.get("decision_ids")
     if decisions:
         fields["decision_ids"] = decisions
