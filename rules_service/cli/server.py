@@ -76,11 +76,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_werkzeug(settings: Any, host: str, port: int) -> int:
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import WSGIRequestHandler, run_simple
 
     from api import create_app
 
-    run_simple(host, port, create_app(settings), threaded=True, use_reloader=False)
+    class _Handler(WSGIRequestHandler):
+        """Werkzeug's handler without its access line: the app logs each request itself
+        (api/request_log.py)."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass
+
+    run_simple(host, port, create_app(settings), threaded=True, use_reloader=False,
+               request_handler=_Handler)
     return 0
 
 

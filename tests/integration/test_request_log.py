@@ -20,8 +20,11 @@ from api.request_log import (
     make_formatter,
     request_id_from,
 )
+from rules_service.bootstrap import Container
+from rules_service.services import accounts
 from tests.integration.api_fixtures import Api
 from tests.integration.test_api_evaluation import BATCH, EVALUATE, activate
+from tests.integration.test_pages_sign_in import PASSWORD, sign_in
 
 
 def request_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -146,3 +149,14 @@ def test_a_request_id_is_always_sane_and_a_sane_one_is_kept(header: str) -> None
     made = request_id_from(header)
     assert SANE_REQUEST_ID.fullmatch(made)
     assert (made == header) == bool(SANE_REQUEST_ID.fullmatch(header))
+
+
+def test_a_person_on_the_pages_is_logged_by_name(app: Flask, api: Api, container: Container,
+                                                  logs: pytest.LogCaptureFixture) -> None:
+    accounts.set_password(container.uow(), "biz", PASSWORD)
+    client = app.test_client()
+    assert sign_in(client, "biz").status_code == 303
+    logs.clear()
+    assert client.get("/").status_code == 200
+    [line] = request_lines(logs)
+    assert (line.caller, line.route) == ("biz", "/")  # type: ignore[attr-defined]
