@@ -96,21 +96,40 @@ def is_unavailable(exc: BaseException) -> bool:
 
     Connection-level and timeout errors of SQLAlchemy (OperationalError, which wraps
     psycopg's and sqlite3's, DisconnectionError, the pool's TimeoutError, any error that
-    invalidated its connection), the drivers' own OperationalError, and
+    invalidated its connection), psycopg's OperationalError (connection lost, statement
+    timeout, lock timeout, deadlock, shutdown), sqlite3's when the database is locked past
+    the busy timeout or cannot be read or written (not an SQL mistake), and
     ``DatabaseUnavailable``; also when one of these is the explicit cause.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, sqlite3.OperationalError):
+            return _sqlite_unavailable(current)
+        if isinstance(current, sa_exc.OperationalError) \
+                and isinstance(current.orig, sqlite3.OperationalError):
+            return _sqlite_unavailable(current.orig)
         if isinstance(current, DatabaseUnavailable | sa_exc.OperationalError
                       | sa_exc.DisconnectionError | sa_exc.TimeoutError
-                      | psycopg.OperationalError | sqlite3.OperationalError):
+                      | psycopg.OperationalError):
             return True
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
             return True
         current = current.__cause__
     return False
+
+
+_SQLITE_UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN",
+                       "SQLITE_FULL", "SQLITE_NOMEM", "SQLITE_PROTOCOL")
+
+
+def _sqlite_unavailable(exc: sqlite3.OperationalError) -> bool:
+    """sqlite3 raises OperationalError for SQL mistakes too (SQLITE_ERROR: a syntax error,
+    no such column): those are bugs (500). Locked, busy, I/O, cannot open, full: 503; and
+    a database that is not migrated (no such table), as /healthz says."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    return name.startswith(_SQLITE_UNAVAILABLE) or "no such table" in str(exc)
 
 
 def _postgresql_engine(url: str, timeouts: DatabaseTimeouts | None, echo: bool) -> Engine:

@@ -191,3 +191,36 @@ def test_a_group_of_waiting_requests_fails_at_once_when_the_database_does_not_an
             assert all(is_unavailable(e) for e in errors)
         finally:
             c.close()
+
+
+@pytest.mark.postgres_only
+def test_a_statement_past_the_statement_timeout_is_cancelled_and_unavailable(
+        database_url: str, engine_pool: EnginePool) -> None:
+    c = bootstrap(Settings(database_url=database_url, database_statement_timeout_s=1.0),
+                  evaluator=engine_pool)
+    try:
+        started = time.monotonic()
+        with pytest.raises(Exception) as raised, c.engine.connect() as connection:
+            connection.execute(text("SELECT pg_sleep(5)"))
+        assert time.monotonic() - started < 3.0
+        assert "statement timeout" in str(raised.value)
+        assert is_unavailable(raised.value)
+    finally:
+        c.close()
+
+
+def test_timeouts_are_settings_with_checked_values() -> None:
+    from rules_service.config import SettingsError
+
+    settings = Settings.from_env({"RULES_SERVICE_DATABASE_CONNECT_TIMEOUT": "3",
+                                  "RULES_SERVICE_DATABASE_STATEMENT_TIMEOUT": "0",
+                                  "RULES_SERVICE_DATABASE_POOL_TIMEOUT": "1.5",
+                                  "RULES_SERVICE_DATABASE_KEEPALIVE": "7"})
+    assert (settings.database_connect_timeout_s, settings.database_statement_timeout_s,
+            settings.database_pool_timeout_s, settings.database_keepalive_s) == (3, 0, 1.5, 7)
+    for name, bad in (("RULES_SERVICE_DATABASE_CONNECT_TIMEOUT", "0"),
+                      ("RULES_SERVICE_DATABASE_STATEMENT_TIMEOUT", "-1"),
+                      ("RULES_SERVICE_DATABASE_POOL_TIMEOUT", "soon"),
+                      ("RULES_SERVICE_DATABASE_KEEPALIVE", "1.5")):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: bad})
