@@ -224,3 +224,36 @@ def test_timeouts_are_settings_with_checked_values() -> None:
                       ("RULES_SERVICE_DATABASE_KEEPALIVE", "1.5")):
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: bad})
+
+
+def test_requests_waiting_for_one_failed_reload_share_its_failure(
+        engine_pool: EnginePool) -> None:
+    """A server started while its database does not answer: concurrent requests that all
+    need the live state fail together after one connect timeout, not one after another."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/silent"
+        c = bootstrap(Settings(database_url=url, database_connect_timeout_s=2.0),
+                      evaluator=engine_pool)
+        try:
+            took: list[float] = []
+            errors: list[BaseException] = []
+
+            def authenticate() -> None:
+                started = time.monotonic()
+                try:
+                    c.live.principal("some-token")
+                except Exception as exc:  # noqa: BLE001 - counted below
+                    errors.append(exc)
+                took.append(time.monotonic() - started)
+
+            threads = [threading.Thread(target=authenticate) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert len(errors) == 4 and all(is_unavailable(e) for e in errors)
+            assert max(took) < 3.5, took
+        finally:
+            c.close()

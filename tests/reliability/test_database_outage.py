@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,10 +235,8 @@ def prepared_server(workdir: Path, url: str, extra_env: dict[str, str]) -> Itera
     tokens = {name: run("principals", "add", name, *flags).strip().splitlines()[-1]
               for name, flags in PEOPLE.items()}
     port = free_port()
-    with ExitStack() as stack:
-        server = stack.enter_context(running(
-            ["serve", "--host", "127.0.0.1", "--port", str(port)], workdir,
-            {**env, **extra_env}, port, tokens))
+    with running(["serve", "--host", "127.0.0.1", "--port", str(port)], workdir,
+                 {**env, **extra_env}, port, tokens) as server:
         _activate(server, CONTENT)
         yield server
 
