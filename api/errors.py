@@ -16,6 +16,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from api.markdown import render_error
+from rules_service.adapters.database import is_unavailable
 from rules_service.domain.errors import DomainError
 from rules_service.domain.problems import Problem
 
@@ -52,6 +53,15 @@ DOMAIN_STATUS_BY_NAME: dict[str, int] = {
     "Conflict": 409,
 }
 DOMAIN_DEFAULT_STATUS = 400
+
+RETRY_AFTER_S = 5
+"""What a 503 tells the client to wait before trying again (``Retry-After``, seconds)."""
+DATABASE_UNAVAILABLE = "database_unavailable"
+
+
+def unavailable_headers() -> dict[str, str]:
+    """The headers of every 503: when to try again."""
+    return {"Retry-After": str(RETRY_AFTER_S)}
 
 
 class ApiError(Exception):
@@ -104,6 +114,10 @@ def describe_error(exc: BaseException) -> tuple[int, str, str, list[dict[str, An
     """(status, code, message, details, headers) for any exception: the single mapping table."""
     if isinstance(exc, ApiError):
         return exc.status, exc.code, exc.message, exc.details, exc.headers
+    if is_unavailable(exc):
+        # Down, unreachable, hung or locked past its timeout: nothing was done; try again.
+        return (503, DATABASE_UNAVAILABLE, "the database is unavailable; nothing was done, "
+                "try again shortly", [], unavailable_headers())
     if isinstance(exc, DomainError):
         status = getattr(exc, "status", None)
         if not isinstance(status, int):
@@ -152,7 +166,10 @@ def handle_exception(exc: Exception) -> Response:
     with the same status: a person reading pages should not be handed JSON.
     """
     status, code, message, details, headers = describe_error(exc)
-    if status >= 500:
+    if code == DATABASE_UNAVAILABLE:
+        # One line per request, not a traceback each, while the database is away.
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    elif status >= 500:
         log.exception("unhandled error: %s", exc, exc_info=exc)
     if status < 500 and has_request_context() and request.args.get("format") == "markdown":
         response = Response(render_error(status, code, message, details),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from api.errors import unavailable_headers
 from api.openapi import documented
 from api.responses import dump
 from api.schemas import HealthSchema
@@ -18,4 +19,7 @@ bp = Blueprint("health", __name__)
 def healthz() -> Response:
     """Whether the service is up and its database answers."""
     report = health.check(container().uow())
-    return dump(HealthSchema, report.to_dict(), 200 if report.ok else 503)
+    response = dump(HealthSchema, report.to_dict(), 200 if report.ok else 503)
+    if not report.ok:
+        response.headers.update(unavailable_headers())
+    return response

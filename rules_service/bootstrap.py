@@ -8,7 +8,11 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from rules_service.adapters.database import make_engine, make_session_factory
+from rules_service.adapters.database import (
+    DatabaseTimeouts,
+    make_engine,
+    make_session_factory,
+)
 from rules_service.adapters.decision_log import GroupCommitWriter
 from rules_service.adapters.orm import utcnow
 from rules_service.adapters.unit_of_work import Clock, UnitOfWork, UnitOfWorkFactory
@@ -40,7 +44,8 @@ class Container:
         # Both start their threads on first use, so building a container forks safely.
         self.live = LiveState(self._uow_factory, self.clock,
                               poll_interval_s=self.settings.live_poll_interval_s)
-        self.decision_store = GroupCommitWriter(self.engine)
+        self.decision_store = GroupCommitWriter(
+            self.engine, wait_s=database_timeouts(self.settings).write_wait_s)
 
     def _live_changed(self) -> None:
         self.live.invalidate()
@@ -76,13 +81,21 @@ def default_evaluator(settings: Settings) -> Evaluator:
                       recycle_after=settings.engine_max_evaluations_per_worker)
 
 
+def database_timeouts(settings: Settings) -> DatabaseTimeouts:
+    """How long this service waits for its database, from the settings."""
+    return DatabaseTimeouts(connect_s=settings.database_connect_timeout_s,
+                            statement_s=settings.database_statement_timeout_s,
+                            pool_s=settings.database_pool_timeout_s,
+                            keepalive_s=settings.database_keepalive_s)
+
+
 def bootstrap(settings: Settings | None = None, *, evaluator: Evaluator | None = None,
               clock: Clock = utcnow) -> Container:
     """A container for the settings (default: from the environment)."""
     settings = settings or Settings.from_env()
     engine = make_engine(settings.database_url,
                          sqlite_busy_timeout_s=settings.sqlite_busy_timeout_s,
-                         echo=settings.database_echo)
+                         echo=settings.database_echo, timeouts=database_timeouts(settings))
     return Container(
         settings=settings,
         engine=engine,

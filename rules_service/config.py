@@ -77,7 +77,11 @@ class Settings:
     engine_workers: int = 2
     engine_timeout_s: float = 2.0
     engine_max_evaluations_per_worker: int = 1_000_000
-    sqlite_busy_timeout_s: float = 30.0
+    sqlite_busy_timeout_s: float = 5.0
+    database_connect_timeout_s: float = 5.0
+    database_statement_timeout_s: float = 10.0
+    database_pool_timeout_s: float = 5.0
+    database_keepalive_s: int = 10
     database_echo: bool = False
     batch_limit: int = 1000
     live_poll_interval_s: float = 0.2
@@ -110,6 +114,16 @@ class Settings:
                 cls.engine_max_evaluations_per_worker, 1),
             sqlite_busy_timeout_s=env_float(env, "RULES_SERVICE_SQLITE_BUSY_TIMEOUT",
                                          cls.sqlite_busy_timeout_s, 0.0),
+            database_connect_timeout_s=env_float(
+                env, "RULES_SERVICE_DATABASE_CONNECT_TIMEOUT", cls.database_connect_timeout_s,
+                1.0),
+            database_statement_timeout_s=env_float(
+                env, "RULES_SERVICE_DATABASE_STATEMENT_TIMEOUT",
+                cls.database_statement_timeout_s, 0.0),
+            database_pool_timeout_s=env_float(env, "RULES_SERVICE_DATABASE_POOL_TIMEOUT",
+                                              cls.database_pool_timeout_s, 0.1),
+            database_keepalive_s=env_int(env, "RULES_SERVICE_DATABASE_KEEPALIVE",
+                                         cls.database_keepalive_s, 1),
             database_echo=env.get("RULES_SERVICE_DATABASE_ECHO", "").lower()
             in ("1", "true", "yes"),
             batch_limit=env_int(env, "RULES_SERVICE_BATCH_LIMIT", cls.batch_limit, 1),

@@ -121,22 +121,24 @@ def _template_globals() -> dict[str, Any]:
 @bp.errorhandler(Exception)
 def _error_page(exc: Exception) -> Any:
     """Errors on the pages are pages (or JSON for the editor's helpers), never tracebacks."""
-    from api.errors import describe_error, error_response, handle_exception
+    from api.errors import describe_error, error_response, handle_exception, unavailable_headers
+    from rules_service.adapters.database import is_unavailable
 
     if isinstance(exc, CSRFError):
         status, message = 400, ("the form was refused: it did not carry this session's "
                                 "security token. Reload the page and send it again.")
         details: list[dict[str, Any]] = []
-    elif isinstance(exc, DomainError | HTTPException):
+    elif isinstance(exc, DomainError | HTTPException) or is_unavailable(exc):
         status, _, message, details, _ = describe_error(exc)
     else:
         return handle_exception(exc) if request.path.startswith(HELPER_PREFIX) \
             else _internal(exc)
+    headers = unavailable_headers() if status == 503 else {}
     if request.path.startswith(HELPER_PREFIX):
         return error_response(status, "csrf_failed" if isinstance(exc, CSRFError)
-                              else describe_error(exc)[1], message, details)
+                              else describe_error(exc)[1], message, details, headers)
     return render_template("error.html", status=status, message=message,
-                           details=details), status
+                           details=details), status, headers
 
 
 def _internal(exc: Exception) -> Any:

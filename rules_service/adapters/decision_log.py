@@ -7,6 +7,13 @@ A decision is returned to its caller only after the transaction holding it has c
 repeated ``(caller, idempotency_key)`` is not an error here: the row is skipped (``ON
 CONFLICT DO NOTHING``) and reported as not inserted, and the service answers it as a replay
 of the decision that holds the key.
+
+A request that gives up waiting (the database is down or hung: ``DatabaseUnavailable``,
+answered 503) never has its decision committed afterwards: the writer claims each
+request just before COMMIT, and a request that left before its claim is rolled back and
+left out. Only a COMMIT already sent when the database stopped answering can still
+complete; the request is then answered 503 too, and a retry with its Idempotency-Key
+returns that one decision.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from sqlalchemy import Connection, Engine, Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rules_service.adapters import outbox, rollups
+from rules_service.adapters.database import DatabaseUnavailable, is_unavailable
 from rules_service.adapters.orm import DecisionRow, EscalationRow
 
 log = logging.getLogger(__name__)
@@ -34,7 +42,10 @@ DECISIONS: Table = DecisionRow.__table__  # type: ignore[assignment]
 ESCALATIONS: Table = EscalationRow.__table__  # type: ignore[assignment]
 
 WRITE_TIMEOUT_S = 120.0
-"""Longest a request waits for its group's commit before it gives up (the database hangs)."""
+"""Longest a request waits for its group's commit before it gives up (the database hangs),
+unless the writer is given another bound (the service passes its statement timeout)."""
+
+_WAITING, _COMMITTING, _ABANDONED = "waiting", "committing", "abandoned"
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,9 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     inserted: set[str] = field(default_factory=set)
     error: BaseException | None = None
+    state: str = _WAITING
+    """waiting -> committing (claimed by the writer just before COMMIT) or abandoned (its
+    request gave up first); changed only under the writer's claim lock."""
 
 
 _STOP = object()
@@ -163,9 +177,12 @@ class GroupCommitWriter:
     only its own request. The thread starts on first use (after a fork, never before).
     """
 
-    def __init__(self, engine: Engine, *, max_group: int = 256) -> None:
+    def __init__(self, engine: Engine, *, max_group: int = 256,
+                 wait_s: float = WRITE_TIMEOUT_S) -> None:
         self._engine = engine
         self._max_group = max_group
+        self._wait_s = wait_s
+        self._claims = threading.Lock()
         self._turn_path = _sqlite_turn_path(engine)
         self._turn_file: int | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -182,9 +199,19 @@ class GroupCommitWriter:
         pending = _Pending(records)
         self._start()
         self._queue.put(pending)
-        if not pending.done.wait(WRITE_TIMEOUT_S):
-            raise TimeoutError("the decision was not recorded in time: the database did not "
-                               "answer")
+        if not pending.done.wait(self._wait_s):
+            with self._claims:
+                if pending.state == _WAITING:
+                    pending.state = _ABANDONED
+            if pending.state == _ABANDONED:
+                raise DatabaseUnavailable(
+                    f"the decision was not recorded within {self._wait_s:g} s: the database "
+                    f"did not answer; nothing was recorded")
+            # Claimed: its COMMIT is under way, and bounded by the connection's round trip.
+            if not pending.done.wait(self._wait_s):
+                raise DatabaseUnavailable(
+                    "the database did not confirm the commit of the decision in time; a "
+                    "retry with the same Idempotency-Key returns it if it was recorded")
         if pending.error is not None:
             raise pending.error
         return pending.inserted
@@ -234,37 +261,61 @@ class GroupCommitWriter:
 
     def _commit(self, group: list[_Pending]) -> None:
         try:
-            inserted = self._transaction([r for p in group for r in p.records])
-            for pending in group:
-                pending.inserted = {r.id for r in pending.records if r.id in inserted}
+            self._transaction(group)
             self.groups_committed += 1
             self.requests_committed += len(group)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
-            if len(group) == 1:
-                group[0].error = exc
+            if len(group) == 1 or is_unavailable(exc):
+                # The database is down: one at a time would only make everyone wait longer.
+                for pending in group:
+                    pending.error = exc
             else:
                 log.warning("a group of %d decisions failed (%s); retrying each alone",
                             len(group), exc)
                 for pending in group:
                     try:
-                        pending.inserted = self._transaction(pending.records)
+                        self._transaction([pending])
                     except Exception as alone:  # noqa: BLE001
                         pending.error = alone
         finally:
             for pending in group:
                 pending.done.set()
 
-    def _transaction(self, records: Sequence[DecisionRecord]) -> set[str]:
-        connection = self._connection
-        if connection is None or connection.closed or connection.invalidated:
-            connection = self._connection = self._engine.connect()
-        try:
-            with self._turn(), connection.begin():
-                return write_decisions(connection, records)
-        except Exception:
-            # The connection may be broken (database restarted): take a fresh one next time.
-            self._release()
-            raise
+    def _transaction(self, group: Sequence[_Pending]) -> None:
+        """Writes the records of the group's requests still waiting in one transaction and
+        commits them; a request that gave up meanwhile is left out (rollback, write again)."""
+        while True:
+            waiting = [p for p in group if p.state == _WAITING]
+            if not waiting:
+                return
+            connection = self._connection
+            if connection is None or connection.closed or connection.invalidated:
+                connection = self._connection = self._engine.connect()
+            try:
+                with self._turn(), connection.begin() as transaction:
+                    inserted = write_decisions(connection, [r for p in waiting
+                                                            for r in p.records])
+                    with self._claims:
+                        gave_up = any(p.state != _WAITING for p in waiting)
+                        if not gave_up:
+                            for pending in waiting:
+                                pending.state = _COMMITTING
+                    if gave_up:
+                        transaction.rollback()
+                        continue
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    # Not committed (a bad record): each may be tried again on its own.
+                    with self._claims:
+                        for pending in waiting:
+                            if pending.state == _COMMITTING:
+                                pending.state = _WAITING
+                # The connection may be broken (database restarted): take a fresh one next time.
+                self._release()
+                raise
+            for pending in waiting:
+                pending.inserted = {r.id for r in pending.records if r.id in inserted}
+            return
 
     @contextlib.contextmanager
     def _turn(self) -> Iterator[None]:

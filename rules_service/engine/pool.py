@@ -3,8 +3,10 @@
 durable-rules can hang in C, segfault, or fail on a Host shared between threads (see
 compiler.py and the hazards probe). Each worker is a fresh interpreter owning one durable
 Host; a caller thread takes a worker for one request, so no Host ever sees two threads. A
-worker that times out, dies or reports an engine error is killed and replaced, and the
-affected evaluations get the ruleset's fallback outcome with the reason.
+worker that times out, dies or reports an engine error is killed and replaced. An
+evaluation whose worker died (killed while starting or while answering) is tried once more
+on another worker; it gets the ruleset's fallback outcome, with the reason, only when that
+fails too, when the engine times out, or when it reports an error.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -50,6 +52,11 @@ class _Failure(Exception):
     """The engine could not decide a chunk; the message is the fallback reason."""
 
 
+class _WorkerLost(_Failure):
+    """The worker process died before it answered (not a hang, not an engine error): the
+    chunk may be tried once more on another worker."""
+
+
 class EnginePool:
     """Evaluates rulesets with durable rules in worker processes; thread-safe."""
 
@@ -71,8 +78,10 @@ class EnginePool:
         self._compiled: OrderedDict[int, tuple[Ruleset, CompiledRuleset | EngineCompileError]]
         self._compiled = OrderedDict()
         self._closed = False
-        # Test hook: every worker sleeps this long before evaluating (simulates a hang).
+        # Test hooks: every worker sleeps this long before evaluating (simulates a hang);
+        # called with each new worker's pid before it has reported ready.
         self._debug_delay_s = 0.0
+        self._debug_on_start: Callable[[int], None] | None = None
         _POOLS.add(self)
 
     def _reset_after_fork(self) -> None:
@@ -185,7 +194,11 @@ class EnginePool:
                    chunk: Sequence[dict[str, Any]]) -> list[Evaluation]:
         started = time.perf_counter()
         try:
-            replies = self._round_trip(compiled, chunk)
+            try:
+                replies = self._round_trip(compiled, chunk)
+            except _WorkerLost:
+                # Its worker died, not the engine's answer: once more, on another worker.
+                replies = self._round_trip(compiled, chunk)
         except _Failure as failure:
             ms = (time.perf_counter() - started) * 1000 / len(chunk)
             return [fallback(ruleset, str(failure), data, ms) for data in chunk]
@@ -213,7 +226,7 @@ class EnginePool:
                 worker.conn.send(("eval", compiled.key, wire, evict, list(chunk),
                                   self._debug_delay_s))
             except (OSError, ValueError) as exc:
-                raise _Failure(f"engine worker could not be reached: {exc}") from None
+                raise _WorkerLost(f"engine worker could not be reached: {exc}") from None
             except Exception as exc:  # noqa: BLE001 - e.g. an input that cannot be pickled
                 raise _Failure(f"input could not be sent to the engine: {exc}") from None
             # Loading thousands of rules into a fresh worker takes seconds; that is not a hang.
@@ -232,7 +245,8 @@ class EnginePool:
                     code = worker.process.wait(0.5)
                 except subprocess.TimeoutExpired:
                     code = None
-                raise _Failure(f"engine worker stopped unexpectedly (exit code {code})") from None
+                raise _WorkerLost(f"engine worker stopped unexpectedly (exit code {code})"
+                                  ) from None
             if reply[0] != "ok":
                 raise _Failure(f"engine error: {reply[1] if len(reply) > 1 else reply}")
             worker.known[compiled.key] = None
@@ -296,6 +310,8 @@ class EnginePool:
             raise _Failure(f"engine worker could not start: {exc}") from None
         child_sock.close()
         parent = Connection(parent_sock.detach())
+        if self._debug_on_start is not None:
+            self._debug_on_start(process.pid)
         try:
             if not parent.poll(self.start_timeout_s):
                 raise _Failure(f"engine worker did not start within {self.start_timeout_s} s")
@@ -304,8 +320,8 @@ class EnginePool:
                 raise _Failure(f"engine worker could not start: {reply[1:]}")
         except (OSError, EOFError):
             _kill(process, parent)
-            raise _Failure("engine worker could not start (exit code "
-                           f"{process.returncode})") from None
+            raise _WorkerLost("engine worker could not start (exit code "
+                              f"{process.returncode})") from None
         except _Failure:
             _kill(process, parent)
             raise

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from rules_service.adapters.database import DatabaseUnavailable, is_unavailable
 from rules_service.adapters.unit_of_work import Clock, UnitOfWork
 from rules_service.domain.errors import Conflict
 from rules_service.services import governance, principals
@@ -72,6 +73,8 @@ class LiveState:
     _epoch: int = field(default=0, init=False)
     _pinned: dict[tuple[str, int], LoadedVersion] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _failed: tuple[float, BaseException] | None = field(default=None, init=False)
+    """When the last load failed because the database was unavailable, and why."""
     _poller: threading.Thread | None = field(default=None, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     reloads: int = field(default=0, init=False)
@@ -131,12 +134,23 @@ class LiveState:
         return snap
 
     def _reload(self) -> _Snapshot:
+        asked = time.monotonic()
         with self._lock:
             snap = self._snapshot
             epoch = self._epoch
             if snap is not None and snap.epoch == epoch:
                 return snap  # another thread reloaded while this one waited
-            snap = self._snapshot = self._load(epoch)
+            failed = self._failed
+            if failed is not None and failed[0] >= asked:
+                # The database failed the thread this one waited for: do not queue up for
+                # a timeout of its own behind every other waiter (each would wait N times).
+                raise DatabaseUnavailable(f"the live state could not be loaded: {failed[1]}")
+            try:
+                snap = self._snapshot = self._load(epoch)
+            except Exception as exc:
+                if is_unavailable(exc):
+                    self._failed = (time.monotonic(), exc)
+                raise
             self.reloads += 1
             return snap
 

@@ -56,20 +56,29 @@ class Server:
     def call(self, method: str, path: str, body: Any = None, who: str | None = "admin",
              ) -> tuple[int, Any, str]:
         """(status, parsed JSON or text, content type) of one request."""
+        status, parsed, headers = self.exchange(method, path, body, who)
+        return status, parsed, headers.get("Content-Type", "")
+
+    def exchange(self, method: str, path: str, body: Any = None, who: str | None = "admin",
+                 headers: dict[str, str] | None = None, timeout: float = 30,
+                 ) -> tuple[int, Any, dict[str, str]]:
+        """(status, parsed JSON or text, response headers) of one request with ``headers``."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         if who is not None:
             request.add_header("Authorization", f"Bearer {self.tokens[who]}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                status, raw, headers = response.status, response.read(), response.headers
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                status, raw, got = response.status, response.read(), response.headers
         except urllib.error.HTTPError as exc:
-            status, raw, headers = exc.code, exc.read(), exc.headers
-        content_type = headers.get("Content-Type", "")
+            status, raw, got = exc.code, exc.read(), exc.headers
+        content_type = got.get("Content-Type", "")
         parsed = json.loads(raw) if "json" in content_type else raw.decode()
-        return status, parsed, content_type
+        return status, parsed, dict(got.items())
 
 
 @contextmanager

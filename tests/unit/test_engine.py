@@ -189,25 +189,75 @@ def test_four_threads_hammering_one_pool_get_correct_answers() -> None:
     assert errors == []
 
 
-def test_a_worker_killed_mid_flight_gives_fallback_and_the_next_call_works() -> None:
+def _evaluate_in_background(p: EnginePool, data: dict[str, Any]
+                            ) -> tuple[threading.Thread, list[Evaluation]]:
+    result: list[Evaluation] = []
+    caller = threading.Thread(target=lambda: result.append(p.evaluate(EXPENSES, data)))
+    caller.start()
+    return caller, result
+
+
+def _wait_for_worker_other_than(p: EnginePool, old: set[int], timeout_s: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        fresh = set(p.worker_pids()) - old
+        if fresh:
+            return fresh.pop()
+        time.sleep(0.02)
+    raise AssertionError("no new engine worker started")
+
+
+def test_a_worker_killed_mid_flight_is_retried_once_on_a_fresh_worker() -> None:
     with EnginePool(workers=1, timeout_s=10.0) as p:
         p.evaluate(EXPENSES, {"amount": 1})
         (pid,) = p.worker_pids()
-        p._debug_delay_s = 2.0
-        result: list[Evaluation] = []
-        caller = threading.Thread(target=lambda: result.append(p.evaluate(EXPENSES,
-                                                                          {"amount": 1})))
-        caller.start()
-        time.sleep(0.5)
+        p._debug_delay_s = 1.0
+        caller, result = _evaluate_in_background(p, {"amount": 1})
+        time.sleep(0.3)
         os.kill(pid, signal.SIGKILL)
-        caller.join(10)
+        caller.join(30)
+        (evaluation,) = result
+        assert not evaluation.fallback, evaluation.fallback_reason
+        assert evaluation.fired_ids == ("small-expense",)
+        assert p.worker_pids() != [pid]
+
+
+def test_a_worker_killed_while_starting_gives_its_request_a_retry_not_the_fallback() -> None:
+    with EnginePool(workers=1, timeout_s=10.0) as p:
+        killed: list[int] = []
+
+        def kill_the_first(pid: int) -> None:
+            if not killed:
+                killed.append(pid)
+                os.kill(pid, signal.SIGKILL)
+
+        p._debug_on_start = kill_the_first
+        evaluation = p.evaluate(EXPENSES, {"amount": 1})
+        assert len(killed) == 1
+        assert not evaluation.fallback, evaluation.fallback_reason
+        assert evaluation.fired_ids == ("small-expense",)
+        assert killed[0] not in p.worker_pids()
+
+
+def test_a_request_whose_retry_dies_too_gets_the_fallback_and_the_next_call_works() -> None:
+    with EnginePool(workers=1, timeout_s=10.0) as p:
+        p.evaluate(EXPENSES, {"amount": 1})
+        (first,) = p.worker_pids()
+        p._debug_delay_s = 1.0
+        caller, result = _evaluate_in_background(p, {"amount": 1})
+        time.sleep(0.3)
+        os.kill(first, signal.SIGKILL)
+        second = _wait_for_worker_other_than(p, {first})
+        time.sleep(0.3)
+        os.kill(second, signal.SIGKILL)
+        caller.join(30)
         (evaluation,) = result
         assert evaluation.fallback and evaluation.outcome is Outcome.ESCALATE
         assert "stopped unexpectedly" in (evaluation.fallback_reason or "")
         p._debug_delay_s = 0.0
         again = p.evaluate(EXPENSES, {"amount": 1, "has_receipt": True})
         assert not again.fallback and again.fired_ids == ("small-expense",)
-        assert p.worker_pids() != [pid]
+        assert set(p.worker_pids()).isdisjoint({first, second})
 
 
 def test_a_worker_that_died_while_idle_is_replaced_without_a_fallback() -> None:
