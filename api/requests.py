@@ -7,10 +7,73 @@ from typing import Any
 
 from flask import request
 from marshmallow import Schema
+from werkzeug.routing import IntegerConverter, UnicodeConverter
+from werkzeug.routing.map import Map
 
 from api.errors import ApiError
+from rules_service.domain.lifecycle import MAX_VERSION_NUMBER
 
 JSON_MIMETYPES = ("application/json",)
+
+MAX_NUL_PLACES = 20
+"""At most this many places of NUL characters are named in one answer."""
+
+
+class VersionNumberConverter(IntegerConverter):
+    """``<version:number>`` in a route: 1 up to MAX_VERSION_NUMBER. A larger number cannot
+    name a version, so the route does not match (404) rather than the database failing on
+    a number wider than its column."""
+
+    def __init__(self, map: Map) -> None:  # noqa: A002 - werkzeug's parameter name
+        super().__init__(map, min=1, max=MAX_VERSION_NUMBER)
+
+
+class TextConverter(UnicodeConverter):
+    """The default path segment, without NUL: PostgreSQL cannot hold NUL in text, and no
+    name or id has one, so such a path is 404 rather than a failing query."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:  # noqa: A002
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", r"[^/\x00]")
+
+
+URL_CONVERTERS: dict[str, type] = {
+    "version": VersionNumberConverter,
+    "default": TextConverter,
+    "string": TextConverter,
+}
+"""Converters create_app installs before any route is added."""
+
+
+def _nul_places(data: Any) -> list[str]:
+    # Iterative: a body may be nested as deep as the JSON parser allows.
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(data, "body")]
+    while stack and len(found) < MAX_NUL_PLACES:
+        value, place = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                found.append(place)
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                key_place = key if place == "body" else f"{place}.{key}"
+                if "\x00" in key:
+                    found.append(key_place)
+                stack.append((item, key_place))
+        elif isinstance(value, list):
+            stack.extend((item, f"{place}[{i}]") for i, item in reversed(list(enumerate(value))))
+    return found[:MAX_NUL_PLACES]
+
+
+def refuse_nul(data: Any) -> None:
+    """422 naming where a NUL character (``\\u0000``) is: no field of this service can
+    hold one (PostgreSQL refuses it in text and JSON)."""
+    found = _nul_places(data)
+    if found:
+        raise ApiError(422, "validation_failed", "the body holds NUL characters (\\u0000), "
+                       "which no field accepts",
+                       [{"place": place, "message": "must not contain a NUL character"}
+                        for place in found])
 
 
 def _refuse_constant(name: str) -> Any:
@@ -51,6 +114,8 @@ def read_json_object(*, allow_empty: bool = False) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "body_not_object",
                        f"the body must be a JSON object, not {_json_kind(data)}")
+    if "\\u0000" in text:  # the only way JSON text can carry a NUL; walk only then
+        refuse_nul(data)
     return data
 
 
@@ -79,5 +144,10 @@ def load_query(schema: Schema) -> dict[str, Any]:
     if repeated:
         raise ApiError(422, "validation_failed", "a query parameter was given more than once",
                        [{"place": k, "message": "give this parameter once"} for k in repeated])
+    with_nul = sorted(k for k, v in args.items() if "\x00" in k or "\x00" in v)
+    if with_nul:
+        raise ApiError(422, "validation_failed", "a query parameter holds a NUL character",
+                       [{"place": k, "message": "must not contain a NUL character"}
+                        for k in with_nul[:MAX_NUL_PLACES]])
     loaded: dict[str, Any] = schema.load(args.to_dict())
     return loaded
