@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import request
@@ -12,11 +13,17 @@ from werkzeug.routing.map import Map
 
 from api.errors import ApiError
 from rules_service.domain.lifecycle import MAX_VERSION_NUMBER
+from rules_service.domain.problems import preview
 
 JSON_MIMETYPES = ("application/json",)
 
 MAX_NUL_PLACES = 20
-"""At most this many places of NUL characters are named in one answer."""
+"""At most this many places of unstorable characters are named in one answer."""
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""NUL and lone surrogates: PostgreSQL holds neither in text or JSON, nor does UTF-8."""
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+"""How JSON text spells them (a surrogate pair also matches; the walk then finds none)."""
 
 
 class VersionNumberConverter(IntegerConverter):
@@ -45,19 +52,19 @@ URL_CONVERTERS: dict[str, type] = {
 """Converters create_app installs before any route is added."""
 
 
-def _nul_places(data: Any) -> list[str]:
+def _unstorable_places(data: Any) -> list[str]:
     # Iterative: a body may be nested as deep as the JSON parser allows.
     found: list[str] = []
     stack: list[tuple[Any, str]] = [(data, "body")]
     while stack and len(found) < MAX_NUL_PLACES:
         value, place = stack.pop()
         if isinstance(value, str):
-            if "\x00" in value:
+            if _UNSTORABLE.search(value):
                 found.append(place)
         elif isinstance(value, dict):
             for key, item in reversed(value.items()):
                 key_place = key if place == "body" else f"{place}.{key}"
-                if "\x00" in key:
+                if _UNSTORABLE.search(key):
                     found.append(key_place)
                 stack.append((item, key_place))
         elif isinstance(value, list):
@@ -65,14 +72,15 @@ def _nul_places(data: Any) -> list[str]:
     return found[:MAX_NUL_PLACES]
 
 
-def refuse_nul(data: Any) -> None:
-    """422 naming where a NUL character (``\\u0000``) is: no field of this service can
-    hold one (PostgreSQL refuses it in text and JSON)."""
-    found = _nul_places(data)
+def refuse_unstorable(data: Any) -> None:
+    """422 naming where a NUL (``\\u0000``) or a lone surrogate (``\\ud800``) is: no field of
+    this service can hold one (PostgreSQL refuses them in text and JSON)."""
+    found = _unstorable_places(data)
     if found:
-        raise ApiError(422, "validation_failed", "the body holds NUL characters (\\u0000), "
-                       "which no field accepts",
-                       [{"place": place, "message": "must not contain a NUL character"}
+        raise ApiError(422, "validation_failed", "the body holds NUL characters or lone "
+                       "surrogates, which no field accepts",
+                       [{"place": preview(place), "message": "must not contain a NUL "
+                         "character (\\u0000) or half a surrogate pair (\\ud800-\\udfff)"}
                         for place in found])
 
 
@@ -114,8 +122,8 @@ def read_json_object(*, allow_empty: bool = False) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "body_not_object",
                        f"the body must be a JSON object, not {_json_kind(data)}")
-    if "\\u0000" in text:  # the only way JSON text can carry a NUL; walk only then
-        refuse_nul(data)
+    if _UNSTORABLE_ESCAPE.search(text):  # only escapes carry them; walk only then
+        refuse_unstorable(data)
     return data
 
 
@@ -144,7 +152,8 @@ def load_query(schema: Schema) -> dict[str, Any]:
     if repeated:
         raise ApiError(422, "validation_failed", "a query parameter was given more than once",
                        [{"place": k, "message": "give this parameter once"} for k in repeated])
-    with_nul = sorted(k for k, v in args.items() if "\x00" in k or "\x00" in v)
+    with_nul = sorted(k for k, v in args.items()
+                      if _UNSTORABLE.search(k) or _UNSTORABLE.search(v))
     if with_nul:
         raise ApiError(422, "validation_failed", "a query parameter holds a NUL character",
                        [{"place": k, "message": "must not contain a NUL character"}

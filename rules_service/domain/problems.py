@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+PREVIEW_CHARS = 60
+"""How much of a value a problem repeats back: enough to recognise it, never a whole
+megabyte someone sent."""
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """``text`` when short, else its start and how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
 
 @dataclass(frozen=True, order=True)
 class Problem:

@@ -218,3 +218,37 @@ def test_a_nul_in_a_body_is_422_naming_where_and_nothing_is_recorded(api: Api) -
                                              "dry_run": True, "note": "\\u0000"})
     assert response.status_code == 422
     assert places(error_of(response)) == {"note"}  # an unknown field, not a NUL
+
+
+# --------------------------------------------------------------------------- ruleset text
+
+
+@pytest.mark.usefixtures("active")
+def test_a_control_character_in_proposed_yaml_is_422_with_line_and_column(api: Api) -> None:
+    import yaml
+
+    content = yaml.safe_dump(definition(limit=7), sort_keys=False).replace(
+        "title: Refunds", "title: Refunds\u000b")
+    response = api.post(f"{BASE}/versions", {"content": content})
+    assert response.status_code == 422, response.data
+    [detail] = error_of(response)["details"]
+    assert "U+000B" in detail["message"]
+    assert (detail["line"], detail["column"]) == (2, 15)
+
+
+@pytest.mark.usefixtures("active")
+def test_a_condition_nested_a_thousand_deep_is_422_naming_its_rule(api: Api) -> None:
+    deep = definition(limit=7)
+    deep["rules"][0]["when"] = "not " * 1000 + "amount > 1"
+    response = api.post(f"{BASE}/versions", {"definition": deep})
+    assert response.status_code == 422, response.data
+    assert places(error_of(response)) == {"rules[0].when"}
+
+
+@pytest.mark.usefixtures("active")
+def test_a_lone_surrogate_in_a_body_is_422_naming_where(api: Api) -> None:
+    response = api.client.post(
+        f"{BASE}/versions", data='{"definition": {"name": "refunds"}, "note": "a\\ud800"}',
+        headers={**api.headers("root"), "Content-Type": "application/json"})
+    assert response.status_code == 422, response.data
+    assert places(error_of(response)) == {"note"}
