@@ -58,6 +58,16 @@ class UtcAwareDateTime(fields.AwareDateTime):
         return in_utc(super()._deserialize(value, attr, data, **kwargs))
 
 
+class CountedList(fields.List):
+    """A list whose validators (its length) run on the raw list before any item is loaded:
+    100,000 items are refused for their count, not after loading each one."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, list):
+            self._validate(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def VersionNumber(**kwargs: Any) -> fields.Integer:  # noqa: N802 - reads like a field class
     """A version number: 1 up to the largest a version can have; larger is a 422 naming
     the field rather than a number the database cannot even compare."""
@@ -164,7 +174,7 @@ class EvaluateRequest(Schema):
 class EvaluateBatchRequest(Schema):
     """Body of POST /v1/rulesets/{name}/evaluate-batch."""
 
-    inputs = fields.List(fields.Dict(keys=fields.String()), required=True,
+    inputs = CountedList(fields.Dict(keys=fields.String()), required=True,
                          validate=validate.Length(min=1, max=MAX_BATCH_INPUTS))
     version = VersionNumber(load_default=None, allow_none=True, strict=True)
     dry_run = StrictBoolean(load_default=False)
