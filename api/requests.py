@@ -6,10 +6,13 @@ import json
 import re
 from typing import Any
 
-from flask import request
+from flask import Request, request
 from marshmallow import Schema
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter, UnicodeConverter
 from werkzeug.routing.map import Map
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import LimitedStream, get_content_length
 
 from api.errors import ApiError
 from rules_service.domain.lifecycle import MAX_VERSION_NUMBER
@@ -42,6 +45,34 @@ class TextConverter(UnicodeConverter):
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:  # noqa: A002
         super().__init__(map, *args, **kwargs)
         self.regex = self.regex.replace("[^/]", r"[^/\x00]")
+
+
+class _AtMostStream(LimitedStream):
+    """A body of at most ``limit`` bytes whose end the server marks (a chunked upload).
+
+    Werkzeug's LimitedStream stops reading at the maximum without looking further, so a
+    longer chunked body was cut at 5 MiB and the cut text used. Having read up to the
+    maximum, this one asks the server for one byte more: if there is one, 413.
+    """
+
+    def readall(self) -> bytes:
+        data = super().readall()
+        if self.is_exhausted and self._stream.read(1):
+            raise RequestEntityTooLarge()
+        return data
+
+
+class BoundedRequest(Request):
+    """Flask's request, with MAX_CONTENT_LENGTH enforced on chunked bodies as well."""
+
+    @cached_property
+    def stream(self) -> Any:
+        """The body stream; a chunked one longer than the maximum raises 413 when read."""
+        environ = self.environ
+        if self.max_content_length is not None and not self.shallow \
+                and "wsgi.input_terminated" in environ and get_content_length(environ) is None:
+            return _AtMostStream(environ["wsgi.input"], self.max_content_length, is_max=True)
+        return super().stream
 
 
 URL_CONVERTERS: dict[str, type] = {
