@@ -5,8 +5,9 @@ conditions nested thousands deep), the loader answers with a Ruleset or RulesetI
 the condition parser with an AST the type checker and printer handle or a
 ConditionSyntaxError: never another exception, never a hang. Budget: about 100 s for the
 three on one core (38,000 inputs: 50 s, 20 s, 30 s); pytest-timeout stops a hang at 300 s,
-and an example slower than the 10 s deadline fails the test. tests/unit/test_fuzz_properties.py runs
-the same properties with a few examples on every `make test`.
+and an example slower than the 10 s deadline fails the test.
+tests/unit/test_fuzz_properties.py runs the same properties with a few examples on every
+`make test`.
 """
 
 from __future__ import annotations
