@@ -17,6 +17,7 @@ from flask import Flask
 from api.auth import init_auth
 from api.errors import register_error_handlers
 from api.request_log import init_request_log
+from api.requests import URL_CONVERTERS, BoundedRequest
 from api.services import EXTENSION
 from api.tracing import init_tracing
 from rules_service.config import Settings
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None, container: Any | None = None) -
     if settings is None:
         settings = container.settings if container is not None else Settings.from_env()
     app = Flask(__name__)
+    app.request_class = BoundedRequest
+    app.url_map.converters.update(URL_CONVERTERS)
     app.config.update(
         # Signs the pages' session cookies; settings built in code may leave it empty.
         SECRET_KEY=settings.secret_key or secrets.token_hex(32),

@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from api.markdown import render_error
 from rules_service.adapters.database import is_unavailable
 from rules_service.domain.errors import DomainError
-from rules_service.domain.problems import Problem
+from rules_service.domain.problems import MAX_REPORTED_PROBLEMS, Problem, more_problems, preview
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,14 @@ def problem_details(problems: Iterable[Problem]) -> list[dict[str, Any]]:
     return [p.to_dict() for p in problems]
 
 
+def capped_details(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most MAX_REPORTED_PROBLEMS entries, and one saying how many more there were."""
+    if len(details) <= MAX_REPORTED_PROBLEMS:
+        return details
+    return [*details[:MAX_REPORTED_PROBLEMS],
+            more_problems(len(details) - MAX_REPORTED_PROBLEMS).to_dict()]
+
+
 def _place(path: Sequence[str | int]) -> str:
     out = ""
     for part in path:
@@ -105,7 +113,8 @@ def validation_details(messages: Any, path: tuple[str | int, ...] = ()) -> list[
         for item in messages:
             details.extend(validation_details(item, path))
     else:
-        details.append({"place": _place(path) or "body", "message": str(messages)})
+        details.append({"place": preview(_place(path)) or "body",
+                        "message": preview(str(messages), 200)})
     return details
 
 
@@ -166,6 +175,7 @@ def handle_exception(exc: Exception) -> Response:
     with the same status: a person reading pages should not be handed JSON.
     """
     status, code, message, details, headers = describe_error(exc)
+    details = capped_details(details)
     if code == DATABASE_UNAVAILABLE:
         # One line per request, not a traceback each, while the database is away.
         log.warning("database unavailable: %s: %s", type(exc).__name__, exc)

@@ -24,6 +24,7 @@ from marshmallow import Schema
 
 from api.requests import load_body, load_query
 from api.schemas import ErrorSchema
+from rules_service.domain.lifecycle import MAX_VERSION_NUMBER
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,6 +105,7 @@ def documented(*, body: type[Schema] | Schema | None = None,
 _ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _CONVERTER_TYPES: dict[str, dict[str, Any]] = {
     "int": {"type": "integer", "minimum": 0},
+    "version": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION_NUMBER},
     "float": {"type": "number"},
     "uuid": {"type": "string", "format": "uuid"},
 }

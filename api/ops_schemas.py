@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
+from api.schemas import in_utc
 from rules_service.domain.lifecycle import parse_duration
 
 
@@ -34,7 +35,7 @@ class MomentOrAge(fields.Field):
             moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             raise self.make_error("invalid") from None
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        return in_utc(moment)
 
 
 class DashboardQuery(Schema):

@@ -3,14 +3,116 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from flask import request
+from flask import Request, request
 from marshmallow import Schema
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import IntegerConverter, UnicodeConverter
+from werkzeug.routing.map import Map
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import LimitedStream, get_content_length
 
 from api.errors import ApiError
+from rules_service.domain.lifecycle import MAX_VERSION_NUMBER
+from rules_service.domain.problems import preview
 
 JSON_MIMETYPES = ("application/json",)
+
+MAX_NUL_PLACES = 20
+"""At most this many places of unstorable characters are named in one answer."""
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""NUL and lone surrogates: PostgreSQL holds neither in text or JSON, nor does UTF-8."""
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+"""How JSON text spells them (a surrogate pair also matches; the walk then finds none)."""
+
+
+class VersionNumberConverter(IntegerConverter):
+    """``<version:number>`` in a route: 1 up to MAX_VERSION_NUMBER. A larger number cannot
+    name a version, so the route does not match (404) rather than the database failing on
+    a number wider than its column."""
+
+    def __init__(self, map: Map) -> None:  # noqa: A002 - werkzeug's parameter name
+        super().__init__(map, min=1, max=MAX_VERSION_NUMBER)
+
+
+class TextConverter(UnicodeConverter):
+    """The default path segment, without NUL: PostgreSQL cannot hold NUL in text, and no
+    name or id has one, so such a path is 404 rather than a failing query."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:  # noqa: A002
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", r"[^/\x00]")
+
+
+class _AtMostStream(LimitedStream):
+    """A body of at most ``limit`` bytes whose end the server marks (a chunked upload).
+
+    Werkzeug's LimitedStream stops reading at the maximum without looking further, so a
+    longer chunked body was cut at 5 MiB and the cut text used. Having read up to the
+    maximum, this one asks the server for one byte more: if there is one, 413.
+    """
+
+    def readall(self) -> bytes:
+        data = super().readall()
+        if self.is_exhausted and self._stream.read(1):
+            raise RequestEntityTooLarge()
+        return data
+
+
+class BoundedRequest(Request):
+    """Flask's request, with MAX_CONTENT_LENGTH enforced on chunked bodies as well."""
+
+    @cached_property
+    def stream(self) -> Any:
+        """The body stream; a chunked one longer than the maximum raises 413 when read."""
+        environ = self.environ
+        if self.max_content_length is not None and not self.shallow \
+                and "wsgi.input_terminated" in environ and get_content_length(environ) is None:
+            return _AtMostStream(environ["wsgi.input"], self.max_content_length, is_max=True)
+        return super().stream
+
+
+URL_CONVERTERS: dict[str, type] = {
+    "version": VersionNumberConverter,
+    "default": TextConverter,
+    "string": TextConverter,
+}
+"""Converters create_app installs before any route is added."""
+
+
+def _unstorable_places(data: Any) -> list[str]:
+    # Iterative: a body may be nested as deep as the JSON parser allows.
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(data, "body")]
+    while stack and len(found) < MAX_NUL_PLACES:
+        value, place = stack.pop()
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value):
+                found.append(place)
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                key_place = key if place == "body" else f"{place}.{key}"
+                if _UNSTORABLE.search(key):
+                    found.append(key_place)
+                stack.append((item, key_place))
+        elif isinstance(value, list):
+            stack.extend((item, f"{place}[{i}]") for i, item in reversed(list(enumerate(value))))
+    return found[:MAX_NUL_PLACES]
+
+
+def refuse_unstorable(data: Any) -> None:
+    """422 naming where a NUL (``\\u0000``) or a lone surrogate (``\\ud800``) is: no field of
+    this service can hold one (PostgreSQL refuses them in text and JSON)."""
+    found = _unstorable_places(data)
+    if found:
+        raise ApiError(422, "validation_failed", "the body holds NUL characters or lone "
+                       "surrogates, which no field accepts",
+                       [{"place": preview(place), "message": "must not contain a NUL "
+                         "character (\\u0000) or half a surrogate pair (\\ud800-\\udfff)"}
+                        for place in found])
 
 
 def _refuse_constant(name: str) -> Any:
@@ -51,6 +153,8 @@ def read_json_object(*, allow_empty: bool = False) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "body_not_object",
                        f"the body must be a JSON object, not {_json_kind(data)}")
+    if _UNSTORABLE_ESCAPE.search(text):  # only escapes carry them; walk only then
+        refuse_unstorable(data)
     return data
 
 
@@ -79,5 +183,11 @@ def load_query(schema: Schema) -> dict[str, Any]:
     if repeated:
         raise ApiError(422, "validation_failed", "a query parameter was given more than once",
                        [{"place": k, "message": "give this parameter once"} for k in repeated])
+    with_nul = sorted(k for k, v in args.items()
+                      if _UNSTORABLE.search(k) or _UNSTORABLE.search(v))
+    if with_nul:
+        raise ApiError(422, "validation_failed", "a query parameter holds a NUL character",
+                       [{"place": k, "message": "must not contain a NUL character"}
+                        for k in with_nul[:MAX_NUL_PLACES]])
     loaded: dict[str, Any] = schema.load(args.to_dict())
     return loaded

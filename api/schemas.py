@@ -6,10 +6,12 @@ responses are dumped through these schemas so the OpenAPI document is what clien
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from rules_service.domain.lifecycle import MAX_VERSION_NUMBER, ensure_utc
 
 MAX_BATCH_INPUTS = 1000
 MAX_DECISIONS_PAGE = 1000
@@ -36,8 +38,40 @@ class QueryDateTime(fields.DateTime):
                 moment = datetime.fromisoformat(text)
             except ValueError:
                 raise self.make_error("invalid", input=value, obj_type="datetime") from None
-            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+            return in_utc(moment)
         raise self.make_error("invalid", input=value, obj_type="datetime")
+
+
+def in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (naive ones are UTC); a ValidationError when it has no UTC time
+    (``0001-01-01T00:00:00+23:59``), so the field is named instead of a 500."""
+    try:
+        return ensure_utc(moment)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class UtcAwareDateTime(fields.AwareDateTime):
+    """An ISO 8601 time with a zone in a JSON body, loaded as UTC."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        return in_utc(super()._deserialize(value, attr, data, **kwargs))
+
+
+class CountedList(fields.List):
+    """A list whose validators (its length) run on the raw list before any item is loaded:
+    100,000 items are refused for their count, not after loading each one."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, list):
+            self._validate(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def VersionNumber(**kwargs: Any) -> fields.Integer:  # noqa: N802 - reads like a field class
+    """A version number: 1 up to the largest a version can have; larger is a 422 naming
+    the field rather than a number the database cannot even compare."""
+    return fields.Integer(validate=validate.Range(min=1, max=MAX_VERSION_NUMBER), **kwargs)
 
 
 def StrictBoolean(**kwargs: Any) -> fields.Boolean:  # noqa: N802 - reads like a field class
@@ -87,11 +121,11 @@ class ProposeVersionRequest(Schema):
     definition = fields.Dict(keys=fields.String(),
                              metadata={"description": "the ruleset as a JSON object"})
     note = fields.String(load_default="", validate=validate.Length(max=_TEXT_LIMIT))
-    effective_at = fields.AwareDateTime(
+    effective_at = UtcAwareDateTime(
         load_default=None, allow_none=True,
         metadata={"description": "when the approved version becomes active (default: at once)"})
-    base_version = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=1),
+    base_version = VersionNumber(
+        load_default=None, allow_none=True,
         metadata={"description": "the version the author started from; 409 `stale_base`, "
                                  "naming the versions in between, when a newer one exists"})
 
@@ -122,7 +156,7 @@ class WithdrawRequest(Schema):
 class RollbackRequest(Schema):
     """Body of POST /v1/rulesets/{name}/rollback."""
 
-    to_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    to_version = VersionNumber(required=True, strict=True)
     reason = fields.String(required=True,
                            validate=validate.Length(min=1, max=_TEXT_LIMIT))
 
@@ -131,9 +165,8 @@ class EvaluateRequest(Schema):
     """Body of POST /v1/rulesets/{name}/evaluate."""
 
     input = fields.Dict(keys=fields.String(), required=True)
-    version = fields.Integer(load_default=None, allow_none=True, strict=True,
-                             validate=validate.Range(min=1),
-                             metadata={"description": "pin a version (default: the active one)"})
+    version = VersionNumber(load_default=None, allow_none=True, strict=True,
+                            metadata={"description": "pin a version (default: the active one)"})
     dry_run = StrictBoolean(load_default=False,
                             metadata={"description": "evaluate without recording"})
 
@@ -141,10 +174,9 @@ class EvaluateRequest(Schema):
 class EvaluateBatchRequest(Schema):
     """Body of POST /v1/rulesets/{name}/evaluate-batch."""
 
-    inputs = fields.List(fields.Dict(keys=fields.String()), required=True,
+    inputs = CountedList(fields.Dict(keys=fields.String()), required=True,
                          validate=validate.Length(min=1, max=MAX_BATCH_INPUTS))
-    version = fields.Integer(load_default=None, allow_none=True, strict=True,
-                             validate=validate.Range(min=1))
+    version = VersionNumber(load_default=None, allow_none=True, strict=True)
     dry_run = StrictBoolean(load_default=False)
 
 
@@ -161,12 +193,10 @@ class ResolveRequest(Schema):
 class DiffQuery(Schema):
     """Query of GET /v1/rulesets/{name}/diff."""
 
-    from_version = fields.Integer(data_key="from", load_default=None,
-                                  validate=validate.Range(min=1),
-                                  metadata={"description": "default: the base of `to`"})
-    to_version = fields.Integer(data_key="to", load_default=None,
-                                validate=validate.Range(min=1),
-                                metadata={"description": "default: the newest pending version"})
+    from_version = VersionNumber(data_key="from", load_default=None,
+                                 metadata={"description": "default: the base of `to`"})
+    to_version = VersionNumber(data_key="to", load_default=None,
+                               metadata={"description": "default: the newest pending version"})
     impact = fields.Integer(load_default=None, validate=validate.Range(min=1,
                                                                       max=MAX_IMPACT_REPLAY),
                             metadata={"description": "replay the last N decisions on `to`"})
@@ -213,8 +243,8 @@ class RunbookQuery(Schema):
 class AuditQuery(Schema):
     """Query of GET /v1/rulesets/{name}/audit."""
 
-    version = fields.Integer(load_default=None, validate=validate.Range(min=1),
-                             metadata={"description": "only events of this version"})
+    version = VersionNumber(load_default=None,
+                            metadata={"description": "only events of this version"})
 
 
 # --- responses ------------------------------------------------------------------------------

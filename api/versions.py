@@ -53,7 +53,7 @@ def list_versions(name: str) -> Response:
                 {"versions": [v.to_dict(include_content=False) for v in views]})
 
 
-@bp.get("/<int:number>")
+@bp.get("/<version:number>")
 @documented(responses={200: VersionSchema}, errors=(404,))
 def get_version(name: str, number: int) -> Response:
     """Show one version: status, author, base version, content and sign-offs."""
@@ -61,7 +61,7 @@ def get_version(name: str, number: int) -> Response:
     return dump(VersionSchema, view.to_dict())
 
 
-@bp.post("/<int:number>/signoffs")
+@bp.post("/<version:number>/signoffs")
 @documented(body=SignoffRequest, responses={201: SignoffResultSchema}, errors=(403, 404, 409))
 def sign_off(name: str, number: int, body: dict[str, Any]) -> Response:
     """Approve or reject a pending version in one of your sign-off roles.
@@ -77,7 +77,7 @@ def sign_off(name: str, number: int, body: dict[str, Any]) -> Response:
     return dump(SignoffResultSchema, view.signoff_result(actor), 201)
 
 
-@bp.post("/<int:number>/withdraw")
+@bp.post("/<version:number>/withdraw")
 @documented(body=WithdrawRequest, body_optional=True, responses={200: VersionSchema},
             errors=(403, 404, 409))
 def withdraw(name: str, number: int, body: dict[str, Any]) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import render_template, request, url_for
@@ -10,6 +10,7 @@ from flask import render_template, request, url_for
 from api.pages.blueprint import bp
 from api.services import container
 from rules_service.domain.errors import RequestInvalid
+from rules_service.domain.lifecycle import ensure_utc
 from rules_service.domain.problems import Problem
 from rules_service.services import decisions, governance
 
@@ -22,10 +23,9 @@ def _moment(field: str) -> datetime | None:
     if not text:
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        return ensure_utc(datetime.fromisoformat(text))
     except ValueError:
-        raise RequestInvalid([Problem(field, "not a date and time")]) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        raise RequestInvalid([Problem(field, "not a date and time in the years 1-9999")]) from None
 
 
 @bp.get("/decisions", endpoint="decisions")

@@ -6,7 +6,7 @@ The JSON helpers under /pages-api are session-authenticated and CSRF-checked lik
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import jsonify, redirect, render_template, request, url_for
@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 from api.pages.blueprint import bp, person_name
 from api.services import container
 from rules_service.domain.errors import DomainError, RequestInvalid
+from rules_service.domain.lifecycle import ensure_utc
 from rules_service.domain.problems import Problem
 from rules_service.services import drafts, governance
 
@@ -38,10 +39,10 @@ def _effective_at(text: str) -> datetime | None:
     if not text:
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        return ensure_utc(datetime.fromisoformat(text))
     except ValueError:
-        raise RequestInvalid([Problem("effective_at", "not a date and time")]) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        raise RequestInvalid([Problem("effective_at",
+                                      "not a date and time in the years 1-9999")]) from None
 
 
 @bp.get("/rulesets/<name>/propose")

@@ -14,7 +14,7 @@ IMPACT_REPLAY = 200
 """Recorded decisions replayed on the version under review."""
 
 
-@bp.get("/rulesets/<name>/versions/<int:number>")
+@bp.get("/rulesets/<name>/versions/<version:number>")
 def version(name: str, number: int) -> str:
     """Changes side by side, tests, impact, sign-offs, and the approve/reject form."""
     c = container()
@@ -27,7 +27,7 @@ def version(name: str, number: int) -> str:
                            eligibility=eligibility)
 
 
-@bp.post("/rulesets/<name>/versions/<int:number>/sign-off")
+@bp.post("/rulesets/<name>/versions/<version:number>/sign-off")
 def sign_off(name: str, number: int) -> Response:
     """Approves or rejects the version with a comment."""
     try:
@@ -42,7 +42,7 @@ def sign_off(name: str, number: int) -> Response:
     return redirect(url_for("pages.version", name=name, number=number), 303)
 
 
-@bp.post("/rulesets/<name>/versions/<int:number>/withdraw")
+@bp.post("/rulesets/<name>/versions/<version:number>/withdraw")
 def withdraw(name: str, number: int) -> Response:
     """The author takes the version back."""
     try:

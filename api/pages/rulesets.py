@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from api.pages.blueprint import bp, person_name
 from api.services import container
 from rules_service.domain.errors import Conflict, DomainError
+from rules_service.domain.lifecycle import MAX_VERSION_NUMBER
 from rules_service.services import governance
 from rules_service.services import runbook as runbooks
 
@@ -42,6 +43,8 @@ def rollback(name: str) -> Response:
     try:
         to_version = int(request.form.get("to_version", ""))
     except ValueError:
+        to_version = 0
+    if not 1 <= to_version <= MAX_VERSION_NUMBER:
         flash("choose the version to roll back to", "error")
         return redirect(url_for("pages.ruleset", name=name), 303)
     try:

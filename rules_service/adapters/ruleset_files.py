@@ -13,6 +13,7 @@ import copy
 import difflib
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ MAX_FILE_CHARS = 2_000_000
 """Larger files are refused before parsing: a policy file is never this big."""
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _NUMERIC = (FieldType.NUMBER, FieldType.INTEGER)
 _TYPE_WORDS = {
     FieldType.NUMBER: "a number",
@@ -122,7 +124,23 @@ def _walk(node: yaml.Node, place: str, key: yaml.Node | None, seen: set[int],
             _walk(item, f"{place}[{i}]", None, seen, nodes, problems)
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> Problem:
+def _position(text: str, index: int) -> tuple[int, int]:
+    """1-based (line, column) of a character index of ``text``."""
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
+def _character_problem(text: str, index: int) -> Problem:
+    char = text[index]
+    kind = {"Cc": "a control character", "Cs": "half of a surrogate pair"}.get(
+        unicodedata.category(char), "a character YAML does not allow")
+    return Problem("", f"the file holds U+{ord(char):04X} ({kind}), which ruleset files "
+                       "cannot contain; remove it", *_position(text, index))
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> Problem:
+    if isinstance(exc, yaml.reader.ReaderError) and 0 <= exc.position < len(text):
+        return _character_problem(text, exc.position)
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     detail = getattr(exc, "problem", None) or str(exc)
     hint = ""
@@ -140,7 +158,11 @@ def _compose(text: str) -> tuple[Any, _Source | None, list[Problem]]:
     """(data, source map, problems) of YAML text."""
     # libyaml's parser (when PyYAML was built with it) is ~10x faster on files of thousands of
     # rules and gives the same nodes and marks.
-    loader = _LOADER(text)
+    try:
+        # PyYAML's reader refuses control characters as the loader is made.
+        loader = _LOADER(text)
+    except yaml.YAMLError as exc:
+        return None, None, [_yaml_problem(exc, text)]
     try:
         node = loader.get_single_node()
         if node is None:
@@ -150,7 +172,7 @@ def _compose(text: str) -> tuple[Any, _Source | None, list[Problem]]:
         _walk(node, "", None, set(), nodes, problems)
         data = loader.construct_document(node)
     except yaml.YAMLError as exc:
-        return None, None, [_yaml_problem(exc)]
+        return None, None, [_yaml_problem(exc, text)]
     except RecursionError:
         return None, None, [Problem("", "the file is nested too deeply")]
     finally:
@@ -234,6 +256,8 @@ class _Checker:
         self.thresholds_ok = True
         self.untyped_thresholds: set[str] = set()
         self.too_large = False
+        self.parsed: dict[str, Expr] = {}
+        """Each condition text parsed here, so building the ruleset parses none again."""
 
     def clean(self, place: str) -> bool:
         """No structure problem at, under or above this place."""
@@ -603,11 +627,12 @@ class _Checker:
 
     def condition(self, when: str, place: str, fields: dict[tuple[str, ...], InputField]) -> None:
         try:
-            expr = parse_condition(when)
+            expr = self.parsed[when] if when in self.parsed else parse_condition(when)
         except ConditionSyntaxError as exc:
             at = (exc.line, exc.column) if exc.line and exc.column else None
             self.add(place, f"the condition cannot be read: {exc.message}", at)
             return
+        self.parsed[when] = expr
         field_refs, threshold_refs = _references(expr)
         if field_refs and not self.inputs_ok:
             return
@@ -852,9 +877,12 @@ def _canonical_cell(cell: Any) -> Any:
         [c.strip() if isinstance(c, str) else c for c in cell] if isinstance(cell, list) else cell
 
 
-def _rules(d: Mapping[str, Any]) -> tuple[Rule, ...]:
-    """The rules, then every table's rows as rules ``TABLE.ROW``."""
-    rules = [Rule(id=r["id"], when=r["when"], condition=parse_condition(r["when"]),
+def _rules(d: Mapping[str, Any], parsed: Mapping[str, Expr]) -> tuple[Rule, ...]:
+    """The rules, then every table's rows as rules ``TABLE.ROW``; conditions already in
+    ``parsed`` are not parsed again."""
+    rules = [Rule(id=r["id"], when=r["when"],
+                  condition=parsed[r["when"]] if r["when"] in parsed
+                  else parse_condition(r["when"]),
                   then=Outcome(r["then"]), description=r.get("description"),
                   reason=r.get("reason"), escalate_to=r.get("escalate_to", "approver"))
              for r in d["rules"]]
@@ -878,7 +906,7 @@ def _input_field(name: str, spec: Mapping[str, Any]) -> InputField:
         properties=tuple(_input_field(n, s) for n, s in spec.get("properties", {}).items()))
 
 
-def _ruleset(definition: dict[str, Any]) -> Ruleset:
+def _ruleset(definition: dict[str, Any], parsed: Mapping[str, Expr]) -> Ruleset:
     d = copy.deepcopy(definition)
     return Ruleset(
         name=d["name"], title=d["title"], description=d["description"],
@@ -886,7 +914,7 @@ def _ruleset(definition: dict[str, Any]) -> Ruleset:
         signoff=tuple(d["signoff"]),
         thresholds=d["thresholds"],
         inputs=tuple(_input_field(n, s) for n, s in d["inputs"].items()),
-        rules=_rules(d),
+        rules=_rules(d, parsed),
         default=Outcome(d["default"]),
         fallback=Outcome(d["fallback"]),
         tests=tuple(RuleTest(name=t["name"], input=t["input"],
@@ -903,15 +931,36 @@ def _ruleset(definition: dict[str, Any]) -> Ruleset:
     )
 
 
+def _size_problem(data: Any) -> _Found | None:
+    """Too many rules and table rows, counted before anything else is checked: the other
+    checks cost time per rule, and a ruleset this large is refused whatever they find."""
+    if not isinstance(data, Mapping):
+        return None
+    rules, tables = data.get("rules"), data.get("tables")
+    count = len(rules) if isinstance(rules, list) else 0
+    rows = sum(len(t["rows"]) for t in tables if isinstance(t, Mapping)
+               and isinstance(t.get("rows"), list)) if isinstance(tables, list) else 0
+    if count + rows <= MAX_RULES:
+        return None
+    what = f"{count:,} rules" if not rows else f"{count:,} rules and {rows:,} table rows"
+    return _Found("rules" if count else "tables",
+                  f"the ruleset has {what}; a ruleset may hold at most {MAX_RULES:,} rules "
+                  "and table rows together")
+
+
 def _load(data: Any, source: _Source | None, early: list[Problem]) -> Ruleset:
+    too_large = _size_problem(data)
+    if too_large is not None:
+        raise RulesetInvalid([*early, _locate(too_large, source)])
     loaded, structure = load_structure(data)
     found = [_Found(p.place, p.message) for p in structure]
-    if isinstance(data, Mapping):
-        found += _Checker(data, structure).run()
+    checker = _Checker(data, structure) if isinstance(data, Mapping) else None
+    if checker is not None:
+        found += checker.run()
     problems = early + [_locate(f, source) for f in found]
     if problems or loaded is None:
         raise RulesetInvalid(problems or [Problem("", "the ruleset could not be read")])
-    ruleset = _ruleset(canonical_definition(loaded))
+    ruleset = _ruleset(canonical_definition(loaded), checker.parsed if checker else {})
     _check_engine_limits(ruleset)
     return ruleset
 
@@ -940,6 +989,9 @@ def load_ruleset_text(text: str, source: str = "<text>") -> Ruleset:
                                           "characters)")])
     if not text.strip():
         raise RulesetInvalid([Problem("", "the file is empty")])
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:  # no UTF-8 file holds one; only a JSON escape can make one
+        raise RulesetInvalid([_character_problem(text, surrogate.start())])
     data, src, problems = _read(text, source)
     if data is None:
         raise RulesetInvalid(problems)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rules_service.domain.errors import InputInvalid
-from rules_service.domain.problems import Problem
+from rules_service.domain.problems import PREVIEW_CHARS, Problem, preview
 from rules_service.domain.ruleset import FieldType, InputField, Ruleset
 from rules_service.language.patterns import PatternTimeout, search
 
@@ -24,11 +24,15 @@ _TYPE_WORDS = {
 }
 
 
+MAX_SUGGESTED_KEYS = 20
+"""Unknown keys past this many get no 'did you mean': fuzzy matching costs time per key."""
+
+
 def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return f'"{value}"'
+        return f'"{preview(value)}"'
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return repr(value)
@@ -115,15 +119,23 @@ def check_values(fields: Iterable[InputField], raw: Any,
         return {}, problems
     by_name = {f.name: f for f in fields}
     out: dict[str, Any] = {}
-    for key in raw:
-        if key not in by_name:
-            message = f"'{key}' is not a field of this ruleset"
-            close = difflib.get_close_matches(str(key), list(by_name), n=3, cutoff=0.6)
-            if close:
-                message += "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
-            elif by_name:
-                message += "; the fields are " + ", ".join(sorted(by_name))
-            problems.append(Problem(f"{place}.{key}", message))
+    unknown = [key for key in raw if key not in by_name]
+    field_list = ", ".join(sorted(by_name))
+    for index, key in enumerate(unknown):
+        shown = preview(str(key))
+        if index >= MAX_SUGGESTED_KEYS:
+            # Past the first few, the plain fact: fuzzy matching costs time per key, and an
+            # answer lists only the first problems anyway.
+            problems.append(Problem(f"{place}.{shown}", "is not a field of this ruleset"))
+            continue
+        message = f"'{shown}' is not a field of this ruleset"
+        close = difflib.get_close_matches(str(key), list(by_name), n=3, cutoff=0.6) \
+            if len(str(key)) <= PREVIEW_CHARS else []
+        if close:
+            message += "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+        elif by_name:
+            message += "; the fields are " + field_list
+        problems.append(Problem(f"{place}.{shown}", message))
     for f in fields:
         here = f"{place}.{f.name}"
         value = raw.get(f.name)

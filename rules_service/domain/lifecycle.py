@@ -17,6 +17,10 @@ from rules_service.domain.errors import Conflict, Forbidden
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Ruleset
 
+MAX_VERSION_NUMBER = 2**31 - 1
+"""The largest version number there can be: versions are numbered from 1 and stored in
+32-bit integer columns, so a larger number (in a path, a query or a body) names nothing."""
+
 
 class VersionStatus(StrEnum):
     """Where a version is in its lifecycle."""
@@ -245,10 +249,19 @@ def is_due(effective_at: datetime | None, now: datetime) -> bool:
 
 
 def ensure_utc(moment: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken to be UTC already."""
+    """An aware UTC datetime; a naive one is taken to be UTC already.
+
+    ValueError when the moment has no UTC equivalent (``0001-01-01T00:00+23:59`` falls
+    before year 1), so callers that read times from people name the field instead of
+    failing with an OverflowError.
+    """
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{moment.isoformat()} lies outside the years 1-9999 "
+                         f"in UTC") from None
 
 
 # The one form of a duration, wherever one is written (a runbook's response-time target,
@@ -263,8 +276,13 @@ def parse_duration(text: str) -> timedelta:
     found = _DURATION.fullmatch(text) if isinstance(text, str) else None
     if found is None or not any(found.groups()):
         raise ValueError(f"not {DURATION_FORM}: {text!r}")
-    return timedelta(seconds=sum(int(n) * unit for n, unit
-                                 in zip(found.groups(), _UNIT_SECONDS, strict=True) if n))
+    seconds = sum(int(n) * unit for n, unit
+                  in zip(found.groups(), _UNIT_SECONDS, strict=True) if n)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than any duration this service can "
+                         f"hold") from None
 
 
 def format_duration(delta: timedelta) -> str:

@@ -4,6 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+PREVIEW_CHARS = 60
+"""How much of a value a problem repeats back: enough to recognise it, never a whole
+megabyte someone sent."""
+
+
+MAX_REPORTED_PROBLEMS = 50
+"""An answer lists at most this many problems, then says how many more there are: a
+request with 100,000 bad keys gets a short answer (the CLI still lists every problem)."""
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """``text`` when short, else its start and how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -29,3 +45,16 @@ class Problem:
             column = f", column {self.column}" if self.column else ""
             where += f" (line {self.line}{column})"
         return f"{where}: {self.message}"
+
+
+def more_problems(rest: int, shown: int = MAX_REPORTED_PROBLEMS) -> Problem:
+    """The problem that stands for ``rest`` problems left out after ``shown``."""
+    return Problem("", f"{rest:,} more problem{'s' if rest != 1 else ''} not listed; fix "
+                       f"these {shown} and try again")
+
+
+def capped(problems: list[Problem], limit: int = MAX_REPORTED_PROBLEMS) -> list[Problem]:
+    """The first ``limit`` problems, and one more saying how many were left out."""
+    if len(problems) <= limit:
+        return problems
+    return [*problems[:limit], more_problems(len(problems) - limit, limit)]

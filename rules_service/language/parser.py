@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from importlib import resources
 
@@ -25,6 +26,12 @@ from rules_service.language.ast import (
     Span,
     ThresholdRef,
 )
+
+MAX_CONDITION_DEPTH = 32
+"""How deeply a condition may nest: each '(' and each 'not' that is still open counts one.
+Checked before parsing, so neither the parser nor anything that walks the tree (type
+checker, printer, compiler, evaluators) recurses deeper than this allows; people write a
+handful of levels."""
 
 RESERVED = frozenset({"and", "or", "not", "in", "matches", "exists", "true", "false"})
 
@@ -231,10 +238,52 @@ def _friendly(exc: UnexpectedInput, text: str) -> ConditionSyntaxError:
     return ConditionSyntaxError(str(exc), line, column)
 
 
+# What the depth check needs of a condition's tokens, by one regex pass (a fraction of the
+# parser's cost): strings are skipped whole, so a '(' or 'not' inside one counts nothing.
+_DEPTH_TOKENS = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'"""
+                           r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<mark>\S)")
+_OPENS_A_NOT = frozenset({None, "and", "or", "not", "("})
+
+
+def _too_deep(text: str) -> ConditionSyntaxError | None:
+    """The error for the first token that nests past MAX_CONDITION_DEPTH, or None.
+
+    A prefix 'not' stays open until the 'and', 'or' or ')' that ends its operand, since it
+    binds tighter than both; the 'not' of 'not in' opens nothing.
+    """
+    open_nots = [0]  # per parenthesis level: the prefix nots still open there
+    depth = 0
+    previous: str | None = None
+    for token in _DEPTH_TOKENS.finditer(text):
+        kind = token.group("word") or token.group("mark") or "string"
+        if kind == "(":
+            open_nots.append(0)
+            depth += 1
+        elif kind == "not" and previous in _OPENS_A_NOT:
+            open_nots[-1] += 1
+            depth += 1
+        elif kind in ("and", "or"):
+            depth -= open_nots[-1]
+            open_nots[-1] = 0
+        elif kind == ")" and len(open_nots) > 1:
+            depth -= open_nots.pop() + 1
+        if depth > MAX_CONDITION_DEPTH:
+            line = text.count("\n", 0, token.start()) + 1
+            column = token.start() - (text.rfind("\n", 0, token.start()) + 1) + 1
+            return ConditionSyntaxError(
+                f"the condition nests more than {MAX_CONDITION_DEPTH} levels deep "
+                "(parentheses and 'not'); split it into simpler rules", line, column)
+        previous = kind
+    return None
+
+
 def parse_condition(text: str) -> Expr:
     """Parses a condition; raises ConditionSyntaxError with a plain message and position."""
     if not isinstance(text, str) or not text.strip():
         raise ConditionSyntaxError("the condition is empty", 1, 1)
+    too_deep = _too_deep(text)
+    if too_deep is not None:
+        raise too_deep
     try:
         tree = _lark().parse(text)
     except UnexpectedInput as exc:
@@ -256,4 +305,5 @@ def is_operand(node: Expr) -> bool:
     return isinstance(node, Literal | FieldRef | ThresholdRef)
 
 
-__all__ = ["ConditionSyntaxError", "Operand", "parse_condition", "RESERVED"]
+__all__ = ["ConditionSyntaxError", "MAX_CONDITION_DEPTH", "Operand", "parse_condition",
+           "RESERVED"]

@@ -420,14 +420,22 @@ def dashboard_window(since: datetime | timedelta | None, until: datetime | timed
     ``since=24h`` is 24 hours before until (so it is the window's length).
     """
     now = ensure_utc(now)
-    if isinstance(until, timedelta):
-        end = now - until
-    else:
-        end = ensure_utc(until) if until is not None else now
-    if isinstance(since, timedelta):
-        start = end - since
-    else:
-        start = ensure_utc(since) if since is not None else end - DEFAULT_WINDOW
+    try:
+        if isinstance(until, timedelta):
+            end = now - until
+        else:
+            end = ensure_utc(until) if until is not None else now
+    except (OverflowError, ValueError):
+        raise RequestInvalid([Problem("until", "the window's end lies outside the years "
+                                               "1-9999")]) from None
+    try:
+        if isinstance(since, timedelta):
+            start = end - since
+        else:
+            start = ensure_utc(since) if since is not None else end - DEFAULT_WINDOW
+    except (OverflowError, ValueError):
+        raise RequestInvalid([Problem("since", "the window's start lies outside the years "
+                                               "1-9999")]) from None
     if start >= end:
         place = "since" if since is not None else "until"
         raise RequestInvalid([Problem(place, f"the window must start before it ends: since "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -57,6 +58,22 @@ def test_validate_lists_every_problem_with_place_and_line(
                      "rules[1].id (line 16", "already used",
                      "rules[1].when (line 17", "rules[1].then (line 18", "'maybe'"):
         assert expected in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda text: text.replace("title: Broken", "title: Broken\u000b"),
+     "(line 2, column 14): the file holds U+000B"),
+    (lambda text: text.replace("amount > thresholds.limit", "not " * 1000 + "amount > 1"),
+     "rules[0].when (line 14"),
+])
+def test_validate_lists_unreadable_characters_and_deep_nesting_without_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Any, expected: str) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text(change(BROKEN), encoding="utf-8")
+    assert main(["validate", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert expected in err, err
     assert "Traceback" not in err
 
 

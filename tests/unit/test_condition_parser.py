@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +23,12 @@ from rules_service.language.ast import (
     ThresholdRef,
 )
 from rules_service.language.evaluator import evaluate
-from rules_service.language.parser import RESERVED, ConditionSyntaxError, parse_condition
+from rules_service.language.parser import (
+    MAX_CONDITION_DEPTH,
+    RESERVED,
+    ConditionSyntaxError,
+    parse_condition,
+)
 from rules_service.language.printer import format_condition
 
 
@@ -162,3 +170,57 @@ def test_a_doubled_operator_is_not_called_a_chained_comparison(text: str) -> Non
     with pytest.raises(ConditionSyntaxError) as info:
         parse_condition(text)
     assert "chained" not in info.value.message
+
+
+# -- nesting depth ----------------------------------------------------------------------
+
+
+def _deepest(depth: int) -> str:
+    """A condition nesting exactly ``depth`` levels: 'not (' pairs, then a comparison."""
+    pairs, odd = divmod(depth, 2)
+    return "not (" * pairs + "not " * odd + "amount > 1" + ")" * pairs
+
+
+@pytest.mark.parametrize("text", [
+    "not " * 1000 + "amount > 1",
+    "(" * 1000 + "amount > 1" + ")" * 1000,
+    _deepest(MAX_CONDITION_DEPTH + 1),
+])
+def test_a_condition_nested_past_the_limit_is_a_syntax_error_naming_the_limit(
+        text: str) -> None:
+    with pytest.raises(ConditionSyntaxError) as info:
+        parse_condition(text)
+    assert f"more than {MAX_CONDITION_DEPTH} levels" in info.value.message
+    assert info.value.line == 1 and info.value.column is not None
+
+
+def test_many_nots_side_by_side_do_not_add_up_to_depth() -> None:
+    text = " and ".join(["not amount > 1"] * (MAX_CONDITION_DEPTH * 3))
+    expr = parse_condition(text)
+    assert isinstance(expr, And) and len(expr.operands) == MAX_CONDITION_DEPTH * 3
+    assert parse_condition("not a in [1] and " * 40 + "b")
+
+
+def test_nothing_downstream_recurses_far_at_the_deepest_condition_allowed() -> None:
+    from rules_service.domain.ruleset import FieldType, InputField
+    from rules_service.engine.compiler import compile_ruleset
+    from rules_service.engine.reference import ReferenceEvaluator
+    from rules_service.language.typecheck import check_condition, field_paths
+    from tests.unit.engine_support import ruleset
+
+    text = _deepest(MAX_CONDITION_DEPTH)
+    inputs = (InputField("amount", FieldType.NUMBER),)
+    # Every step runs with only a few hundred frames to spare above this test's own.
+    spare = 300
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + spare)
+    try:
+        expr = parse_condition(text)
+        assert check_condition(expr, field_paths(inputs), {}) == []
+        assert parse_condition(format_condition(expr)) == expr
+        assert evaluate(expr, {"amount": 5}, {}) is True  # an even number of nots
+        built = ruleset(inputs, [("deep", text, "reject")])
+        compile_ruleset(built)
+        assert ReferenceEvaluator().fired(built, {"amount": 5}) == ["deep"]
+    finally:
+        sys.setrecursionlimit(old)

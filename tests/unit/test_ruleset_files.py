@@ -197,6 +197,29 @@ def test_a_file_that_is_not_utf8_is_a_problem(tmp_path: Path) -> None:
         load_ruleset_file(path)
 
 
+@pytest.mark.parametrize("text, line, column, code", [
+    ("name: x\u000b", 1, 8, "U+000B"),
+    ("name: x\ntitle: \x07bell", 2, 8, "U+0007"),
+    ("name: x\ntitle: a\x00", 2, 9, "U+0000"),
+    ("name: \ud800", 1, 7, "U+D800"),
+    ("name: \uffff", 1, 7, "U+FFFF"),
+    ('{"name": "x", "title": "\ud800"}', 1, 25, "U+D800"),
+])
+def test_a_character_yaml_refuses_is_a_problem_with_line_and_column(
+        text: str, line: int, column: int, code: str) -> None:
+    [problem] = problems(text)
+    assert (problem.line, problem.column) == (line, column)
+    assert code in problem.message and "cannot contain" in problem.message
+
+
+def test_a_condition_nested_past_the_limit_is_a_problem_of_its_rule() -> None:
+    d = base()
+    d["rules"][0]["when"] = "not " * 1000 + "amount > 1"
+    found = places(d)
+    assert set(found) == {"rules[0].when"}
+    assert "levels deep" in found["rules[0].when"]
+
+
 # -- every problem at once ----------------------------------------------------------------
 
 MANY_PROBLEMS = """\
