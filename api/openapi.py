@@ -24,8 +24,13 @@ from marshmallow import Schema
 
 from api.requests import load_body, load_query
 from api.schemas import ErrorSchema
+from api.services import EXTENSION, container
+from rules_service.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+SchemaForSettings = Callable[[Settings], Schema]
+"""A request schema that depends on the settings (e.g. the batch limit): built per app."""
 
 OPENAPI_VERSION = "3.0.3"
 SECURITY_SCHEME = "bearerAuth"
@@ -49,7 +54,7 @@ ERROR_DESCRIPTIONS = {
 class ApiDoc:
     """What ``@documented`` records about a view."""
 
-    body: Schema | None = None
+    body: Schema | SchemaForSettings | None = None
     query: Schema | None = None
     responses: Mapping[int, Schema | str | None] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
@@ -58,6 +63,17 @@ class ApiDoc:
     headers: Mapping[str, str] = field(default_factory=dict)
     text_alternatives: Mapping[int, str] = field(default_factory=dict)
 
+    def body_schema(self, settings: Settings) -> Schema | None:
+        """The body's schema under ``settings``."""
+        if self.body is None or isinstance(self.body, Schema):
+            return self.body
+        return _schema_for(self.body, settings)
+
+
+@functools.cache
+def _schema_for(factory: SchemaForSettings, settings: Settings) -> Schema:
+    return factory(settings)
+
 
 def _instance(schema: type[Schema] | Schema | None) -> Schema | None:
     if schema is None or isinstance(schema, Schema):
@@ -65,7 +81,14 @@ def _instance(schema: type[Schema] | Schema | None) -> Schema | None:
     return schema()
 
 
-def documented(*, body: type[Schema] | Schema | None = None,
+def _body_instance(schema: type[Schema] | Schema | SchemaForSettings | None
+                   ) -> Schema | SchemaForSettings | None:
+    if isinstance(schema, type):
+        return schema()
+    return schema
+
+
+def documented(*, body: type[Schema] | Schema | SchemaForSettings | None = None,
                query: type[Schema] | Schema | None = None,
                responses: Mapping[int, type[Schema] | Schema | str | None] | None = None,
                errors: tuple[int, ...] = (), auth: bool = True, body_optional: bool = False,
@@ -76,8 +99,10 @@ def documented(*, body: type[Schema] | Schema | None = None,
     A response given as a string is a media type with a plain-text body (e.g. markdown).
     ``text_alternatives`` names a further media type (text body) a status may answer with,
     beside its JSON schema (``{200: "text/markdown"}`` for ``format=markdown``).
+    ``body`` may be a function of the settings returning the schema (built once per
+    settings), for bodies whose limits are configurable.
     """
-    body_schema, query_schema = _instance(body), _instance(query)
+    body_schema, query_schema = _body_instance(body), _instance(query)
     doc = ApiDoc(
         body=body_schema, query=query_schema,
         responses={status: (s if isinstance(s, str) else _instance(s))
@@ -92,7 +117,9 @@ def documented(*, body: type[Schema] | Schema | None = None,
             if query_schema is not None:
                 kwargs["query"] = load_query(query_schema)
             if body_schema is not None:
-                kwargs["body"] = load_body(body_schema, allow_empty=body_optional)
+                schema = doc.body_schema(container().settings)
+                assert schema is not None
+                kwargs["body"] = load_body(schema, allow_empty=body_optional)
             return view(*args, **kwargs)
 
         wrapper.apidoc = doc  # type: ignore[attr-defined]
@@ -133,7 +160,8 @@ def _error_response(status: int) -> dict[str, Any]:
             "content": {"application/json": {"schema": "Error"}}}
 
 
-def _operation(endpoint: str, view: Callable[..., Any], doc: ApiDoc) -> dict[str, Any]:
+def _operation(endpoint: str, view: Callable[..., Any], doc: ApiDoc,
+               settings: Settings) -> dict[str, Any]:
     summary, description = _summary(view)
     op: dict[str, Any] = {"operationId": endpoint, "summary": summary,
                           "tags": [endpoint.split(".", 1)[0]] if "." in endpoint else []}
@@ -149,7 +177,8 @@ def _operation(endpoint: str, view: Callable[..., Any], doc: ApiDoc) -> dict[str
         op["parameters"] = parameters
     if doc.body is not None:
         op["requestBody"] = {"required": not doc.body_optional,
-                             "content": {"application/json": {"schema": doc.body}}}
+                             "content": {"application/json": {
+                                 "schema": doc.body_schema(settings)}}}
     responses: dict[str, Any] = {}
     for status, schema in sorted(doc.responses.items()):
         entry: dict[str, Any] = {"description": "Success" if status < 300 else "Response"}
@@ -191,6 +220,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     )
     spec.components.security_scheme(SECURITY_SCHEME, {"type": "http", "scheme": "bearer"})
     spec.components.schema("Error", schema=ErrorSchema)
+    settings: Settings = app.extensions[EXTENSION].settings
     paths: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions.get(rule.endpoint)
@@ -200,7 +230,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         path, params = _openapi_path(rule.rule)
         _, operations = paths.setdefault(path, (params, {}))
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            operations[method.lower()] = _operation(rule.endpoint, view, doc)
+            operations[method.lower()] = _operation(rule.endpoint, view, doc, settings)
     for path, (params, operations) in paths.items():
         spec.path(path=path, parameters=params or None, operations=operations)
     return spec.to_dict()

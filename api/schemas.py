@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-MAX_BATCH_INPUTS = 1000
+from rules_service.config import Settings
+
 MAX_DECISIONS_PAGE = 1000
 MAX_IMPACT_REPLAY = 10000
 
@@ -139,13 +140,35 @@ class EvaluateRequest(Schema):
 
 
 class EvaluateBatchRequest(Schema):
-    """Body of POST /v1/rulesets/{name}/evaluate-batch."""
+    """Body of POST /v1/rulesets/{name}/evaluate-batch.
 
-    inputs = fields.List(fields.Dict(keys=fields.String()), required=True,
-                         validate=validate.Length(min=1, max=MAX_BATCH_INPUTS))
+    ``batch_limit`` (the setting RULES_SERVICE_BATCH_LIMIT) is the most inputs a batch may
+    hold; the count is checked before any input is loaded, and the spec says it.
+    """
+
+    inputs = fields.List(fields.Dict(keys=fields.String()), required=True)
     version = fields.Integer(load_default=None, allow_none=True, strict=True,
                              validate=validate.Range(min=1))
     dry_run = StrictBoolean(load_default=False)
+
+    def __init__(self, *, batch_limit: int = Settings.batch_limit, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch_limit = batch_limit
+        # Fields are copied per schema instance, so this limit is this instance's alone.
+        self.fields["inputs"].validators = [validate.Length(min=1, max=batch_limit)]
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> EvaluateBatchRequest:
+        """The schema with the configured batch limit."""
+        return cls(batch_limit=settings.batch_limit)
+
+    @pre_load
+    def _count_first(self, data: Any, **_: Any) -> Any:
+        inputs = data.get("inputs") if isinstance(data, dict) else None
+        if isinstance(inputs, list) and len(inputs) > self.batch_limit:
+            raise ValidationError(f"at most {self.batch_limit} inputs per batch, "
+                                  f"not {len(inputs)}", field_name="inputs")
+        return data
 
 
 class ResolveRequest(Schema):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 
+from api import create_app
+from rules_service.bootstrap import Container
 from tests.integration.api_fixtures import Api, error_of
 from tests.integration.conftest import FakeClock, definition
 
@@ -238,6 +241,26 @@ def test_batch_size_is_limited(api: Api) -> None:
     assert error_of(too_many)["details"][0]["place"] == "inputs"
     assert api.post(BATCH, {"inputs": [{"amount": 1}] * 1000}).status_code == 200
     assert api.post(BATCH, {"inputs": [5, "x"]}).status_code == 422
+
+
+@pytest.mark.parametrize("limit", [3, 1500])
+def test_batch_limit_follows_the_setting_both_ways(container: Container,
+                                                  people: dict[str, str], limit: int) -> None:
+    """RULES_SERVICE_BATCH_LIMIT lowers and raises the limit, and the spec says which."""
+    container.settings = replace(container.settings, batch_limit=limit)
+    with create_app(container=container).test_client() as client:
+        api = Api(client, people)
+        activate(api)
+        body = api.post(BATCH, {"inputs": [{"amount": 1}] * limit, "dry_run": True})
+        assert body.status_code == 200, body.get_json()
+        assert len(body.get_json()["decisions"]) == limit
+        over = api.post(BATCH, {"inputs": [{"amount": 1}] * (limit + 1)})
+        assert over.status_code == 422
+        [detail] = error_of(over)["details"]
+        assert detail["place"] == "inputs" and f"at most {limit}" in detail["message"]
+        spec = api.get("/openapi.json").get_json()
+    inputs = spec["components"]["schemas"]["EvaluateBatchRequest"]["properties"]["inputs"]
+    assert inputs["maxItems"] == limit
 
 
 @pytest.mark.usefixtures("active")
