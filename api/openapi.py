@@ -191,7 +191,8 @@ def _operation(endpoint: str, view: Callable[..., Any], doc: ApiDoc,
                 "schema": {"type": "string"}}
         responses[str(status)] = entry
     errors = set(doc.errors)
-    if doc.auth:
+    auth = doc.auth and not (endpoint in DOCS_ENDPOINTS and settings.public_docs)
+    if auth:
         errors.update(COMMON_ERRORS)
     if doc.body is not None:
         errors.update((400, 413, 415, 422))
@@ -200,7 +201,7 @@ def _operation(endpoint: str, view: Callable[..., Any], doc: ApiDoc,
     for status in sorted(errors):
         responses.setdefault(str(status), _error_response(status))
     op["responses"] = responses
-    if not doc.auth:
+    if not auth:
         op["security"] = []
     return op
 
@@ -279,7 +280,7 @@ def swagger_ui_directory() -> Path:
 
 
 @bp.get("/openapi.json")
-@documented(responses={200: None}, auth=False)
+@documented(responses={200: None})
 def openapi_json() -> Response:
     """The OpenAPI 3 description of this API."""
     spec = current_app.extensions.get("rules_service.openapi")
@@ -308,6 +309,7 @@ def docs_static(filename: str) -> Response:
     return send_from_directory(swagger_ui_directory(), filename, max_age=3600)
 
 
-PUBLIC_ENDPOINTS = frozenset({"docs.openapi_json", "docs.docs_index", "docs.docs_init",
-                              "docs.docs_static"})
-"""Endpoints served without a token."""
+DOCS_PAGE_ENDPOINT = "docs.docs_index"
+DOCS_ENDPOINTS = frozenset({"docs.openapi_json", DOCS_PAGE_ENDPOINT, "docs.docs_init",
+                            "docs.docs_static"})
+"""The docs: a bearer token or a signed-in session, or nothing with RULES_SERVICE_PUBLIC_DOCS."""

@@ -43,6 +43,22 @@ def env_float(env: Mapping[str, str], name: str, default: float, minimum: float)
     return value
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no setting: the default when unset or blank; SettingsError for other words."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise SettingsError(f"{name} must be one of {', '.join(TRUE_WORDS + FALSE_WORDS)}, "
+                        f"got {raw!r}")
+
+
 def default_database_url(cwd: Path | None = None) -> str:
     """The embedded default: an SQLite file under ``instance/`` of the current directory."""
     path = (cwd or Path.cwd()) / DEFAULT_DATABASE_FILE
@@ -62,6 +78,8 @@ class Settings:
     database_echo: bool = False
     batch_limit: int = 1000
     live_poll_interval_s: float = 0.2
+    # /openapi.json and /docs without a token or session (RULES_SERVICE_PUBLIC_DOCS).
+    public_docs: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -92,4 +110,5 @@ class Settings:
             batch_limit=env_int(env, "RULES_SERVICE_BATCH_LIMIT", cls.batch_limit, 1),
             live_poll_interval_s=env_float(env, "RULES_SERVICE_LIVE_POLL_INTERVAL",
                                         cls.live_poll_interval_s, 0.01),
+            public_docs=env_bool(env, "RULES_SERVICE_PUBLIC_DOCS", cls.public_docs),
         )
