@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, Response, current_app, jsonify, send_from_directory
-from marshmallow import Schema
+from marshmallow import Schema, fields
 
 from api.requests import load_body, load_query
 from api.schemas import ErrorSchema
@@ -35,13 +35,15 @@ SchemaForSettings = Callable[[Settings], Schema]
 OPENAPI_VERSION = "3.0.3"
 SECURITY_SCHEME = "bearerAuth"
 
-# Error statuses every authenticated route can answer with.
-COMMON_ERRORS = (401,)
+# Error statuses every authenticated route can answer with: the token is looked up in the
+# database, which may be out of reach.
+COMMON_ERRORS = (401, 503)
+MARKDOWN = "text/markdown"
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON or a body that is not a JSON object",
     401: "Missing, invalid or revoked bearer token",
     403: "Authenticated but not allowed; the message gives the reason",
-    404: "No such resource",
+    404: "No such resource (or a filter such as `?ruleset=` names one that does not exist)",
     409: "Conflict with the current state",
     413: "Request body too large",
     415: "Body is not JSON",
@@ -155,9 +157,13 @@ def _summary(view: Callable[..., Any]) -> tuple[str, str]:
     return summary, description
 
 
-def _error_response(status: int) -> dict[str, Any]:
-    return {"description": ERROR_DESCRIPTIONS.get(status, "Error"),
-            "content": {"application/json": {"schema": "Error"}}}
+def _error_response(status: int, doc: ApiDoc) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": "Error"}}
+    if status < 500 and MARKDOWN in doc.text_alternatives.values():
+        # A route that answers Markdown answers its errors in Markdown too when asked
+        # (api.errors.handle_exception).
+        content[MARKDOWN] = {"schema": {"type": "string"}}
+    return {"description": ERROR_DESCRIPTIONS.get(status, "Error"), "content": content}
 
 
 def _operation(endpoint: str, view: Callable[..., Any], doc: ApiDoc,
@@ -199,7 +205,7 @@ def _operation(endpoint: str, view: Callable[..., Any], doc: ApiDoc,
     if doc.query is not None:
         errors.add(422)
     for status in sorted(errors):
-        responses.setdefault(str(status), _error_response(status))
+        responses.setdefault(str(status), _error_response(status, doc))
     op["responses"] = responses
     if not auth:
         op["security"] = []
@@ -279,8 +285,17 @@ def swagger_ui_directory() -> Path:
     return Path(swagger_ui_path)
 
 
+class OpenApiDocumentSchema(Schema):
+    """An OpenAPI 3 document (this one)."""
+
+    openapi = fields.String()
+    info = fields.Dict()
+    paths = fields.Dict()
+    components = fields.Dict()
+
+
 @bp.get("/openapi.json")
-@documented(responses={200: None})
+@documented(responses={200: OpenApiDocumentSchema})
 def openapi_json() -> Response:
     """The OpenAPI 3 description of this API."""
     spec = current_app.extensions.get("rules_service.openapi")
