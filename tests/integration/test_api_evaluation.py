@@ -431,3 +431,34 @@ def test_the_escalation_list_shows_the_input_and_the_deciding_rules_with_reasons
     assert listed["decision"]["deciding_rules"] == [
         {"id": "big", "reason": "Big refunds need operations."}]
     assert listed["decision"]["outcome"] == "escalate"
+
+
+# --------------------------------------------------------------------------- look-alikes
+
+
+def test_look_alike_allowed_values_are_refused_and_an_imitating_input_is_named(
+        api: Api) -> None:
+    """`EUR` beside `ЕUR` (a Cyrillic Е) is refused in a ruleset, and an input of `ЕUR`
+    where only `EUR` is allowed is told which letter is the impostor."""
+    fake = "\u0415UR"
+    looks_alike = definition(inputs={
+        "amount": {"type": "number", "required": True, "minimum": 0},
+        "currency": {"type": "string", "enum": ["EUR", "USD", fake]}})
+    refused = api.post(f"{BASE}/versions", {"definition": looks_alike})
+    assert refused.status_code == 422
+    messages = {d["place"]: d["message"] for d in error_of(refused)["details"]
+                if "looks like" in d["message"]}
+    assert "CYRILLIC CAPITAL LETTER IE" in messages["inputs.currency.enum[2]"]
+
+    clean = definition(inputs={
+        "amount": {"type": "number", "required": True, "minimum": 0},
+        "currency": {"type": "string", "enum": ["EUR", "USD"], "default": "EUR"}})
+    assert api.post(f"{BASE}/versions", {"definition": clean}).status_code == 201
+    for who in ("biz", "appr"):
+        assert api.post(f"{BASE}/versions/1/signoffs", {"decision": "approve"},
+                        who=who).status_code == 201
+    answer = api.post(EVALUATE, {"input": {"amount": 5, "currency": fake}})
+    assert answer.status_code == 422
+    [detail] = error_of(answer)["details"]
+    assert detail["place"] == "input.currency"
+    assert "looks like 'EUR' but its 'Е' is CYRILLIC CAPITAL LETTER IE" in detail["message"]
