@@ -14,6 +14,8 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 from rules_service.config import Settings
 
 MAX_DECISIONS_PAGE = 1000
+MAX_VERSION = 2**31 - 1
+"""The largest version number the database holds (an SQL INTEGER); larger ones are 422."""
 MAX_IMPACT_REPLAY = 10000
 
 OUTCOMES = ("approve", "escalate", "reject")
@@ -92,7 +94,7 @@ class ProposeVersionRequest(Schema):
         load_default=None, allow_none=True,
         metadata={"description": "when the approved version becomes active (default: at once)"})
     base_version = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=1),
+        load_default=None, allow_none=True, validate=validate.Range(min=1, max=MAX_VERSION),
         metadata={"description": "the version the author started from; 409 `stale_base`, "
                                  "naming the versions in between, when a newer one exists"})
 
@@ -123,7 +125,8 @@ class WithdrawRequest(Schema):
 class RollbackRequest(Schema):
     """Body of POST /v1/rulesets/{name}/rollback."""
 
-    to_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    to_version = fields.Integer(required=True, strict=True,
+                                validate=validate.Range(min=1, max=MAX_VERSION))
     reason = fields.String(required=True,
                            validate=validate.Length(min=1, max=_TEXT_LIMIT))
 
@@ -133,7 +136,7 @@ class EvaluateRequest(Schema):
 
     input = fields.Dict(keys=fields.String(), required=True)
     version = fields.Integer(load_default=None, allow_none=True, strict=True,
-                             validate=validate.Range(min=1),
+                             validate=validate.Range(min=1, max=MAX_VERSION),
                              metadata={"description": "pin a version (default: the active one)"})
     dry_run = StrictBoolean(load_default=False,
                             metadata={"description": "evaluate without recording"})
@@ -148,7 +151,7 @@ class EvaluateBatchRequest(Schema):
 
     inputs = fields.List(fields.Dict(keys=fields.String()), required=True)
     version = fields.Integer(load_default=None, allow_none=True, strict=True,
-                             validate=validate.Range(min=1))
+                             validate=validate.Range(min=1, max=MAX_VERSION))
     dry_run = StrictBoolean(load_default=False)
 
     def __init__(self, *, batch_limit: int = Settings.batch_limit, **kwargs: Any) -> None:
@@ -185,10 +188,10 @@ class DiffQuery(Schema):
     """Query of GET /v1/rulesets/{name}/diff."""
 
     from_version = fields.Integer(data_key="from", load_default=None,
-                                  validate=validate.Range(min=1),
+                                  validate=validate.Range(min=1, max=MAX_VERSION),
                                   metadata={"description": "default: the base of `to`"})
     to_version = fields.Integer(data_key="to", load_default=None,
-                                validate=validate.Range(min=1),
+                                validate=validate.Range(min=1, max=MAX_VERSION),
                                 metadata={"description": "default: the newest pending version"})
     impact = fields.Integer(load_default=None, validate=validate.Range(min=1,
                                                                       max=MAX_IMPACT_REPLAY),
@@ -236,7 +239,8 @@ class RunbookQuery(Schema):
 class AuditQuery(Schema):
     """Query of GET /v1/rulesets/{name}/audit."""
 
-    version = fields.Integer(load_default=None, validate=validate.Range(min=1),
+    version = fields.Integer(load_default=None,
+                             validate=validate.Range(min=1, max=MAX_VERSION),
                              metadata={"description": "only events of this version"})
 
 
