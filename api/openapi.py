@@ -130,7 +130,7 @@ def documented(*, body: type[Schema] | Schema | SchemaForSettings | None = None,
     return decorate
 
 
-_ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+_ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?P<args>\([^)]*\))?:)?(?P<name>\w+)>")
 _CONVERTER_TYPES: dict[str, dict[str, Any]] = {
     "int": {"type": "integer", "minimum": 0},
     "float": {"type": "number"},
@@ -143,8 +143,11 @@ def _openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
 
     def replace(match: re.Match[str]) -> str:
         name = match.group("name")
-        schema = _CONVERTER_TYPES.get(match.group("converter") or "", {"type": "string"})
-        params.append({"in": "path", "name": name, "required": True, "schema": dict(schema)})
+        schema = dict(_CONVERTER_TYPES.get(match.group("converter") or "", {"type": "string"}))
+        bound = re.search(r"\bmax=(\d+)", match.group("args") or "")
+        if bound:
+            schema["maximum"] = int(bound.group(1))
+        params.append({"in": "path", "name": name, "required": True, "schema": schema})
         return "{" + name + "}"
 
     return _ARGUMENT.sub(replace, rule), params

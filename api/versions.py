@@ -10,6 +10,7 @@ from api.auth import current_principal
 from api.openapi import documented
 from api.responses import dump
 from api.schemas import (
+    MAX_VERSION,
     ProposeVersionRequest,
     SignoffRequest,
     SignoffResultSchema,
@@ -53,7 +54,7 @@ def list_versions(name: str) -> Response:
                 {"versions": [v.to_dict(include_content=False) for v in views]})
 
 
-@bp.get("/<int:number>")
+@bp.get(f"/<int(max={MAX_VERSION}):number>")
 @documented(responses={200: VersionSchema}, errors=(404,))
 def get_version(name: str, number: int) -> Response:
     """Show one version: status, author, base version, content and sign-offs."""
@@ -61,7 +62,7 @@ def get_version(name: str, number: int) -> Response:
     return dump(VersionSchema, view.to_dict())
 
 
-@bp.post("/<int:number>/signoffs")
+@bp.post(f"/<int(max={MAX_VERSION}):number>/signoffs")
 @documented(body=SignoffRequest, responses={201: SignoffResultSchema}, errors=(403, 404, 409))
 def sign_off(name: str, number: int, body: dict[str, Any]) -> Response:
     """Approve or reject a pending version in one of your sign-off roles.
@@ -77,7 +78,7 @@ def sign_off(name: str, number: int, body: dict[str, Any]) -> Response:
     return dump(SignoffResultSchema, view.signoff_result(actor), 201)
 
 
-@bp.post("/<int:number>/withdraw")
+@bp.post(f"/<int(max={MAX_VERSION}):number>/withdraw")
 @documented(body=WithdrawRequest, body_optional=True, responses={200: VersionSchema},
             errors=(403, 404, 409))
 def withdraw(name: str, number: int, body: dict[str, Any]) -> Response:

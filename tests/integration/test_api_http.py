@@ -381,6 +381,13 @@ def test_version_numbers_beyond_the_database_are_refused_not_500(api: Api) -> No
         response = api.post(path, body)
         assert response.status_code == 422, (path, response.data[:200])
         assert [d["place"] for d in error_of(response)["details"]] == [place]
+    # In a path, a version number the database cannot hold names no version: 404.
+    assert api.get(f"{base}/versions/{2**31}").status_code == 404
+    assert api.post(f"{base}/versions/{huge}/signoffs", {"decision": "approve"},
+                    who="biz").status_code == 404
     spec = api.get("/openapi.json").get_json()
     assert spec["components"]["schemas"]["RollbackRequest"]["properties"]["to_version"][
         "maximum"] == 2**31 - 1
+    [number] = [p for p in spec["paths"]["/v1/rulesets/{name}/versions/{number}"]["parameters"]
+                if p["name"] == "number"]
+    assert number["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
