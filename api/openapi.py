@@ -22,10 +22,11 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, Response, current_app, jsonify, send_from_directory
 from marshmallow import Schema, fields
 
-from api.requests import load_body, load_query
+from api.requests import NUL, load_body, load_query
 from api.schemas import ErrorSchema
 from api.services import EXTENSION, container
 from rules_service.config import Settings
+from rules_service.domain.errors import NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,7 +44,8 @@ ERROR_DESCRIPTIONS = {
     400: "Malformed JSON or a body that is not a JSON object",
     401: "Missing, invalid or revoked bearer token",
     403: "Authenticated but not allowed; the message gives the reason",
-    404: "No such resource (or a filter such as `?ruleset=` names one that does not exist)",
+    404: "No such resource (or a filter such as `?ruleset=` names one that does not exist, "
+         "or a name in the path holds a NUL character)",
     409: "Conflict with the current state",
     413: "Request body too large",
     415: "Body is not JSON",
@@ -116,6 +118,8 @@ def documented(*, body: type[Schema] | Schema | SchemaForSettings | None = None,
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if any(isinstance(v, str) and NUL in v for v in kwargs.values()):
+                raise NotFound("nothing here has a name with a NUL character in it")
             if query_schema is not None:
                 kwargs["query"] = load_query(query_schema)
             if body_schema is not None:

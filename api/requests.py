@@ -51,7 +51,40 @@ def read_json_object(*, allow_empty: bool = False) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "body_not_object",
                        f"the body must be a JSON object, not {_json_kind(data)}")
+    refuse_nul(data)
     return data
+
+
+NUL = "\x00"
+NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
+
+
+def _nul_places(value: Any, place: str, out: list[str]) -> None:
+    """Where a NUL character hides in a parsed JSON value (keys included); PostgreSQL
+    cannot store one in text, and no name or value here means anything with one."""
+    if isinstance(value, str):
+        if NUL in value:
+            out.append(place)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{place}.{key}" if place else str(key)
+            if NUL in key:
+                out.append(here.replace(NUL, "\\u0000"))
+            _nul_places(item, here.replace(NUL, "\\u0000"), out)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _nul_places(item, f"{place}[{i}]", out)
+
+
+def refuse_nul(data: Any) -> None:
+    """422 naming every place of a JSON value whose text holds a NUL character."""
+    places: list[str] = []
+    _nul_places(data, "", places)
+    if places:
+        raise ApiError(422, "validation_failed", f"the request has {len(places)} "
+                       f"problem{'s' if len(places) != 1 else ''}",
+                       [{"place": place or "body", "message": NUL_MESSAGE}
+                        for place in dict.fromkeys(places)])
 
 
 def _json_kind(value: Any) -> str:
@@ -79,5 +112,7 @@ def load_query(schema: Schema) -> dict[str, Any]:
     if repeated:
         raise ApiError(422, "validation_failed", "a query parameter was given more than once",
                        [{"place": k, "message": "give this parameter once"} for k in repeated])
-    loaded: dict[str, Any] = schema.load(args.to_dict())
+    query = args.to_dict()
+    refuse_nul(query)
+    loaded: dict[str, Any] = schema.load(query)
     return loaded

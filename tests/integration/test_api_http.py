@@ -391,3 +391,34 @@ def test_version_numbers_beyond_the_database_are_refused_not_500(api: Api) -> No
     [number] = [p for p in spec["paths"]["/v1/rulesets/{name}/versions/{number}"]["parameters"]
                 if p["name"] == "number"]
     assert number["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+
+
+@pytest.mark.usefixtures("active_ruleset")
+def test_a_nul_character_anywhere_is_refused_not_500(api: Api) -> None:
+    """Found by the schemathesis fuzz on PostgreSQL, which cannot store NUL in text:
+    `/v1/deliveries?subscription=%00` was a 500. A NUL in a query value or a JSON string is
+    422 naming its place; in a path it names nothing that exists: 404."""
+    spec = api.get("/openapi.json").get_json()
+    checked = 0
+    for template, operations in spec["paths"].items():
+        path = template.replace("{name}", NAME).replace("{number}", "1")
+        for p in operations.get("get", {}).get("parameters", []):
+            if p["in"] == "query":
+                response = api.get(f"{path}?{p['name']}=a%00b")
+                assert response.status_code == 422, (path, p["name"], response.data[:200])
+                assert [d["place"] for d in error_of(response)["details"]] == [p["name"]]
+                checked += 1
+    assert checked >= 20
+    for path in ("/v1/rulesets/x%00y", "/v1/decisions/x%00y", "/v1/rulesets/x%00y/audit"):
+        response = api.get(path)
+        assert response.status_code == 404, (path, response.data[:200])
+        error_of(response)
+    evaluate = api.post(f"/v1/rulesets/{NAME}/evaluate",
+                        {"input": {"amount": 1, "note\u0000": ["a\u0000"]}})
+    assert evaluate.status_code == 422
+    places = [d["place"] for d in error_of(evaluate)["details"]]
+    assert places == ["input.note\\u0000", "input.note\\u0000[0]"], places
+    propose = api.post(f"/v1/rulesets/{NAME}/versions",
+                       {"definition": definition(3), "note": "a\u0000"})
+    assert propose.status_code == 422
+    assert [d["place"] for d in error_of(propose)["details"]] == ["note"]

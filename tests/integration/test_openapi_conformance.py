@@ -1,9 +1,10 @@
 """The OpenAPI document says every status and media type each route really answers.
 
 Every operation of /openapi.json is called as an admin, an automation and nobody, with its
-path filled with names that exist and names that do not, each query parameter given a
-value that does not exist, a bad value, and (where it may be) `markdown`, and bodies empty,
-wrong and malformed; each answer's status and media type must be documented for it.
+path filled with names that exist, names that do not and names with a NUL character, each
+query parameter given a value that does not exist, a bad value, a NUL character, and
+(where it may be) `markdown`, and bodies empty, wrong, malformed and with a NUL character;
+each answer's status and media type must be documented for it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from tests.integration.conftest import definition
 NAME = "refunds"
 EXISTING = {"name": NAME, "number": "1"}
 MISSING = {"name": "no-such-ruleset", "number": "999"}
+NUL_NAMES = {"name": "a%00b", "number": "1", "decision_id": "a%00b", "escalation_id": "a%00b",
+             "subscription_id": "a%00b", "delivery_id": "a%00b"}
 BODIES: tuple[tuple[Any, str | None], ...] = (
     ({}, "application/json"), ({"unexpected": 1}, "application/json"),
+    ({"note": "a\u0000b", "comment": "a\u0000b"}, "application/json"),
     ('{"broken": ', "application/json"), ("plain words", "text/plain"), (None, None))
 
 
@@ -41,7 +45,7 @@ def active(api: Api) -> None:
 def _paths(template: str) -> list[str]:
     """The template filled with existing values, then with missing ones."""
     out = []
-    for values in (EXISTING, MISSING):
+    for values in (EXISTING, MISSING, NUL_NAMES):
         out.append(re.sub(r"\{(\w+)\}", lambda m, v=values: v.get(m.group(1),  # type: ignore
                                                                   str(uuid.uuid4())), template))
     return out
@@ -54,6 +58,7 @@ def _queries(operation: dict[str, Any]) -> list[dict[str, str]]:
         enum = p.get("schema", {}).get("enum", [])
         queries.append({p["name"]: "no-such-thing"})
         queries.append({p["name"]: "-1"})
+        queries.append({p["name"]: "a\x00b"})
         for value in enum:
             queries.append({p["name"]: value})
     if any(p["name"] == "format" for p in params):
