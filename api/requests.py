@@ -9,6 +9,8 @@ from flask import request
 from marshmallow import Schema
 
 from api.errors import ApiError
+from rules_service.domain.errors import RequestInvalid
+from rules_service.domain.problems import Problem
 
 JSON_MIMETYPES = ("application/json",)
 
@@ -81,10 +83,8 @@ def refuse_nul(data: Any) -> None:
     places: list[str] = []
     _nul_places(data, "", places)
     if places:
-        raise ApiError(422, "validation_failed", f"the request has {len(places)} "
-                       f"problem{'s' if len(places) != 1 else ''}",
-                       [{"place": place or "body", "message": NUL_MESSAGE}
-                        for place in dict.fromkeys(places)])
+        raise RequestInvalid([Problem(place or "body", NUL_MESSAGE)
+                              for place in dict.fromkeys(places)])
 
 
 def _json_kind(value: Any) -> str:

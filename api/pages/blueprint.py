@@ -23,6 +23,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from api.requests import refuse_nul
 from api.services import container
 from rules_service.domain.errors import DomainError
 from rules_service.services import accounts
@@ -102,6 +103,7 @@ def _guard() -> Response | None:
     g.pop("csrf_token", None)
     if request.method == "POST":
         csrf.protect()
+    refuse_nul({"path": request.path, **request.args.to_dict(), **request.form.to_dict()})
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     person = signed_in_person()

@@ -128,3 +128,15 @@ def test_the_api_keeps_bearer_tokens_and_needs_no_csrf_token(api: Api) -> None:
     response = api.post("/v1/rulesets/refunds/versions", {"definition": {"name": "x"}})
     assert response.status_code == 422  # past authentication and CSRF: the content is checked
     assert "Set-Cookie" not in response.headers
+
+
+def test_a_nul_character_in_a_page_address_or_form_is_a_422_page_not_500(
+        browser: FlaskClient) -> None:
+    """PostgreSQL cannot hold a NUL in text: `/decisions?ruleset=a%00b` was a 500 there."""
+    assert sign_in(browser, "biz").status_code == 303
+    for path in ("/decisions?ruleset=a%00b", "/decisions?caller=a%00b",
+                 "/escalations?ruleset=a%00b", "/dashboard?ruleset=a%00b",
+                 "/rulesets/a%00b", "/decisions/a%00b"):
+        response = browser.get(path)
+        assert response.status_code == 422, path
+        assert response.mimetype == "text/html" and "NUL" in response.text, path
