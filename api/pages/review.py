@@ -6,6 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from api.pages.blueprint import bp, person_name
+from api.schemas import MAX_VERSION
 from api.services import container
 from rules_service.domain.errors import DomainError
 from rules_service.services import diffs, governance, review
@@ -14,7 +15,7 @@ IMPACT_REPLAY = 200
 """Recorded decisions replayed on the version under review."""
 
 
-@bp.get("/rulesets/<name>/versions/<int:number>")
+@bp.get(f"/rulesets/<name>/versions/<int(max={MAX_VERSION}):number>")
 def version(name: str, number: int) -> str:
     """Changes side by side, tests, impact, sign-offs, and the approve/reject form."""
     c = container()
@@ -27,7 +28,7 @@ def version(name: str, number: int) -> str:
                            eligibility=eligibility)
 
 
-@bp.post("/rulesets/<name>/versions/<int:number>/sign-off")
+@bp.post(f"/rulesets/<name>/versions/<int(max={MAX_VERSION}):number>/sign-off")
 def sign_off(name: str, number: int) -> Response:
     """Approves or rejects the version with a comment."""
     try:
@@ -42,7 +43,7 @@ def sign_off(name: str, number: int) -> Response:
     return redirect(url_for("pages.version", name=name, number=number), 303)
 
 
-@bp.post("/rulesets/<name>/versions/<int:number>/withdraw")
+@bp.post(f"/rulesets/<name>/versions/<int(max={MAX_VERSION}):number>/withdraw")
 def withdraw(name: str, number: int) -> Response:
     """The author takes the version back."""
     try:
