@@ -1,13 +1,20 @@
-"""Bearer-token authentication for every route except the health check and the docs."""
+"""Bearer-token authentication for every route except the health check.
+
+The API docs (``/openapi.json``, ``/docs``) take a bearer token or a signed-in person's
+session (a browser cannot send a token with a page), unless the setting
+RULES_SERVICE_PUBLIC_DOCS opens them to everyone.
+"""
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request, url_for
 
 from api.errors import ApiError
-from api.openapi import PUBLIC_ENDPOINTS
+from api.openapi import DOCS_ENDPOINTS, DOCS_PAGE_ENDPOINT
+from api.pages.blueprint import signed_in_person
 from api.services import container
 
 REALM = "rules-service"
@@ -43,23 +50,59 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
-def authenticate_request() -> None:
+def _principal_of_token(token: str) -> Principal:
+    found = container().live.principal(token)
+    if found is None:
+        raise _unauthenticated("the token is unknown or revoked", invalid=True)
+    return Principal(found.name, found.is_admin, found.is_automation)
+
+
+def _docs_refused() -> Response:
+    """The docs page's answer to a browser with neither token nor session: 401, with a
+    way to sign in."""
+    target = url_for("pages.sign_in", next=request.full_path.rstrip("?"))
+    page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>Sign in to read the API docs</title></head><body>"
+            "<p>The API docs are for signed-in people and token holders. "
+            f"<a href=\"{html.escape(target)}\">Sign in</a> to read them.</p></body></html>")
+    return Response(page, 401, mimetype="text/html",
+                    headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'})
+
+
+def _authenticate_docs() -> Response | None:
+    if container().settings.public_docs:
+        return None
+    token = bearer_token()
+    if token is not None:
+        g.principal = _principal_of_token(token)
+        return None
+    person = signed_in_person()
+    if person is not None:
+        g.principal = Principal(person.name, person.is_admin, is_automation=False)
+        return None
+    if request.endpoint == DOCS_PAGE_ENDPOINT:
+        return _docs_refused()
+    raise _unauthenticated("the API docs need an 'Authorization: Bearer <token>' header or "
+                           "a signed-in session (RULES_SERVICE_PUBLIC_DOCS=true opens them)",
+                           invalid=False)
+
+
+def authenticate_request() -> Response | None:
     """before_request hook: puts the caller on ``flask.g.principal`` or answers 401.
 
-    The pages (blueprint ``pages``) authenticate people by their session instead.
+    The pages (blueprint ``pages``) authenticate people by their session instead; the docs
+    take either (see ``_authenticate_docs``).
     """
-    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint == HEALTH_ENDPOINT:
-        return
-    if request.blueprint == PAGES_BLUEPRINT:
-        return
+    if request.endpoint == HEALTH_ENDPOINT or request.blueprint == PAGES_BLUEPRINT:
+        return None
+    if request.endpoint in DOCS_ENDPOINTS:
+        return _authenticate_docs()
     token = bearer_token()
     if token is None:
         raise _unauthenticated("this request needs an 'Authorization: Bearer <token>' header",
                                invalid=False)
-    found = container().live.principal(token)
-    if found is None:
-        raise _unauthenticated("the token is unknown or revoked", invalid=True)
-    g.principal = Principal(found.name, found.is_admin, found.is_automation)
+    g.principal = _principal_of_token(token)
+    return None
 
 
 def current_principal() -> Principal:

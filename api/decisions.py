@@ -16,9 +16,12 @@ bp = Blueprint("decisions", __name__, url_prefix="/v1/decisions")
 
 
 @bp.get("")
-@documented(query=DecisionsQuery, responses={200: DecisionPageSchema})
+@documented(query=DecisionsQuery, responses={200: DecisionPageSchema}, errors=(404,))
 def list_decisions(query: dict[str, Any]) -> Response:
-    """Recorded decisions, newest first; pass `next_cursor` back as `cursor` for more."""
+    """Recorded decisions, newest first; pass `next_cursor` back as `cursor` for more.
+
+    404 when `ruleset` names no ruleset.
+    """
     found, next_cursor = decisions.list_decisions(
         container().uow(), ruleset=query["ruleset"], outcome=query["outcome"],
         since=query["since"], until=query["until"], limit=query["limit"],

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from flask import Flask, Response, has_request_context, jsonify, request
+from flask import Flask, Response, current_app, has_request_context, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -168,6 +168,16 @@ def error_response(status: int, code: str, message: str,
     return response
 
 
+def _asks_for_markdown() -> bool:
+    """True when the request asked ``format=markdown`` of a route that answers Markdown
+    (its ``@documented`` says so); any other route answers JSON, as its spec says."""
+    if not has_request_context() or request.args.get("format") != "markdown":
+        return False
+    view = current_app.view_functions.get(request.endpoint or "")
+    alternatives = getattr(getattr(view, "apidoc", None), "text_alternatives", {})
+    return "text/markdown" in alternatives.values()
+
+
 def handle_exception(exc: Exception) -> Response:
     """Flask error handler for every exception.
 
@@ -181,7 +191,7 @@ def handle_exception(exc: Exception) -> Response:
         log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
     elif status >= 500:
         log.exception("unhandled error: %s", exc, exc_info=exc)
-    if status < 500 and has_request_context() and request.args.get("format") == "markdown":
+    if status < 500 and _asks_for_markdown():
         response = Response(render_error(status, code, message, details),
                             status=status, mimetype="text/markdown")
         for name, value in headers.items():

@@ -17,11 +17,11 @@ bp = Blueprint("escalations", __name__, url_prefix="/v1/escalations")
 
 
 @bp.get("")
-@documented(query=EscalationsQuery, responses={200: EscalationListSchema})
+@documented(query=EscalationsQuery, responses={200: EscalationListSchema}, errors=(404,))
 def list_escalations(query: dict[str, Any]) -> Response:
     """Escalations, oldest first, each with its decision's input and deciding rules.
 
-    Filter by status, ruleset, or `overdue=true`.
+    Filter by status, ruleset, or `overdue=true`; 404 when `ruleset` names no ruleset.
     """
     c = container()
     found = decisions.list_escalations(c.uow(), status=query["status"],

@@ -58,9 +58,13 @@ def evaluate(name: str, body: dict[str, Any]) -> Response:
 
 
 @bp.post("/evaluate-batch")
-@documented(body=EvaluateBatchRequest, responses={200: DecisionBatchSchema}, errors=(404, 409))
+@documented(body=EvaluateBatchRequest.for_settings, responses={200: DecisionBatchSchema},
+            errors=(404, 409))
 def evaluate_batch(name: str, body: dict[str, Any]) -> Response:
-    """Decide up to 1000 inputs at once; all are validated first, all recorded together.
+    """Decide many inputs at once; all are validated first, all recorded together.
+
+    At most RULES_SERVICE_BATCH_LIMIT inputs (default 1000; `maxItems` here says the
+    limit of this server).
 
     One bad input fails the whole batch with 422, naming every problem as
     `inputs[i].field`; nothing is recorded then.

@@ -20,24 +20,33 @@ from typing import Any, TypeVar, cast
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, Response, current_app, jsonify, send_from_directory
-from marshmallow import Schema
+from marshmallow import Schema, fields
 
 from api.requests import load_body, load_query
 from api.schemas import ErrorSchema
+from api.services import EXTENSION, container
+from rules_service.config import Settings
+from rules_service.domain.errors import NotFound
 from rules_service.domain.lifecycle import MAX_VERSION_NUMBER
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+SchemaForSettings = Callable[[Settings], Schema]
+"""A request schema that depends on the settings (e.g. the batch limit): built per app."""
+
 OPENAPI_VERSION = "3.0.3"
 SECURITY_SCHEME = "bearerAuth"
 
-# Error statuses every authenticated route can answer with.
-COMMON_ERRORS = (401,)
+# Error statuses every authenticated route can answer with: the token is looked up in the
+# database, which may be out of reach.
+COMMON_ERRORS = (401, 503)
+MARKDOWN = "text/markdown"
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON or a body that is not a JSON object",
     401: "Missing, invalid or revoked bearer token",
     403: "Authenticated but not allowed; the message gives the reason",
-    404: "No such resource",
+    404: "No such resource (or a filter such as `?ruleset=` names one that does not exist, "
+         "or a name in the path holds a NUL character)",
     409: "Conflict with the current state",
     413: "Request body too large",
     415: "Body is not JSON",
@@ -50,7 +59,7 @@ ERROR_DESCRIPTIONS = {
 class ApiDoc:
     """What ``@documented`` records about a view."""
 
-    body: Schema | None = None
+    body: Schema | SchemaForSettings | None = None
     query: Schema | None = None
     responses: Mapping[int, Schema | str | None] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
@@ -59,6 +68,17 @@ class ApiDoc:
     headers: Mapping[str, str] = field(default_factory=dict)
     text_alternatives: Mapping[int, str] = field(default_factory=dict)
 
+    def body_schema(self, settings: Settings) -> Schema | None:
+        """The body's schema under ``settings``."""
+        if self.body is None or isinstance(self.body, Schema):
+            return self.body
+        return _schema_for(self.body, settings)
+
+
+@functools.cache
+def _schema_for(factory: SchemaForSettings, settings: Settings) -> Schema:
+    return factory(settings)
+
 
 def _instance(schema: type[Schema] | Schema | None) -> Schema | None:
     if schema is None or isinstance(schema, Schema):
@@ -66,7 +86,14 @@ def _instance(schema: type[Schema] | Schema | None) -> Schema | None:
     return schema()
 
 
-def documented(*, body: type[Schema] | Schema | None = None,
+def _body_instance(schema: type[Schema] | Schema | SchemaForSettings | None
+                   ) -> Schema | SchemaForSettings | None:
+    if isinstance(schema, type):
+        return schema()
+    return schema
+
+
+def documented(*, body: type[Schema] | Schema | SchemaForSettings | None = None,
                query: type[Schema] | Schema | None = None,
                responses: Mapping[int, type[Schema] | Schema | str | None] | None = None,
                errors: tuple[int, ...] = (), auth: bool = True, body_optional: bool = False,
@@ -77,8 +104,10 @@ def documented(*, body: type[Schema] | Schema | None = None,
     A response given as a string is a media type with a plain-text body (e.g. markdown).
     ``text_alternatives`` names a further media type (text body) a status may answer with,
     beside its JSON schema (``{200: "text/markdown"}`` for ``format=markdown``).
+    ``body`` may be a function of the settings returning the schema (built once per
+    settings), for bodies whose limits are configurable.
     """
-    body_schema, query_schema = _instance(body), _instance(query)
+    body_schema, query_schema = _body_instance(body), _instance(query)
     doc = ApiDoc(
         body=body_schema, query=query_schema,
         responses={status: (s if isinstance(s, str) else _instance(s))
@@ -93,7 +122,9 @@ def documented(*, body: type[Schema] | Schema | None = None,
             if query_schema is not None:
                 kwargs["query"] = load_query(query_schema)
             if body_schema is not None:
-                kwargs["body"] = load_body(body_schema, allow_empty=body_optional)
+                schema = doc.body_schema(container().settings)
+                assert schema is not None
+                kwargs["body"] = load_body(schema, allow_empty=body_optional)
             return view(*args, **kwargs)
 
         wrapper.apidoc = doc  # type: ignore[attr-defined]
@@ -116,8 +147,8 @@ def _openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
 
     def replace(match: re.Match[str]) -> str:
         name = match.group("name")
-        schema = _CONVERTER_TYPES.get(match.group("converter") or "", {"type": "string"})
-        params.append({"in": "path", "name": name, "required": True, "schema": dict(schema)})
+        schema = dict(_CONVERTER_TYPES.get(match.group("converter") or "", {"type": "string"}))
+        params.append({"in": "path", "name": name, "required": True, "schema": schema})
         return "{" + name + "}"
 
     return _ARGUMENT.sub(replace, rule), params
@@ -130,12 +161,17 @@ def _summary(view: Callable[..., Any]) -> tuple[str, str]:
     return summary, description
 
 
-def _error_response(status: int) -> dict[str, Any]:
-    return {"description": ERROR_DESCRIPTIONS.get(status, "Error"),
-            "content": {"application/json": {"schema": "Error"}}}
+def _error_response(status: int, doc: ApiDoc) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": "Error"}}
+    if status < 500 and MARKDOWN in doc.text_alternatives.values():
+        # A route that answers Markdown answers its errors in Markdown too when asked
+        # (api.errors.handle_exception).
+        content[MARKDOWN] = {"schema": {"type": "string"}}
+    return {"description": ERROR_DESCRIPTIONS.get(status, "Error"), "content": content}
 
 
-def _operation(endpoint: str, view: Callable[..., Any], doc: ApiDoc) -> dict[str, Any]:
+def _operation(endpoint: str, view: Callable[..., Any], doc: ApiDoc,
+               settings: Settings) -> dict[str, Any]:
     summary, description = _summary(view)
     op: dict[str, Any] = {"operationId": endpoint, "summary": summary,
                           "tags": [endpoint.split(".", 1)[0]] if "." in endpoint else []}
@@ -151,7 +187,8 @@ def _operation(endpoint: str, view: Callable[..., Any], doc: ApiDoc) -> dict[str
         op["parameters"] = parameters
     if doc.body is not None:
         op["requestBody"] = {"required": not doc.body_optional,
-                             "content": {"application/json": {"schema": doc.body}}}
+                             "content": {"application/json": {
+                                 "schema": doc.body_schema(settings)}}}
     responses: dict[str, Any] = {}
     for status, schema in sorted(doc.responses.items()):
         entry: dict[str, Any] = {"description": "Success" if status < 300 else "Response"}
@@ -164,16 +201,17 @@ def _operation(endpoint: str, view: Callable[..., Any], doc: ApiDoc) -> dict[str
                 "schema": {"type": "string"}}
         responses[str(status)] = entry
     errors = set(doc.errors)
-    if doc.auth:
+    auth = doc.auth and not (endpoint in DOCS_ENDPOINTS and settings.public_docs)
+    if auth:
         errors.update(COMMON_ERRORS)
     if doc.body is not None:
         errors.update((400, 413, 415, 422))
     if doc.query is not None:
         errors.add(422)
     for status in sorted(errors):
-        responses.setdefault(str(status), _error_response(status))
+        responses.setdefault(str(status), _error_response(status, doc))
     op["responses"] = responses
-    if not doc.auth:
+    if not auth:
         op["security"] = []
     return op
 
@@ -193,6 +231,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     )
     spec.components.security_scheme(SECURITY_SCHEME, {"type": "http", "scheme": "bearer"})
     spec.components.schema("Error", schema=ErrorSchema)
+    settings: Settings = app.extensions[EXTENSION].settings
     paths: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions.get(rule.endpoint)
@@ -202,7 +241,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         path, params = _openapi_path(rule.rule)
         _, operations = paths.setdefault(path, (params, {}))
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            operations[method.lower()] = _operation(rule.endpoint, view, doc)
+            operations[method.lower()] = _operation(rule.endpoint, view, doc, settings)
     for path, (params, operations) in paths.items():
         spec.path(path=path, parameters=params or None, operations=operations)
     return spec.to_dict()
@@ -250,8 +289,17 @@ def swagger_ui_directory() -> Path:
     return Path(swagger_ui_path)
 
 
+class OpenApiDocumentSchema(Schema):
+    """An OpenAPI 3 document (this one)."""
+
+    openapi = fields.String()
+    info = fields.Dict()
+    paths = fields.Dict()
+    components = fields.Dict()
+
+
 @bp.get("/openapi.json")
-@documented(responses={200: None}, auth=False)
+@documented(responses={200: OpenApiDocumentSchema})
 def openapi_json() -> Response:
     """The OpenAPI 3 description of this API."""
     spec = current_app.extensions.get("rules_service.openapi")
@@ -280,6 +328,7 @@ def docs_static(filename: str) -> Response:
     return send_from_directory(swagger_ui_directory(), filename, max_age=3600)
 
 
-PUBLIC_ENDPOINTS = frozenset({"docs.openapi_json", "docs.docs_index", "docs.docs_init",
-                              "docs.docs_static"})
-"""Endpoints served without a token."""
+DOCS_PAGE_ENDPOINT = "docs.docs_index"
+DOCS_ENDPOINTS = frozenset({"docs.openapi_json", DOCS_PAGE_ENDPOINT, "docs.docs_init",
+                            "docs.docs_static"})
+"""The docs: a bearer token or a signed-in session, or nothing with RULES_SERVICE_PUBLIC_DOCS."""

@@ -40,7 +40,8 @@ def get_dashboard(query: dict[str, Any]) -> Response:
 
 
 @bp.get("/metrics")
-@documented(responses={200: "text/plain"})
+@documented(responses={200: "text/plain"},
+            text_alternatives={200: "application/openmetrics-text"})
 def metrics() -> Response:
     """Prometheus metrics, read from the database at each scrape.
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from rules_service.config import Settings
 from rules_service.domain.lifecycle import MAX_VERSION_NUMBER, ensure_utc
 
-MAX_BATCH_INPUTS = 1000
 MAX_DECISIONS_PAGE = 1000
 MAX_IMPACT_REPLAY = 10000
 
@@ -172,12 +172,26 @@ class EvaluateRequest(Schema):
 
 
 class EvaluateBatchRequest(Schema):
-    """Body of POST /v1/rulesets/{name}/evaluate-batch."""
+    """Body of POST /v1/rulesets/{name}/evaluate-batch.
 
-    inputs = CountedList(fields.Dict(keys=fields.String()), required=True,
-                         validate=validate.Length(min=1, max=MAX_BATCH_INPUTS))
+    ``batch_limit`` (the setting RULES_SERVICE_BATCH_LIMIT) is the most inputs a batch may
+    hold; the count is checked before any input is loaded, and the spec says it.
+    """
+
+    inputs = CountedList(fields.Dict(keys=fields.String()), required=True)
     version = VersionNumber(load_default=None, allow_none=True, strict=True)
     dry_run = StrictBoolean(load_default=False)
+
+    def __init__(self, *, batch_limit: int = Settings.batch_limit, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch_limit = batch_limit
+        # Fields are copied per schema instance, so this limit is this instance's alone.
+        self.fields["inputs"].validators = [validate.Length(min=1, max=batch_limit)]
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> EvaluateBatchRequest:
+        """The schema with the configured batch limit."""
+        return cls(batch_limit=settings.batch_limit)
 
 
 class ResolveRequest(Schema):

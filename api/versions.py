@@ -10,6 +10,7 @@ from api.auth import current_principal
 from api.openapi import documented
 from api.responses import dump
 from api.schemas import (
+
     ProposeVersionRequest,
     SignoffRequest,
     SignoffResultSchema,
@@ -25,7 +26,7 @@ bp = Blueprint("versions", __name__, url_prefix="/v1/rulesets/<name>/versions")
 
 @bp.post("")
 @documented(body=ProposeVersionRequest, responses={201: VersionSchema},
-            errors=(403, 409))
+            errors=(403, 404, 409))
 def propose(name: str, body: dict[str, Any]) -> Response:
     """Propose a new version: YAML text in `content`, or a `definition` object.
 

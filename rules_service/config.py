@@ -57,9 +57,20 @@ def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[s
     return value
 
 
-def env_flag(env: Mapping[str, str], name: str) -> bool:
-    """An on/off setting: 1/true/yes/on are on, anything else (or unset) is off."""
-    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no setting: the default when unset or blank; SettingsError for other words."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise SettingsError(f"{name} must be one of {', '.join(TRUE_WORDS + FALSE_WORDS)}, "
+                        f"got {raw!r}")
 
 
 def default_database_url(cwd: Path | None = None) -> str:
@@ -89,6 +100,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"
     otel: bool = False
+    # /openapi.json and /docs without a token or session (RULES_SERVICE_PUBLIC_DOCS).
+    public_docs: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -132,5 +145,6 @@ class Settings:
             log_level=env_choice(env, "RULES_SERVICE_LOG_LEVEL", cls.log_level, LOG_LEVELS,
                                  upper=True),
             log_format=env_choice(env, "RULES_SERVICE_LOG_FORMAT", cls.log_format, LOG_FORMATS),
-            otel=env_flag(env, "RULES_SERVICE_OTEL"),
+            otel=env_bool(env, "RULES_SERVICE_OTEL", cls.otel),
+            public_docs=env_bool(env, "RULES_SERVICE_PUBLIC_DOCS", cls.public_docs),
         )

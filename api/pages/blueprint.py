@@ -23,6 +23,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from api.requests import refuse_unstorable
 from api.services import container
 from rules_service.domain.errors import DomainError
 from rules_service.services import accounts
@@ -85,6 +86,16 @@ def safe_next(target: str | None) -> str:
     return url_for("pages.index")
 
 
+def signed_in_person() -> accounts.SignedIn | None:
+    """The person this request's session belongs to, checked again now (revoked or unknown:
+    None, and the session forgets them)."""
+    name = session.get(SESSION_KEY)
+    person = accounts.principal_for_sign_in(container().uow(), name) if name else None
+    if person is None:
+        session.pop(SESSION_KEY, None)
+    return person
+
+
 @bp.before_request
 def _guard() -> Response | None:
     # Flask-WTF caches the CSRF token on g, which lives as long as the app context; when a
@@ -92,12 +103,11 @@ def _guard() -> Response | None:
     g.pop("csrf_token", None)
     if request.method == "POST":
         csrf.protect()
+    refuse_unstorable({"path": request.path, **request.args.to_dict(), **request.form.to_dict()})
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    name = session.get(SESSION_KEY)
-    person = accounts.principal_for_sign_in(container().uow(), name) if name else None
+    person = signed_in_person()
     if person is None:
-        session.pop(SESSION_KEY, None)
         if request.path.startswith(HELPER_PREFIX):
             response = jsonify({"error": {"code": "unauthenticated",
                                           "message": "sign in again", "details": []}})

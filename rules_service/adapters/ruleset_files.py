@@ -24,6 +24,7 @@ import yaml
 from rules_service.adapters.ruleset_schema import describe, load_structure
 from rules_service.domain.errors import RulesetInvalid
 from rules_service.domain.inputs import check_values
+from rules_service.domain.lookalikes import allowed_values_problems
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import (
     ROLES,
@@ -422,6 +423,8 @@ class _Checker:
                     or (isinstance(hi, int | float) and value > hi)):
                 self.add(here, f"{_show(value)} lies outside the field's minimum/maximum, so it "
                                "could never be given")
+        for i, message in allowed_values_problems(enum):
+            self.add(f"{place}.enum[{i}]", message)
 
     def default(self, field: InputField, value: Any, required: bool, place: str) -> None:
         if required:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+PUBLIC_DOCS_VARIABLE = "RULES_SERVICE_PUBLIC_DOCS"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
@@ -149,6 +151,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if problem:
         print(f"rules-service demo: {problem}", file=sys.stderr)
         return 2
+    # The demo opens its API docs to everyone on this machine (every other server needs a
+    # token or a signed-in session for them), unless the environment says otherwise.
+    os.environ.setdefault(PUBLIC_DOCS_VARIABLE, "true")
     settings = _settings_or_exit()
     if settings is None:
         return 2
@@ -193,6 +198,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if name in report.tokens:
             print(f"  {name}: {report.tokens[name]}")
     print(f"  API {base}/v1/rulesets   docs {base}/docs   health {base}/healthz")
+    print(f"  the docs are open to anyone here ({PUBLIC_DOCS_VARIABLE}=true, set by the demo)"
+          if settings.public_docs else
+          f"  the docs need a token or signing in ({PUBLIC_DOCS_VARIABLE} is off)")
     print(f"  sign in at {base}/sign-in as (passwords of everyone: {passwords_path}, mode 600):")
     for name, role in people:
         if name in passwords:

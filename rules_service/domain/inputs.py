@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rules_service.domain.errors import InputInvalid
+from rules_service.domain.lookalikes import looks_like
 from rules_service.domain.problems import PREVIEW_CHARS, Problem, preview
 from rules_service.domain.ruleset import FieldType, InputField, Ruleset
 from rules_service.language.patterns import PatternTimeout, search
@@ -84,8 +85,11 @@ def _check_scalar(f: InputField, value: Any, place: str,
     # Types were checked above, so equality is enough; bools must not equal 1 or 0.
     if f.enum is not None and not any(e == value and isinstance(e, bool) == isinstance(value, bool)
                                       for e in f.enum):
-        problems.append(Problem(place, f"must be one of {', '.join(_show(e) for e in f.enum)}; "
-                                       f"got {_show(value)}"))
+        message = f"must be one of {', '.join(_show(e) for e in f.enum)}; got {_show(value)}"
+        impostor = looks_like(value, f.enum) if isinstance(value, str) else None
+        if impostor is not None:
+            message += f", which {impostor.explain()}"
+        problems.append(Problem(place, message))
         ok = False
     if f.minimum is not None and isinstance(value, int | float) and value < f.minimum:
         problems.append(Problem(place, f"must be at least {_show(f.minimum)}; "

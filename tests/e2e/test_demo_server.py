@@ -54,8 +54,13 @@ def test_the_readme_diff_call_shows_the_pending_change_in_a_sentence(demo: Serve
 
 
 def test_the_docs_and_metrics_are_served(demo: Server) -> None:
+    # The demo opens its docs (RULES_SERVICE_PUBLIC_DOCS=true), so the printed address works
+    # in a browser as it is; the API itself still needs a token.
     status, page, content_type = demo.call("GET", "/docs", who=None)
     assert status == 200 and "text/html" in content_type and "swagger-ui" in page
+    status, spec, _ = demo.call("GET", "/openapi.json", who=None)
+    assert status == 200 and spec["paths"]["/openapi.json"]["get"]["security"] == []
+    assert demo.call("GET", "/v1/rulesets", who=None)[0] == 401
     status, text, _ = demo.call("GET", "/metrics", who="demo-automation")
     assert status == 200 and "rules_service_decisions_total" in text
 

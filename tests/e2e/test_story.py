@@ -61,10 +61,11 @@ def test_the_story_of_a_ruleset(server: Server) -> None:
     content = RULESET_FILE.read_text(encoding="utf-8")
     versions = f"/v1/rulesets/{NAME}/versions"
 
-    # Nobody gets in without a token; the health check and the spec are open.
+    # Nobody gets in without a token, the spec included; the health check is open.
     assert call("GET", "/v1/rulesets", who=None)[0] == 401
+    assert call("GET", "/openapi.json", who=None)[0] == 401
     assert call("GET", "/healthz", who=None)[0] == 200
-    status, spec, _ = call("GET", "/openapi.json", who=None)
+    status, spec, _ = call("GET", "/openapi.json")
     assert status == 200 and f"{versions}/{{number}}/signoffs".replace(NAME, "{name}") \
         in spec["paths"]
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 
+from api import create_app
+from rules_service.bootstrap import Container
 from tests.integration.api_fixtures import Api, error_of
 from tests.integration.conftest import FakeClock, definition
 
@@ -240,6 +243,26 @@ def test_batch_size_is_limited(api: Api) -> None:
     assert api.post(BATCH, {"inputs": [5, "x"]}).status_code == 422
 
 
+@pytest.mark.parametrize("limit", [3, 1500])
+def test_batch_limit_follows_the_setting_both_ways(container: Container,
+                                                  people: dict[str, str], limit: int) -> None:
+    """RULES_SERVICE_BATCH_LIMIT lowers and raises the limit, and the spec says which."""
+    container.settings = replace(container.settings, batch_limit=limit)
+    with create_app(container=container).test_client() as client:
+        api = Api(client, people)
+        activate(api)
+        body = api.post(BATCH, {"inputs": [{"amount": 1}] * limit, "dry_run": True})
+        assert body.status_code == 200, body.get_json()
+        assert len(body.get_json()["decisions"]) == limit
+        over = api.post(BATCH, {"inputs": [{"amount": 1}] * (limit + 1)})
+        assert over.status_code == 422
+        [detail] = error_of(over)["details"]
+        assert detail["place"] == "inputs" and f"at most {limit}" in detail["message"]
+        spec = api.get("/openapi.json").get_json()
+    inputs = spec["components"]["schemas"]["EvaluateBatchRequest"]["properties"]["inputs"]
+    assert inputs["maxItems"] == limit
+
+
 @pytest.mark.usefixtures("active")
 def test_batch_dry_run_records_nothing(api: Api) -> None:
     body = api.post(BATCH, {"inputs": [{"amount": 1}, {"amount": 500}], "dry_run": True})
@@ -408,3 +431,34 @@ def test_the_escalation_list_shows_the_input_and_the_deciding_rules_with_reasons
     assert listed["decision"]["deciding_rules"] == [
         {"id": "big", "reason": "Big refunds need operations."}]
     assert listed["decision"]["outcome"] == "escalate"
+
+
+# --------------------------------------------------------------------------- look-alikes
+
+
+def test_look_alike_allowed_values_are_refused_and_an_imitating_input_is_named(
+        api: Api) -> None:
+    """`EUR` beside `ЕUR` (a Cyrillic Е) is refused in a ruleset, and an input of `ЕUR`
+    where only `EUR` is allowed is told which letter is the impostor."""
+    fake = "\u0415UR"
+    looks_alike = definition(inputs={
+        "amount": {"type": "number", "required": True, "minimum": 0},
+        "currency": {"type": "string", "enum": ["EUR", "USD", fake]}})
+    refused = api.post(f"{BASE}/versions", {"definition": looks_alike})
+    assert refused.status_code == 422
+    messages = {d["place"]: d["message"] for d in error_of(refused)["details"]
+                if "looks like" in d["message"]}
+    assert "CYRILLIC CAPITAL LETTER IE" in messages["inputs.currency.enum[2]"]
+
+    clean = definition(inputs={
+        "amount": {"type": "number", "required": True, "minimum": 0},
+        "currency": {"type": "string", "enum": ["EUR", "USD"], "default": "EUR"}})
+    assert api.post(f"{BASE}/versions", {"definition": clean}).status_code == 201
+    for who in ("biz", "appr"):
+        assert api.post(f"{BASE}/versions/1/signoffs", {"decision": "approve"},
+                        who=who).status_code == 201
+    answer = api.post(EVALUATE, {"input": {"amount": 5, "currency": fake}})
+    assert answer.status_code == 422
+    [detail] = error_of(answer)["details"]
+    assert detail["place"] == "input.currency"
+    assert "looks like 'EUR' but its 'Е' is CYRILLIC CAPITAL LETTER IE" in detail["message"]

@@ -18,8 +18,10 @@ from tests.integration.api_fixtures import Api, error_of
 from tests.integration.conftest import definition
 
 NAME = "refunds"
-PUBLIC = {"/healthz", "/openapi.json", "/docs", "/docs/static/<path:filename>",
-          "/docs/static/rules-service-init.js"}
+PUBLIC = {"/healthz"}
+# The docs take a token or a session (or nobody with RULES_SERVICE_PUBLIC_DOCS): tested below.
+DOCS = {"/openapi.json", "/docs", "/docs/static/<path:filename>",
+        "/docs/static/rules-service-init.js"}
 
 
 def concrete(rule: Rule) -> str:
@@ -38,7 +40,8 @@ def api_rules(app: Flask) -> list[tuple[str, str]]:
     which use sessions: tests/integration/test_pages_*.py) aside."""
     out = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static" or rule.rule in PUBLIC or rule.endpoint.startswith("pages."):
+        if rule.endpoint == "static" or rule.rule in PUBLIC | DOCS \
+                or rule.endpoint.startswith("pages."):
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             out.append((method, concrete(rule)))
@@ -238,7 +241,7 @@ def test_wrong_types_name_every_field(api: Api) -> None:
 
 
 def test_openapi_describes_every_route(app: Flask, api: Api) -> None:
-    response = api.get("/openapi.json", who=None)
+    response = api.get("/openapi.json")
     assert response.status_code == 200
     spec = response.get_json()
     assert spec["openapi"].startswith("3.")
@@ -256,7 +259,7 @@ def test_openapi_describes_every_route(app: Flask, api: Api) -> None:
 
 
 def test_openapi_operations_carry_summaries_schemas_and_errors(api: Api) -> None:
-    spec = api.get("/openapi.json", who=None).get_json()
+    spec = api.get("/openapi.json").get_json()
     evaluate = spec["paths"]["/v1/rulesets/{name}/evaluate"]["post"]
     assert evaluate["summary"].startswith("Decide one input")
     body_ref = evaluate["requestBody"]["content"]["application/json"]["schema"]["$ref"]
@@ -272,7 +275,7 @@ def test_openapi_operations_carry_summaries_schemas_and_errors(api: Api) -> None
 
 
 def test_openapi_declares_markdown_where_a_route_answers_with_it(api: Api) -> None:
-    spec = api.get("/openapi.json", who=None).get_json()
+    spec = api.get("/openapi.json").get_json()
     for path in ("/v1/rulesets/{name}/diff", "/v1/rulesets/{name}/runbook"):
         content = spec["paths"][path]["get"]["responses"]["200"]["content"]
         assert set(content) == {"application/json", "text/markdown"}, path
@@ -280,17 +283,142 @@ def test_openapi_declares_markdown_where_a_route_answers_with_it(api: Api) -> No
 
 
 def test_interactive_docs_are_served_from_the_package(api: Api) -> None:
-    page = api.get("/docs", who=None)
+    page = api.get("/docs")
     assert page.status_code == 200 and page.mimetype == "text/html"
     html = page.get_data(as_text=True)
     assert "http://" not in html and "https://" not in html, "no CDN, no outside assets"
     assets = re.findall(r'(?:src|href)="(/docs/static/[^"]+)"', html)
     assert len(assets) >= 3
     for asset in assets:
-        response = api.get(asset, who=None)
+        response = api.get(asset)
         assert response.status_code == 200, asset
-    init = api.get("/docs/static/rules-service-init.js", who=None).get_data(as_text=True)
+    init = api.get("/docs/static/rules-service-init.js").get_data(as_text=True)
     assert "/openapi.json" in init
     # Swagger UI would otherwise send the spec to validator.swagger.io from the browser.
     assert "validatorUrl: null" in init
-    assert api.get("/docs/static/../../etc/passwd", who=None).status_code == 404
+    assert api.get("/docs/static/../../etc/passwd").status_code == 404
+
+
+DOCS_PATHS = ("/openapi.json", "/docs", "/docs/static/rules-service-init.js",
+              "/docs/static/swagger-ui.css")
+
+
+def test_the_docs_need_a_token_or_a_session_by_default(app: Flask, api: Api,
+                                                       container: Container) -> None:
+    """The contract exempts only /healthz: the docs are closed unless the setting opens them."""
+    assert not container.settings.public_docs
+    for path in DOCS_PATHS:
+        response = api.get(path, who=None)
+        assert response.status_code == 401, path
+        assert response.headers["WWW-Authenticate"].startswith("Bearer"), path
+        if path == "/docs":
+            # A browser gets a page with the way in, not a JSON error.
+            assert response.mimetype == "text/html"
+            assert 'href="/sign-in?next=/docs"' in response.get_data(as_text=True)
+        else:
+            assert error_of(response)["code"] == "unauthenticated", path
+        assert api.get(path, headers={"Authorization": "Bearer nope"},
+                       who=None).status_code == 401, path
+        assert api.get(path, who="bot").status_code == 200, path
+    spec = api.get("/openapi.json").get_json()
+    assert "401" in spec["paths"]["/openapi.json"]["get"]["responses"]
+    assert "security" not in spec["paths"]["/openapi.json"]["get"]
+
+
+def test_a_signed_in_person_reads_the_docs_in_the_browser(app: Flask, container: Container,
+                                                          people: dict[str, str]) -> None:
+    from rules_service.services import accounts
+    from tests.integration.test_pages_sign_in import sign_in
+
+    accounts.set_password(container.uow(), "biz", "correct horse battery")
+    with app.test_client() as browser:
+        assert browser.get("/docs").status_code == 401
+        assert sign_in(browser, "biz", "correct horse battery", "/docs").status_code == 303
+        for path in DOCS_PATHS:
+            with browser.get(path) as response:
+                assert response.status_code == 200, path
+        # The session opens the docs only: the API itself still wants a token.
+        assert browser.get("/v1/rulesets").status_code == 401
+        principals.revoke_principal(container.uow(), "biz")
+        assert browser.get("/openapi.json").status_code == 401
+
+
+def test_the_public_docs_setting_opens_the_docs_to_everyone(container: Container) -> None:
+    from dataclasses import replace
+
+    from api import create_app
+
+    container.settings = replace(container.settings, public_docs=True)
+    with create_app(container=container).test_client() as client:
+        for path in DOCS_PATHS:
+            with client.get(path) as response:
+                assert response.status_code == 200, path
+        spec = client.get("/openapi.json").get_json()
+        assert client.get("/v1/rulesets").status_code == 401
+    assert spec["paths"]["/openapi.json"]["get"]["security"] == []
+    assert "401" not in spec["paths"]["/openapi.json"]["get"]["responses"]
+
+
+@pytest.mark.usefixtures("active_ruleset")
+def test_version_numbers_beyond_the_database_are_refused_not_500(api: Api) -> None:
+    """Found by the schemathesis fuzz: `audit?version=60372229132083658752` was a 500 on
+    SQLite (an integer beyond the column); every version number a request carries is
+    bounded by the spec and refused with 422 naming it."""
+    huge = 2**65
+    base = f"/v1/rulesets/{NAME}"
+    for path, place in ((f"{base}/audit?version={huge}", "version"),
+                        (f"{base}/diff?from=1&to={huge}", "to"),
+                        (f"{base}/diff?from={huge}&to=1", "from")):
+        response = api.get(path)
+        assert response.status_code == 422, (path, response.data[:200])
+        assert [d["place"] for d in error_of(response)["details"]] == [place]
+    for path, body, place in (
+            (f"{base}/rollback", {"to_version": huge, "reason": "x"}, "to_version"),
+            (f"{base}/evaluate", {"input": {"amount": 1}, "version": huge}, "version"),
+            (f"{base}/evaluate-batch", {"inputs": [{"amount": 1}], "version": huge}, "version"),
+            (f"{base}/versions", {"definition": definition(7), "base_version": huge},
+             "base_version")):
+        response = api.post(path, body)
+        assert response.status_code == 422, (path, response.data[:200])
+        assert [d["place"] for d in error_of(response)["details"]] == [place]
+    # In a path, a version number the database cannot hold names no version: 404.
+    assert api.get(f"{base}/versions/{2**31}").status_code == 404
+    assert api.post(f"{base}/versions/{huge}/signoffs", {"decision": "approve"},
+                    who="biz").status_code == 404
+    spec = api.get("/openapi.json").get_json()
+    assert spec["components"]["schemas"]["RollbackRequest"]["properties"]["to_version"][
+        "maximum"] == 2**31 - 1
+    [number] = [p for p in spec["paths"]["/v1/rulesets/{name}/versions/{number}"]["parameters"]
+                if p["name"] == "number"]
+    assert number["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+
+
+@pytest.mark.usefixtures("active_ruleset")
+def test_a_nul_character_anywhere_is_refused_not_500(api: Api) -> None:
+    """Found by the schemathesis fuzz on PostgreSQL, which cannot store NUL in text:
+    `/v1/deliveries?subscription=%00` was a 500. A NUL in a query value or a JSON string is
+    422 naming its place; in a path it names nothing that exists: 404."""
+    spec = api.get("/openapi.json").get_json()
+    checked = 0
+    for template, operations in spec["paths"].items():
+        path = template.replace("{name}", NAME).replace("{number}", "1")
+        for p in operations.get("get", {}).get("parameters", []):
+            if p["in"] == "query":
+                response = api.get(f"{path}?{p['name']}=a%00b")
+                assert response.status_code == 422, (path, p["name"], response.data[:200])
+                assert [d["place"] for d in error_of(response)["details"]] == [p["name"]]
+                checked += 1
+    assert checked >= 20
+    for path in ("/v1/rulesets/x%00y", "/v1/decisions/x%00y", "/v1/rulesets/x%00y/audit"):
+        response = api.get(path)
+        assert response.status_code == 404, (path, response.data[:200])
+        error_of(response)
+    evaluate = api.post(f"/v1/rulesets/{NAME}/evaluate",
+                        {"input": {"amount": 1, "note\u0000": ["a\u0000"]}})
+    assert evaluate.status_code == 422
+    places = [d["place"] for d in error_of(evaluate)["details"]]
+    assert places == ["input.note\\u0000", "input.note\\u0000[0]"], places
+    propose = api.post(f"/v1/rulesets/{NAME}/versions",
+                       {"definition": definition(3), "note": "a\u0000"})
+    assert propose.status_code == 422
+    assert [d["place"] for d in error_of(propose)["details"]] == ["note"]

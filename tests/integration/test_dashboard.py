@@ -538,8 +538,9 @@ def test_each_app_has_its_own_metrics_registry(container: Container, world: Worl
         assert samples[_key("rules_service_active_version", ruleset="orders")] == 1
 
 
-def test_openapi_documents_the_operations_routes(client: FlaskClient) -> None:
-    spec = client.get("/openapi.json").json
+def test_openapi_documents_the_operations_routes(client: FlaskClient,
+                                                 people: dict[str, str]) -> None:
+    spec = client.get("/openapi.json", headers=_auth(people["bot"])).json
     dashboard_op = spec["paths"]["/v1/dashboard"]["get"]
     assert {p["name"] for p in dashboard_op["parameters"]} >= {"ruleset", "since", "until"}
     assert {"200", "401", "404", "422"} <= set(dashboard_op["responses"])

@@ -13,7 +13,7 @@ from rules_service.bootstrap import Container
 from rules_service.domain.errors import NotFound, RequestInvalid
 from rules_service.services import accounts
 from tests.integration.api_fixtures import Api
-from tests.integration.conftest import FakeClock
+from tests.integration.conftest import FakeClock, definition
 
 PASSWORD = "correct horse battery"
 
@@ -128,3 +128,22 @@ def test_the_api_keeps_bearer_tokens_and_needs_no_csrf_token(api: Api) -> None:
     response = api.post("/v1/rulesets/refunds/versions", {"definition": {"name": "x"}})
     assert response.status_code == 422  # past authentication and CSRF: the content is checked
     assert "Set-Cookie" not in response.headers
+
+
+def test_a_nul_character_in_a_page_address_or_form_is_a_422_page_not_500(
+        browser: FlaskClient, api: Api) -> None:
+    """PostgreSQL cannot hold a NUL in text: `/decisions?ruleset=a%00b` was a 500 there."""
+    assert sign_in(browser, "biz").status_code == 303
+    for path in ("/decisions?ruleset=a%00b", "/decisions?caller=a%00b",
+                 "/escalations?ruleset=a%00b", "/dashboard?ruleset=a%00b",
+                 "/rulesets/a%00b", "/decisions/a%00b"):
+        response = browser.get(path)
+        assert response.status_code == 422, path
+        assert response.mimetype == "text/html" and "NUL" in response.text, path
+    # A version number the database cannot hold matches no page (was a 500 on PostgreSQL):
+    # it is answered like any unknown address.
+    assert api.post("/v1/rulesets/refunds/versions",
+                    {"definition": definition()}).status_code == 201
+    assert browser.get("/rulesets/refunds/versions/1").status_code == 200
+    assert browser.get(f"/rulesets/refunds/versions/{2**31}").status_code \
+        == browser.get("/no/such/page").status_code == 401
