@@ -26,7 +26,6 @@ from api.requests import load_body, load_query
 from api.schemas import ErrorSchema
 from api.services import EXTENSION, container
 from rules_service.config import Settings
-from rules_service.domain.errors import NotFound
 from rules_service.domain.lifecycle import MAX_VERSION_NUMBER
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -10,7 +10,6 @@ from api.auth import current_principal
 from api.openapi import documented
 from api.responses import dump
 from api.schemas import (
-
     ProposeVersionRequest,
     SignoffRequest,
     SignoffResultSchema,
