@@ -68,6 +68,16 @@ class CountedList(fields.List):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class InputCount(validate.Length):
+    """How many inputs a batch holds (the spec's minItems/maxItems), in words that give the
+    count rather than echo the list."""
+
+    message_all = "give at least {min} and at most {max} inputs per batch, not {count}"
+
+    def _format_error(self, value: Any, message: str) -> str:
+        return (self.error or message).format(count=len(value), min=self.min, max=self.max)
+
+
 def VersionNumber(**kwargs: Any) -> fields.Integer:  # noqa: N802 - reads like a field class
     """A version number: 1 up to the largest a version can have; larger is a 422 naming
     the field rather than a number the database cannot even compare."""
@@ -186,7 +196,7 @@ class EvaluateBatchRequest(Schema):
         super().__init__(**kwargs)
         self.batch_limit = batch_limit
         # Fields are copied per schema instance, so this limit is this instance's alone.
-        self.fields["inputs"].validators = [validate.Length(min=1, max=batch_limit)]
+        self.fields["inputs"].validators = [InputCount(min=1, max=batch_limit)]
 
     @classmethod
     def for_settings(cls, settings: Settings) -> EvaluateBatchRequest:
