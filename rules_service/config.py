@@ -62,6 +62,8 @@ class Settings:
     database_echo: bool = False
     batch_limit: int = 1000
     live_poll_interval_s: float = 0.2
+    # Days of decisions kept by ``rules-service db retention`` (0: kept forever).
+    retention_days: int = 0
 
     @property
     def is_sqlite(self) -> bool:
@@ -92,4 +94,5 @@ class Settings:
             batch_limit=env_int(env, "RULES_SERVICE_BATCH_LIMIT", cls.batch_limit, 1),
             live_poll_interval_s=env_float(env, "RULES_SERVICE_LIVE_POLL_INTERVAL",
                                         cls.live_poll_interval_s, 0.01),
+            retention_days=env_int(env, "RULES_SERVICE_RETENTION_DAYS", cls.retention_days, 0),
         )
