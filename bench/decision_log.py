@@ -250,7 +250,8 @@ def measure(args: argparse.Namespace, url: str, seeded_s: float | None, now: dat
     with engine.connect() as conn:
         total = int(conn.execute(text("SELECT count(*) FROM decisions")).scalar() or 0)
         newest = conn.execute(text("SELECT max(evaluated_at) FROM decisions")).scalar()
-        ruleset = conn.execute(text("SELECT name FROM rulesets ORDER BY id LIMIT 1")).scalar()
+        ruleset = str(conn.execute(text("SELECT name FROM rulesets ORDER BY id LIMIT 1"))
+                      .scalar())
     token = principals.add_principal(container.uow(), f"bench-{time.time_ns()}",
                                      is_automation=True).token
     client = create_app(container=container).test_client()
@@ -259,7 +260,7 @@ def measure(args: argparse.Namespace, url: str, seeded_s: float | None, now: dat
     month_ago = (anchor - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
     two_months = (anchor - timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
     half_year = (anchor - timedelta(days=180)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    queries = {
+    queries: dict[str, dict[str, str]] = {
         "newest 100": {},
         "ruleset": {"ruleset": ruleset},
         "outcome=reject": {"outcome": "reject"},

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -230,7 +231,8 @@ def upgrade() -> None:
             op.drop_index(name, table_name=table)
     _rename_away("escalations", "old", ("pk_escalations", "uq_escalations_decision_id"))
     _rename_away("decisions", "old", ("pk_decisions", "uq_decisions_caller_idempotency_key"))
-    partitioned = {"postgresql_partition_by": "RANGE (evaluated_at)"} if postgres else {}
+    partitioned: dict[str, Any] = (
+        {"postgresql_partition_by": "RANGE (evaluated_at)"} if postgres else {})
     op.create_table(
         "decisions", *_decision_columns(), _ruleset_fk("decisions"),
         sa.PrimaryKeyConstraint("id", "evaluated_at", name="pk_decisions"),
