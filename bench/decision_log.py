@@ -289,6 +289,14 @@ def measure(args: argparse.Namespace, url: str, seeded_s: float | None, now: dat
                 plan, _ = explain(engine, statement, parameters)
                 plans[label] = (plan, plan_summary(plan) if args.database == "postgresql"
                                 else {})
+    # One decision by id: the primary key is (id, evaluated_at), so every partition's
+    # index is probed once.
+    with engine.connect() as conn:
+        some_id = conn.execute(text("SELECT id FROM decisions WHERE evaluated_at < :at "
+                                    "ORDER BY evaluated_at DESC LIMIT 1"),
+                               {"at": anchor - timedelta(days=200)}).scalar_one()
+    timings["one decision by id (GET /v1/decisions/ID)"] = round(timed(
+        client, f"/v1/decisions/{some_id}", token, args.runs)[0], 2)
     boundary = partitions.Month.of(anchor - timedelta(days=90)).start + timedelta(minutes=5)
     paging = {
         "from the newest, 20 pages of 100": page_through(client, token, {"limit": "100"}, 20),

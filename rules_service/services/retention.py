@@ -294,13 +294,22 @@ def apply_retention(engine: Engine, *, older_than: timedelta, archive_dir: Path,
             report.months.append(MonthOutcome(month.label, "kept", decisions, escalations,
                                               open_escalations=still_open))
             continue
+        postgres = engine.dialect.name == "postgresql"
+        if decisions == 0 and escalations == 0:
+            if not postgres:
+                continue  # nothing stored for that month, nothing to do
+            if not dry_run:  # an empty partition: nothing to archive
+                _remove_month(engine, month, MonthOutcome(month.label, "empty"))
+            report.months.append(MonthOutcome(month.label, "empty, partitions dropped"
+                                              if not dry_run else "empty, would be dropped"))
+            continue
         if dry_run:
             report.months.append(MonthOutcome(month.label, "would be archived and removed",
                                               decisions, escalations))
             continue
         outcome = archive_month(engine, month, archive_dir, stamp, engine.dialect.name)
         _remove_month(engine, month, outcome)
-        outcome.action = ("archived, partitions dropped" if engine.dialect.name ==
-                          "postgresql" else "archived, rows deleted")
+        outcome.action = ("archived, partitions dropped" if postgres
+                          else "archived, rows deleted")
         report.months.append(outcome)
     return report
