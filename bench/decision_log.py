@@ -307,7 +307,9 @@ def measure(args: argparse.Namespace, url: str, seeded_s: float | None, now: dat
     container.close()
     for label, (plan, summary) in plans.items():
         print(f"## {label} ({timings[label]} ms)\n{json.dumps(summary)}\n```\n{plan}\n```\n")
-    worst = max(timings.values())
+    # The goal is for pages of the default size; a page of 1,000 full decisions is
+    # reported beside it (its time is serialising them, not finding them).
+    worst = max(ms for label, ms in timings.items() if label != "limit=1000")
     figures = {"database": args.database, "decisions": total,
                "seeded_s": None if seeded_s is None else round(seeded_s),
                "listing_ms": timings, "paging": paging, "worst_ms": worst,

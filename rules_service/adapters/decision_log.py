@@ -115,8 +115,8 @@ def write_decisions(connection: Connection, records: Sequence[DecisionRecord]) -
         else sqlite.insert
     keys = [row for row in (r.key_row() for r in records) if row is not None]
     if keys:
-        # The key decides which decisions are new; the decisions follow (the foreign key
-        # from the key to its decision is checked at commit).
+        # The key decides which decisions are new; the decisions follow, in the same
+        # transaction.
         stmt = (dialect_insert(DECISION_KEYS)
                 .on_conflict_do_nothing(index_elements=["caller", "idempotency_key"])
                 .returning(DECISION_KEYS.c.decision_id))

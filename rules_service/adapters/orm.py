@@ -237,7 +237,9 @@ class DecisionRow(Base):
 
     ruleset: Mapped[RulesetRow] = relationship(lazy="joined")
     escalation: Mapped[EscalationRow | None] = relationship(
-        back_populates="decision", lazy="joined", uselist=False)
+        back_populates="decision", lazy="joined", uselist=False,
+        primaryjoin="and_(DecisionRow.id == foreign(EscalationRow.decision_id), "
+                    "DecisionRow.evaluated_at == foreign(EscalationRow.decision_evaluated_at))")
 
 
 class DecisionKeyRow(Base):
@@ -245,17 +247,16 @@ class DecisionKeyRow(Base):
 
     A table of its own, not partitioned: a unique constraint on a partitioned table must
     include the partition key, and a retry comes with a new ``evaluated_at``, so only a
-    table keyed by (caller, key) alone keeps idempotency exact across partitions. The
-    decision is inserted after its key in the same transaction, hence the deferred check.
+    table keyed by (caller, key) alone keeps idempotency exact across partitions. It refers
+    to its decision by (decision_id, evaluated_at) without a foreign key: PostgreSQL's check
+    of a foreign key to a partitioned table costs the hot path more than the rest of the
+    row (migration 0007 says how much); the write path inserts a key and its decision in
+    one transaction and retention removes them together.
     """
 
     __tablename__ = "decision_keys"
     __table_args__ = (
-        ForeignKeyConstraint(["decision_id", "evaluated_at"],
-                             ["decisions.id", "decisions.evaluated_at"],
-                             name="fk_decision_keys_decision_id_decisions",
-                             ondelete="CASCADE", deferrable=True, initially="DEFERRED"),
-        # Retention removes the keys of a period; the foreign key's cascade finds them too.
+        # Retention removes the keys of a period.
         Index("ix_decision_keys_evaluated_at_decision_id", "evaluated_at", "decision_id"),
     )
 
@@ -270,10 +271,9 @@ class EscalationRow(Base):
 
     __tablename__ = "escalations"
     __table_args__ = (
-        ForeignKeyConstraint(["decision_id", "decision_evaluated_at"],
-                             ["decisions.id", "decisions.evaluated_at"],
-                             name="fk_escalations_decision_id_decisions", ondelete="CASCADE"),
-        # One escalation per decision (the decision's key includes its evaluated_at).
+        # One escalation per decision (the decision's key includes its evaluated_at). Its
+        # decision is referred to without a foreign key, as in ``DecisionKeyRow``; both
+        # live in partitions of the same month and retention removes them together.
         UniqueConstraint("decision_id", "decision_evaluated_at"),
         Index("ix_escalations_status_due_at", "status", "due_at"),
         Index("ix_escalations_ruleset_id_status", "ruleset_id", "status"),
@@ -308,7 +308,10 @@ class EscalationRow(Base):
     steps_taken: Mapped[int] = mapped_column(Integer, default=0)
     next_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
-    decision: Mapped[DecisionRow] = relationship(back_populates="escalation")
+    decision: Mapped[DecisionRow] = relationship(
+        back_populates="escalation",
+        primaryjoin="and_(DecisionRow.id == foreign(EscalationRow.decision_id), "
+                    "DecisionRow.evaluated_at == foreign(EscalationRow.decision_evaluated_at))")
     ruleset: Mapped[RulesetRow] = relationship(lazy="joined")
 
 

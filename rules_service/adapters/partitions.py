@@ -171,23 +171,22 @@ def _move_out_of_default(connection: Connection, month: Month) -> None:
     """Creates the month's partitions and moves its rows there from the defaults.
 
     The default partitions hold rows of that month, so PostgreSQL refuses to create the
-    partition over them: the rows (and those that refer to them: keys, escalations, their
-    steps) are set aside in temporary tables, deleted, and inserted again once the
-    partitions exist, all in the caller's transaction (concurrent inserts of that month
-    wait on the default partition's lock).
+    partitions over them: the rows (and the escalations' steps, which refer to the
+    escalations by a foreign key) are set aside in temporary tables, deleted, and inserted
+    again once the partitions exist, all in the caller's transaction (concurrent inserts of
+    that month wait on the default partitions' locks). Keys stay where they are: they refer
+    to (id, evaluated_at), which does not change.
     """
     span = {"lo": month.start, "hi": month.end}
     for sql in (
         "CREATE TEMP TABLE moving_steps ON COMMIT DROP AS SELECT * FROM escalation_steps "
         "WHERE decision_evaluated_at >= :lo AND decision_evaluated_at < :hi",
-        "CREATE TEMP TABLE moving_keys ON COMMIT DROP AS SELECT * FROM decision_keys "
-        "WHERE evaluated_at >= :lo AND evaluated_at < :hi",
         "CREATE TEMP TABLE moving_escalations ON COMMIT DROP AS SELECT * "
         "FROM escalations_default "
         "WHERE decision_evaluated_at >= :lo AND decision_evaluated_at < :hi",
         "CREATE TEMP TABLE moving_decisions ON COMMIT DROP AS SELECT * FROM decisions_default "
         "WHERE evaluated_at >= :lo AND evaluated_at < :hi",
-        # Deleting the decisions cascades to their keys, escalations and steps (kept above).
+        # Deleting the escalations cascades to their steps (kept above).
         "DELETE FROM escalations_default "
         "WHERE decision_evaluated_at >= :lo AND decision_evaluated_at < :hi",
         "DELETE FROM decisions_default WHERE evaluated_at >= :lo AND evaluated_at < :hi",
@@ -197,10 +196,9 @@ def _move_out_of_default(connection: Connection, month: Month) -> None:
         _create(connection, table, month)
     for sql in (
         "INSERT INTO decisions SELECT * FROM moving_decisions",
-        "INSERT INTO decision_keys SELECT * FROM moving_keys",
         "INSERT INTO escalations SELECT * FROM moving_escalations",
         "INSERT INTO escalation_steps SELECT * FROM moving_steps",
-        "DROP TABLE moving_steps, moving_keys, moving_escalations, moving_decisions",
+        "DROP TABLE moving_steps, moving_escalations, moving_decisions",
     ):
         connection.execute(text(sql))
 
@@ -241,9 +239,9 @@ def _ahead(month: Month, count: int) -> Month:
 
 
 def drop_month(connection: Connection, month: Month) -> None:
-    """Detaches and drops the month's partitions, after deleting the rows that refer to
-    them from unpartitioned tables (keys, escalation steps). The caller has archived the
-    rows and checked no escalation there is open; this runs in its transaction."""
+    """Detaches and drops the month's partitions, after deleting the rows of unpartitioned
+    tables that belong to them (keys, escalation steps). The caller has archived the rows
+    and checked no escalation there is open; this runs in its transaction."""
     span = {"lo": month.start, "hi": month.end}
     connection.execute(text("DELETE FROM decision_keys WHERE evaluated_at >= :lo "
                             "AND evaluated_at < :hi"), span)

@@ -15,8 +15,8 @@ For each calendar month (UTC) that ended before ``now - older_than``, oldest fir
 3. Only then is the month removed, after checking in the removing transaction that it
    still holds the rows archived and no open escalation: on PostgreSQL its partitions of
    ``decisions`` and ``escalations`` are detached and dropped (``adapters.partitions``);
-   on SQLite its decisions are deleted in batches, the foreign keys' cascades taking their
-   keys, escalations and steps.
+   on SQLite its decisions are deleted in batches, each batch with their keys and
+   escalations (whose steps go by the foreign key's cascade).
 
 The rollups (``decision_rollups*``, ``decision_totals``, ``escalation_rollups*``) are not
 touched, so the dashboard and /metrics keep every figure they take from them for the
@@ -42,6 +42,7 @@ from sqlalchemy import Connection, Engine, Table, and_, delete, func, select, te
 from rules_service.adapters import partitions
 from rules_service.adapters.database import READONLY_OPTION
 from rules_service.adapters.orm import (
+    DecisionKeyRow,
     DecisionRow,
     EscalationRow,
     EscalationStepRow,
@@ -52,6 +53,7 @@ from rules_service.services.views import iso
 
 DECISIONS: Table = DecisionRow.__table__  # type: ignore[assignment]
 ESCALATIONS: Table = EscalationRow.__table__  # type: ignore[assignment]
+KEYS: Table = DecisionKeyRow.__table__  # type: ignore[assignment]
 STEPS: Table = EscalationStepRow.__table__  # type: ignore[assignment]
 RULESETS: Table = RulesetRow.__table__  # type: ignore[assignment]
 
@@ -268,9 +270,14 @@ def _remove_month(engine: Engine, month: Month, archived: MonthOutcome) -> None:
             if not rows:
                 return
             for start in range(0, len(rows), 500):
-                conn.execute(delete(DECISIONS).where(
-                    DECISIONS.c.id.in_([r[0] for r in rows[start:start + 500]]),
-                    _in(DECISIONS.c.evaluated_at, month)))
+                ids = [r[0] for r in rows[start:start + 500]]
+                conn.execute(delete(KEYS).where(KEYS.c.decision_id.in_(ids),
+                                                _in(KEYS.c.evaluated_at, month)))
+                conn.execute(delete(ESCALATIONS).where(
+                    ESCALATIONS.c.decision_id.in_(ids),
+                    _in(ESCALATIONS.c.decision_evaluated_at, month)))
+                conn.execute(delete(DECISIONS).where(DECISIONS.c.id.in_(ids),
+                                                     _in(DECISIONS.c.evaluated_at, month)))
 
 
 def apply_retention(engine: Engine, *, older_than: timedelta, archive_dir: Path,
