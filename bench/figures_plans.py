@@ -116,7 +116,8 @@ def seed(engine: Engine, decisions: int, now: datetime) -> dict[str, int]:
                 done = at < now - timedelta(days=1) and rng.random() < 0.995
                 resolved_at = at + timedelta(seconds=rng.expovariate(1 / 7200)) if done else None
                 escalations.append({
-                    "id": str(uuid.uuid4()), "decision_id": did, "ruleset_id": rid,
+                    "id": str(uuid.uuid4()), "decision_id": did,
+                    "decision_evaluated_at": at, "ruleset_id": rid,
                     "version": 1, "to_role": "approver",
                     "status": "resolved" if done else "open", "due_at": due,
                     "created_at": at, "resolved_at": resolved_at,

@@ -108,7 +108,8 @@ def _rows(templates: list[dict[str, Any]], n: int, before: datetime, rng: random
             resolved_us = at_us + (5 + (bits >> 16) % 595) * _MINUTE_US
             escalation = {
                 "id": _time_ordered_id(at_us, rng),
-                "decision_id": decision["id"], "ruleset_id": t["ruleset_id"],
+                "decision_id": decision["id"], "decision_evaluated_at": evaluated_at,
+                "ruleset_id": t["ruleset_id"],
                 "version": t["version"], "to_role": t["to_role"] or "approver",
                 "status": "open" if is_open else "resolved",
                 "due_at": stamp(at_us + 240 * _MINUTE_US), "created_at": evaluated_at,

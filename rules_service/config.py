@@ -102,6 +102,8 @@ class Settings:
     otel: bool = False
     # /openapi.json and /docs without a token or session (RULES_SERVICE_PUBLIC_DOCS).
     public_docs: bool = False
+    # Days of decisions kept by ``rules-service db retention`` (0: kept forever).
+    retention_days: int = 0
 
     @property
     def is_sqlite(self) -> bool:
@@ -147,4 +149,5 @@ class Settings:
             log_format=env_choice(env, "RULES_SERVICE_LOG_FORMAT", cls.log_format, LOG_FORMATS),
             otel=env_bool(env, "RULES_SERVICE_OTEL", cls.otel),
             public_docs=env_bool(env, "RULES_SERVICE_PUBLIC_DOCS", cls.public_docs),
+            retention_days=env_int(env, "RULES_SERVICE_RETENTION_DAYS", cls.retention_days, 0),
         )

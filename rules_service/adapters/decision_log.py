@@ -4,9 +4,10 @@ requests of one process share a transaction.
 
 A decision is returned to its caller only after the transaction holding it has committed
 (``GroupCommitWriter.write`` blocks until then), so nothing answered is ever lost. A
-repeated ``(caller, idempotency_key)`` is not an error here: the row is skipped (``ON
-CONFLICT DO NOTHING``) and reported as not inserted, and the service answers it as a replay
-of the decision that holds the key.
+repeated ``(caller, idempotency_key)`` is not an error here: its key row is skipped (``ON
+CONFLICT DO NOTHING`` on ``decision_keys``), the decision is not inserted, and the service
+answers it as a replay of the decision that holds the key. Keys live in their own table
+because ``decisions`` is partitioned on PostgreSQL (see ``adapters.orm``).
 
 A request that gives up waiting (the database is down or hung: ``DatabaseUnavailable``,
 answered 503) never has its decision committed afterwards: the writer claims each
@@ -34,11 +35,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from rules_service.adapters import outbox, rollups
 from rules_service.adapters.database import DatabaseUnavailable, is_unavailable
-from rules_service.adapters.orm import DecisionRow, EscalationRow
+from rules_service.adapters.orm import DecisionKeyRow, DecisionRow, EscalationRow
 
 log = logging.getLogger(__name__)
 
 DECISIONS: Table = DecisionRow.__table__  # type: ignore[assignment]
+DECISION_KEYS: Table = DecisionKeyRow.__table__  # type: ignore[assignment]
 ESCALATIONS: Table = EscalationRow.__table__  # type: ignore[assignment]
 
 WRITE_TIMEOUT_S = 120.0
@@ -92,10 +94,18 @@ class DecisionRecord:
         esc = self.escalation
         if esc is None:
             return None
-        return {"id": esc.id, "decision_id": self.id, "ruleset_id": self.ruleset_id,
+        return {"id": esc.id, "decision_id": self.id,
+                "decision_evaluated_at": self.evaluated_at, "ruleset_id": self.ruleset_id,
                 "version": self.version, "to_role": esc.to_role, "status": "open",
                 "due_at": esc.due_at, "created_at": self.evaluated_at, "resolved_at": None,
                 "resolved_by": None, "resolution": None, "comment": ""}
+
+    def key_row(self) -> dict[str, Any] | None:
+        """The ``decision_keys`` row, when the caller gave an idempotency key."""
+        if not self.idempotency_key:
+            return None
+        return {"caller": self.caller, "idempotency_key": self.idempotency_key,
+                "decision_id": self.id, "evaluated_at": self.evaluated_at}
 
     def rolled(self) -> rollups.RolledDecision:
         """What the rollups count of it."""
@@ -114,18 +124,20 @@ def write_decisions(connection: Connection, records: Sequence[DecisionRecord]) -
         return set()
     dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" \
         else sqlite.insert
-    keyed = any(r.idempotency_key for r in records)
-    if keyed:
-        stmt = (dialect_insert(DECISIONS)
+    keys = [row for row in (r.key_row() for r in records) if row is not None]
+    if keys:
+        # The key decides which decisions are new; the decisions follow, in the same
+        # transaction.
+        stmt = (dialect_insert(DECISION_KEYS)
                 .on_conflict_do_nothing(index_elements=["caller", "idempotency_key"])
-                .returning(DECISIONS.c.id))
-        result = connection.execute(stmt, [r.decision_row() for r in records])
-        inserted = {row[0] for row in result}
-        stored = [r for r in records if r.id in inserted]
+                .returning(DECISION_KEYS.c.decision_id))
+        taken = {row[0] for row in connection.execute(stmt, keys)}
+        stored = [r for r in records if not r.idempotency_key or r.id in taken]
     else:
-        connection.execute(insert(DECISIONS), [r.decision_row() for r in records])
         stored = list(records)
-        inserted = {r.id for r in records}
+    inserted = {r.id for r in stored}
+    if stored:
+        connection.execute(insert(DECISIONS), [r.decision_row() for r in stored])
     escalations = [row for row in (r.escalation_row() for r in stored) if row is not None]
     if escalations:
         connection.execute(insert(ESCALATIONS), escalations)

@@ -3,6 +3,13 @@
 Versions are immutable except for their lifecycle columns. A partial unique index makes
 two active versions of one ruleset impossible at the database level, whatever the code
 does. Tokens are stored only as SHA-256 hashes.
+
+The decision log grows for years: on PostgreSQL ``decisions`` and ``escalations`` are
+partitioned by month of the decision's ``evaluated_at`` (migration 0007,
+``adapters.partitions``). Every key of a partitioned table must hold the partition key, so
+their primary keys are (id, evaluated_at), the rows that hang off a decision carry its
+``evaluated_at``, and idempotency keys live in a table of their own (``decision_keys``).
+SQLite keeps one table of each, with the same keys, so one code path serves both.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -205,10 +213,9 @@ class DecisionRow(Base):
 
     __tablename__ = "decisions"
     __table_args__ = (
-        # NULL keys never collide, on both databases: only keyed requests are deduplicated.
-        UniqueConstraint("caller", "idempotency_key"),
         Index("ix_decisions_ruleset_id_evaluated_at_id", "ruleset_id", "evaluated_at", "id"),
         Index("ix_decisions_evaluated_at_id", "evaluated_at", "id"),
+        {"postgresql_partition_by": "RANGE (evaluated_at)"},
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -221,14 +228,42 @@ class DecisionRow(Base):
     fallback: Mapped[bool] = mapped_column(Boolean, default=False)
     fallback_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     caller: Mapped[str] = mapped_column(String(200))
+    # Shown with the decision; its uniqueness per caller is kept by ``decision_keys``.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The partition key, so part of the primary key (see the module docstring).
+    evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     duration_ms: Mapped[float] = mapped_column(Float)
 
     ruleset: Mapped[RulesetRow] = relationship(lazy="joined")
     escalation: Mapped[EscalationRow | None] = relationship(
-        back_populates="decision", lazy="joined", uselist=False)
+        back_populates="decision", lazy="joined", uselist=False,
+        primaryjoin="and_(DecisionRow.id == foreign(EscalationRow.decision_id), "
+                    "DecisionRow.evaluated_at == foreign(EscalationRow.decision_evaluated_at))")
+
+
+class DecisionKeyRow(Base):
+    """One caller's idempotency key and the decision that holds it.
+
+    A table of its own, not partitioned: a unique constraint on a partitioned table must
+    include the partition key, and a retry comes with a new ``evaluated_at``, so only a
+    table keyed by (caller, key) alone keeps idempotency exact across partitions. It refers
+    to its decision by (decision_id, evaluated_at) without a foreign key: PostgreSQL's check
+    of a foreign key to a partitioned table costs the hot path more than the rest of the
+    row (migration 0007 says how much); the write path inserts a key and its decision in
+    one transaction and retention removes them together.
+    """
+
+    __tablename__ = "decision_keys"
+    __table_args__ = (
+        # Retention removes the keys of a period.
+        Index("ix_decision_keys_evaluated_at_decision_id", "evaluated_at", "decision_id"),
+    )
+
+    caller: Mapped[str] = mapped_column(String(200), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    decision_id: Mapped[str] = mapped_column(String(36))
+    evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class EscalationRow(Base):
@@ -236,6 +271,10 @@ class EscalationRow(Base):
 
     __tablename__ = "escalations"
     __table_args__ = (
+        # One escalation per decision (the decision's key includes its evaluated_at). Its
+        # decision is referred to without a foreign key, as in ``DecisionKeyRow``; both
+        # live in partitions of the same month and retention removes them together.
+        UniqueConstraint("decision_id", "decision_evaluated_at"),
         Index("ix_escalations_status_due_at", "status", "due_at"),
         Index("ix_escalations_ruleset_id_status", "ruleset_id", "status"),
         # Covers the open and overdue counts per ruleset: they read the open entries
@@ -245,11 +284,14 @@ class EscalationRow(Base):
         Index("ix_escalations_breached_due_at", "due_at", "ruleset_id",
               sqlite_where=text("breached_at IS NOT NULL"),
               postgresql_where=text("breached_at IS NOT NULL")),
+        {"postgresql_partition_by": "RANGE (decision_evaluated_at)"},
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    decision_id: Mapped[str] = mapped_column(
-        ForeignKey("decisions.id", ondelete="CASCADE"), unique=True)
+    decision_id: Mapped[str] = mapped_column(String(36))
+    # The decision's evaluated_at: the partition key, shared with ``decisions`` so an
+    # escalation lives in the partition of the same month as its decision.
+    decision_evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     ruleset_id: Mapped[int] = mapped_column(ForeignKey("rulesets.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
     to_role: Mapped[str] = mapped_column(String(40))
@@ -266,7 +308,10 @@ class EscalationRow(Base):
     steps_taken: Mapped[int] = mapped_column(Integer, default=0)
     next_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
-    decision: Mapped[DecisionRow] = relationship(back_populates="escalation")
+    decision: Mapped[DecisionRow] = relationship(
+        back_populates="escalation",
+        primaryjoin="and_(DecisionRow.id == foreign(EscalationRow.decision_id), "
+                    "DecisionRow.evaluated_at == foreign(EscalationRow.decision_evaluated_at))")
     ruleset: Mapped[RulesetRow] = relationship(lazy="joined")
 
 
@@ -434,11 +479,18 @@ class EscalationStepRow(Base):
     """One step of an overdue escalation's walk along the runbook's path."""
 
     __tablename__ = "escalation_steps"
-    __table_args__ = (UniqueConstraint("escalation_id", "step"),)
+    __table_args__ = (
+        UniqueConstraint("escalation_id", "step"),
+        ForeignKeyConstraint(["escalation_id", "decision_evaluated_at"],
+                             ["escalations.id", "escalations.decision_evaluated_at"],
+                             name="fk_escalation_steps_escalation_id_escalations",
+                             ondelete="CASCADE"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    escalation_id: Mapped[str] = mapped_column(
-        ForeignKey("escalations.id", ondelete="CASCADE"))
+    escalation_id: Mapped[str] = mapped_column(String(36))
+    # The escalation's partition key, so the step can refer to it (see the module docstring).
+    decision_evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     step: Mapped[int] = mapped_column(Integer)
     principal: Mapped[str | None] = mapped_column(String(200), nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())

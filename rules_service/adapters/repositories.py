@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from rules_service.adapters.orm import (
     ApiTokenRow,
     AuditEventRow,
+    DecisionKeyRow,
     DecisionRow,
     EscalationRow,
     LiveGenerationRow,
@@ -204,13 +205,20 @@ class DecisionRepository:
         self.session = session
 
     def get(self, decision_id: str) -> DecisionRow | None:
-        """One decision by id."""
-        return self.session.get(DecisionRow, decision_id)
+        """One decision by id (the primary key is (id, evaluated_at): one index probe per
+        partition on PostgreSQL)."""
+        return self.session.scalars(
+            select(DecisionRow).where(DecisionRow.id == decision_id)).unique().first()
 
     def by_idempotency_key(self, caller: str, key: str) -> DecisionRow | None:
-        """The decision a caller recorded under an idempotency key, or None."""
-        return self.session.scalars(select(DecisionRow).where(
-            DecisionRow.caller == caller, DecisionRow.idempotency_key == key)).first()
+        """The decision a caller recorded under an idempotency key, or None: found through
+        ``decision_keys``, whose (id, evaluated_at) reaches exactly one partition."""
+        k = DecisionKeyRow
+        stmt = (select(DecisionRow)
+                .join(k, and_(k.decision_id == DecisionRow.id,
+                              k.evaluated_at == DecisionRow.evaluated_at))
+                .where(k.caller == caller, k.idempotency_key == key))
+        return self.session.scalars(stmt).unique().first()
 
     def list(self, *, ruleset_id: int | None = None, outcome: str | None = None,
              since: datetime | None = None, until: datetime | None = None,
@@ -230,7 +238,9 @@ class DecisionRepository:
             stmt = stmt.where(DecisionRow.evaluated_at < until)
         if before is not None:
             at, last_id = before
-            stmt = stmt.where(or_(DecisionRow.evaluated_at < at,
+            # The first bound alone prunes partitions and bounds the index scan.
+            stmt = stmt.where(DecisionRow.evaluated_at <= at,
+                              or_(DecisionRow.evaluated_at < at,
                                   and_(DecisionRow.evaluated_at == at, DecisionRow.id < last_id)))
         stmt = stmt.order_by(DecisionRow.evaluated_at.desc(), DecisionRow.id.desc()).limit(limit)
         return self.session.scalars(stmt).unique().all()

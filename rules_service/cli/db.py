@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,6 +98,73 @@ def _db_current(args: argparse.Namespace) -> int:
     state = "up to date" if current == head else f"behind (head is {head})"
     print(f"{current or 'not migrated'}: {state}")
     return 0 if current == head else 1
+
+
+def _db_partitions(args: argparse.Namespace) -> int:
+    from rules_service.adapters import partitions
+    from rules_service.adapters.database import make_engine
+    from rules_service.adapters.orm import utcnow
+
+    if args.ahead < 0:
+        return _fail("--ahead must be 0 or more months")
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.begin() as connection:
+            if not partitions.is_partitioned(connection):
+                print("the decision log is one table here (SQLite, or not migrated to 0007): "
+                      "no partitions to make")
+                return 0
+            report = partitions.ensure_partitions(connection, utcnow(), args.ahead)
+    finally:
+        engine.dispose()
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+def _older_than(value: str | None, settings: Settings) -> tuple[timedelta | None, list[str]]:
+    from rules_service.domain import lifecycle
+
+    if value is None:
+        if settings.retention_days <= 0:
+            return None, ["give --older-than (e.g. 400d) or set RULES_SERVICE_RETENTION_DAYS"]
+        return timedelta(days=settings.retention_days), []
+    try:
+        delta = lifecycle.parse_duration(value)
+    except ValueError as exc:
+        return None, [f"--older-than: {exc}"]
+    if delta < timedelta(days=1):
+        return None, [f"--older-than: at least one day, got {value}"]
+    return delta, []
+
+
+def _db_retention(args: argparse.Namespace) -> int:
+    from rules_service.adapters.database import make_engine
+    from rules_service.adapters.orm import utcnow
+    from rules_service.services import retention
+
+    settings = Settings.from_env()
+    older_than, problems = _older_than(args.older_than, settings)
+    archive = Path(args.archive) if args.archive else None
+    if archive is None and not args.dry_run:
+        problems.append("give --archive DIR: nothing is removed without its archive")
+    elif archive is not None and archive.exists() and not archive.is_dir():
+        problems.append(f"--archive: {archive} is not a directory")
+    if problems or older_than is None:
+        return _fail("cannot apply retention", problems)
+    engine = make_engine(settings.database_url)
+    try:
+        report = retention.apply_retention(engine, older_than=older_than,
+                                           archive_dir=archive or Path("."), now=utcnow(),
+                                           dry_run=args.dry_run)
+    except (retention.RetentionError, OSError) as exc:
+        return _fail(f"retention stopped: {exc}", ["the month named was not removed"])
+    finally:
+        engine.dispose()
+    for line in report.lines():
+        print(line)
+    return 0
 
 
 def _safe_url(url: str) -> str:
@@ -231,6 +299,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.set_defaults(handler=_guarded(_db_upgrade))
     cur = db_sub.add_parser("current", help="show the schema revision; exit 1 if behind")
     cur.set_defaults(handler=_guarded(_db_current))
+    part = db_sub.add_parser(
+        "partitions", help="PostgreSQL: create the decision log's monthly partitions ahead "
+                           "and move rows out of the default partitions (idempotent; daily "
+                           "from cron)")
+    part.add_argument("--ahead", type=int, default=3, metavar="MONTHS",
+                      help="months after this one to have partitions for (default 3)")
+    part.set_defaults(handler=_guarded(_db_partitions))
+    ret = db_sub.add_parser(
+        "retention", help="archive whole months of decisions older than the retention "
+                          "period to gzip JSON Lines, verify, then drop (PostgreSQL) or "
+                          "delete (SQLite) them")
+    ret.add_argument("--older-than", metavar="DURATION",
+                     help="e.g. 400d (default: RULES_SERVICE_RETENTION_DAYS days)")
+    ret.add_argument("--archive", metavar="DIR", help="where the archives and manifests go")
+    ret.add_argument("--dry-run", action="store_true",
+                     help="say what would be archived and removed; change nothing")
+    ret.set_defaults(handler=_guarded(_db_retention))
 
     pr = sub.add_parser("principals", help="people and automations, and their tokens")
     pr_sub = pr.add_subparsers(dest="principals_command", required=True, metavar="ACTION")

@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 from rules_service.adapters.database import make_engine
 from rules_service.adapters.orm import Base
+from rules_service.adapters.partitions import include_name, include_object
 from rules_service.config import Settings
 
 config = context.config
@@ -24,6 +25,8 @@ def _configure(connection: Connection) -> None:
         # SQLite cannot ALTER most things: batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
+        include_object=include_object,
     )
 
 

@@ -191,7 +191,9 @@ class Worker:
                     row.breached_at = now
                 row.steps_taken = step.step
                 row.next_step_at = step.next_step_at
-                uow.session.add(EscalationStepRow(escalation_id=row.id, step=step.step,
+                uow.session.add(EscalationStepRow(escalation_id=row.id,
+                                                  decision_evaluated_at=row.decision_evaluated_at,
+                                                  step=step.step,
                                                   principal=step.notify, at=now))
                 outbox.add_event(uow.session, outbox.event_row(
                     "escalation.overdue", row.ruleset_id, now,

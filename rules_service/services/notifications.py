@@ -368,7 +368,7 @@ class EscalationStepView:
 def escalation_steps(uow: UnitOfWork, escalation_id: str) -> list[EscalationStepView]:
     """The steps an escalation took along its path, in order; 404 when unknown."""
     with uow.readonly():
-        if uow.session.get(EscalationRow, escalation_id) is None:
+        if uow.decisions.get_escalation(escalation_id) is None:
             raise NotFound(f"no escalation with id {escalation_id}")
         rows = uow.session.scalars(select(EscalationStepRow)
                                    .where(EscalationStepRow.escalation_id == escalation_id)

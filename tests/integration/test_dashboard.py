@@ -71,7 +71,8 @@ def _decision(ruleset_id: int, version: int, outcome: str, fallback: bool, at: d
 def _escalation(decision: DecisionRow, created: datetime, due: datetime | None,
                 resolved: datetime | None = None) -> EscalationRow:
     return EscalationRow(
-        id=str(uuid.uuid4()), decision_id=decision.id, ruleset_id=decision.ruleset_id,
+        id=str(uuid.uuid4()), decision_id=decision.id,
+        decision_evaluated_at=decision.evaluated_at, ruleset_id=decision.ruleset_id,
         version=decision.version, to_role="approver",
         status="resolved" if resolved else "open", due_at=due, created_at=created,
         resolved_at=resolved, resolved_by="appr" if resolved else None,

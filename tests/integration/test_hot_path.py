@@ -69,12 +69,13 @@ def test_a_warm_evaluate_reads_nothing_and_writes_once(api: Api, container: Cont
     assert (approve.status_code, escalate.status_code) == (200, 200)
     assert [s for s in sent if s.startswith("SELECT")] == []
     inserts = [s.split("(")[0].split()[-1].lower() for s in sent if s.startswith("INSERT")]
-    # Per decision: the decision, (its escalation and the escalation.opened outbox event,)
-    # the rollups by day, hour and minute and the all-time totals: one statement per table.
+    # Per decision: (its idempotency key,) the decision, (its escalation and the
+    # escalation.opened outbox event,) the rollups by day, hour and minute and the
+    # all-time totals: one statement per table.
     rolled = ["decision_rollups_daily", "decision_rollups_hourly", "decision_rollups",
               "decision_totals"]
     assert inserts == ["decisions", *rolled,
-                       "decisions", "escalations", "outbox_events", *rolled]
+                       "decision_keys", "decisions", "escalations", "outbox_events", *rolled]
     assert {approve.get_json()["decision_id"], escalate.get_json()["decision_id"]} \
         <= stored_ids(container)
 
