@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test test-sqlite test-postgres reliability bench profile lint clean
+.PHONY: install run test test-sqlite test-postgres reliability bench bench-decision-log profile lint clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,12 @@ bench: install $(VENV)/.bench-installed
 $(VENV)/.bench-installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $@
+
+# Listing the decision log at 10,000,000 decisions on PostgreSQL (partitioned) and SQLite
+# (one table): about 10 minutes of seeding, so not part of `make bench`.
+bench-decision-log: install $(VENV)/.bench-installed
+	$(PY) -m bench.decision_log --database postgresql --decisions 10000000
+	$(PY) -m bench.decision_log --database sqlite --decisions 10000000
 
 # py-spy profiles of evaluate under load, summarised into bench/profiles/LABEL-DB.txt.
 profile: install $(VENV)/.bench-installed
