@@ -15,11 +15,14 @@ from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream, get_content_length
 
 from api.errors import ApiError
+from rules_service.domain.errors import RequestInvalid
 from rules_service.domain.lifecycle import MAX_VERSION_NUMBER
-from rules_service.domain.problems import preview
+from rules_service.domain.problems import Problem, preview
 
 JSON_MIMETYPES = ("application/json",)
 
+UNSTORABLE_MESSAGE = ("must not contain a NUL character (\\u0000) or half a surrogate pair "
+                      "(\\ud800-\\udfff)")
 MAX_NUL_PLACES = 20
 """At most this many places of unstorable characters are named in one answer."""
 
@@ -103,16 +106,19 @@ def _unstorable_places(data: Any) -> list[str]:
     return found[:MAX_NUL_PLACES]
 
 
+def _spelled(place: str) -> str:
+    # A place is shown as JSON would spell it: \u0000, never the character itself.
+    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", place)
+
+
 def refuse_unstorable(data: Any) -> None:
-    """422 naming where a NUL (``\\u0000``) or a lone surrogate (``\\ud800``) is: no field of
-    this service can hold one (PostgreSQL refuses them in text and JSON)."""
+    """422 naming where a NUL (``\\u0000``) or a lone surrogate (``\\ud800``) is, in a JSON
+    body, a query string or a page's form: no field of this service can hold one
+    (PostgreSQL refuses them in text and JSON)."""
     found = _unstorable_places(data)
     if found:
-        raise ApiError(422, "validation_failed", "the body holds NUL characters or lone "
-                       "surrogates, which no field accepts",
-                       [{"place": preview(place), "message": "must not contain a NUL "
-                         "character (\\u0000) or half a surrogate pair (\\ud800-\\udfff)"}
-                        for place in found])
+        raise RequestInvalid([Problem(preview(_spelled(place)), UNSTORABLE_MESSAGE)
+                              for place in found])
 
 
 def _refuse_constant(name: str) -> Any:
@@ -183,11 +189,7 @@ def load_query(schema: Schema) -> dict[str, Any]:
     if repeated:
         raise ApiError(422, "validation_failed", "a query parameter was given more than once",
                        [{"place": k, "message": "give this parameter once"} for k in repeated])
-    with_nul = sorted(k for k, v in args.items()
-                      if _UNSTORABLE.search(k) or _UNSTORABLE.search(v))
-    if with_nul:
-        raise ApiError(422, "validation_failed", "a query parameter holds a NUL character",
-                       [{"place": k, "message": "must not contain a NUL character"}
-                        for k in with_nul[:MAX_NUL_PLACES]])
-    loaded: dict[str, Any] = schema.load(args.to_dict())
+    query = args.to_dict()
+    refuse_unstorable(query)
+    loaded: dict[str, Any] = schema.load(query)
     return loaded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -151,12 +152,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if problem:
         print(f"rules-service demo: {problem}", file=sys.stderr)
         return 2
-    # The demo opens its API docs to everyone on this machine (every other server needs a
-    # token or a signed-in session for them), unless the environment says otherwise.
-    os.environ.setdefault(PUBLIC_DOCS_VARIABLE, "true")
     settings = _settings_or_exit()
     if settings is None:
         return 2
+    # The demo opens its API docs to everyone on this machine (every other server needs a
+    # token or a signed-in session for them), unless the environment says otherwise. The
+    # settings say so, not os.environ: a demo run in-process must not open later servers'.
+    if not os.environ.get(PUBLIC_DOCS_VARIABLE, "").strip():
+        settings = dataclasses.replace(settings, public_docs=True)
     rulesets_dir, tokens_path = Path(args.rulesets), Path(args.tokens)
     if not rulesets_dir.is_dir():
         print(f"rules-service demo: {rulesets_dir} is not a directory", file=sys.stderr)

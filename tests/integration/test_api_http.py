@@ -390,7 +390,7 @@ def test_version_numbers_beyond_the_database_are_refused_not_500(api: Api) -> No
         "maximum"] == 2**31 - 1
     [number] = [p for p in spec["paths"]["/v1/rulesets/{name}/versions/{number}"]["parameters"]
                 if p["name"] == "number"]
-    assert number["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+    assert number["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 
 
 @pytest.mark.usefixtures("active_ruleset")
