@@ -38,6 +38,24 @@ def server_env(database_url: str) -> dict[str, str]:
     return env
 
 
+def run_cli(workdir: Path, env: dict[str, str], *args: str) -> str:
+    """One command-line call that must succeed; what it printed."""
+    done = subprocess.run([*cli_command(), *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout
+
+
+def migrate_and_add_people(workdir: Path, env: dict[str, str],
+                           people: dict[str, list[str]]) -> dict[str, str]:
+    """``db upgrade``, then ``principals add`` for each person with its flags; the tokens
+    by name."""
+    run_cli(workdir, env, "db", "upgrade")
+    return {name: run_cli(workdir, env, "principals", "add", name, *flags
+                          ).strip().splitlines()[-1]
+            for name, flags in people.items()}
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:

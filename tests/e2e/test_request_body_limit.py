@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,14 @@ import pytest
 
 from api import MAX_CONTENT_LENGTH
 from tests.conftest import throwaway_database
-from tests.e2e.support import ROOT, Server, cli_command, free_port, running, server_env
+from tests.e2e.support import (
+    ROOT,
+    Server,
+    free_port,
+    migrate_and_add_people,
+    running,
+    server_env,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -38,15 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with throwaway_database(workdir) as url:
         env = server_env(url)
 
-        def run(*args: str) -> str:
-            done = subprocess.run([*cli_command(), *args], cwd=workdir, env=env,
-                                  capture_output=True, text=True, timeout=120, check=False)
-            assert done.returncode == 0, (args, done.stdout, done.stderr)
-            return done.stdout
-
-        run("db", "upgrade")
-        tokens = {name: run("principals", "add", name, *flags).strip().splitlines()[-1]
-                  for name, flags in PEOPLE.items()}
+        tokens = migrate_and_add_people(workdir, env, PEOPLE)
         port = free_port()
         with running(["serve", "--host", "127.0.0.1", "--port", str(port)], workdir, env,
                      port, tokens) as served:

@@ -8,7 +8,7 @@ bound has passed: every request after it, whichever worker answers.
 
 from __future__ import annotations
 
-import subprocess
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -18,7 +18,15 @@ import pytest
 
 from rules_service.services.live import FRESHNESS_BOUND_S
 from tests.conftest import throwaway_database
-from tests.e2e.support import ROOT, Server, cli_command, free_port, running, server_env
+from tests.e2e.support import (
+    ROOT,
+    Server,
+    free_port,
+    migrate_and_add_people,
+    run_cli,
+    running,
+    server_env,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -46,15 +54,7 @@ def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instances]:
     with throwaway_database(workdir) as url, ExitStack() as stack:
         env = server_env(url)
 
-        def run(*args: str) -> str:
-            done = subprocess.run([*cli_command(), *args], cwd=workdir, env=env,
-                                  capture_output=True, text=True, timeout=120, check=False)
-            assert done.returncode == 0, (args, done.stdout, done.stderr)
-            return done.stdout
-
-        run("db", "upgrade")
-        tokens = {name: run("principals", "add", name, *flags).strip().splitlines()[-1]
-                  for name, flags in PEOPLE.items()}
+        tokens = migrate_and_add_people(workdir, env, PEOPLE)
         port_a, port_b = free_port(), free_port()
         a = stack.enter_context(running(
             ["serve", "--host", "127.0.0.1", "--port", str(port_a)], workdir, env, port_a,
@@ -62,7 +62,7 @@ def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instances]:
         b = stack.enter_context(running(
             ["serve", "--host", "127.0.0.1", "--port", str(port_b), "--workers", "2"],
             workdir, env, port_b, tokens))
-        yield Instances(a, b, run)
+        yield Instances(a, b, functools.partial(run_cli, workdir, env))
 
 
 def _activate(server: Server, content: str) -> int:

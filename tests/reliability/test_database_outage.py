@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -33,7 +32,13 @@ import psycopg
 import pytest
 
 from tests.conftest import database_kind
-from tests.e2e.support import Server, cli_command, free_port, running, server_env
+from tests.e2e.support import (
+    Server,
+    free_port,
+    migrate_and_add_people,
+    running,
+    server_env,
+)
 from tests.e2e.test_two_instances import CONTENT, EVALUATE, PEOPLE, _activate
 from tests.reliability.private_postgres import PrivateCluster, postgres_bindir, private_cluster
 
@@ -225,15 +230,7 @@ def prepared_server(workdir: Path, url: str, extra_env: dict[str, str]) -> Itera
     """Migrated database, the principals, the expense ruleset live, a real server on it."""
     env = server_env(url)
 
-    def run(*args: str) -> str:
-        done = subprocess.run([*cli_command(), *args], cwd=workdir, env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
-        assert done.returncode == 0, (args, done.stdout, done.stderr)
-        return done.stdout
-
-    run("db", "upgrade")
-    tokens = {name: run("principals", "add", name, *flags).strip().splitlines()[-1]
-              for name, flags in PEOPLE.items()}
+    tokens = migrate_and_add_people(workdir, env, PEOPLE)
     port = free_port()
     with running(["serve", "--host", "127.0.0.1", "--port", str(port)], workdir,
                  {**env, **extra_env}, port, tokens) as server:
