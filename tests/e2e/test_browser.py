@@ -59,7 +59,7 @@ def sign_in(driver: Any, server: Server, name: str, password: str) -> None:
 
 def text_of(driver: Any, css: str) -> str:
     """The visible text of the first element matching ``css`` ('' if there is none)."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
 
     try:
@@ -67,6 +67,12 @@ def text_of(driver: Any, css: str) -> str:
         return str(found[0].text) if found else ""
     except StaleElementReferenceException:  # replaced while read: the next poll sees it
         return ""
+    except WebDriverException as exc:
+        # Chromium 156 reports an element replaced by a navigation while it is read as an
+        # inspector error instead of a stale reference; the next poll sees the new page.
+        if "does not belong to the document" in str(exc.msg):
+            return ""
+        raise
 
 
 def set_editor(driver: Any, content: str) -> None:
