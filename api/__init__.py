@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None, container: Any | None = None) -
         # Signs the pages' session cookies; settings built in code may leave it empty.
         SECRET_KEY=settings.secret_key or secrets.token_hex(32),
         MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
+        # Behind a TLS-terminating proxy the app sees http: the setting marks cookies Secure.
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
         RULES_SERVICE_SETTINGS=settings,
     )
     # Responses keep the order the schemas give their fields.

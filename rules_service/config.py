@@ -102,6 +102,9 @@ class Settings:
     otel: bool = False
     # /openapi.json and /docs without a token or session (RULES_SERVICE_PUBLIC_DOCS).
     public_docs: bool = False
+    # Session cookies marked Secure even when the request arrived as plain http
+    # (RULES_SERVICE_SECURE_COOKIES): behind a proxy that terminates TLS.
+    secure_cookies: bool = False
     # Days of decisions kept by ``rules-service db retention`` (0: kept forever).
     retention_days: int = 0
 
@@ -149,5 +152,6 @@ class Settings:
             log_format=env_choice(env, "RULES_SERVICE_LOG_FORMAT", cls.log_format, LOG_FORMATS),
             otel=env_bool(env, "RULES_SERVICE_OTEL", cls.otel),
             public_docs=env_bool(env, "RULES_SERVICE_PUBLIC_DOCS", cls.public_docs),
+            secure_cookies=env_bool(env, "RULES_SERVICE_SECURE_COOKIES", cls.secure_cookies),
             retention_days=env_int(env, "RULES_SERVICE_RETENTION_DAYS", cls.retention_days, 0),
         )

@@ -37,6 +37,8 @@ def chromium(width: int = 1100, height: int = 900, *, phone: bool = False) -> It
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={width},{height}")
+    # The console is kept, so a test can see what the page's security policy refused.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     if phone:
         options.add_experimental_option("mobileEmulation", {"deviceMetrics": {
             "width": width, "height": height, "pixelRatio": 1}})
@@ -46,6 +48,13 @@ def chromium(width: int = 1100, height: int = 900, *, phone: bool = False) -> It
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def policy_violations(driver: Any) -> list[str]:
+    """Console messages since the last call saying the Content-Security-Policy refused
+    something (a script, a style, an image)."""
+    return [entry["message"] for entry in driver.get_log("browser")
+            if "Content Security Policy" in entry["message"]]
 
 
 def wait_for(driver: Any, condition: Callable[[Any], Any], timeout: float = 60) -> Any:

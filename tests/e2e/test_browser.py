@@ -223,6 +223,8 @@ def test_each_person_does_their_job_in_the_browser(
         assert bars
         assert driver.find_elements(By.CSS_SELECTOR, "[data-chart=outcomes] rect.bar")
         browser.screenshot(driver, SHOTS, "dashboard")
+        # Every page above worked under its security policy, which refused nothing.
+        assert browser.policy_violations(driver) == []
 
     # The review page at a phone's width.
     with browser.chromium(width=390, height=800, phone=True) as phone:

@@ -149,3 +149,51 @@ def test_a_nul_character_in_a_page_address_or_form_is_a_422_page_not_500(
     assert browser.get("/rulesets/refunds/versions/1").status_code == 200
     assert browser.get(f"/rulesets/refunds/versions/{2**31}").status_code \
         == browser.get("/no/such/page").status_code == 401
+
+
+def test_the_cookie_is_secure_behind_a_tls_proxy_when_the_setting_says_so(
+        container: Container, people: dict[str, str]) -> None:
+    """Behind a proxy that terminates TLS the app sees plain http; RULES_SERVICE_SECURE_COOKIES
+    marks the cookie Secure all the same."""
+    import dataclasses
+
+    from api import create_app
+    from rules_service.config import Settings
+
+    accounts.set_password(container.uow(), "biz", PASSWORD)
+    settings = dataclasses.replace(container.settings, secure_cookies=True)
+    assert Settings.from_env({"RULES_SERVICE_SECURE_COOKIES": "true"}).secure_cookies
+    client = create_app(settings, container=container).test_client()
+    response = sign_in(client, "biz")
+    assert response.status_code == 303
+    cookie = next(c for c in response.headers.getlist("Set-Cookie")
+                  if c.startswith("rules_session="))
+    assert "Secure" in cookie
+
+
+def test_every_page_forbids_framing_and_foreign_scripts(browser: FlaskClient) -> None:
+    """Pages carry a Content-Security-Policy (own scripts and styles only, no framing) and
+    the older X-Frame-Options; signed out, signed in, and on an error page alike."""
+    answers = [browser.get("/sign-in")]
+    assert sign_in(browser, "biz").status_code == 303
+    answers += [browser.get("/"), browser.get("/rulesets/no-such-ruleset"),
+                browser.get("/decisions?since=not-a-time")]
+    assert [a.status_code for a in answers] == [200, 200, 404, 422]
+    for answer in answers:
+        policy = answer.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert "unsafe-inline" not in policy
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_no_template_needs_inline_script_or_style() -> None:
+    """The policy allows no inline script or style attribute: the templates have none (the
+    browser test then proves the pages' script and charts still work under it)."""
+    from pathlib import Path
+
+    templates = Path(__file__).resolve().parents[2] / "api" / "pages" / "templates"
+    for template in sorted(templates.glob("*.html")):
+        text = template.read_text(encoding="utf-8")
+        assert not re.search(r"\sstyle=|<style|<script(?![^>]*\ssrc=)|\son[a-z]+=", text), \
+            template.name
