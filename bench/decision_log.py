@@ -29,19 +29,15 @@ import re
 import statistics
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import yaml
-from sqlalchemy import Engine, event, insert, text
+from sqlalchemy import Engine, event, text
 
 from api import create_app
-from bench.common import RULESETS
-from bench.figures_plans import capture, explain, throwaway
+from bench.figures_plans import add_example_rulesets, capture, explain, throwaway
 from rules_service.adapters import partitions, schema
-from rules_service.adapters.orm import RulesetRow, VersionRow
 from rules_service.bootstrap import bootstrap
 from rules_service.config import Settings
 from rules_service.engine.reference import ReferenceEvaluator
@@ -97,21 +93,6 @@ SELECT 'e' || id, id, evaluated_at, ruleset_id, 1, 'approver', 'resolved', evalu
        evaluated_at, evaluated_at, 'bench', 'approve', '', 0
 FROM decisions WHERE outcome = 'escalate'
 """
-
-
-def seed_rulesets(engine: Engine, now: datetime) -> None:
-    """The rulesets of rulesets/, each with an active version 1."""
-    with engine.begin() as conn:
-        for path in sorted(RULESETS.glob("*.yaml")):
-            content = path.read_text(encoding="utf-8")
-            definition = yaml.safe_load(content)
-            rid = conn.execute(insert(RulesetRow).values(
-                name=definition["name"], title=definition.get("title", ""),
-                created_at=now - timedelta(days=400)).returning(RulesetRow.id)).scalar_one()
-            conn.execute(insert(VersionRow).values(
-                ruleset_id=rid, number=1, status="active", content=content,
-                definition=definition, content_hash=uuid.uuid4().hex, author="bench",
-                note="", created_at=now - timedelta(days=400)))
 
 
 def _ruleset_ids(engine: Engine) -> list[int]:
@@ -228,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database: {url}", file=sys.stderr, flush=True)
         schema.upgrade(url)
         container = bootstrap(Settings(database_url=url), evaluator=ReferenceEvaluator())
-        seed_rulesets(container.engine, now)
+        with container.engine.begin() as conn:
+            add_example_rulesets(conn, now - timedelta(days=400))
         began = time.perf_counter()
         if args.database == "postgresql":
             seed_postgres(container.engine, args.decisions, now)

@@ -73,24 +73,29 @@ def throwaway(kind: str, keep: bool) -> Iterator[str]:
                 conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+def add_example_rulesets(conn: Connection, created_at: datetime) -> list[int]:
+    """The rulesets of rulesets/, each with version 1 active since ``created_at``; their ids."""
+    ids = []
+    for path in sorted(RULESETS.glob("*.yaml")):
+        content = path.read_text(encoding="utf-8")
+        definition = yaml.safe_load(content)
+        rid = conn.execute(insert(RulesetRow).values(
+            name=definition["name"], title=definition.get("title", ""),
+            created_at=created_at).returning(RulesetRow.id)).scalar_one()
+        conn.execute(insert(VersionRow).values(
+            ruleset_id=rid, number=1, status="active", content=content,
+            definition=definition, content_hash=uuid.uuid4().hex, author="bench",
+            note="", created_at=created_at, approved_at=created_at, activated_at=created_at))
+        ids.append(rid)
+    return ids
+
+
 def seed(engine: Engine, decisions: int, now: datetime) -> dict[str, int]:
     """Rulesets with an active version each, and the decisions, escalations and rollups."""
     rng = random.Random(7)
     counts = {"decisions": 0, "escalations": 0, "open": 0}
     with engine.begin() as conn:
-        ids = []
-        for path in sorted(RULESETS.glob("*.yaml")):
-            content = path.read_text(encoding="utf-8")
-            definition = yaml.safe_load(content)
-            rid = conn.execute(insert(RulesetRow).values(
-                name=definition["name"], title=definition.get("title", ""),
-                created_at=now - timedelta(days=60)).returning(RulesetRow.id)).scalar_one()
-            conn.execute(insert(VersionRow).values(
-                ruleset_id=rid, number=1, status="active", content=content,
-                definition=definition, content_hash=uuid.uuid4().hex, author="bench",
-                note="", created_at=now - timedelta(days=60),
-                approved_at=now - timedelta(days=60), activated_at=now - timedelta(days=60)))
-            ids.append(rid)
+        ids = add_example_rulesets(conn, now - timedelta(days=60))
     span = timedelta(days=30).total_seconds()
     step = span / decisions
     for start in range(0, decisions, CHUNK):
