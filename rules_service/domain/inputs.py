@@ -124,7 +124,7 @@ def check_values(fields: Iterable[InputField], raw: Any,
     by_name = {f.name: f for f in fields}
     out: dict[str, Any] = {}
     unknown = [key for key in raw if key not in by_name]
-    field_list = ", ".join(sorted(by_name))
+    field_list = ", ".join(sorted(by_name)) if unknown else ""  # only a refusal needs it
     for index, key in enumerate(unknown):
         shown = preview(str(key))
         if index >= MAX_SUGGESTED_KEYS:
