@@ -51,10 +51,3 @@ def more_problems(rest: int, shown: int = MAX_REPORTED_PROBLEMS) -> Problem:
     """The problem that stands for ``rest`` problems left out after ``shown``."""
     return Problem("", f"{rest:,} more problem{'s' if rest != 1 else ''} not listed; fix "
                        f"these {shown} and try again")
-
-
-def capped(problems: list[Problem], limit: int = MAX_REPORTED_PROBLEMS) -> list[Problem]:
-    """The first ``limit`` problems, and one more saying how many were left out."""
-    if len(problems) <= limit:
-        return problems
-    return [*problems[:limit], more_problems(len(problems) - limit, limit)]
