@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select
+from sqlalchemy import Select, Table, and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from rules_service.adapters import outbox
 from rules_service.adapters.orm import (
     ApiTokenRow,
     AuditEventRow,
@@ -23,101 +25,133 @@ from rules_service.adapters.orm import (
     SignoffRow,
     VersionRow,
 )
+from rules_service.adapters.ruleset_cache import parsed
+from rules_service.domain.lifecycle import (
+    Actor,
+    AuditAction,
+    SignoffDecision,
+    VersionFact,
+    VersionStatus,
+)
+from rules_service.domain.versions import (
+    AuditEvent,
+    LoadedVersion,
+    RulesetEntry,
+    RulesetRecord,
+    Signoff,
+    Version,
+)
 
 ACTIVE = "active"
 OPEN_STATUSES = ("pending", "approved")
 
 
-class RulesetRepository:
-    """Rulesets, and the row lock that serialises every transition of one ruleset."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def get(self, name: str) -> RulesetRow | None:
-        """The ruleset by name, or None."""
-        return self.session.scalars(select(RulesetRow).where(RulesetRow.name == name)).first()
-
-    def get_for_update(self, name: str) -> RulesetRow | None:
-        """The ruleset by name, its row locked until the transaction ends (PostgreSQL)."""
-        stmt = select(RulesetRow).where(RulesetRow.name == name).with_for_update()
-        row = self.session.execute(stmt).scalars().first()
-        if row is not None:
-            # The lock may have waited for another transaction: forget anything read before
-            # it so that every later query sees that transaction's results.
-            self.session.expire_all()
-        return row
-
-    def get_or_create_for_update(self, name: str, title: str) -> RulesetRow:
-        """The locked ruleset, created first when it does not exist (race-safe)."""
-        row = self.get_for_update(name)
-        if row is not None:
-            return row
-        try:
-            with self.session.begin_nested():
-                self.session.add(RulesetRow(name=name, title=title))
-        except IntegrityError:
-            pass  # another transaction created it first; lock theirs
-        row = self.get_for_update(name)
-        assert row is not None
-        return row
-
-    def list_all(self) -> Sequence[RulesetRow]:
-        """Every ruleset, by name."""
-        return self.session.scalars(select(RulesetRow).order_by(RulesetRow.name)).all()
-
-
 class VersionRepository:
-    """Versions of rulesets."""
+    """Versions of rulesets, as ``Version`` aggregates; remembers the rows it loaded so
+    that ``save`` writes each one back."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._rows: dict[tuple[int, int], VersionRow] = {}
 
-    def get(self, ruleset_id: int, number: int) -> VersionRow | None:
+    # ------------------------------------------------------------------ mapping
+
+    def _map(self, rows: Sequence[VersionRow]) -> list[Version]:
+        """Aggregates of ``rows``, each with the ruleset whose owners govern it."""
+        for row in rows:
+            self._rows[(row.ruleset_id, row.number)] = row
+        known = {(row.ruleset_id, row.number): row for row in rows}
+        missing = {(row.ruleset_id, row.base_version) for row in rows
+                   if row.base_version is not None
+                   and (row.ruleset_id, row.base_version) not in known}
+        if missing:
+            bases = self.session.scalars(select(VersionRow).where(or_(*(
+                and_(VersionRow.ruleset_id == rid, VersionRow.number == number)
+                for rid, number in sorted(missing))))).all()
+            for base in bases:
+                known[(base.ruleset_id, base.number)] = base
+                self._rows.setdefault((base.ruleset_id, base.number), base)
+        return [self._to_version(row, known) for row in rows]
+
+    @staticmethod
+    def _to_version(row: VersionRow, known: dict[tuple[int, int], VersionRow]) -> Version:
+        name = row.ruleset.name
+        ruleset = parsed(row.content_hash, row.definition, name, row.number)
+        base = (known.get((row.ruleset_id, row.base_version))
+                if row.base_version is not None else None)
+        authority = (parsed(base.content_hash, base.definition, name, base.number)
+                     if base is not None else ruleset)
+        return Version(
+            ruleset_id=row.ruleset_id, ruleset_name=name, number=row.number,
+            status=VersionStatus(row.status), content=row.content,
+            definition=dict(row.definition), content_hash=row.content_hash,
+            author=row.author, ruleset=ruleset, authority=authority,
+            created_at=row.created_at, note=row.note or "", base_version=row.base_version,
+            effective_at=row.effective_at, approved_at=row.approved_at,
+            activated_at=row.activated_at, closed_at=row.closed_at,
+            signoffs=[Signoff(s.role, s.principal, SignoffDecision(s.decision),
+                              s.comment or "", s.at) for s in row.signoffs])
+
+    def _one(self, stmt: Select[VersionRow]) -> Version | None:
+        row = self.session.scalars(stmt).first()
+        return self._map([row])[0] if row is not None else None
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, ruleset_id: int, number: int) -> Version | None:
         """One version by ruleset and number."""
-        return self.session.scalars(select(VersionRow).where(
-            VersionRow.ruleset_id == ruleset_id, VersionRow.number == number)).first()
+        return self._one(select(VersionRow).where(
+            VersionRow.ruleset_id == ruleset_id, VersionRow.number == number))
 
-    def for_ruleset(self, ruleset_id: int) -> Sequence[VersionRow]:
+    def for_ruleset(self, ruleset_id: int) -> list[Version]:
         """Every version of a ruleset, oldest first."""
-        return self.session.scalars(select(VersionRow).where(
-            VersionRow.ruleset_id == ruleset_id).order_by(VersionRow.number)).all()
+        return self._map(self.session.scalars(select(VersionRow).where(
+            VersionRow.ruleset_id == ruleset_id).order_by(VersionRow.number)).all())
 
-    def active(self, ruleset_id: int) -> VersionRow | None:
+    def active(self, ruleset_id: int) -> Version | None:
         """The active version, if any."""
-        return self.session.scalars(select(VersionRow).where(
-            VersionRow.ruleset_id == ruleset_id, VersionRow.status == ACTIVE)).first()
+        return self._one(select(VersionRow).where(
+            VersionRow.ruleset_id == ruleset_id, VersionRow.status == ACTIVE))
 
-    def newest(self, ruleset_id: int) -> VersionRow | None:
+    def newest(self, ruleset_id: int) -> Version | None:
         """The highest-numbered version, if any."""
-        return self.session.scalars(select(VersionRow).where(
-            VersionRow.ruleset_id == ruleset_id).order_by(VersionRow.number.desc())).first()
+        return self._one(select(VersionRow).where(
+            VersionRow.ruleset_id == ruleset_id).order_by(VersionRow.number.desc()))
 
-    def next_number(self, ruleset_id: int) -> int:
-        """The number the next version of the ruleset gets."""
-        current = self.session.scalar(select(func.max(VersionRow.number)).where(
-            VersionRow.ruleset_id == ruleset_id))
-        return int(current or 0) + 1
-
-    def open_versions(self, ruleset_id: int) -> Sequence[VersionRow]:
+    def open_versions(self, ruleset_id: int) -> list[Version]:
         """Pending and approved (scheduled) versions, oldest first."""
-        return self.session.scalars(select(VersionRow).where(
+        return self._map(self.session.scalars(select(VersionRow).where(
             VersionRow.ruleset_id == ruleset_id,
-            VersionRow.status.in_(OPEN_STATUSES)).order_by(VersionRow.number)).all()
+            VersionRow.status.in_(OPEN_STATUSES)).order_by(VersionRow.number)).all())
 
-    def open_by_ruleset(self) -> dict[int, list[VersionRow]]:
+    def current(self, ruleset_id: int) -> list[Version]:
+        """The active and open versions of a ruleset, oldest first."""
+        return self._map(self.session.scalars(select(VersionRow).where(
+            VersionRow.ruleset_id == ruleset_id,
+            VersionRow.status.in_((ACTIVE, *OPEN_STATUSES))).order_by(VersionRow.number)
+        ).all())
+
+    def facts(self, ruleset_id: int) -> list[VersionFact]:
+        """Number, status, author and note of every version of a ruleset, oldest first."""
+        stmt = (select(VersionRow.number, VersionRow.status, VersionRow.author,
+                       VersionRow.note)
+                .where(VersionRow.ruleset_id == ruleset_id).order_by(VersionRow.number))
+        return [VersionFact(r[0], VersionStatus(r[1]), r[2], r[3] or "")
+                for r in self.session.execute(stmt)]
+
+    def open_by_ruleset(self) -> dict[int, list[Version]]:
         """Open versions of every ruleset, for listings."""
-        out: dict[int, list[VersionRow]] = {}
+        out: dict[int, list[Version]] = {}
         rows = self.session.scalars(select(VersionRow).where(
             VersionRow.status.in_(OPEN_STATUSES)).order_by(VersionRow.number)).all()
-        for row in rows:
-            out.setdefault(row.ruleset_id, []).append(row)
+        for version in self._map(rows):
+            out.setdefault(version.ruleset_id, []).append(version)
         return out
 
-    def active_by_ruleset(self) -> dict[int, VersionRow]:
+    def active_by_ruleset(self) -> dict[int, Version]:
         """The active version of every ruleset that has one."""
         rows = self.session.scalars(select(VersionRow).where(VersionRow.status == ACTIVE)).all()
-        return {row.ruleset_id: row for row in rows}
+        return {version.ruleset_id: version for version in self._map(rows)}
 
     def due_ruleset_names(self, now: datetime) -> list[str]:
         """Names of rulesets with an approved version whose effective time has come."""
@@ -127,17 +161,110 @@ class VersionRepository:
                 .distinct())
         return list(self.session.scalars(stmt).all())
 
-    def add(self, row: VersionRow) -> VersionRow:
-        """Stores a new version."""
-        self.session.add(row)
+    # ------------------------------------------------------------------ writes
+
+    def save(self, version: Version) -> None:
+        """Stores a new version, or writes a loaded one's lifecycle and new sign-offs."""
+        key = (version.ruleset_id, version.number)
+        row = self._rows.get(key)
+        if row is None:
+            row = VersionRow(
+                ruleset_id=version.ruleset_id, number=version.number,
+                status=version.status.value, content=version.content,
+                definition=version.definition, content_hash=version.content_hash,
+                author=version.author, note=version.note, base_version=version.base_version,
+                effective_at=version.effective_at, created_at=version.created_at)
+            self.session.add(row)
+            self._rows[key] = row
+        row.status = version.status.value
+        row.approved_at = version.approved_at
+        row.activated_at = version.activated_at
+        row.closed_at = version.closed_at
+        for s in version.signoffs[len(row.signoffs):]:
+            row.signoffs.append(SignoffRow(role=s.role, principal=s.principal,
+                                           decision=s.decision.value, comment=s.comment,
+                                           at=s.at))
         self.session.flush()
+
+
+class RulesetRepository:
+    """Rulesets, and the row lock that serialises every transition of one ruleset."""
+
+    def __init__(self, session: Session, versions: VersionRepository) -> None:
+        self.session = session
+        self.versions = versions
+        self._rows: dict[int, RulesetRow] = {}
+
+    @staticmethod
+    def _entry(row: RulesetRow) -> RulesetEntry:
+        return RulesetEntry(row.id, row.name, row.title, row.created_at)
+
+    def get(self, name: str) -> RulesetEntry | None:
+        """The ruleset by name, or None."""
+        row = self.session.scalars(select(RulesetRow).where(RulesetRow.name == name)).first()
+        return self._entry(row) if row is not None else None
+
+    def list_all(self) -> list[RulesetEntry]:
+        """Every ruleset, by name."""
+        return [self._entry(row) for row in
+                self.session.scalars(select(RulesetRow).order_by(RulesetRow.name)).all()]
+
+    def _lock(self, name: str) -> RulesetRow | None:
+        stmt = select(RulesetRow).where(RulesetRow.name == name).with_for_update()
+        row = self.session.execute(stmt).scalars().first()
+        if row is not None:
+            # The lock may have waited for another transaction: forget anything read before
+            # it so that every later query sees that transaction's results.
+            self.session.expire_all()
         return row
 
-    def add_signoff(self, row: SignoffRow) -> SignoffRow:
-        """Stores a sign-off."""
-        self.session.add(row)
-        self.session.flush()
-        return row
+    def _record(self, row: RulesetRow) -> RulesetRecord:
+        self._rows[row.id] = row
+        return RulesetRecord(
+            id=row.id, name=row.name, title=row.title, created_at=row.created_at,
+            loaded=self.versions.current(row.id), history=self.versions.facts(row.id))
+
+    def get_for_update(self, name: str) -> RulesetRecord | None:
+        """The ruleset with its active and open versions, its row locked until the
+        transaction ends (PostgreSQL; SQLite writers are serialised by BEGIN IMMEDIATE)."""
+        row = self._lock(name)
+        return self._record(row) if row is not None else None
+
+    def get_or_create_for_update(self, name: str, title: str) -> RulesetRecord:
+        """The locked ruleset, created first when it does not exist (race-safe)."""
+        row = self._lock(name)
+        if row is None:
+            try:
+                with self.session.begin_nested():
+                    self.session.add(RulesetRow(name=name, title=title))
+            except IntegrityError:
+                pass  # another transaction created it first; lock theirs
+            row = self._lock(name)
+            assert row is not None
+        return self._record(row)
+
+    def version_in(self, record: RulesetRecord, number: int) -> Version | None:
+        """A version of the record by number: the record's own copy when it holds one,
+        else loaded and taken into the record."""
+        found = record.find(number)
+        if found is not None:
+            return found
+        loaded = self.versions.get(record.id, number)
+        return record.adopt(loaded) if loaded is not None else None
+
+    def save(self, record: RulesetRecord) -> None:
+        """Writes the record's title and every version it holds."""
+        row = self._rows.get(record.id)
+        if row is None:
+            row = self.session.get(RulesetRow, record.id)
+            assert row is not None
+        row.title = record.title
+        # The active version last: the one-active-version index checks each row as it is
+        # written, so the version it supersedes must step down first.
+        versions = sorted(record.loaded,
+                          key=lambda v: (v.status is VersionStatus.ACTIVE, v.number))
+        for version in versions:
+            self.versions.save(version)
 
 
 class AuditRepository:
@@ -146,24 +273,58 @@ class AuditRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, ruleset_id: int, version: int | None, action: str, actor: str, at: datetime,
-            comment: str = "", details: dict[str, Any] | None = None) -> AuditEventRow:
-        """Appends one event."""
-        row = AuditEventRow(ruleset_id=ruleset_id, version=version, action=action, actor=actor,
-                            comment=comment or "", details=details or {}, at=at)
+    def add(self, ruleset_id: int, event: AuditEvent) -> AuditEvent:
+        """Appends one event; returns it with its id."""
+        row = AuditEventRow(ruleset_id=ruleset_id, version=event.version,
+                            action=event.action.value, actor=event.actor,
+                            comment=event.comment or "", details=event.details or {},
+                            at=event.at)
         self.session.add(row)
         self.session.flush()
-        return row
+        return replace(event, id=row.id)
 
     def for_ruleset(self, ruleset_id: int, version: int | None = None,
-             action: str | None = None) -> Sequence[AuditEventRow]:
+                    action: str | None = None) -> list[AuditEvent]:
         """A ruleset's events in the order they happened."""
         stmt = select(AuditEventRow).where(AuditEventRow.ruleset_id == ruleset_id)
         if version is not None:
             stmt = stmt.where(AuditEventRow.version == version)
         if action is not None:
             stmt = stmt.where(AuditEventRow.action == action)
-        return self.session.scalars(stmt.order_by(AuditEventRow.id)).all()
+        return [AuditEvent(e.version, AuditAction(e.action), e.actor, e.at, e.comment or "",
+                           dict(e.details or {}), e.id)
+                for e in self.session.scalars(stmt.order_by(AuditEventRow.id)).all()]
+
+
+class ActorRepository:
+    """Principals as the lifecycle rules see them: name, admin, automation."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, name: str) -> Actor | None:
+        """The principal, or None when unknown or revoked."""
+        row = self.session.scalars(select(PrincipalRow).where(PrincipalRow.name == name)).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return Actor(row.name, row.is_admin, row.is_automation)
+
+    def active_names(self) -> set[str]:
+        """Names of the principals that exist and are not revoked."""
+        return set(self.session.scalars(select(PrincipalRow.name).where(
+            PrincipalRow.revoked_at.is_(None))).all())
+
+
+class OutboxRepository:
+    """Events for subscribers, added in the transaction of the change they tell."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, event_type: str, ruleset_id: int | None, at: datetime,
+            data: dict[str, Any]) -> None:
+        """Adds one event."""
+        outbox.add_event(self.session, outbox.event_row(event_type, ruleset_id, at, data))
 
 
 class PrincipalRepository:
@@ -306,12 +467,18 @@ class LiveStateRepository:
         self.session.execute(stmt.on_conflict_do_update(
             index_elements=["id"], set_={"value": table.c.value + 1}))
 
-    def active_versions(self) -> Sequence[tuple[int, str, VersionRow | None]]:
-        """(ruleset id, name, active version or None) of every ruleset."""
+    def active_versions(self) -> Sequence[tuple[int, str, LoadedVersion | None]]:
+        """(ruleset id, name, active version parsed, or None) of every ruleset."""
         stmt = (select(RulesetRow.id, RulesetRow.name, VersionRow)
                 .outerjoin(VersionRow, and_(VersionRow.ruleset_id == RulesetRow.id,
                                             VersionRow.status == ACTIVE)))
-        return [(row[0], row[1], row[2]) for row in self.session.execute(stmt)]
+        out: list[tuple[int, str, LoadedVersion | None]] = []
+        for ruleset_id, name, row in self.session.execute(stmt):
+            loaded = None if row is None else LoadedVersion(
+                name, row.number, row.status,
+                parsed(row.content_hash, row.definition, name, row.number), ruleset_id)
+            out.append((ruleset_id, name, loaded))
+        return out
 
     def live_tokens(self) -> Sequence[tuple[str, str, bool, bool]]:
         """(token hash, principal name, is_admin, is_automation) of every usable token."""

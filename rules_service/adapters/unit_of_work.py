@@ -10,9 +10,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rules_service.adapters.orm import utcnow
 from rules_service.adapters.repositories import (
+    ActorRepository,
     AuditRepository,
     DecisionRepository,
     LiveStateRepository,
+    OutboxRepository,
     PrincipalRepository,
     RulesetRepository,
     VersionRepository,
@@ -31,6 +33,8 @@ class UnitOfWork:
     rulesets: RulesetRepository
     versions: VersionRepository
     audit: AuditRepository
+    actors: ActorRepository
+    outbox: OutboxRepository
     principals: PrincipalRepository
     decisions: DecisionRepository
     live: LiveStateRepository
@@ -65,9 +69,11 @@ class UnitOfWork:
         factory = self._readonly_factory if self._use_readonly else self._session_factory
         self._use_readonly = False
         self._session = factory()
-        self.rulesets = RulesetRepository(self._session)
         self.versions = VersionRepository(self._session)
+        self.rulesets = RulesetRepository(self._session, self.versions)
         self.audit = AuditRepository(self._session)
+        self.actors = ActorRepository(self._session)
+        self.outbox = OutboxRepository(self._session)
         self.principals = PrincipalRepository(self._session)
         self.decisions = DecisionRepository(self._session)
         self.live = LiveStateRepository(self._session)

@@ -31,7 +31,6 @@ from rules_service.adapters.orm import (
     OutboxEventRow,
     PrincipalRow,
     SubscriptionRow,
-    VersionRow,
     utcnow,
 )
 from rules_service.adapters.senders import Attempt, SmtpSettings, post_webhook, send_email
@@ -39,6 +38,7 @@ from rules_service.adapters.unit_of_work import Clock, UnitOfWork
 from rules_service.config import SettingsError, env_float, env_int
 from rules_service.domain import lifecycle
 from rules_service.domain import notifications as rules
+from rules_service.domain.versions import Version
 from rules_service.services.governance import ruleset_of
 
 log = logging.getLogger(__name__)
@@ -371,7 +371,7 @@ def default_recipients(uow: UnitOfWork, event: OutboxEventRow) -> list[str]:
     return []
 
 
-def _authority(uow: UnitOfWork, row: VersionRow) -> VersionRow:
+def _authority(uow: UnitOfWork, row: Version) -> Version:
     # Whose sign-off a version needs: its base's owners (as governance decides it).
     if row.base_version is not None:
         base = uow.versions.get(row.ruleset_id, row.base_version)

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rules_service.adapters.orm import VersionRow
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain.decision import Evaluation
 from rules_service.domain.diff import RulesetDiff, diff_definitions
@@ -20,10 +19,11 @@ from rules_service.domain.errors import Conflict, InputInvalid, NotFound, Reques
 from rules_service.domain.evaluator import Evaluator
 from rules_service.domain.impact import ImpactReport, RecordedDecision, replay_impact
 from rules_service.domain.inputs import validate_input
-from rules_service.domain.lifecycle import AuditAction
+from rules_service.domain.lifecycle import AuditAction, VersionStatus
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
-from rules_service.services.governance import activate_due, get_version, ruleset_of
+from rules_service.domain.versions import Version
+from rules_service.services.governance import activate_due, get_version
 from rules_service.services.views import VersionView
 
 MAX_IMPACT = 10_000
@@ -71,11 +71,11 @@ class DiffResult:
                 "impact": self.impact.to_dict() if self.impact is not None else None}
 
 
-def _started_from(uow: UnitOfWork, ruleset_id: int, row: VersionRow) -> int | None:
+def _started_from(uow: UnitOfWork, ruleset_id: int, row: Version) -> int | None:
     """Where the author of ``row`` started: the base they stated, or the older version whose
     content the proposal repeats (a revert); None when unknown."""
     for event in uow.audit.for_ruleset(ruleset_id, row.number):
-        if event.action == AuditAction.PROPOSED.value:
+        if event.action is AuditAction.PROPOSED:
             stated = (event.details or {}).get("started_from")
             if isinstance(stated, int):
                 return stated
@@ -84,7 +84,7 @@ def _started_from(uow: UnitOfWork, ruleset_id: int, row: VersionRow) -> int | No
     return same[-1] if same else None
 
 
-def _undone(uow: UnitOfWork, ruleset_id: int, row: VersionRow) -> tuple[UndoneVersion, ...]:
+def _undone(uow: UnitOfWork, ruleset_id: int, row: Version) -> tuple[UndoneVersion, ...]:
     """The changes of versions in the active line (newer than where the author started)
     that ``row`` takes back, newest version first.
 
@@ -166,7 +166,7 @@ def _decider(evaluator: Evaluator, ruleset: Ruleset, records: list[RecordedDecis
     return decide
 
 
-def _replay(evaluator: Evaluator, before: Ruleset | None, after: Ruleset,
+def replay(evaluator: Evaluator, before: Ruleset | None, after: Ruleset,
             records: list[RecordedDecision]) -> ImpactReport:
     """Each recorded input decided by both versions: only their differences are the change."""
     decide_before = _decider(evaluator, before, records) if before is not None else None
@@ -191,7 +191,8 @@ def diff_versions(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
         if rs is None:
             raise NotFound(f"no ruleset named {name}")
         if to_version is None:
-            pending = [v for v in uow.versions.open_versions(rs.id) if v.status == "pending"]
+            pending = [v for v in uow.versions.open_versions(rs.id)
+                       if v.status is VersionStatus.PENDING]
             if not pending:
                 raise Conflict("no_pending_version", f"ruleset {name} has no pending version; "
                                f"name the versions to compare with from= and to=")
@@ -210,8 +211,8 @@ def diff_versions(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
                 raise NotFound(f"ruleset {name} has no version {from_version}")
         diff = diff_definitions(dict(from_row.definition) if from_row is not None else None,
                                 dict(to_row.definition))
-        to_ruleset = ruleset_of(to_row)
-        from_ruleset = ruleset_of(from_row) if from_row is not None else None
+        to_ruleset = to_row.ruleset
+        from_ruleset = from_row.ruleset if from_row is not None else None
         records = []
         if impact is not None:
             records = [RecordedDecision(decision_id, dict(data), Outcome(outcome))
@@ -220,6 +221,6 @@ def diff_versions(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
         result_from = from_row.number if from_row is not None else None
         result_to = to_row.number
         undoes = _undone(uow, rs.id, to_row)
-    report = _replay(evaluator, from_ruleset, to_ruleset, records) if impact is not None else None
+    report = replay(evaluator, from_ruleset, to_ruleset, records) if impact is not None else None
     version = get_version(uow, name, result_to)
     return DiffResult(name, result_from, result_to, diff, report, undoes, version)

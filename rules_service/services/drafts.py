@@ -21,9 +21,8 @@ from rules_service.domain.inputs import validate_input
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
 from rules_service.domain.testing import TestResult, run_tests
-from rules_service.services import governance
-from rules_service.services.diffs import _replay
-from rules_service.services.governance import _parse_proposal, activate_due
+from rules_service.services.diffs import replay
+from rules_service.services.governance import activate_due, parse_proposal
 
 MAX_TRIES = 50
 """Most sample inputs tried at once."""
@@ -51,7 +50,7 @@ class DraftCheck:
 def check_draft(evaluator: Evaluator, name: str, content: str) -> DraftCheck:
     """Parses the draft as a version of ``name`` and runs its embedded tests."""
     try:
-        ruleset, _ = _parse_proposal(name, content, None)
+        ruleset, _ = parse_proposal(name, content, None)
     except DomainError as exc:
         return DraftCheck(tuple(getattr(exc, "problems", ()) or (Problem("", exc.message),)))
     return DraftCheck((), tuple(run_tests(ruleset, evaluator)), ruleset)
@@ -64,7 +63,7 @@ def try_draft(evaluator: Evaluator, name: str, content: str,
     Each answer is the decision (outcome, fired and deciding rules with reasons) or the
     input's problems; a draft with problems of its own raises ``RulesetInvalid``.
     """
-    ruleset, _ = _parse_proposal(name, content, None)
+    ruleset, _ = parse_proposal(name, content, None)
     answers: list[dict[str, Any]] = [{} for _ in inputs[:MAX_TRIES]]
     valid: list[tuple[int, dict[str, Any]]] = []
     for i, raw in enumerate(inputs[:MAX_TRIES]):
@@ -83,7 +82,7 @@ def try_draft(evaluator: Evaluator, name: str, content: str,
 def preview_draft(uow: UnitOfWork, evaluator: Evaluator, name: str, content: str, *,
                   impact: int = 100) -> dict[str, Any]:
     """The draft's diff against the active version and its impact on recent decisions."""
-    ruleset, _ = _parse_proposal(name, content, None)
+    ruleset, _ = parse_proposal(name, content, None)
     activate_due(uow)
     with uow.readonly():
         rs = uow.rulesets.get(name)
@@ -91,11 +90,11 @@ def preview_draft(uow: UnitOfWork, evaluator: Evaluator, name: str, content: str
             raise NotFound(f"no ruleset named {name}")
         active = uow.versions.active(rs.id)
         before = dict(active.definition) if active is not None else None
-        before_ruleset = governance.ruleset_of(active) if active is not None else None
+        before_ruleset = active.ruleset if active is not None else None
         records = [RecordedDecision(decision_id, dict(data), Outcome(outcome))
                    for decision_id, data, outcome in uow.decisions.recent_outcomes(rs.id, impact)]
         active_number = active.number if active is not None else None
     diff = diff_definitions(before, dict(ruleset.definition))
-    report = _replay(evaluator, before_ruleset, ruleset, records)
+    report = replay(evaluator, before_ruleset, ruleset, records)
     return {"ruleset": name, "from": active_number, "to": None, **diff.to_dict(),
             "impact": report.to_dict()}

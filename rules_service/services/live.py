@@ -161,11 +161,10 @@ class LiveState:
             generation = uow.live.generation()
             ruleset_ids: dict[str, int] = {}
             active: dict[str, LoadedVersion] = {}
-            for ruleset_id, name, row in uow.live.active_versions():
+            for ruleset_id, name, loaded in uow.live.active_versions():
                 ruleset_ids[name] = ruleset_id
-                if row is not None:
-                    active[name] = LoadedVersion(name, row.number, row.status,
-                                                 governance.ruleset_of(row), ruleset_id)
+                if loaded is not None:
+                    active[name] = loaded
             tokens = {digest: LivePrincipal(name, admin, automation)
                       for digest, name, admin, automation in uow.live.live_tokens()}
             times = uow.live.scheduled_times()

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from rules_service.domain.versions import Version
+
 
 def iso(moment: datetime | None) -> str | None:
     """ISO 8601 text of an aware datetime, or None."""
@@ -91,6 +93,22 @@ class VersionView:
                 "missing_signoffs": list(self.missing_signoffs),
                 "effective_at": iso(self.effective_at),
                 "activated_at": iso(self.activated_at)}
+
+
+def version_view(version: Version) -> VersionView:
+    """The view of a version: its state, who must sign it and who did, and its content."""
+    authority = version.authority
+    holders = {role: list(authority.holders_of(role)) for role in authority.signoff}
+    return VersionView(
+        ruleset=version.ruleset_name, version=version.number, status=version.status.value,
+        author=version.author, note=version.note, base_version=version.base_version,
+        content_hash=version.content_hash, effective_at=version.effective_at,
+        created_at=version.created_at, approved_at=version.approved_at,
+        activated_at=version.activated_at, closed_at=version.closed_at,
+        required_signoffs=tuple(authority.signoff), signoff_holders=holders,
+        signoffs=tuple(SignoffView(s.role, s.principal, s.decision.value, s.comment, s.at)
+                       for s in version.signoffs),
+        content=version.content, definition=dict(version.definition))
 
 
 @dataclass(frozen=True)
