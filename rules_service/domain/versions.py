@@ -9,7 +9,6 @@ transaction; nothing here touches a database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
