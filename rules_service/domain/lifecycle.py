@@ -1,8 +1,10 @@
-"""The version lifecycle and who may do what (contract sections 2 and 3), as pure functions.
+"""The version lifecycle's vocabulary and its rules: who may do what, as pure functions.
 
-Nothing here touches a database: the service layer loads the facts (the actor, the
-authority ruleset, the sign-offs so far) and asks these functions what is allowed and
-what the new state is.
+The statuses, audit actions and sign-off decisions, the acting ``Actor``, and the checks
+(``check_can_propose``, ``choose_signoff_role``, ...) that the ``Version`` and
+``RulesetRecord`` aggregates in ``domain.versions`` apply before every transition. Also
+the time helpers every layer shares (``ensure_utc``, ``parse_duration``). Nothing here
+touches a database.
 """
 
 from __future__ import annotations
