@@ -27,8 +27,8 @@ from datetime import datetime
 from rules_service.adapters.database import DatabaseUnavailable, is_unavailable
 from rules_service.adapters.unit_of_work import Clock, UnitOfWork
 from rules_service.domain.errors import Conflict
+from rules_service.domain.versions import LoadedVersion
 from rules_service.services import governance, principals
-from rules_service.services.governance import LoadedVersion
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from rules_service.domain.errors import Conflict, Forbidden
 from rules_service.domain.lifecycle import (
     Actor,
+    AuditAction,
     SignoffDecision,
     VersionStatus,
     check_can_propose,
@@ -28,6 +30,7 @@ from rules_service.domain.lifecycle import (
     status_after_signoffs,
 )
 from rules_service.domain.ruleset import Outcome, RoleHolders, Ruleset
+from rules_service.domain.versions import RulesetRecord, Version
 
 
 def _ruleset(signoff: tuple[str, ...] = ("business_owner", "approver"),
@@ -234,3 +237,65 @@ def test_a_ruleset_whose_owners_all_exist_has_no_owner_problems() -> None:
        .map(lambda d: timedelta(seconds=int(d.total_seconds())) or timedelta(seconds=1)))
 def test_every_duration_written_in_the_one_form_reads_back(delta: timedelta) -> None:
     assert parse_duration(format_duration(delta)) == delta
+
+
+# --------------------------------------------------------------------------- aggregates
+
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def _changed(limit: int, **changes: object) -> Ruleset:
+    """Another version's ruleset: its definition (and so its content hash) differs."""
+    return replace(_ruleset(), definition={"limit": limit}, **changes)  # type: ignore[arg-type]
+
+
+def _record_with_active_v1() -> tuple[RulesetRecord, Version]:
+    record = RulesetRecord(1, "demo", "Demo", NOW)
+    v1 = record.propose(ADMIN, _ruleset(), "v1", NOW)
+    record.sign_off(v1, Actor("biz"), SignoffDecision.APPROVE, NOW)
+    record.sign_off(v1, Actor("appr"), SignoffDecision.APPROVE, NOW)
+    return record, v1
+
+
+def test_a_version_records_the_events_its_sign_offs_cause_in_order() -> None:
+    record, v1 = _record_with_active_v1()
+    assert v1.status is VersionStatus.ACTIVE and record.active is v1
+    assert [(e.version, e.action.value) for e in record.events] == [
+        (1, "proposed"), (1, "signed_off"), (1, "signed_off"), (1, "approved"),
+        (1, "activated")]
+    assert record.events[-1].details == {"previous_version": None}
+
+
+def test_activating_supersedes_the_active_version_and_stales_versions_based_on_it() -> None:
+    record, v1 = _record_with_active_v1()
+    v2 = record.propose(Actor("dev"), _changed(2, title="Demo 2"), "v2", NOW)
+    v3 = record.propose(Actor("dev"), _changed(3), "v3", NOW)
+    record.events.clear()
+    assert record.activate(v2, "system", NOW, action=AuditAction.ACTIVATED) == 1
+    assert (v1.status, v2.status, v3.status) == (VersionStatus.SUPERSEDED,
+                                                 VersionStatus.ACTIVE, VersionStatus.STALE)
+    assert [(e.version, e.action.value) for e in record.events] == [
+        (1, "superseded"), (2, "activated"), (3, "stale")]
+    assert record.title == "Demo 2"
+
+
+def test_rolling_back_needs_authority_and_a_superseded_target() -> None:
+    record, v1 = _record_with_active_v1()
+    v2 = record.propose(Actor("dev"), _changed(2), "v2", NOW)
+    with pytest.raises(Conflict, match="never active"):
+        record.roll_back_to(v2, Actor("ops"), "r", NOW)
+    with pytest.raises(Forbidden):
+        record.roll_back_to(v1, Actor("dev"), "r", NOW)
+    with pytest.raises(Conflict, match="already active"):
+        record.roll_back_to(v1, Actor("ops"), "r", NOW)
+
+
+def test_only_the_author_withdraws_and_only_while_open() -> None:
+    record, v1 = _record_with_active_v1()
+    with pytest.raises(Conflict):
+        record.withdraw(v1, ADMIN, NOW)
+    v2 = record.propose(Actor("dev"), _changed(2), "v2", NOW)
+    with pytest.raises(Forbidden):
+        record.withdraw(v2, Actor("biz"), NOW)
+    record.withdraw(v2, Actor("dev"), NOW, comment="oops")
+    assert (v2.status, v2.events[-1].comment) == (VersionStatus.WITHDRAWN, "oops")
