@@ -38,6 +38,10 @@ _WAIT_TIMEOUT: type[BaseException] = getattr(pg_errors, "_WaitTimeout",
                                              pg_errors.OperationalError)
 
 
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sa_exc.SQLAlchemyError,)
+"""What the database layer raises when a query fails: for services that must survive it."""
+
+
 class DatabaseUnavailable(Exception):
     """The database did not answer in time, or is down: try again later (HTTP 503)."""
 

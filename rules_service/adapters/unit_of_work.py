@@ -8,7 +8,10 @@ from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from rules_service.adapters.decision_log import DecisionWriter
+from rules_service.adapters.escalations import EscalationRepository
 from rules_service.adapters.orm import utcnow
+from rules_service.adapters.outbox import OutboxRepository
 from rules_service.adapters.repositories import (
     AuditRepository,
     DecisionRepository,
@@ -17,6 +20,7 @@ from rules_service.adapters.repositories import (
     RulesetRepository,
     VersionRepository,
 )
+from rules_service.adapters.subscriptions import DeliveryRepository, SubscriptionRepository
 
 Clock = Callable[[], datetime]
 
@@ -34,6 +38,11 @@ class UnitOfWork:
     principals: PrincipalRepository
     decisions: DecisionRepository
     live: LiveStateRepository
+    decision_log: DecisionWriter
+    escalations: EscalationRepository
+    outbox: OutboxRepository
+    subscriptions: SubscriptionRepository
+    deliveries: DeliveryRepository
 
     def __init__(self, session_factory: sessionmaker[Session],
                  readonly_session_factory: sessionmaker[Session] | None = None,
@@ -71,6 +80,11 @@ class UnitOfWork:
         self.principals = PrincipalRepository(self._session)
         self.decisions = DecisionRepository(self._session)
         self.live = LiveStateRepository(self._session)
+        self.decision_log = DecisionWriter(self._session)
+        self.escalations = EscalationRepository(self._session)
+        self.outbox = OutboxRepository(self._session)
+        self.subscriptions = SubscriptionRepository(self._session)
+        self.deliveries = DeliveryRepository(self._session)
         self._live_changed = False
         return self
 
