@@ -12,6 +12,7 @@ from rules_service.adapters.decision_log import DecisionWriter
 from rules_service.adapters.escalations import EscalationRepository
 from rules_service.adapters.orm import utcnow
 from rules_service.adapters.outbox import OutboxRepository
+from rules_service.adapters.principal_store import PrincipalStore
 from rules_service.adapters.repositories import (
     AuditRepository,
     DecisionRepository,
@@ -43,6 +44,7 @@ class UnitOfWork:
     outbox: OutboxRepository
     subscriptions: SubscriptionRepository
     deliveries: DeliveryRepository
+    people: PrincipalStore
 
     def __init__(self, session_factory: sessionmaker[Session],
                  readonly_session_factory: sessionmaker[Session] | None = None,
@@ -85,6 +87,7 @@ class UnitOfWork:
         self.outbox = OutboxRepository(self._session)
         self.subscriptions = SubscriptionRepository(self._session)
         self.deliveries = DeliveryRepository(self._session)
+        self.people = PrincipalStore(self._session)
         self._live_changed = False
         return self
 

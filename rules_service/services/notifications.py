@@ -325,9 +325,10 @@ def set_contact(uow: UnitOfWork, name: str, *, email: str | None) -> str | None:
     if email is not None and not _EMAIL.match(email):
         raise RequestInvalid([Problem("email", f"not an email address: {email!r}")])
     with uow:
-        row = uow.principals.get(name)
-        if row is None:
+        account = uow.people.get(name)
+        if account is None:
             raise NotFound(f"no principal named {name}")
-        row.email = email
+        account.email = email
+        uow.people.save(account)
         uow.commit()
     return email
