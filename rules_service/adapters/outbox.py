@@ -161,11 +161,6 @@ class OutboxRepository:
         """Ruleset names by id."""
         return ruleset_names(self.session, ids)
 
-    def probe(self) -> None:
-        """Counts the rulesets: raises when the database is unreachable or not migrated
-        (a real table is read, so a missing migration shows)."""
-        self.session.scalar(select(func.count()).select_from(RULESETS))
-
     def oldest_waiting(self) -> datetime | None:
         """When the oldest event not yet fanned out happened."""
         return self.session.scalar(select(func.min(OutboxEventRow.occurred_at))

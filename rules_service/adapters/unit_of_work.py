@@ -8,6 +8,7 @@ from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from rules_service.adapters.database import HealthProbe
 from rules_service.adapters.decision_log import DecisionWriter
 from rules_service.adapters.escalations import EscalationRepository
 from rules_service.adapters.orm import utcnow
@@ -45,6 +46,7 @@ class UnitOfWork:
     subscriptions: SubscriptionRepository
     deliveries: DeliveryRepository
     people: PrincipalStore
+    health: HealthProbe
 
     def __init__(self, session_factory: sessionmaker[Session],
                  readonly_session_factory: sessionmaker[Session] | None = None,
@@ -88,6 +90,7 @@ class UnitOfWork:
         self.subscriptions = SubscriptionRepository(self._session)
         self.deliveries = DeliveryRepository(self._session)
         self.people = PrincipalStore(self._session)
+        self.health = HealthProbe(self._session)
         self._live_changed = False
         return self
 

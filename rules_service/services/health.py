@@ -28,7 +28,7 @@ def check(uow: UnitOfWork) -> HealthReport:
     """Queries a real table, so a missing migration counts as unhealthy too."""
     try:
         with uow.readonly():
-            uow.outbox.probe()
+            uow.health.check()
     except DATABASE_ERRORS as exc:
         log.warning("health check failed: %s", exc)
         return HealthReport(False, "unreachable or not migrated")
