@@ -22,11 +22,13 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+
+from rules_service.adapters.orm import RulesetRow
 
 READONLY_OPTION = "rules_service_readonly"
 
@@ -36,6 +38,10 @@ cancels a slow statement itself; the client only gives up on a server that says 
 
 _WAIT_TIMEOUT: type[BaseException] = getattr(pg_errors, "_WaitTimeout",
                                              pg_errors.OperationalError)
+
+
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sa_exc.SQLAlchemyError,)
+"""What the database layer raises when a query fails: for services that must survive it."""
 
 
 class DatabaseUnavailable(Exception):
@@ -209,3 +215,15 @@ def make_session_factory(engine: Engine, *, readonly: bool = False) -> sessionma
     """Sessions bound to the engine; ``readonly`` ones take no write lock on SQLite."""
     bind = engine.execution_options(**{READONLY_OPTION: True}) if readonly else engine
     return sessionmaker(bind=bind, expire_on_commit=False, autoflush=True)
+
+
+class HealthProbe:
+    """Whether the database answers and is migrated, in the unit of work's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def check(self) -> None:
+        """Counts the rulesets: raises when the database is unreachable or not migrated
+        (a real table is read, so a missing migration shows)."""
+        self.session.scalar(select(func.count()).select_from(RulesetRow))

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from rules_service.adapters import outbox, rollups
 from rules_service.adapters.database import DatabaseUnavailable, is_unavailable
@@ -111,6 +112,18 @@ class DecisionRecord:
         """What the rollups count of it."""
         return rollups.RolledDecision(self.ruleset_id, self.version, self.evaluated_at,
                                       self.outcome, self.fallback, self.duration_ms)
+
+
+class DecisionWriter:
+    """Writes decisions in a unit of work's transaction (the evaluate path uses a
+    ``DecisionStore`` instead, which groups commits)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def write(self, records: Sequence[DecisionRecord]) -> set[str]:
+        """Inserts the records (see ``write_decisions``); the ids inserted."""
+        return write_decisions(self.session.connection(), records)
 
 
 def write_decisions(connection: Connection, records: Sequence[DecisionRecord]) -> set[str]:

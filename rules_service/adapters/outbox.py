@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import Connection, Table, and_, insert, or_, select, update
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
 
 from rules_service.adapters.orm import (
     DeliveryRow,
@@ -24,6 +24,8 @@ from rules_service.adapters.orm import (
     RulesetRow,
     SubscriptionRow,
 )
+from rules_service.domain import notifications
+from rules_service.domain.notifications import OutboxEvent
 
 OUTBOX: Table = OutboxEventRow.__table__  # type: ignore[assignment]
 DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[assignment]
@@ -31,7 +33,7 @@ SUBSCRIPTIONS: Table = SubscriptionRow.__table__  # type: ignore[assignment]
 ESCALATIONS: Table = EscalationRow.__table__  # type: ignore[assignment]
 RULESETS: Table = RulesetRow.__table__  # type: ignore[assignment]
 
-RETRYABLE_STATES = ("queued", "failed")
+RETRYABLE_STATES = notifications.RETRYABLE_STATES
 """Deliveries the worker still has to attempt."""
 
 
@@ -68,7 +70,7 @@ def add_event(session: Session, row: dict[str, Any]) -> None:
     session.execute(insert(OUTBOX), [row])
 
 
-def _skip_locked(stmt: Any, session: Session) -> Any:
+def skip_locked(stmt: Any, session: Session) -> Any:
     # SQLite renders no FOR UPDATE at all; its writers are serialised by BEGIN IMMEDIATE.
     if session.get_bind().dialect.name == "postgresql":
         return stmt.with_for_update(skip_locked=True)
@@ -79,19 +81,7 @@ def claim_events(session: Session, limit: int) -> list[OutboxEventRow]:
     """Events not yet fanned out, oldest first, locked for this transaction."""
     stmt = (select(OutboxEventRow).where(OutboxEventRow.dispatched_at.is_(None))
             .order_by(OutboxEventRow.occurred_at, OutboxEventRow.id).limit(limit))
-    return list(session.scalars(_skip_locked(stmt, session)))
-
-
-def claim_due_escalations(session: Session, now: datetime, limit: int) -> list[EscalationRow]:
-    """Open escalations whose next step along the runbook's path is due, locked."""
-    e = EscalationRow
-    # Past the target, as GET /v1/escalations?overdue=true counts it: strictly after.
-    stmt = (select(e).where(e.status == "open", e.due_at.is_not(None), e.due_at < now,
-                            or_(e.breached_at.is_(None), e.next_step_at < now))
-            .order_by(e.due_at, e.id).limit(limit))
-    # No eager joins: FOR UPDATE cannot lock the nullable side of an outer join.
-    stmt = stmt.options(lazyload("*"))
-    return list(session.scalars(_skip_locked(stmt, session)))
+    return list(session.scalars(skip_locked(stmt, session)))
 
 
 def claim_deliveries(session: Session, now: datetime, lease_until: datetime,
@@ -102,7 +92,7 @@ def claim_deliveries(session: Session, now: datetime, lease_until: datetime,
     stmt = (select(d).where(d.state.in_(RETRYABLE_STATES), d.next_attempt_at <= now,
                             or_(d.leased_until.is_(None), d.leased_until <= now))
             .order_by(d.next_attempt_at, d.id).limit(limit))
-    rows = list(session.scalars(_skip_locked(stmt, session)))
+    rows = list(session.scalars(skip_locked(stmt, session)))
     for row in rows:
         row.leased_until = lease_until
         row.attempts += 1
@@ -130,3 +120,48 @@ def ruleset_names(session: Session, ids: Iterable[int | None]) -> dict[int, str]
     rows = session.execute(select(RULESETS.c.id, RULESETS.c.name)
                            .where(RULESETS.c.id.in_(wanted)))
     return {row.id: row.name for row in rows}
+
+
+def outbox_event(row: OutboxEventRow) -> OutboxEvent:
+    """The domain event of an ``outbox_events`` row."""
+    return OutboxEvent(row.id, row.type, row.ruleset_id, row.occurred_at, row.data,
+                       row.dispatched_at)
+
+
+class OutboxRepository:
+    """The outbox as the services use it: add an event, claim the ones to fan out."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._claimed: dict[str, OutboxEventRow] = {}
+
+    def add(self, event_type: str, ruleset_id: int | None, occurred_at: datetime,
+            data: dict[str, Any]) -> None:
+        """Adds one event in the current transaction (rolled back with it)."""
+        add_event(self.session, event_row(event_type, ruleset_id, occurred_at, data))
+
+    def claim(self, limit: int) -> list[OutboxEvent]:
+        """Events not yet fanned out, oldest first, locked for this transaction."""
+        rows = claim_events(self.session, limit)
+        self._claimed.update((row.id, row) for row in rows)
+        return [outbox_event(row) for row in rows]
+
+    def mark_dispatched(self, events: Iterable[OutboxEvent], now: datetime) -> None:
+        """Marks claimed events fanned out."""
+        for event in events:
+            self._claimed[event.id].dispatched_at = now
+        self.session.flush()
+
+    def by_ids(self, ids: Iterable[str]) -> dict[str, OutboxEvent]:
+        """Events by id."""
+        return {row.id: outbox_event(row) for row in self.session.scalars(
+            select(OutboxEventRow).where(OutboxEventRow.id.in_(set(ids))))}
+
+    def ruleset_names(self, ids: Iterable[int | None]) -> dict[int, str]:
+        """Ruleset names by id."""
+        return ruleset_names(self.session, ids)
+
+    def oldest_waiting(self) -> datetime | None:
+        """When the oldest event not yet fanned out happened."""
+        return self.session.scalar(select(func.min(OutboxEventRow.occurred_at))
+                                   .where(OutboxEventRow.dispatched_at.is_(None)))

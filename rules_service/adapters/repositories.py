@@ -12,7 +12,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from rules_service.adapters import outbox
 from rules_service.adapters.orm import (
     ApiTokenRow,
     AuditEventRow,
@@ -313,18 +312,6 @@ class ActorRepository:
         """Names of the principals that exist and are not revoked."""
         return set(self.session.scalars(select(PrincipalRow.name).where(
             PrincipalRow.revoked_at.is_(None))).all())
-
-
-class OutboxRepository:
-    """Events for subscribers, added in the transaction of the change they tell."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def add(self, event_type: str, ruleset_id: int | None, at: datetime,
-            data: dict[str, Any]) -> None:
-        """Adds one event."""
-        outbox.add_event(self.session, outbox.event_row(event_type, ruleset_id, at, data))
 
 
 class PrincipalRepository:

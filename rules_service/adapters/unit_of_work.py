@@ -8,17 +8,22 @@ from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from rules_service.adapters.database import HealthProbe
+from rules_service.adapters.decision_log import DecisionWriter
+from rules_service.adapters.escalations import EscalationRepository
 from rules_service.adapters.orm import utcnow
+from rules_service.adapters.outbox import OutboxRepository
+from rules_service.adapters.principal_store import PrincipalStore
 from rules_service.adapters.repositories import (
     ActorRepository,
     AuditRepository,
     DecisionRepository,
     LiveStateRepository,
-    OutboxRepository,
     PrincipalRepository,
     RulesetRepository,
     VersionRepository,
 )
+from rules_service.adapters.subscriptions import DeliveryRepository, SubscriptionRepository
 
 Clock = Callable[[], datetime]
 
@@ -38,6 +43,12 @@ class UnitOfWork:
     principals: PrincipalRepository
     decisions: DecisionRepository
     live: LiveStateRepository
+    decision_log: DecisionWriter
+    escalations: EscalationRepository
+    subscriptions: SubscriptionRepository
+    deliveries: DeliveryRepository
+    people: PrincipalStore
+    health: HealthProbe
 
     def __init__(self, session_factory: sessionmaker[Session],
                  readonly_session_factory: sessionmaker[Session] | None = None,
@@ -77,6 +88,12 @@ class UnitOfWork:
         self.principals = PrincipalRepository(self._session)
         self.decisions = DecisionRepository(self._session)
         self.live = LiveStateRepository(self._session)
+        self.decision_log = DecisionWriter(self._session)
+        self.escalations = EscalationRepository(self._session)
+        self.subscriptions = SubscriptionRepository(self._session)
+        self.deliveries = DeliveryRepository(self._session)
+        self.people = PrincipalStore(self._session)
+        self.health = HealthProbe(self._session)
         self._live_changed = False
         return self
 

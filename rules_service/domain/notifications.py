@@ -9,11 +9,12 @@ import hashlib
 import hmac
 import json
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from rules_service.domain.errors import Conflict
 from rules_service.domain.lifecycle import AuditAction
 from rules_service.domain.ruleset import ROLES, Ruleset
 
@@ -170,3 +171,130 @@ def matches(events: Sequence[str], ruleset_filter: str | None, event_type: str,
             ruleset: str | None) -> bool:
     """Whether a subscription (its events and ruleset, None for all) wants this event."""
     return event_type in events and (ruleset_filter is None or ruleset_filter == ruleset)
+
+
+RETRYABLE_STATES: tuple[str, ...] = ("queued", "failed")
+"""Deliveries still to be attempted."""
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """Something that happened, waiting in the outbox to be fanned out to deliveries."""
+
+    id: str
+    type: str
+    ruleset_id: int | None
+    occurred_at: datetime
+    data: dict[str, Any]
+    dispatched_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A webhook or email address that asked to hear of some event types."""
+
+    id: str
+    url: str
+    events: list[str]
+    ruleset: str | None
+    secret: str | None
+    created_by: str
+    created_at: datetime
+
+    def wants(self, event: OutboxEvent, ruleset: str | None) -> bool:
+        """Whether this subscription hears of the event: one of its types and its ruleset
+        filter, and only what happened after it was made (not the backlog)."""
+        return (self.created_at <= event.occurred_at
+                and matches(self.events, self.ruleset, event.type, ruleset))
+
+
+@dataclass
+class Delivery:
+    """One event to one target (a subscription's URL or a person's address)."""
+
+    id: str
+    event_id: str
+    event_type: str
+    subscription_id: str | None
+    recipient: str | None
+    target: str
+    state: str = "queued"
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    leased_until: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    created_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+    def retry(self, now: datetime) -> None:
+        """Queues a dead delivery again with a fresh count of tries: 409 ``not_dead`` for
+        any other, 409 ``subscription_deleted`` when nobody is left to deliver to."""
+        if self.state != "dead":
+            raise Conflict("not_dead", f"the delivery is {self.state}; only a dead delivery "
+                                       f"is retried by hand")
+        if self.subscription_id is None and self.recipient is None:
+            raise Conflict("subscription_deleted", "the delivery's subscription was deleted")
+        self.state = "queued"
+        self.attempts = 0
+        self.next_attempt_at = now
+        self.leased_until = None
+
+
+def fan_out(event: OutboxEvent, ruleset: str | None, subscriptions: Iterable[Subscription],
+            recipients: Iterable[str], contacts: Mapping[str, str], now: datetime,
+            new_id: Callable[[], str]) -> list[Delivery]:
+    """The deliveries of one event: one per subscription that wants it, then one per
+    default recipient with a contact address not already a target."""
+    out: list[Delivery] = []
+    targets: set[str] = set()
+
+    def add(target: str, subscription_id: str | None, recipient: str | None) -> None:
+        targets.add(target.lower())
+        out.append(Delivery(new_id(), event.id, event.type, subscription_id, recipient,
+                            target, "queued", 0, now, None, None, None, now, None))
+
+    for sub in subscriptions:
+        if sub.wants(event, ruleset):
+            add(sub.url, sub.id, None)
+    for person in recipients:
+        email = contacts.get(person)
+        if email and f"mailto:{email}".lower() not in targets:
+            add(f"mailto:{email}", None, person)
+    return out
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many tries a delivery gets, and the backoff between them."""
+
+    max_attempts: int
+    backoff_base_s: float
+    backoff_cap_s: float
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What an attempt leaves on its delivery: the new state and the fields to record."""
+
+    state: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def attempt_outcome(delivered: bool, status: int | None, error: str | None, attempts: int,
+                    now: datetime, policy: RetryPolicy,
+                    rng: random.Random | None = None) -> AttemptOutcome:
+    """After the ``attempts``-th try: delivered, failed (retried after a backoff with
+    jitter), or dead once the tries are spent."""
+    values: dict[str, Any] = {"last_status": status, "last_error": error}
+    if delivered:
+        state = "delivered"
+        values["delivered_at"] = now
+    elif attempts >= policy.max_attempts:
+        state = "dead"
+    else:
+        state = "failed"
+        values["next_attempt_at"] = now + retry_delay(
+            attempts, base_s=policy.backoff_base_s, cap_s=policy.backoff_cap_s, rng=rng)
+    values["state"] = state
+    return AttemptOutcome(state, values)

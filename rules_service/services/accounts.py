@@ -10,23 +10,24 @@ the same rule about who may sign in at all (a known, unrevoked, human principal)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from rules_service.adapters.orm import PrincipalRow
 from rules_service.adapters.unit_of_work import UnitOfWork
+from rules_service.domain.accounts import FIRST_WAIT, FREE_FAILURES, LONGEST_WAIT
 from rules_service.domain.errors import DomainError, NotFound, RequestInvalid
 from rules_service.domain.lifecycle import ensure_utc
 from rules_service.domain.problems import Problem
 
+__all__ = ["FIRST_WAIT", "FREE_FAILURES", "LONGEST_WAIT", "MAX_PASSWORD_LENGTH",
+           "MIN_PASSWORD_LENGTH", "SignInLocked", "SignInRefused", "SignedIn",
+           "password_problems", "principal_for_sign_in", "set_password",
+           "sign_in_with_password"]
+
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
-FREE_FAILURES = 3
-"""Failed sign-ins in a row allowed before each further attempt has to wait."""
-FIRST_WAIT = timedelta(seconds=2)
-LONGEST_WAIT = timedelta(minutes=15)
 
 _hasher = PasswordHasher()
 # Verified against when the name is unknown, so a wrong name costs as long as a wrong password.
@@ -60,13 +61,6 @@ class SignedIn:
     is_admin: bool
 
 
-def _wait_after(failures: int) -> timedelta | None:
-    """How long the next attempt waits after ``failures`` failures in a row (doubling)."""
-    if failures < FREE_FAILURES:
-        return None
-    return min(FIRST_WAIT * 2 ** (failures - FREE_FAILURES), LONGEST_WAIT)
-
-
 def password_problems(password: str) -> list[Problem]:
     """Why a password cannot be used (empty when it can)."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
@@ -82,22 +76,17 @@ def set_password(uow: UnitOfWork, name: str, password: str) -> None:
     """Sets a person's password; 404 unknown, 422 an automation or an unusable password."""
     problems = password_problems(password)
     with uow:
-        row = uow.principals.get(name)
-        if row is None:
+        account = uow.people.get(name)
+        if account is None:
             raise NotFound(f"no principal named {name}")
-        if row.is_automation:
+        if account.is_automation:
             problems.insert(0, Problem("name", f"{name} is an automation principal; "
                                                f"automations cannot sign in"))
         if problems:
             raise RequestInvalid(problems)
-        row.password_hash = _hasher.hash(password)
-        row.failed_sign_ins = 0
-        row.sign_in_locked_until = None
+        account.set_password_hash(_hasher.hash(password))
+        uow.people.save(account)
         uow.commit()
-
-
-def _may_sign_in(row: PrincipalRow | None) -> bool:
-    return row is not None and row.revoked_at is None and not row.is_automation
 
 
 def principal_for_sign_in(uow: UnitOfWork, name: str) -> SignedIn | None:
@@ -107,9 +96,9 @@ def principal_for_sign_in(uow: UnitOfWork, name: str) -> SignedIn | None:
     principal also ends its sessions.
     """
     with uow.readonly():
-        row = uow.principals.get(name)
-        return SignedIn(row.name, row.is_admin) if row is not None and _may_sign_in(row) \
-            else None
+        account = uow.people.get(name)
+        return SignedIn(account.name, account.is_admin) \
+            if account is not None and account.may_sign_in else None
 
 
 def sign_in_with_password(uow: UnitOfWork, name: str, password: str) -> SignedIn:
@@ -122,24 +111,23 @@ def sign_in_with_password(uow: UnitOfWork, name: str, password: str) -> SignedIn
         raise SignInRefused("wrong name or password")
     with uow:
         now = ensure_utc(uow.now())
-        row = uow.principals.get(name) if isinstance(name, str) and name else None
-        if row is None or row.password_hash is None:
+        account = uow.people.get(name) if isinstance(name, str) and name else None
+        if account is None or account.password_hash is None:
             _verify(_DUMMY_HASH, password)
             raise SignInRefused("wrong name or password")
-        locked = row.sign_in_locked_until
-        if locked is not None and ensure_utc(locked) > now:
-            raise SignInLocked(ensure_utc(locked))
-        if not _verify(row.password_hash, password) or not _may_sign_in(row):
-            row.failed_sign_ins += 1
-            wait = _wait_after(row.failed_sign_ins)
-            row.sign_in_locked_until = now + wait if wait is not None else None
+        locked = account.locked_until(now)
+        if locked is not None:
+            raise SignInLocked(locked)
+        if not _verify(account.password_hash, password) or not account.may_sign_in:
+            account.sign_in_failed(now)
+            uow.people.save(account)
             uow.commit()
             raise SignInRefused("wrong name or password")
-        row.failed_sign_ins = 0
-        row.sign_in_locked_until = None
-        if _hasher.check_needs_rehash(row.password_hash):
-            row.password_hash = _hasher.hash(password)
-        signed_in = SignedIn(row.name, row.is_admin)
+        account.signed_in()
+        if _hasher.check_needs_rehash(account.password_hash):
+            account.password_hash = _hasher.hash(password)
+        signed_in = SignedIn(account.name, account.is_admin)
+        uow.people.save(account)
         uow.commit()
     return signed_in
 

@@ -10,20 +10,18 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import uuid_utils
 
-from rules_service.adapters import rollups
-from rules_service.adapters.decision_log import DecisionRecord, EscalationRecord, write_decisions
-from rules_service.adapters.orm import DecisionRow, EscalationRow
+from rules_service.adapters.decision_log import DecisionRecord, EscalationRecord
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain import lifecycle
 from rules_service.domain.decision import Evaluation
 from rules_service.domain.errors import Conflict, NotFound, RequestInvalid
+from rules_service.domain.escalations import RESOLUTIONS, DecisionFacts, Escalation
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
-from rules_service.services import events
 from rules_service.services.governance import resolve_actor, ruleset_of
 from rules_service.services.views import iso
 
@@ -113,13 +111,80 @@ def request_hash(ruleset: str, version: int | None, data: dict[str, Any]) -> str
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _escalation_view(row: EscalationRow, ruleset: str | None = None) -> EscalationView:
-    return EscalationView(row.id, row.decision_id, ruleset or row.ruleset.name, row.version,
+class StoredEscalation(Protocol):
+    """What this module reads of a stored escalation."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def decision_id(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def to_role(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def due_at(self) -> datetime | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def resolved_at(self) -> datetime | None: ...
+    @property
+    def resolved_by(self) -> str | None: ...
+    @property
+    def resolution(self) -> str | None: ...
+    @property
+    def comment(self) -> str: ...
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class StoredDecision(Protocol):
+    """What this module reads of a stored decision, as the decision repository gives it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def ruleset(self) -> _Named: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def fired_rules(self) -> list[dict[str, Any]]: ...
+    @property
+    def deciding_rules(self) -> list[str]: ...
+    @property
+    def fallback(self) -> bool: ...
+    @property
+    def fallback_reason(self) -> str | None: ...
+    @property
+    def evaluated_at(self) -> datetime: ...
+    @property
+    def duration_ms(self) -> float: ...
+    @property
+    def input(self) -> dict[str, Any]: ...
+    @property
+    def caller(self) -> str: ...
+    @property
+    def idempotency_key(self) -> str | None: ...
+    @property
+    def request_hash(self) -> str | None: ...
+    @property
+    def escalation(self) -> StoredEscalation | None: ...
+
+
+def _escalation_view(row: StoredEscalation, ruleset: str) -> EscalationView:
+    return EscalationView(row.id, row.decision_id, ruleset, row.version,
                           row.to_role, row.status, row.due_at, row.created_at,
                           row.resolved_at, row.resolved_by, row.resolution, row.comment)
 
 
-def escalation_context(decision: DecisionRow) -> dict[str, Any]:
+def escalation_context(decision: DecisionFacts) -> dict[str, Any]:
     """What a person resolving an escalation needs of its decision: the input, and the
     deciding rules with their reasons."""
     reasons = {f.get("id"): f.get("reason") for f in decision.fired_rules}
@@ -130,12 +195,14 @@ def escalation_context(decision: DecisionRow) -> dict[str, Any]:
             "evaluated_at": iso(decision.evaluated_at)}
 
 
-def _escalation_in_context(row: EscalationRow) -> EscalationView:
-    view = _escalation_view(row)
-    return dataclasses.replace(view, decision=escalation_context(row.decision))
+def _escalation_in_context(escalation: Escalation) -> EscalationView:
+    view = _escalation_view(escalation, escalation.ruleset)
+    if escalation.decision is None:
+        return view
+    return dataclasses.replace(view, decision=escalation_context(escalation.decision))
 
 
-def decision_view(row: DecisionRow, ruleset: str, escalation: EscalationRow | None,
+def decision_view(row: StoredDecision, ruleset: str, escalation: StoredEscalation | None,
                   replayed: bool = False) -> DecisionView:
     """The view of a decision row and its escalation (given, so nothing is lazily loaded)."""
     esc = _escalation_view(escalation, ruleset) if escalation is not None else None
@@ -145,7 +212,7 @@ def decision_view(row: DecisionRow, ruleset: str, escalation: EscalationRow | No
                         dict(row.input), row.caller, row.idempotency_key, replayed)
 
 
-def _view(row: DecisionRow, replayed: bool = False) -> DecisionView:
+def _view(row: StoredDecision, replayed: bool = False) -> DecisionView:
     return decision_view(row, row.ruleset.name, row.escalation, replayed)
 
 
@@ -197,7 +264,7 @@ def record_view(record: DecisionRecord, ruleset: str) -> DecisionView:
                         record.idempotency_key)
 
 
-def _replay(row: DecisionRow, digest: str | None) -> DecisionView:
+def _replay(row: StoredDecision, digest: str | None) -> DecisionView:
     if row.request_hash != digest:
         raise Conflict("idempotency_conflict", f"idempotency key {row.idempotency_key!r} was "
                        f"already used by this caller for a different request")
@@ -253,7 +320,7 @@ def record_decision(uow: UnitOfWork, *, ruleset: str, version: int, evaluation: 
         record = decision_record(rs.id, version, ruleset_of(version_row), evaluation,
                                  caller=caller, now=now, idempotency_key=idempotency_key,
                                  request_hash=request_hash)
-        inserted = write_decisions(uow.session.connection(), [record])
+        inserted = uow.decision_log.write([record])
         uow.commit()
     [view] = answers(lambda: uow, rs.name, [record], inserted)
     return view
@@ -268,7 +335,7 @@ def get_decision(uow: UnitOfWork, decision_id: str) -> DecisionView:
         return _view(row)
 
 
-def _encode_cursor(row: DecisionRow) -> str:
+def _encode_cursor(row: StoredDecision) -> str:
     raw = f"{row.evaluated_at.isoformat()}|{row.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -325,10 +392,9 @@ def list_escalations(uow: UnitOfWork, *, status: str | None = None,
             if rs is None:
                 raise NotFound(f"no ruleset named {ruleset}")
             ruleset_id = rs.id
-        rows = uow.decisions.list_escalations(
-            status=status, ruleset_id=ruleset_id,
-            overdue_at=uow.now() if overdue else None, limit=limit)
-        return [_escalation_in_context(r) for r in rows]
+        found = uow.escalations.find(status=status, ruleset_id=ruleset_id,
+                                     overdue_at=uow.now() if overdue else None, limit=limit)
+        return [_escalation_in_context(e) for e in found]
 
 
 def resolve_escalation(uow: UnitOfWork, escalation_id: str, *, resolution: str,
@@ -338,28 +404,17 @@ def resolve_escalation(uow: UnitOfWork, escalation_id: str, *, resolution: str,
 
     403 for anyone else; 404 unknown; 409 ``already_resolved``.
     """
-    if resolution not in ("approve", "reject"):
+    if resolution not in RESOLUTIONS:
         raise RequestInvalid([Problem("resolution", "must be approve or reject")])
     with uow:
         who = resolve_actor(uow, actor)
-        row = uow.decisions.get_escalation(escalation_id, for_update=True)
-        if row is None:
+        escalation = uow.escalations.get(escalation_id, for_update=True, with_decision=True)
+        if escalation is None:
             raise NotFound(f"no escalation with id {escalation_id}")
-        version_row = uow.versions.get(row.ruleset_id, row.version)
+        version_row = uow.versions.get(escalation.ruleset_id, escalation.version)
         assert version_row is not None  # foreign keys keep the version
-        lifecycle.check_can_resolve_escalation(who, ruleset_of(version_row), row.to_role)
-        if row.status != "open":
-            raise Conflict("already_resolved", f"the escalation was already resolved "
-                           f"({row.resolution}) by {row.resolved_by}")
-        row.status = "resolved"
-        row.resolution = resolution
-        row.resolved_by = who.name
-        resolved_at = row.resolved_at = uow.now()
-        row.comment = comment or ""
-        uow.session.flush()
-        rollups.add_resolutions(uow.session.connection(), [rollups.RolledResolution(
-            row.ruleset_id, row.created_at, resolved_at, row.due_at)])
-        events.escalation_resolved(uow, row)
-        view = _escalation_in_context(row)
+        escalation.resolve(who, ruleset_of(version_row), resolution, comment, uow.now())
+        uow.escalations.save(escalation)
+        view = _escalation_in_context(escalation)
         uow.commit()
     return view

@@ -22,21 +22,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import insert, select
-from sqlalchemy.exc import SQLAlchemyError
 
-from rules_service.adapters import outbox
-from rules_service.adapters.orm import (
-    EscalationStepRow,
-    OutboxEventRow,
-    PrincipalRow,
-    SubscriptionRow,
-    utcnow,
-)
+from rules_service.adapters.database import DATABASE_ERRORS
 from rules_service.adapters.senders import Attempt, SmtpSettings, post_webhook, send_email
-from rules_service.adapters.unit_of_work import Clock, UnitOfWork
+from rules_service.adapters.unit_of_work import Clock, UnitOfWork, utcnow
 from rules_service.config import SettingsError, env_float, env_int
-from rules_service.domain import lifecycle
 from rules_service.domain import notifications as rules
 from rules_service.domain.versions import Version
 from rules_service.services.governance import ruleset_of
@@ -137,6 +127,9 @@ class Worker:
         self.settings = settings or DeliverySettings()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
         self._webhook = webhook
+        self._policy = rules.RetryPolicy(self.settings.max_attempts,
+                                         self.settings.backoff_base_s,
+                                         self.settings.backoff_cap_s)
 
     # ------------------------------------------------------------------ the loop
 
@@ -153,7 +146,7 @@ class Worker:
         while not stop.is_set():
             try:
                 busy = self.run_once().busy
-            except SQLAlchemyError as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("worker pass failed (%s); trying again shortly", exc)
                 busy = False
             except Exception:  # noqa: BLE001 - one bad row must not stop every notification
@@ -171,40 +164,13 @@ class Worker:
         taken = 0
         with uow:
             now = uow.now()
-            for row in outbox.claim_due_escalations(uow.session, now, self.settings.batch):
-                version = uow.versions.get(row.ruleset_id, row.version)
+            for escalation in uow.escalations.claim_due(now, self.settings.batch):
+                version = uow.versions.get(escalation.ruleset_id, escalation.version)
                 if version is None:
                     continue
-                ruleset = ruleset_of(version)
-                try:
-                    interval = lifecycle.parse_duration(ruleset.response_time_target or "")
-                except ValueError:
-                    interval = None
-                step_at = row.due_at if row.steps_taken == 0 else row.next_step_at
-                assert step_at is not None  # the claim selects only rows with a step due
-                if interval is None or interval <= timedelta(0):
-                    step = rules.EscalationStep(row.steps_taken + 1, None, None)
-                else:
-                    step = rules.escalation_step(ruleset, row.to_role, row.steps_taken,
-                                                 step_at, interval)
-                if row.breached_at is None:
-                    row.breached_at = now
-                row.steps_taken = step.step
-                row.next_step_at = step.next_step_at
-                uow.session.add(EscalationStepRow(escalation_id=row.id,
-                                                  decision_evaluated_at=row.decision_evaluated_at,
-                                                  step=step.step,
-                                                  principal=step.notify, at=now))
-                outbox.add_event(uow.session, outbox.event_row(
-                    "escalation.overdue", row.ruleset_id, now,
-                    {"escalation_id": row.id, "decision_id": row.decision_id,
-                     "version": row.version, "to_role": row.to_role,
-                     "due_at": row.due_at.isoformat() if row.due_at else None,
-                     "step": step.step, "notify": step.notify,
-                     "next_step_at": step.next_step_at.isoformat()
-                     if step.next_step_at else None}))
+                escalation.take_step(ruleset_of(version), now)
+                uow.escalations.save(escalation)
                 taken += 1
-            uow.session.flush()
             uow.commit()
         return taken
 
@@ -216,52 +182,21 @@ class Worker:
         uow = self._uow()
         with uow:
             now = uow.now()
-            events = outbox.claim_events(uow.session, self.settings.batch)
+            events = uow.outbox.claim(self.settings.batch)
             if not events:
                 return 0
-            names = outbox.ruleset_names(uow.session, (e.ruleset_id for e in events))
-            subscriptions = list(uow.session.scalars(select(SubscriptionRow)))
-            contacts = {name: email for name, email in uow.session.execute(
-                select(PrincipalRow.name, PrincipalRow.email)
-                .where(PrincipalRow.email.is_not(None), PrincipalRow.revoked_at.is_(None)))
-                if email}
-            rows: list[dict[str, Any]] = []
+            names = uow.outbox.ruleset_names(e.ruleset_id for e in events)
+            subscriptions = uow.subscriptions.all()
+            contacts = uow.subscriptions.contacts()
+            deliveries: list[rules.Delivery] = []
             for event in events:
-                rows.extend(self._deliveries_of(uow, event, names.get(event.ruleset_id or 0),
-                                                subscriptions, contacts, now))
-                event.dispatched_at = now
-            uow.session.flush()
-            if rows:
-                uow.session.execute(insert(outbox.DELIVERIES), rows)
+                deliveries.extend(rules.fan_out(
+                    event, names.get(event.ruleset_id or 0), subscriptions,
+                    default_recipients(uow, event), contacts, now, _new_id))
+            uow.outbox.mark_dispatched(events, now)
+            uow.deliveries.add_all(deliveries)
             uow.commit()
         return len(events)
-
-    def _deliveries_of(self, uow: UnitOfWork, event: OutboxEventRow, ruleset: str | None,
-                       subscriptions: list[SubscriptionRow], contacts: dict[str, str],
-                       now: datetime) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        targets: set[str] = set()
-
-        def add(target: str, subscription_id: str | None, recipient: str | None) -> None:
-            targets.add(target.lower())
-            out.append({"id": str(uuid_utils.uuid7()), "event_id": event.id,
-                        "event_type": event.type, "subscription_id": subscription_id,
-                        "recipient": recipient, "target": target, "state": "queued",
-                        "attempts": 0, "next_attempt_at": now, "leased_until": None,
-                        "last_status": None, "last_error": None, "created_at": now,
-                        "delivered_at": None})
-
-        for sub in subscriptions:
-            # A subscription hears of what happens after it was made, not the backlog.
-            if sub.created_at > event.occurred_at:
-                continue
-            if rules.matches(sub.events, sub.ruleset, event.type, ruleset):
-                add(sub.url, sub.id, None)
-        for person in default_recipients(uow, event):
-            email = contacts.get(person)
-            if email and f"mailto:{email}".lower() not in targets:
-                add(f"mailto:{email}", None, person)
-        return out
 
     # ------------------------------------------------------------------ delivery
 
@@ -283,16 +218,12 @@ class Worker:
         with uow:
             now = uow.now()
             lease_until = now + timedelta(seconds=self.settings.lease_s)
-            rows = outbox.claim_deliveries(uow.session, now, lease_until, self.settings.batch)
+            rows = uow.deliveries.claim(now, lease_until, self.settings.batch)
             if not rows:
                 return []
-            events = {e.id: e for e in uow.session.scalars(
-                select(OutboxEventRow).where(OutboxEventRow.id.in_({r.event_id for r in rows})))}
-            secrets = {sub_id: secret for sub_id, secret in uow.session.execute(
-                select(SubscriptionRow.id, SubscriptionRow.secret).where(
-                    SubscriptionRow.id.in_({r.subscription_id for r in rows
-                                            if r.subscription_id})))}
-            names = outbox.ruleset_names(uow.session, (e.ruleset_id for e in events.values()))
+            events = uow.outbox.by_ids({r.event_id for r in rows})
+            secrets = uow.subscriptions.secrets(r.subscription_id for r in rows)
+            names = uow.outbox.ruleset_names(e.ruleset_id for e in events.values())
             jobs = []
             for row in rows:
                 event = events[row.event_id]
@@ -312,21 +243,10 @@ class Worker:
         uow = self._uow()
         with uow:
             now = uow.now()
-            values: dict[str, Any] = {"last_status": attempt.status,
-                                      "last_error": attempt.error}
-            if attempt.delivered:
-                state = "delivered"
-                values["delivered_at"] = now
-            elif job.attempts >= self.settings.max_attempts:
-                state = "dead"
-            else:
-                state = "failed"
-                values["next_attempt_at"] = now + rules.retry_delay(
-                    job.attempts, base_s=self.settings.backoff_base_s,
-                    cap_s=self.settings.backoff_cap_s, rng=self._rng)
-            values["state"] = state
-            if not outbox.finish_delivery(uow.session, job.delivery_id, job.lease_until,
-                                          values):
+            outcome = rules.attempt_outcome(attempt.delivered, attempt.status, attempt.error,
+                                            job.attempts, now, self._policy, self._rng)
+            state = outcome.state
+            if not uow.deliveries.finish(job.delivery_id, job.lease_until, outcome.values):
                 log.warning("delivery %s was taken over while it was sent", job.delivery_id)
             uow.commit()
         return state
@@ -348,7 +268,11 @@ class Worker:
         return self._webhook(job.target, body, headers, self.settings.timeout_s)
 
 
-def default_recipients(uow: UnitOfWork, event: OutboxEventRow) -> list[str]:
+def _new_id() -> str:
+    return str(uuid_utils.uuid7())
+
+
+def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
     """Who hears of an event without subscribing (issue 10): a proposal, the holders of the
     required sign-off roles; an activation or rollback, the four owners; a new escalation,
     the holder of its role; an overdue one, the next person on the runbook's path."""

@@ -6,10 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
-
-from rules_service.adapters.orm import RulesetRow
+from rules_service.adapters.database import DATABASE_ERRORS
 from rules_service.adapters.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -31,8 +28,8 @@ def check(uow: UnitOfWork) -> HealthReport:
     """Queries a real table, so a missing migration counts as unhealthy too."""
     try:
         with uow.readonly():
-            uow.session.scalar(select(func.count()).select_from(RulesetRow))
-    except SQLAlchemyError as exc:
+            uow.health.check()
+    except DATABASE_ERRORS as exc:
         log.warning("health check failed: %s", exc)
         return HealthReport(False, "unreachable or not migrated")
     return HealthReport(True, "ok")

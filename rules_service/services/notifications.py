@@ -14,21 +14,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import uuid_utils
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session
 
-from rules_service.adapters.orm import (
-    DeliveryRow,
-    EscalationRow,
-    EscalationStepRow,
-    OutboxEventRow,
-    SubscriptionRow,
-)
-from rules_service.adapters.outbox import ruleset_names
+from rules_service.adapters.escalations import breaches_by_ruleset
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain import lifecycle
 from rules_service.domain import notifications as rules
-from rules_service.domain.errors import Conflict, Forbidden, NotFound, RequestInvalid
+from rules_service.domain.errors import Forbidden, NotFound, RequestInvalid
 from rules_service.domain.problems import Problem
 from rules_service.services.governance import resolve_actor, ruleset_of
 from rules_service.services.views import iso
@@ -87,7 +78,10 @@ class DeliveryView:
                 "delivered_at": iso(self.delivered_at), "payload": self.payload}
 
 
-def _subscription_view(row: SubscriptionRow) -> SubscriptionView:
+__all__ = ["breaches_by_ruleset"]  # the dashboard reads breaches through this module
+
+
+def _subscription_view(row: rules.Subscription) -> SubscriptionView:
     return SubscriptionView(row.id, row.url, list(row.events), row.ruleset, row.created_by,
                             row.created_at)
 
@@ -158,12 +152,9 @@ def create_subscription(uow: UnitOfWork, *, url: str, events: list[str],
         _check_owner(uow, actor, ruleset, "subscribe")
         if ruleset is not None and uow.rulesets.get(ruleset) is None:
             raise NotFound(f"no ruleset named {ruleset}")
-        row = SubscriptionRow(id=str(uuid_utils.uuid7()), url=url, events=wanted,
-                              ruleset=ruleset, secret=secret or None, created_by=actor,
-                              created_at=uow.now())
-        uow.session.add(row)
-        uow.session.flush()
-        view = _subscription_view(row)
+        stored = uow.subscriptions.add(rules.Subscription(
+            str(uuid_utils.uuid7()), url, wanted, ruleset, secret or None, actor, uow.now()))
+        view = _subscription_view(stored)
         uow.commit()
     return view
 
@@ -172,10 +163,8 @@ def list_subscriptions(uow: UnitOfWork, *, actor: str) -> list[SubscriptionView]
     """Every subscription for an admin; one's own for anyone else."""
     with uow.readonly():
         who = resolve_actor(uow, actor)
-        stmt = select(SubscriptionRow).order_by(SubscriptionRow.created_at, SubscriptionRow.id)
-        if not who.is_admin:
-            stmt = stmt.where(SubscriptionRow.created_by == who.name)
-        return [_subscription_view(r) for r in uow.session.scalars(stmt)]
+        found = uow.subscriptions.find(created_by=None if who.is_admin else who.name)
+        return [_subscription_view(s) for s in found]
 
 
 def delete_subscription(uow: UnitOfWork, subscription_id: str, *, actor: str) -> None:
@@ -184,24 +173,20 @@ def delete_subscription(uow: UnitOfWork, subscription_id: str, *, actor: str) ->
     403 unless admin, its creator or an owner of its ruleset; 404 unknown.
     """
     with uow:
-        row = uow.session.get(SubscriptionRow, subscription_id)
-        if row is None:
+        sub = uow.subscriptions.get(subscription_id)
+        if sub is None:
             raise NotFound(f"no subscription with id {subscription_id}")
-        if resolve_actor(uow, actor).name != row.created_by:
-            _check_owner(uow, actor, row.ruleset, "delete this subscription")
-        uow.session.execute(
-            update(DeliveryRow).where(DeliveryRow.subscription_id == row.id,
-                                      DeliveryRow.state.in_(("queued", "failed")))
-            .values(state="dead", last_error="the subscription was deleted",
-                    leased_until=None))
-        uow.session.delete(row)
+        if resolve_actor(uow, actor).name != sub.created_by:
+            _check_owner(uow, actor, sub.ruleset, "delete this subscription")
+        uow.subscriptions.delete(sub.id)
         uow.commit()
 
 
 # --------------------------------------------------------------------------- deliveries
 
 
-def _encode_cursor(row: DeliveryRow) -> str:
+def _encode_cursor(row: rules.Delivery) -> str:
+    assert row.created_at is not None  # every stored delivery has one
     raw = f"{row.created_at.isoformat()}|{row.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -215,12 +200,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise RequestInvalid([Problem("cursor", "not a cursor this service gave out")]) from None
 
 
-def _delivery_views(uow: UnitOfWork, rows: list[DeliveryRow]) -> list[DeliveryView]:
-    events = {e.id: e for e in uow.session.scalars(
-        select(OutboxEventRow).where(OutboxEventRow.id.in_({r.event_id for r in rows})))}
-    names = ruleset_names(uow.session, (e.ruleset_id for e in events.values()))
+def _delivery_views(uow: UnitOfWork, rows: list[rules.Delivery]) -> list[DeliveryView]:
+    events = uow.outbox.by_ids({r.event_id for r in rows})
+    names = uow.outbox.ruleset_names(e.ruleset_id for e in events.values())
     out = []
     for row in rows:
+        assert row.created_at is not None  # every stored delivery has one
         event = events[row.event_id]
         payload = json.loads(rules.webhook_body(event.id, event.type, event.occurred_at,
                                                 names.get(event.ruleset_id or 0), event.data))
@@ -250,21 +235,9 @@ def list_deliveries(uow: UnitOfWork, *, actor: str, state: str | None = None,
     before = _decode_cursor(cursor) if cursor else None
     with uow.readonly():
         who = resolve_actor(uow, actor)
-        d = DeliveryRow
-        stmt = select(d).order_by(d.created_at.desc(), d.id.desc()).limit(limit + 1)
-        if state is not None:
-            stmt = stmt.where(d.state == state)
-        if event is not None:
-            stmt = stmt.where(d.event_type == event)
-        if subscription is not None:
-            stmt = stmt.where(d.subscription_id == subscription)
-        if before is not None:
-            stmt = stmt.where(or_(d.created_at < before[0],
-                                  and_(d.created_at == before[0], d.id < before[1])))
-        if not who.is_admin:
-            mine = select(SubscriptionRow.id).where(SubscriptionRow.created_by == who.name)
-            stmt = stmt.where(d.subscription_id.in_(mine))
-        rows = list(uow.session.scalars(stmt))
+        rows = uow.deliveries.page(limit=limit + 1, state=state, event=event,
+                                   subscription=subscription, before=before,
+                                   created_by=None if who.is_admin else who.name)
         next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
         return _delivery_views(uow, rows[:limit]), next_cursor
 
@@ -276,24 +249,16 @@ def retry_delivery(uow: UnitOfWork, delivery_id: str, *, actor: str) -> Delivery
     """
     with uow:
         who = resolve_actor(uow, actor)
-        row = uow.session.get(DeliveryRow, delivery_id)
-        if row is None:
+        delivery = uow.deliveries.get(delivery_id)
+        if delivery is None:
             raise NotFound(f"no delivery with id {delivery_id}")
-        sub = uow.session.get(SubscriptionRow, row.subscription_id) \
-            if row.subscription_id else None
+        sub = uow.subscriptions.get(delivery.subscription_id) \
+            if delivery.subscription_id else None
         if not who.is_admin and (sub is None or sub.created_by != who.name):
             raise Forbidden("only an admin or the subscription's creator can retry it")
-        if row.state != "dead":
-            raise Conflict("not_dead", f"the delivery is {row.state}; only a dead delivery "
-                                       f"is retried by hand")
-        if row.subscription_id is None and row.recipient is None:
-            raise Conflict("subscription_deleted", "the delivery's subscription was deleted")
-        row.state = "queued"
-        row.attempts = 0
-        row.next_attempt_at = uow.now()
-        row.leased_until = None
-        uow.session.flush()
-        [view] = _delivery_views(uow, [row])
+        delivery.retry(uow.now())
+        uow.deliveries.save(delivery)
+        [view] = _delivery_views(uow, [delivery])
         uow.commit()
     return view
 
@@ -312,13 +277,9 @@ def delivery_health(uow: UnitOfWork) -> DeliveryHealth:
     with uow.readonly():
         now = uow.now()
         counts = {state: 0 for state in rules.DELIVERY_STATES}
-        for state, count in uow.session.execute(
-                select(DeliveryRow.state, func.count()).group_by(DeliveryRow.state)):
-            counts[state] = int(count)
-        oldest = uow.session.scalar(select(func.min(DeliveryRow.created_at))
-                                    .where(DeliveryRow.state.in_(("queued", "failed"))))
-        oldest_event = uow.session.scalar(select(func.min(OutboxEventRow.occurred_at))
-                                          .where(OutboxEventRow.dispatched_at.is_(None)))
+        counts.update(uow.deliveries.counts_by_state())
+        oldest = uow.deliveries.oldest_waiting()
+        oldest_event = uow.outbox.oldest_waiting()
         waiting = [t for t in (oldest, oldest_event) if t is not None]
         age = (now - lifecycle.ensure_utc(min(waiting))).total_seconds() if waiting else 0.0
         return DeliveryHealth(counts, max(0.0, age))
@@ -327,29 +288,11 @@ def delivery_health(uow: UnitOfWork) -> DeliveryHealth:
 # --------------------------------------------------------------------------- escalations
 
 
-def breaches_by_ruleset(session: Session, *, since: datetime | None = None,
-                        until: datetime | None = None,
-                        ruleset_ids: list[int] | None = None) -> dict[int, int]:
-    """Per ruleset, how many escalations passed their response-time target (the worker
-    marked them overdue) with their due time in [since, until): the dashboard's breaches.
-    Read from the partial index on breached escalations, never the whole table."""
-    e = EscalationRow
-    stmt = (select(e.ruleset_id, func.count()).where(e.breached_at.is_not(None))
-            .group_by(e.ruleset_id))
-    if since is not None:
-        stmt = stmt.where(e.due_at >= since)
-    if until is not None:
-        stmt = stmt.where(e.due_at < until)
-    if ruleset_ids is not None:
-        stmt = stmt.where(e.ruleset_id.in_(ruleset_ids))
-    return {int(rid): int(count) for rid, count in session.execute(stmt)}
-
-
 def escalation_breaches(uow: UnitOfWork, *, since: datetime | None = None,
                         until: datetime | None = None) -> int:
     """How many escalations breached their target with their due time in [since, until)."""
     with uow.readonly():
-        return sum(breaches_by_ruleset(uow.session, since=since, until=until).values())
+        return sum(uow.escalations.breaches(since=since, until=until).values())
 
 
 @dataclass(frozen=True)
@@ -368,12 +311,10 @@ class EscalationStepView:
 def escalation_steps(uow: UnitOfWork, escalation_id: str) -> list[EscalationStepView]:
     """The steps an escalation took along its path, in order; 404 when unknown."""
     with uow.readonly():
-        if uow.decisions.get_escalation(escalation_id) is None:
+        if not uow.escalations.exists(escalation_id):
             raise NotFound(f"no escalation with id {escalation_id}")
-        rows = uow.session.scalars(select(EscalationStepRow)
-                                   .where(EscalationStepRow.escalation_id == escalation_id)
-                                   .order_by(EscalationStepRow.step))
-        return [EscalationStepView(r.step, r.principal, r.at) for r in rows]
+        return [EscalationStepView(s.step, s.principal, s.at)
+                for s in uow.escalations.steps(escalation_id)]
 
 
 # --------------------------------------------------------------------------- contacts
@@ -384,9 +325,10 @@ def set_contact(uow: UnitOfWork, name: str, *, email: str | None) -> str | None:
     if email is not None and not _EMAIL.match(email):
         raise RequestInvalid([Problem("email", f"not an email address: {email!r}")])
     with uow:
-        row = uow.principals.get(name)
-        if row is None:
+        account = uow.people.get(name)
+        if account is None:
             raise NotFound(f"no principal named {name}")
-        row.email = email
+        account.email = email
+        uow.people.save(account)
         uow.commit()
     return email

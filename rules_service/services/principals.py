@@ -6,9 +6,10 @@ import hashlib
 import hmac
 import re
 import secrets
+from datetime import datetime
 
-from rules_service.adapters.orm import ApiTokenRow, PrincipalRow
 from rules_service.adapters.unit_of_work import UnitOfWork
+from rules_service.domain.accounts import Account
 from rules_service.domain.errors import Conflict, NotFound, RequestInvalid
 from rules_service.domain.problems import Problem
 from rules_service.services.views import IssuedToken, PrincipalView
@@ -24,17 +25,14 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _view(row: PrincipalRow) -> PrincipalView:
-    live = sum(1 for t in row.tokens if t.revoked_at is None)
-    return PrincipalView(row.name, row.is_admin, row.is_automation, row.created_at,
-                         row.revoked_at, live)
+def _view(account: Account) -> PrincipalView:
+    return PrincipalView(account.name, account.is_admin, account.is_automation,
+                         account.created_at, account.revoked_at, account.live_tokens)
 
 
-def _issue(uow: UnitOfWork, row: PrincipalRow) -> str:
+def _new_token(account: Account, now: datetime) -> str:
     token = secrets.token_urlsafe(32)
-    uow.principals.add_token(ApiTokenRow(principal_id=row.id, token_hash=hash_token(token),
-                                         created_at=uow.now()))
-    uow.session.refresh(row)
+    account.issue(hash_token(token), now)
     return token
 
 
@@ -51,14 +49,12 @@ def add_principal(uow: UnitOfWork, name: str, *, is_admin: bool = False,
     if problems:
         raise RequestInvalid(problems)
     with uow:
-        if uow.principals.get(name) is not None:
+        if uow.people.get(name) is not None:
             raise Conflict("principal_exists", f"a principal named {name} exists already; "
                            f"use 'principals token {name}' to issue it a new token")
-        row = uow.principals.add(PrincipalRow(name=name, is_admin=is_admin,
-                                              is_automation=is_automation,
-                                              created_at=uow.now()))
-        token = _issue(uow, row)
-        view = _view(row)
+        account = Account(name, uow.now(), is_admin=is_admin, is_automation=is_automation)
+        token = _new_token(account, uow.now())
+        view = _view(uow.people.add(account))
         uow.live_changed()
         uow.commit()
     return IssuedToken(view, token)
@@ -67,12 +63,11 @@ def add_principal(uow: UnitOfWork, name: str, *, is_admin: bool = False,
 def issue_token(uow: UnitOfWork, name: str) -> IssuedToken:
     """A new token for an existing principal (re-enabling one whose tokens were revoked)."""
     with uow:
-        row = uow.principals.get(name)
-        if row is None:
+        account = uow.people.get(name)
+        if account is None:
             raise NotFound(f"no principal named {name}")
-        row.revoked_at = None
-        token = _issue(uow, row)
-        view = _view(row)
+        token = _new_token(account, uow.now())
+        view = _view(uow.people.save(account))
         uow.live_changed()
         uow.commit()
     return IssuedToken(view, token)
@@ -81,16 +76,11 @@ def issue_token(uow: UnitOfWork, name: str) -> IssuedToken:
 def revoke_principal(uow: UnitOfWork, name: str) -> PrincipalView:
     """Revokes every token of the principal; it can do nothing until issued a new one."""
     with uow:
-        row = uow.principals.get(name)
-        if row is None:
+        account = uow.people.get(name)
+        if account is None:
             raise NotFound(f"no principal named {name}")
-        now = uow.now()
-        row.revoked_at = now
-        for token in row.tokens:
-            if token.revoked_at is None:
-                token.revoked_at = now
-        uow.session.flush()
-        view = _view(row)
+        account.revoke(uow.now())
+        view = _view(uow.people.save(account))
         uow.live_changed()
         uow.commit()
     return view
@@ -99,16 +89,16 @@ def revoke_principal(uow: UnitOfWork, name: str) -> PrincipalView:
 def list_principals(uow: UnitOfWork) -> list[PrincipalView]:
     """Every principal (never a token)."""
     with uow.readonly():
-        return [_view(row) for row in uow.principals.all()]
+        return [_view(account) for account in uow.people.all()]
 
 
 def get_principal(uow: UnitOfWork, name: str) -> PrincipalView:
     """One principal by name; 404 when unknown."""
     with uow.readonly():
-        row = uow.principals.get(name)
-        if row is None:
+        account = uow.people.get(name)
+        if account is None:
             raise NotFound(f"no principal named {name}")
-        return _view(row)
+        return _view(account)
 
 
 def authenticate(uow: UnitOfWork, token: str | None) -> PrincipalView | None:
@@ -117,9 +107,12 @@ def authenticate(uow: UnitOfWork, token: str | None) -> PrincipalView | None:
         return None
     digest = hash_token(token)
     with uow.readonly():
-        row = uow.principals.token_by_hash(digest)
-        if row is None or not hmac.compare_digest(row.token_hash, digest):
+        found = uow.people.by_token_hash(digest)
+        if found is None:
             return None
-        if row.revoked_at is not None or row.principal.revoked_at is not None:
+        stored, account = found
+        if not hmac.compare_digest(stored.token_hash, digest):
             return None
-        return _view(row.principal)
+        if stored.revoked_at is not None or account.revoked_at is not None:
+            return None
+        return _view(account)

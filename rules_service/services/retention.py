@@ -14,9 +14,9 @@ For each calendar month (UTC) that ended before ``now - older_than``, oldest fir
    the counts and the file's sha256 (``sha256sum`` prints the same).
 3. Only then is the month removed, after checking in the removing transaction that it
    still holds the rows archived and no open escalation: on PostgreSQL its partitions of
-   ``decisions`` and ``escalations`` are detached and dropped (``adapters.partitions``);
-   on SQLite its decisions are deleted in batches, each batch with their keys and
-   escalations (whose steps go by the foreign key's cascade).
+   ``decisions`` and ``escalations`` are detached and dropped; on SQLite its decisions
+   are deleted in batches, each batch with their keys and escalations (whose steps go by
+   the foreign key's cascade). The SQL of all this is in ``adapters.retention_store``.
 
 The rollups (``decision_rollups*``, ``decision_totals``, ``escalation_rollups*``) are not
 touched, so the dashboard and /metrics keep every figure they take from them for the
@@ -31,34 +31,14 @@ import gzip
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, delete, func, select, text
-
-from rules_service.adapters import partitions
-from rules_service.adapters.database import READONLY_OPTION
-from rules_service.adapters.orm import (
-    DecisionKeyRow,
-    DecisionRow,
-    EscalationRow,
-    EscalationStepRow,
-    RulesetRow,
-)
 from rules_service.adapters.partitions import Month
+from rules_service.adapters.retention_store import Counts, Database, RetentionStore
 from rules_service.services.views import iso
-
-DECISIONS: Table = DecisionRow.__table__  # type: ignore[assignment]
-ESCALATIONS: Table = EscalationRow.__table__  # type: ignore[assignment]
-KEYS: Table = DecisionKeyRow.__table__  # type: ignore[assignment]
-STEPS: Table = EscalationStepRow.__table__  # type: ignore[assignment]
-RULESETS: Table = RulesetRow.__table__  # type: ignore[assignment]
-
-DELETE_BATCH = 5000
-"""Decisions deleted per transaction on SQLite, so writers wait at most one batch."""
 
 
 class RetentionError(RuntimeError):
@@ -105,64 +85,6 @@ class RetentionReport:
         return out
 
 
-def _in(column: Any, month: Month) -> Any:
-    return and_(column >= month.start, column < month.end)
-
-
-def _counts(conn: Connection, month: Month) -> tuple[int, int, int]:
-    """(decisions, escalations, open escalations) of the month."""
-    decisions = conn.execute(select(func.count()).select_from(DECISIONS).where(
-        _in(DECISIONS.c.evaluated_at, month))).scalar_one()
-    escalations, still_open = conn.execute(select(
-        func.count(), func.count().filter(ESCALATIONS.c.status == "open")).where(
-        _in(ESCALATIONS.c.decision_evaluated_at, month))).one()
-    return int(decisions), int(escalations), int(still_open or 0)
-
-
-def _months(conn: Connection, cutoff: datetime) -> list[Month]:
-    """The months that ended before the cutoff and may hold decisions, oldest first."""
-    if partitions.is_partitioned(conn):
-        return [m for m in partitions.existing_months(conn) if m.end <= cutoff]
-    oldest = conn.execute(select(func.min(DECISIONS.c.evaluated_at))).scalar()
-    if oldest is None:
-        return []
-    last = Month.of(cutoff).previous()
-    return partitions.months_between(Month.of(oldest), last) if Month.of(oldest) <= last else []
-
-
-def _lines(conn: Connection, month: Month) -> Iterator[dict[str, Any]]:
-    """Each decision of the month as its archive line, in (evaluated_at, id) order."""
-    names = dict(conn.execute(select(RULESETS.c.id, RULESETS.c.name)).all())
-    steps: dict[str, list[dict[str, Any]]] = {}
-    for step in conn.execute(select(STEPS).where(_in(STEPS.c.decision_evaluated_at, month))
-                             .order_by(STEPS.c.escalation_id, STEPS.c.step)).mappings():
-        steps.setdefault(step["escalation_id"], []).append(
-            {"step": step["step"], "principal": step["principal"], "at": iso(step["at"])})
-    e = ESCALATIONS
-    query = (select(DECISIONS, *(c.label(f"escalation_{c.name}") for c in e.c))
-             .select_from(DECISIONS.outerjoin(e, and_(
-                 e.c.decision_id == DECISIONS.c.id,
-                 e.c.decision_evaluated_at == DECISIONS.c.evaluated_at)))
-             .where(_in(DECISIONS.c.evaluated_at, month))
-             .order_by(DECISIONS.c.evaluated_at, DECISIONS.c.id))
-    result = conn.execution_options(stream_results=True, yield_per=2000).execute(query)
-    for row in result.mappings():
-        escalation = None
-        if row["escalation_id"] is not None:
-            escalation = {c.name: row[f"escalation_{c.name}"] for c in e.c
-                          if c.name not in ("decision_id", "decision_evaluated_at")}
-            escalation["steps"] = steps.get(escalation["id"], [])
-        yield {
-            "decision_id": row["id"], "ruleset": names.get(row["ruleset_id"]),
-            "ruleset_id": row["ruleset_id"], "version": row["version"],
-            "outcome": row["outcome"], "input": row["input"],
-            "fired_rules": row["fired_rules"], "deciding_rules": row["deciding_rules"],
-            "fallback": row["fallback"], "fallback_reason": row["fallback_reason"],
-            "caller": row["caller"], "idempotency_key": row["idempotency_key"],
-            "request_hash": row["request_hash"], "evaluated_at": row["evaluated_at"],
-            "duration_ms": row["duration_ms"], "escalation": escalation}
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return iso(value)
@@ -205,25 +127,19 @@ def verify_archive(path: Path, expected: int) -> list[str]:
     return ids
 
 
-def archive_month(engine: Engine, month: Month, directory: Path, stamp: str,
+def archive_month(engine: Database, month: Month, directory: Path, stamp: str,
                   database: str) -> MonthOutcome:
     """Writes and verifies the month's archive and manifest, from one snapshot; removes
     nothing. The outcome says how many decisions and escalations it holds."""
     directory.mkdir(parents=True, exist_ok=True)
     base = f"decisions-{month.label}-{stamp}"
     final, partial = directory / f"{base}.jsonl.gz", directory / f"{base}.jsonl.gz.partial"
-    # One snapshot for the counts and the lines: REPEATABLE READ on PostgreSQL, a read
-    # transaction on SQLite (WAL).
-    reading = engine.execution_options(**(
-        {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql"
-        else {READONLY_OPTION: True}))
-    with reading.connect() as conn, conn.begin():
-        decisions, escalations, _ = _counts(conn, month)
+    with RetentionStore(engine).snapshot(month) as ((decisions, escalations, _), lines):
         written = 0
         # mtime=0: the same rows make the same bytes, so the sha256 is reproducible.
         with partial.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
                                                       mtime=0) as zipped:
-            for record in _lines(conn, month):
+            for record in lines:
                 zipped.write(json.dumps(record, default=_json_default,
                                         separators=(",", ":")).encode() + b"\n")
                 written += 1
@@ -247,40 +163,20 @@ def archive_month(engine: Engine, month: Month, directory: Path, stamp: str,
     return MonthOutcome(month.label, "archived", decisions, escalations, str(final), digest)
 
 
-def _remove_month(engine: Engine, month: Month, archived: MonthOutcome) -> None:
+def _remove_month(store: RetentionStore, month: Month, archived: MonthOutcome) -> None:
     """Removes the month, if it still holds exactly what was archived and nothing open."""
-    postgres = engine.dialect.name == "postgresql"
-    with engine.begin() as conn:
-        if postgres and partitions.is_partitioned(conn):
-            names = ", ".join(partitions.partition_names([month]))
-            conn.exec_driver_sql(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
-        decisions, _, still_open = _counts(conn, month)
+
+    def unchanged(counts: Counts) -> None:
+        decisions, _, still_open = counts
         if decisions != archived.decisions or still_open:
             raise RetentionError(
                 f"{month.label} changed after it was archived ({decisions} decisions now, "
                 f"{still_open} open escalations): nothing removed")
-        if postgres and partitions.is_partitioned(conn):
-            partitions.drop_month(conn, month)
-            return
-    while True:
-        with engine.begin() as conn:
-            batch = select(DECISIONS.c.id, DECISIONS.c.evaluated_at).where(
-                _in(DECISIONS.c.evaluated_at, month)).limit(DELETE_BATCH)
-            rows = conn.execute(batch).all()
-            if not rows:
-                return
-            for start in range(0, len(rows), 500):
-                ids = [r[0] for r in rows[start:start + 500]]
-                conn.execute(delete(KEYS).where(KEYS.c.decision_id.in_(ids),
-                                                _in(KEYS.c.evaluated_at, month)))
-                conn.execute(delete(ESCALATIONS).where(
-                    ESCALATIONS.c.decision_id.in_(ids),
-                    _in(ESCALATIONS.c.decision_evaluated_at, month)))
-                conn.execute(delete(DECISIONS).where(DECISIONS.c.id.in_(ids),
-                                                     _in(DECISIONS.c.evaluated_at, month)))
+
+    store.remove_month(month, unchanged)
 
 
-def apply_retention(engine: Engine, *, older_than: timedelta, archive_dir: Path,
+def apply_retention(engine: Database, *, older_than: timedelta, archive_dir: Path,
                     now: datetime, dry_run: bool = False) -> RetentionReport:
     """Archives, verifies and removes every month that ended before ``now - older_than``
     (see the module docstring). A month whose archive fails is not removed and stops the
@@ -288,25 +184,21 @@ def apply_retention(engine: Engine, *, older_than: timedelta, archive_dir: Path,
     cutoff = now - older_than
     report = RetentionReport(cutoff)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    with engine.connect() as conn:
-        months = _months(conn, cutoff)
-        if partitions.is_partitioned(conn):
-            report.old_rows_in_default = int(conn.execute(text(
-                "SELECT count(*) FROM decisions_default WHERE evaluated_at < :cutoff"),
-                {"cutoff": cutoff}).scalar() or 0)
-        counted = {m: _counts(conn, m) for m in months}
-    for month in months:
-        decisions, escalations, still_open = counted[month]
+    store = RetentionStore(engine)
+    survey = store.survey(cutoff)
+    report.old_rows_in_default = survey.old_rows_in_default
+    for month in survey.months:
+        decisions, escalations, still_open = survey.counts[month]
         if still_open:
             report.months.append(MonthOutcome(month.label, "kept", decisions, escalations,
                                               open_escalations=still_open))
             continue
-        postgres = engine.dialect.name == "postgresql"
+        postgres = store.drops_partitions
         if decisions == 0 and escalations == 0:
             if not postgres:
                 continue  # nothing stored for that month, nothing to do
             if not dry_run:  # an empty partition: nothing to archive
-                _remove_month(engine, month, MonthOutcome(month.label, "empty"))
+                _remove_month(store, month, MonthOutcome(month.label, "empty"))
             report.months.append(MonthOutcome(month.label, "empty, partitions dropped"
                                               if not dry_run else "empty, would be dropped"))
             continue
@@ -314,8 +206,8 @@ def apply_retention(engine: Engine, *, older_than: timedelta, archive_dir: Path,
             report.months.append(MonthOutcome(month.label, "would be archived and removed",
                                               decisions, escalations))
             continue
-        outcome = archive_month(engine, month, archive_dir, stamp, engine.dialect.name)
-        _remove_month(engine, month, outcome)
+        outcome = archive_month(engine, month, archive_dir, stamp, store.dialect)
+        _remove_month(store, month, outcome)
         outcome.action = ("archived, partitions dropped" if postgres
                           else "archived, rows deleted")
         report.months.append(outcome)

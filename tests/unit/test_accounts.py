@@ -1,0 +1,73 @@
+"""The account's own rules: who may sign in, the slow-down after failures, revoking."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from rules_service.domain.accounts import (
+    FIRST_WAIT,
+    FREE_FAILURES,
+    LONGEST_WAIT,
+    Account,
+    wait_after,
+)
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def test_three_failures_in_a_row_are_free_then_the_wait_doubles_up_to_fifteen_minutes() -> None:
+    assert [wait_after(n) for n in range(FREE_FAILURES)] == [None] * FREE_FAILURES
+    assert wait_after(FREE_FAILURES) == FIRST_WAIT == timedelta(seconds=2)
+    assert wait_after(FREE_FAILURES + 1) == timedelta(seconds=4)
+    assert wait_after(FREE_FAILURES + 3) == timedelta(seconds=16)
+    assert wait_after(FREE_FAILURES + 9) == LONGEST_WAIT == timedelta(minutes=15)
+
+
+def test_failed_sign_ins_lock_the_account_until_the_wait_is_over() -> None:
+    account = Account("biz", NOW, password_hash="h")
+    for _ in range(FREE_FAILURES - 1):
+        account.sign_in_failed(NOW)
+        assert account.locked_until(NOW) is None
+    account.sign_in_failed(NOW)
+    assert account.failed_sign_ins == FREE_FAILURES
+    assert account.locked_until(NOW) == NOW + FIRST_WAIT
+    assert account.locked_until(NOW + FIRST_WAIT) is None
+    account.sign_in_failed(NOW + FIRST_WAIT)
+    assert account.locked_until(NOW + FIRST_WAIT) == NOW + 3 * FIRST_WAIT
+
+
+def test_a_naive_lock_time_is_taken_as_utc() -> None:
+    account = Account("biz", NOW, sign_in_locked_until=datetime(2024, 5, 1, 12, 0, 5))
+    assert account.locked_until(NOW) == NOW + timedelta(seconds=5)
+
+
+def test_a_success_or_a_new_password_forgets_the_failures() -> None:
+    account = Account("biz", NOW, password_hash="h")
+    for _ in range(FREE_FAILURES + 1):
+        account.sign_in_failed(NOW)
+    account.signed_in()
+    assert (account.failed_sign_ins, account.sign_in_locked_until) == (0, None)
+    for _ in range(FREE_FAILURES + 1):
+        account.sign_in_failed(NOW)
+    account.set_password_hash("new")
+    assert (account.password_hash, account.failed_sign_ins,
+            account.sign_in_locked_until) == ("new", 0, None)
+
+
+def test_only_unrevoked_people_may_sign_in() -> None:
+    assert Account("biz", NOW).may_sign_in
+    assert not Account("bot", NOW, is_automation=True).may_sign_in
+    assert not Account("gone", NOW, revoked_at=NOW).may_sign_in
+
+
+def test_revoking_ends_every_live_token_and_a_new_token_re_enables() -> None:
+    account = Account("biz", NOW)
+    account.issue("a" * 64, NOW)
+    account.issue("b" * 64, NOW)
+    account.tokens[0].revoked_at = NOW - timedelta(days=1)
+    assert account.live_tokens == 1
+    account.revoke(NOW)
+    assert account.revoked_at == NOW and account.live_tokens == 0
+    assert account.tokens[0].revoked_at == NOW - timedelta(days=1)
+    account.issue("c" * 64, NOW)
+    assert account.revoked_at is None and account.live_tokens == 1
