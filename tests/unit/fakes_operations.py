@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from rules_service.domain.escalations import Escalation, StepTaken
+from rules_service.domain.lifecycle import Actor
 from rules_service.domain.notifications import (
     RETRYABLE_STATES,
     Delivery,
@@ -56,6 +57,22 @@ class FakePrincipals:
 
     def all(self) -> list[FakePrincipal]:
         return sorted(self.items.values(), key=lambda p: p.name)
+
+
+class FakeActors:
+    """Principals as the lifecycle rules see them (``uow.actors``)."""
+
+    def __init__(self, principals: FakePrincipals) -> None:
+        self.principals = principals
+
+    def get(self, name: str) -> Actor | None:
+        who = self.principals.get(name)
+        if who is None or who.revoked_at is not None:
+            return None
+        return Actor(who.name, who.is_admin, who.is_automation)
+
+    def active_names(self) -> set[str]:
+        return {p.name for p in self.principals.all() if p.revoked_at is None}
 
 
 class FakeRulesets:
@@ -307,6 +324,7 @@ class FakeUnitOfWork:
 
     def __post_init__(self) -> None:
         self.principals = FakePrincipals()
+        self.actors = FakeActors(self.principals)
         self.rulesets = FakeRulesets()
         self.versions = FakeVersions(self.rulesets)
         self.outbox = FakeOutbox(self.rulesets)
