@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from rules_service.adapters import schema
+from rules_service.adapters import migrations_runner
 from rules_service.adapters.orm import Base
 from rules_service.bootstrap import Container, bootstrap
 from rules_service.config import Settings
@@ -31,7 +31,7 @@ from tests.conftest import throwaway_database
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database for this test session."""
     with throwaway_database(tmp_path_factory.mktemp("db")) as url:
-        schema.upgrade(url)
+        migrations_runner.upgrade(url)
         yield url
 
 
