@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine, Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rules_service.adapters import outbox, rollups
-from rules_service.adapters.database import DatabaseUnavailable, is_unavailable
+from rules_service.adapters.database import WRITE_TIMEOUT_S, DatabaseUnavailable, is_unavailable
 from rules_service.adapters.orm import DecisionKeyRow, DecisionRow, EscalationRow
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,6 @@ log = logging.getLogger(__name__)
 DECISIONS: Table = DecisionRow.__table__  # type: ignore[assignment]
 DECISION_KEYS: Table = DecisionKeyRow.__table__  # type: ignore[assignment]
 ESCALATIONS: Table = EscalationRow.__table__  # type: ignore[assignment]
-
-WRITE_TIMEOUT_S = 120.0
-"""Longest a request waits for its group's commit before it gives up (the database hangs),
-unless the writer is given another bound (the service passes its statement timeout)."""
 
 _WAITING, _COMMITTING, _ABANDONED = "waiting", "committing", "abandoned"
 
@@ -187,6 +183,8 @@ class GroupCommitWriter:
     transaction on a connection it keeps, commits, and wakes each waiter. If a group fails,
     each request in it is retried in a transaction of its own, so one bad record fails
     only its own request. The thread starts on first use (after a fork, never before).
+    ``wait_s`` bounds how long a request waits for its commit (the service passes its
+    statement timeout; ``WRITE_TIMEOUT_S`` otherwise).
     """
 
     def __init__(self, engine: Engine, *, max_group: int = 256,
