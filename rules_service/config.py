@@ -1,4 +1,4 @@
-"""Settings from the environment (contract section 5): nothing is read at import time."""
+"""Settings from the environment: nothing is read at import time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The version lifecycle and who may do what (contract sections 2 and 3), as pure functions.
+"""The version lifecycle and who may do what (roles, authority, states), as pure functions.
 
 Nothing here touches a database: the service layer loads the facts (the actor, the
 authority ruleset, the sign-offs so far) and asks these functions what is allowed and

@@ -61,7 +61,7 @@ class DiffResult:
     version: VersionView | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The contract's ``{"from", "to", "changes", "summary"}``, ``impact``, ``undoes``,
+        """The API's ``{"from", "to", "changes", "summary"}``, ``impact``, ``undoes``,
         and ``version``: the ``to`` version's author, note, base, time and sign-offs."""
         return {"ruleset": self.ruleset, "from": self.from_version, "to": self.to_version,
                 **self.diff.to_dict(),

@@ -176,7 +176,7 @@ class RollbackResult:
     previous_version: int | None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (the contract's ``{"active_version": n}`` plus context)."""
+        """JSON form (``{"active_version": n}`` plus context)."""
         return {"ruleset": self.ruleset, "active_version": self.active_version,
                 "previous_version": self.previous_version}
 

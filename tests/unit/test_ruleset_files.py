@@ -107,7 +107,7 @@ def with_changes(**changes: Any) -> dict[str, Any]:
 # -- a valid file -------------------------------------------------------------------------
 
 
-def test_the_contract_example_loads_into_a_typed_ruleset() -> None:
+def test_the_example_file_loads_into_a_typed_ruleset() -> None:
     r = load_ruleset_text(VALID)
     assert r.name == "expense-approval"
     assert r.signoff == ("business_owner", "approver")
