@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test test-sqlite test-postgres reliability bench bench-decision-log profile lint clean
+.PHONY: install run test test-unit screenshots test-sqlite test-postgres reliability bench bench-decision-log profile lint clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,15 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-sqlite: test
+
+# The unit layer alone (no database, no processes) without the tests marked slow: seconds.
+test-unit: install
+	$(PY) -m pytest tests/unit -m "not slow" $(PYTEST_ARGS)
+
+# Refreshes the README's pictures on purpose: the browser test writing into docs/screenshots/
+# (a plain test run writes them to a temporary directory).
+screenshots: install
+	RULES_SERVICE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/e2e/test_browser.py $(PYTEST_ARGS)
 
 test-postgres: install
 	RULES_SERVICE_TEST_DATABASE=postgresql $(PY) -m pytest $(PYTEST_ARGS)

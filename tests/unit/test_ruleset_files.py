@@ -775,6 +775,7 @@ def _definitions(draw: st.DrawFn) -> dict[str, Any]:
     return d
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_definitions())
 def test_any_valid_definition_round_trips_through_yaml_and_json(d: dict[str, Any]) -> None:
