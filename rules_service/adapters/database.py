@@ -80,7 +80,7 @@ class _BoundedConnection(psycopg.Connection[Any]):
 
     round_trip_s: float | None = None
 
-    def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+    def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
         limit = self.round_trip_s
         if limit is None or kwargs.get("timeout") is not None or len(args) > 1:
             return super().wait(gen, *args, **kwargs)  # the caller bounds it itself

@@ -274,7 +274,7 @@ class GroupCommitWriter:
             self._transaction(group)
             self.groups_committed += 1
             self.requests_committed += len(group)
-        except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
+        except Exception as exc:  # handed to the waiting requests
             if len(group) == 1 or is_unavailable(exc):
                 # The database is down: one at a time would only make everyone wait longer.
                 for pending in group:
@@ -285,7 +285,7 @@ class GroupCommitWriter:
                 for pending in group:
                     try:
                         self._transaction([pending])
-                    except Exception as alone:  # noqa: BLE001
+                    except Exception as alone:
                         pending.error = alone
         finally:
             for pending in group:
@@ -349,5 +349,5 @@ class GroupCommitWriter:
         if connection is not None:
             try:
                 connection.close()
-            except Exception:  # noqa: BLE001 - already broken
+            except Exception:  # already broken
                 log.debug("closing a broken connection failed", exc_info=True)

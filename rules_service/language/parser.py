@@ -106,42 +106,42 @@ def unescape(body: str) -> str:
 
 @v_args(meta=True)
 class _ToAst(Transformer):
-    def or_expr(self, meta, children):  # noqa: ANN001, ANN201
+    def or_expr(self, meta, children):
         return Or(tuple(children), _span(meta))
 
-    def and_expr(self, meta, children):  # noqa: ANN001, ANN201
+    def and_expr(self, meta, children):
         return And(tuple(children), _span(meta))
 
-    def not_(self, meta, children):  # noqa: ANN001, ANN201
+    def not_(self, meta, children):
         return Not(children[0], _span(meta))
 
-    def compare(self, meta, children):  # noqa: ANN001, ANN201
+    def compare(self, meta, children):
         left, op, right = children
         return Compare(CompareOp(str(op)), left, right, _span(meta))
 
-    def in_list(self, meta, children):  # noqa: ANN001, ANN201
+    def in_list(self, meta, children):
         operand, items = children
         return InList(operand, items, False, _span(meta))
 
-    def not_in_list(self, meta, children):  # noqa: ANN001, ANN201
+    def not_in_list(self, meta, children):
         operand, items = children
         return InList(operand, items, True, _span(meta))
 
-    def matches(self, meta, children):  # noqa: ANN001, ANN201
+    def matches(self, meta, children):
         operand, pattern = children
         return Matches(operand, _string(pattern), _span(meta))
 
-    def exists(self, meta, children):  # noqa: ANN001, ANN201
+    def exists(self, meta, children):
         ref = children[0]
         if not isinstance(ref, FieldRef):
             raise ConditionSyntaxError("exists() takes a field name, not a threshold",
                                        *_line_col(meta))
         return Exists(ref, _span(meta))
 
-    def list(self, meta, children):  # noqa: ANN001, ANN201
+    def list(self, meta, children):
         return tuple(c for c in children if c is not None)
 
-    def path(self, meta, children):  # noqa: ANN001, ANN201
+    def path(self, meta, children):
         names = tuple(str(c) for c in children)
         span = _span(meta)
         if names[0] == "thresholds":
@@ -151,7 +151,7 @@ class _ToAst(Transformer):
             return ThresholdRef(names[1], span)
         return FieldRef(names, span)
 
-    def number(self, meta, children):  # noqa: ANN001, ANN201
+    def number(self, meta, children):
         text = str(children[0])
         value: int | float
         if any(c in text for c in ".eE"):
@@ -162,13 +162,13 @@ class _ToAst(Transformer):
             value = int(text)
         return Literal(value, _span(meta))
 
-    def string(self, meta, children):  # noqa: ANN001, ANN201
+    def string(self, meta, children):
         return Literal(_string(children[0]), _span(meta))
 
-    def true(self, meta, children):  # noqa: ANN001, ANN201
+    def true(self, meta, children):
         return Literal(True, _span(meta))
 
-    def false(self, meta, children):  # noqa: ANN001, ANN201
+    def false(self, meta, children):
         return Literal(False, _span(meta))
 
 
