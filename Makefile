@@ -62,9 +62,13 @@ profile: install $(VENV)/.bench-installed
 	command -v wrk || (apt-get update && apt-get install -y wrk)
 	$(PY) -m bench.profile --label $(or $(LABEL),after)
 
+# ruff, mypy (strict where pyproject.toml says so) and the import contracts: the layers
+# api/cli > services > adapters > engine > domain > language, Flask and SQLAlchemy kept out of
+# the domain and the language ([tool.importlinter] in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check rules_service api tests bench
 	$(VENV)/bin/mypy rules_service api bench
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache
