@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test test-sqlite test-postgres reliability bench bench-decision-log profile lint clean
+.PHONY: install run test test-unit screenshots test-sqlite test-postgres reliability bench bench-decision-log profile lint clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,15 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-sqlite: test
+
+# The unit layer alone (no database, no processes) without the tests marked slow: seconds.
+test-unit: install
+	$(PY) -m pytest tests/unit -m "not slow" $(PYTEST_ARGS)
+
+# Refreshes the README's pictures on purpose: the browser test writing into docs/screenshots/
+# (a plain test run writes them to a temporary directory).
+screenshots: install
+	RULES_SERVICE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/e2e/test_browser.py $(PYTEST_ARGS)
 
 test-postgres: install
 	RULES_SERVICE_TEST_DATABASE=postgresql $(PY) -m pytest $(PYTEST_ARGS)
@@ -53,9 +62,13 @@ profile: install $(VENV)/.bench-installed
 	command -v wrk || (apt-get update && apt-get install -y wrk)
 	$(PY) -m bench.profile --label $(or $(LABEL),after)
 
+# ruff, mypy (strict where pyproject.toml says so) and the import contracts: the layers
+# api/cli > services > adapters > engine > domain > language, Flask and SQLAlchemy kept out of
+# the domain and the language ([tool.importlinter] in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check rules_service api tests bench
 	$(VENV)/bin/mypy rules_service api bench
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -1,5 +1,10 @@
 """The HTTP API: ``create_app`` builds a Flask app over the service layer.
 
+``api`` is a top-level package beside ``rules_service`` on purpose: it is one client of the
+service layer (the ``rules-service`` command is another), the only code that imports Flask,
+and its place is fixed by the deployed layout (gunicorn and the tests load
+``api:create_app``). The import contracts in pyproject.toml keep it on top of the layers.
+
 Nothing is built at import time. Blueprints are listed in ``BLUEPRINT_MODULES`` (each
 module exposes ``bp``); add a module there to add a resource.
 """

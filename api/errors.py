@@ -1,8 +1,9 @@
-"""One place that turns every failure into the contract's JSON error envelope.
+"""One place that turns every failure into the JSON error envelope.
 
 Every error leaves the API as ``{"error": {"code", "message", "details": [...]}}`` with a
-stable snake_case code: domain errors carry their own code and status, everything else is
-mapped by ``describe_error`` below. Nothing ever reaches the client as an HTML page.
+stable snake_case code: domain errors carry their own code, ``DOMAIN_STATUS`` below gives
+each error class its HTTP status (the domain knows no HTTP), and everything else is mapped
+by ``describe_error``. Nothing ever reaches the client as an HTML page.
 """
 
 from __future__ import annotations
@@ -17,8 +18,18 @@ from werkzeug.exceptions import HTTPException
 
 from api.markdown import render_error
 from rules_service.adapters.database import is_unavailable
-from rules_service.domain.errors import DomainError
+from rules_service.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InputInvalid,
+    NotFound,
+    RequestInvalid,
+    RulesetInvalid,
+    Unauthenticated,
+)
 from rules_service.domain.problems import MAX_REPORTED_PROBLEMS, Problem, more_problems, preview
+from rules_service.services.accounts import SignInLocked, SignInRefused
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +55,28 @@ HTTP_MESSAGES: dict[int, str] = {
     413: "the request body is too large",
 }
 
-# Domain errors that do not carry their own HTTP status: by class name, then a default.
-DOMAIN_STATUS_BY_NAME: dict[str, int] = {
-    "RulesetInvalid": 422,
-    "InputInvalid": 422,
-    "NotFound": 404,
-    "Forbidden": 403,
-    "Conflict": 409,
+# The HTTP status of every domain error, by class; a subclass answers as its nearest listed
+# ancestor (e.g. every Conflict is a 409), and an unlisted error as DOMAIN_DEFAULT_STATUS.
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    RulesetInvalid: 422,
+    InputInvalid: 422,
+    RequestInvalid: 422,
+    NotFound: 404,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    Conflict: 409,
+    SignInRefused: 401,
+    SignInLocked: 429,
 }
 DOMAIN_DEFAULT_STATUS = 400
+
+
+def domain_status(exc: DomainError, default: int = DOMAIN_DEFAULT_STATUS) -> int:
+    """The HTTP status a domain error is answered with (``default`` when none is listed)."""
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_STATUS:
+            return DOMAIN_STATUS[cls]
+    return default
 
 RETRY_AFTER_S = 5
 """What a 503 tells the client to wait before trying again (``Retry-After``, seconds)."""
@@ -128,9 +152,7 @@ def describe_error(exc: BaseException) -> tuple[int, str, str, list[dict[str, An
         return (503, DATABASE_UNAVAILABLE, "the database is unavailable; nothing was done, "
                 "try again shortly", [], unavailable_headers())
     if isinstance(exc, DomainError):
-        status = getattr(exc, "status", None)
-        if not isinstance(status, int):
-            status = DOMAIN_STATUS_BY_NAME.get(type(exc).__name__, DOMAIN_DEFAULT_STATUS)
+        status = domain_status(exc)
         problems = getattr(exc, "problems", None) or ()
         details = problem_details(problems)
         extra = getattr(exc, "details", None)
@@ -159,7 +181,7 @@ def describe_error(exc: BaseException) -> tuple[int, str, str, list[dict[str, An
 def error_response(status: int, code: str, message: str,
                    details: Sequence[Mapping[str, Any]] = (),
                    headers: Mapping[str, str] | None = None) -> Response:
-    """The contract's error envelope as a Flask response."""
+    """The JSON error envelope as a Flask response."""
     response = jsonify({"error": {"code": code, "message": message,
                                   "details": [dict(d) for d in details]}})
     response.status_code = status

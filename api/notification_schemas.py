@@ -1,4 +1,4 @@
-"""Marshmallow schemas of the notification routes (contract section 8): subscriptions, the
+"""Marshmallow schemas of the notification routes: subscriptions, the
 delivery log, and the webhook body every receiver gets."""
 
 from __future__ import annotations

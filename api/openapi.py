@@ -98,7 +98,7 @@ def documented(*, body: type[Schema] | Schema | SchemaForSettings | None = None,
                errors: tuple[int, ...] = (), auth: bool = True, body_optional: bool = False,
                headers: Mapping[str, str] | None = None,
                text_alternatives: Mapping[int, str] | None = None) -> Callable[[F], F]:
-    """Records a view's contract for the spec and loads its body/query into ``body=``/``query=``.
+    """Describes a view for the spec and loads its body/query into ``body=``/``query=``.
 
     A response given as a string is a media type with a plain-text body (e.g. markdown).
     ``text_alternatives`` names a further media type (text body) a status may answer with,

@@ -1,4 +1,4 @@
-"""Schemas of the operations routes: the dashboard's query and figures (contract section 6)."""
+"""Schemas of the operations routes: the dashboard's query and figures."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ class VersionNumberConverter(IntegerConverter):
     name a version, so the route does not match (404) rather than the database failing on
     a number wider than its column."""
 
-    def __init__(self, map: Map) -> None:  # noqa: A002 - werkzeug's parameter name
+    def __init__(self, map: Map) -> None:  # werkzeug's parameter name
         super().__init__(map, min=1, max=MAX_VERSION_NUMBER)
 
 
@@ -45,7 +45,7 @@ class TextConverter(UnicodeConverter):
     """The default path segment, without NUL: PostgreSQL cannot hold NUL in text, and no
     name or id has one, so such a path is 404 rather than a failing query."""
 
-    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:  # noqa: A002
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
         super().__init__(map, *args, **kwargs)
         self.regex = self.regex.replace("[^/]", r"[^/\x00]")
 

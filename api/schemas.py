@@ -78,18 +78,18 @@ class InputCount(validate.Length):
         return (self.error or message).format(count=len(value), min=self.min, max=self.max)
 
 
-def VersionNumber(**kwargs: Any) -> fields.Integer:  # noqa: N802 - reads like a field class
+def VersionNumber(**kwargs: Any) -> fields.Integer:  # reads like a field class
     """A version number: 1 up to the largest a version can have; larger is a 422 naming
     the field rather than a number the database cannot even compare."""
     return fields.Integer(validate=validate.Range(min=1, max=MAX_VERSION_NUMBER), **kwargs)
 
 
-def StrictBoolean(**kwargs: Any) -> fields.Boolean:  # noqa: N802 - reads like a field class
+def StrictBoolean(**kwargs: Any) -> fields.Boolean:  # reads like a field class
     """A JSON boolean: true or false, never "yes" or 1."""
     return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
 
 
-def QueryBoolean(**kwargs: Any) -> fields.Boolean:  # noqa: N802 - reads like a field class
+def QueryBoolean(**kwargs: Any) -> fields.Boolean:  # reads like a field class
     """A query-string boolean: true/false (1/0 too)."""
     return fields.Boolean(truthy={"true", "1"}, falsy={"false", "0"}, **kwargs)
 

@@ -7,7 +7,7 @@ The decisions are spread evenly over the last 12 months, over the rulesets of ru
 (70 % approve, 10 % reject, 20 % escalate), with uuid7-shaped ids in time order. Rollups are
 not filled (the listing never reads them). Then:
 
-- times every filter of the contract (``ruleset``, ``outcome``, ``since``/``until``,
+- times every filter of GET /v1/decisions (``ruleset``, ``outcome``, ``since``/``until``,
   ``limit``, ``cursor``) through the Flask app, median of several runs;
 - pages with the cursor: the first 20 pages from the newest, and 20 pages from a cursor
   just after a month boundary (so pages cross partitions), checking that no decision is
@@ -37,7 +37,7 @@ from sqlalchemy import Engine, event, text
 
 from api import create_app
 from bench.figures_plans import add_example_rulesets, capture, explain, throwaway
-from rules_service.adapters import partitions, schema
+from rules_service.adapters import migrations_runner, partitions
 from rules_service.bootstrap import bootstrap
 from rules_service.config import Settings
 from rules_service.engine.reference import ReferenceEvaluator
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         return measure(args, args.url, None, now)
     with throwaway(args.database, args.keep) as url:
         print(f"database: {url}", file=sys.stderr, flush=True)
-        schema.upgrade(url)
+        migrations_runner.upgrade(url)
         container = bootstrap(Settings(database_url=url), evaluator=ReferenceEvaluator())
         with container.engine.begin() as conn:
             add_example_rulesets(conn, now - timedelta(days=400))

@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Engine, event, insert, text
 from sqlalchemy.engine import make_url
 
 from api import create_app
-from rules_service.adapters import rollups, schema
+from rules_service.adapters import migrations_runner, rollups
 from rules_service.adapters.orm import DecisionRow, EscalationRow, RulesetRow, VersionRow
 from rules_service.bootstrap import bootstrap
 from rules_service.config import Settings
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     now = datetime.now(UTC)
     with throwaway(args.database, args.keep) as url:
-        schema.upgrade(url)
+        migrations_runner.upgrade(url)
         container = bootstrap(Settings(database_url=url), evaluator=ReferenceEvaluator())
         began = time.perf_counter()
         counts = seed(container.engine, args.decisions, now)

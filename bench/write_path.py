@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from bench.figures_plans import throwaway
-from rules_service.adapters import schema
+from rules_service.adapters import migrations_runner
 from rules_service.adapters.database import make_engine
 from rules_service.adapters.decision_log import DecisionRecord, EscalationRecord, write_decisions
 from rules_service.adapters.orm import RulesetRow
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-keys", action="store_true", help="no idempotency keys")
     args = parser.parse_args(argv)
     with throwaway(args.database, keep=False) as url:
-        schema.upgrade(url)
+        migrations_runner.upgrade(url)
         engine = make_engine(url)
         with engine.begin() as conn:
             rid = conn.execute(insert(RulesetRow).values(name="r", title="", created_at=datetime
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert write_decisions(conn, [_record(rid, 0)]) == set()
         engine.dispose()
     rate = statistics.median(rates)
-    print(json.dumps({"database": args.database, "revision": schema.head_revision(url),
+    print(json.dumps({"database": args.database, "revision": migrations_runner.head_revision(url),
                       "size": args.size, "keys": not args.no_keys,
                       "transactions_per_s": round(rate, 1),
                       "decisions_per_s": round(rate * args.size, 1),

@@ -1,4 +1,4 @@
-"""Settings from the environment (contract section 5): nothing is read at import time."""
+"""Settings from the environment: nothing is read at import time."""
 
 from __future__ import annotations
 
@@ -107,11 +107,6 @@ class Settings:
     secure_cookies: bool = False
     # Days of decisions kept by ``rules-service db retention`` (0: kept forever).
     retention_days: int = 0
-
-    @property
-    def is_sqlite(self) -> bool:
-        """True when the database is SQLite (the embedded default)."""
-        return self.database_url.startswith("sqlite")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

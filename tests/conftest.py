@@ -1,16 +1,23 @@
-"""Shared by every test: which database the suite runs on, and throwaway databases."""
+"""Shared by every test: which database the suite runs on, throwaway databases, and the
+local webhook receiver and SMTP server the notification tests talk to."""
 
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy.engine import make_url
+
+from tests.e2e.support import free_port
+from tests.integration.notify_support import WAIT_S, Mailbox, Receiver, handler
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -59,3 +66,34 @@ def throwaway_database(directory: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(_admin_dsn(base), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on a free local port."""
+    found = Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(found))
+    server.daemon_threads = True
+    found.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, name="webhook-receiver",
+                              daemon=True)
+    thread.start()
+    try:
+        yield found
+    finally:
+        found.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(WAIT_S)
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on a free local port."""
+    box = Mailbox("127.0.0.1", free_port())
+    controller = Controller(box, hostname=box.host, port=box.port)
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()

@@ -8,7 +8,7 @@ under /v1 keeps bearer tokens and is neither session-authenticated nor CSRF-chec
 from __future__ import annotations
 
 # The views register themselves on ``bp`` when imported.
-from api.pages import dashboard, decisions, escalations, filters, propose, review, rulesets, signin  # noqa: E402, F401, I001
+from api.pages import dashboard, decisions, escalations, filters, propose, review, rulesets, signin  # noqa: F401
 from api.pages.blueprint import bp
 
 __all__ = ["bp"]

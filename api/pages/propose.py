@@ -12,6 +12,7 @@ from typing import Any
 from flask import jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from api.errors import domain_status
 from api.pages.blueprint import bp, person_name
 from api.services import container
 from rules_service.domain.errors import DomainError, RequestInvalid
@@ -70,7 +71,7 @@ def propose_post(name: str) -> Any:
         return render_template("propose.html", name=name, content=content,
                                thresholds=thresholds, base=base, note=note,
                                effective_at=effective, error=exc.message,
-                               problems=problems), getattr(exc, "status", 422)
+                               problems=problems), domain_status(exc, default=422)
     return redirect(url_for("pages.version", name=name, number=view.version), 303)
 
 

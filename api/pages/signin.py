@@ -7,6 +7,7 @@ from typing import Any
 from flask import redirect, render_template, request, session
 from werkzeug.wrappers import Response
 
+from api.errors import domain_status
 from api.pages.blueprint import bp, safe_next, start_session
 from api.services import container
 from rules_service.services import accounts
@@ -29,7 +30,7 @@ def sign_in_post() -> Any:
         person = accounts.sign_in_with_password(container().uow(), name, password)
     except (accounts.SignInRefused, accounts.SignInLocked) as exc:
         return render_template("sign_in.html", next=target, name=name,
-                               error=exc.message), exc.status
+                               error=exc.message), domain_status(exc)
     start_session(person.name, "password")
     return redirect(target, 303)
 

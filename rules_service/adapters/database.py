@@ -36,6 +36,10 @@ ROUND_TRIP_GRACE_S = 1.0
 """How much longer than the statement timeout the client waits for any answer: the server
 cancels a slow statement itself; the client only gives up on a server that says nothing."""
 
+WRITE_TIMEOUT_S = 120.0
+"""Longest a request waits for the commit of its decision when no statement timeout bounds
+it (the database hangs); the decision log's writer and ``DatabaseTimeouts`` both use it."""
+
 _WAIT_TIMEOUT: type[BaseException] = getattr(pg_errors, "_WaitTimeout",
                                              pg_errors.OperationalError)
 
@@ -72,7 +76,7 @@ class DatabaseTimeouts:
     @property
     def write_wait_s(self) -> float:
         """How long a request waits for the commit of its decision before it gives up."""
-        return self.statement_s if self.statement_s > 0 else 120.0
+        return self.statement_s if self.statement_s > 0 else WRITE_TIMEOUT_S
 
 
 class _BoundedConnection(psycopg.Connection[Any]):
@@ -82,7 +86,7 @@ class _BoundedConnection(psycopg.Connection[Any]):
 
     round_trip_s: float | None = None
 
-    def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+    def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
         limit = self.round_trip_s
         if limit is None or kwargs.get("timeout") is not None or len(args) > 1:
             return super().wait(gen, *args, **kwargs)  # the caller bounds it itself

@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from rules_service.adapters import outbox, rollups
-from rules_service.adapters.database import DatabaseUnavailable, is_unavailable
+from rules_service.adapters.database import WRITE_TIMEOUT_S, DatabaseUnavailable, is_unavailable
 from rules_service.adapters.orm import DecisionKeyRow, DecisionRow, EscalationRow
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,6 @@ log = logging.getLogger(__name__)
 DECISIONS: Table = DecisionRow.__table__  # type: ignore[assignment]
 DECISION_KEYS: Table = DecisionKeyRow.__table__  # type: ignore[assignment]
 ESCALATIONS: Table = EscalationRow.__table__  # type: ignore[assignment]
-
-WRITE_TIMEOUT_S = 120.0
-"""Longest a request waits for its group's commit before it gives up (the database hangs),
-unless the writer is given another bound (the service passes its statement timeout)."""
 
 _WAITING, _COMMITTING, _ABANDONED = "waiting", "committing", "abandoned"
 
@@ -200,6 +196,8 @@ class GroupCommitWriter:
     transaction on a connection it keeps, commits, and wakes each waiter. If a group fails,
     each request in it is retried in a transaction of its own, so one bad record fails
     only its own request. The thread starts on first use (after a fork, never before).
+    ``wait_s`` bounds how long a request waits for its commit (the service passes its
+    statement timeout; ``WRITE_TIMEOUT_S`` otherwise).
     """
 
     def __init__(self, engine: Engine, *, max_group: int = 256,
@@ -289,7 +287,7 @@ class GroupCommitWriter:
             self._transaction(group)
             self.groups_committed += 1
             self.requests_committed += len(group)
-        except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
+        except Exception as exc:  # handed to the waiting requests
             if len(group) == 1 or is_unavailable(exc):
                 # The database is down: one at a time would only make everyone wait longer.
                 for pending in group:
@@ -300,7 +298,7 @@ class GroupCommitWriter:
                 for pending in group:
                     try:
                         self._transaction([pending])
-                    except Exception as alone:  # noqa: BLE001
+                    except Exception as alone:
                         pending.error = alone
         finally:
             for pending in group:
@@ -364,5 +362,5 @@ class GroupCommitWriter:
         if connection is not None:
             try:
                 connection.close()
-            except Exception:  # noqa: BLE001 - already broken
+            except Exception:  # already broken
                 log.debug("closing a broken connection failed", exc_info=True)

@@ -70,14 +70,14 @@ def _container() -> Iterator[Container]:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    from rules_service.adapters import schema
+    from rules_service.adapters import migrations_runner
     from rules_service.adapters.database import make_engine
 
     settings = Settings.from_env()
-    schema.upgrade(settings.database_url, args.revision)
+    migrations_runner.upgrade(settings.database_url, args.revision)
     engine = make_engine(settings.database_url)
     try:
-        current = schema.current_revision(engine)
+        current = migrations_runner.current_revision(engine)
     finally:
         engine.dispose()
     print(f"database schema is at revision {current} ({_safe_url(settings.database_url)})")
@@ -85,16 +85,16 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _db_current(args: argparse.Namespace) -> int:
-    from rules_service.adapters import schema
+    from rules_service.adapters import migrations_runner
     from rules_service.adapters.database import make_engine
 
     settings = Settings.from_env()
     engine = make_engine(settings.database_url)
     try:
-        current = schema.current_revision(engine)
+        current = migrations_runner.current_revision(engine)
     finally:
         engine.dispose()
-    head = schema.head_revision(settings.database_url)
+    head = migrations_runner.head_revision(settings.database_url)
     state = "up to date" if current == head else f"behind (head is {head})"
     print(f"{current or 'not migrated'}: {state}")
     return 0 if current == head else 1

@@ -82,7 +82,7 @@ def _principals_in_sight() -> tuple[str, set[str]] | None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from rules_service.adapters import schema
+    from rules_service.adapters import migrations_runner
     from rules_service.config import Settings, SettingsError
 
     try:
@@ -94,7 +94,7 @@ def _principals_in_sight() -> tuple[str, set[str]] | None:
             not url.database or not Path(url.database).expanduser().is_file()):
         return None
     try:
-        footprint = schema.read_footprint(settings.database_url)
+        footprint = migrations_runner.read_footprint(settings.database_url)
     except SQLAlchemyError:
         return None
     if footprint.revision is None:

@@ -143,7 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from rules_service.adapters import schema
+    from rules_service.adapters import migrations_runner
     from rules_service.bootstrap import bootstrap
     from rules_service.services import demo
     from rules_service.services.demo_people import demo_people, set_demo_passwords
@@ -166,7 +166,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     try:
         # Read before migrating: a database that is not the demo's is never touched.
-        footprint = schema.read_footprint(settings.database_url)
+        footprint = migrations_runner.read_footprint(settings.database_url)
         if footprint.revision is None and footprint.tables:
             return _refusal([f"tables not made by rules-service: "
                              f"{', '.join(footprint.tables)}"])
@@ -175,7 +175,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                        demo.demo_principal_names(r for _, r in loaded))
         if foreign:
             return _refusal(foreign)
-        schema.upgrade(settings.database_url, "head")
+        migrations_runner.upgrade(settings.database_url, "head")
         container = bootstrap(settings)
         try:
             report = demo.seed_demo(container.uow, container.evaluator, rulesets_dir,

@@ -1,4 +1,4 @@
-"""Decision semantics: from the set of fired rules to an outcome (contract section 1)."""
+"""Decision semantics: from the set of fired rules to an outcome."""
 
 from __future__ import annotations
 

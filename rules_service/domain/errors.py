@@ -45,29 +45,26 @@ class InputInvalid(DomainError):
         super().__init__(f"the input has {count} problem{'s' if count != 1 else ''}")
 
 
-# --- Governance errors (versions, principals, decisions). Each carries the HTTP status the
-# API answers with, so that one table maps every domain error to the contract's codes.
+# --- Governance errors (versions, principals, decisions). The HTTP status each one is
+# answered with is the edge's business: api/errors.py maps error classes to statuses.
 
 
 class NotFound(DomainError):
     """The named ruleset, version, decision or escalation does not exist."""
 
     code = "not_found"
-    status = 404
 
 
 class Unauthenticated(DomainError):
     """No valid principal: unknown, revoked, or no token."""
 
     code = "unauthenticated"
-    status = 401
 
 
 class Forbidden(DomainError):
     """Authenticated but not allowed; the message is the reason."""
 
     code = "forbidden"
-    status = 403
 
     @property
     def reason(self) -> str:
@@ -78,7 +75,6 @@ class Forbidden(DomainError):
 class Conflict(DomainError):
     """The request clashes with the current state; ``code`` says how (e.g. ``stale``)."""
 
-    status = 409
 
     def __init__(self, code: str, message: str, details: list[object] | None = None):
         super().__init__(message)
@@ -90,7 +86,6 @@ class RequestInvalid(DomainError):
     """A request argument is unusable (not the ruleset content); every problem is named."""
 
     code = "invalid_request"
-    status = 422
 
     def __init__(self, problems: Iterable[Problem]):
         self.problems = tuple(problems)

@@ -1,4 +1,4 @@
-"""Operations figures (contract section 6) as pure functions of plain values.
+"""Operations figures (the dashboard's and /metrics') as pure functions of plain values.
 
 Percentiles use the nearest-rank method: the p-th percentile of n sorted values is the
 value at rank ceil(p/100 * n) (1-based). It always returns one of the observed values

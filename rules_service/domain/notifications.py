@@ -23,7 +23,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "version.activated", "version.rolled_back", "version.withdrawn", "version.stale",
     "escalation.opened", "escalation.overdue", "escalation.resolved",
 )
-"""Every event type a subscription may name (contract section 8)."""
+"""Every event type a subscription may name; the only ones ever told."""
 
 VERSION_EVENTS: dict[AuditAction, str] = {
     AuditAction.PROPOSED: "version.proposed",

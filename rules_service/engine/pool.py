@@ -122,7 +122,7 @@ class EnginePool:
             with ThreadPoolExecutor(max_workers=min(self.workers, len(chunks))) as threads:
                 parts = threads.map(lambda c: self._run_chunk(ruleset, compiled, c), chunks)
                 return [ev for part in parts for ev in part]
-        except Exception as exc:  # noqa: BLE001 - the caller gets a fallback, never a traceback
+        except Exception as exc:  # the caller gets a fallback, never a traceback
             reason = f"engine error: {type(exc).__name__}: {exc}"
             return [_safe_fallback(ruleset, reason, data) for data in inputs]
 
@@ -227,7 +227,7 @@ class EnginePool:
                                   self._debug_delay_s))
             except (OSError, ValueError) as exc:
                 raise _WorkerLost(f"engine worker could not be reached: {exc}") from None
-            except Exception as exc:  # noqa: BLE001 - e.g. an input that cannot be pickled
+            except Exception as exc:  # e.g. an input that cannot be pickled
                 raise _Failure(f"input could not be sent to the engine: {exc}") from None
             # Loading thousands of rules into a fresh worker takes seconds; that is not a hang.
             limit = self._time_limit(compiled, len(chunk)) \
@@ -361,7 +361,7 @@ def _kill(process: subprocess.Popen[bytes], conn: Connection) -> None:
         if process.poll() is None:
             process.kill()
         process.wait(5.0)
-    except Exception:  # noqa: BLE001, S110 - best effort on a process we are abandoning
+    except Exception:  # noqa: S110 - best effort on a process we are abandoning
         pass
     with contextlib.suppress(Exception):
         conn.close()
@@ -370,7 +370,7 @@ def _kill(process: subprocess.Popen[bytes], conn: Connection) -> None:
 def _safe_fallback(ruleset: Ruleset, reason: str, data: Any) -> Evaluation:
     try:
         return fallback(ruleset, reason, data)
-    except Exception:  # noqa: BLE001 - data that is not a mapping cannot be echoed back
+    except Exception:  # data that is not a mapping cannot be echoed back
         return fallback(ruleset, reason)
 
 

@@ -159,7 +159,7 @@ def main(conn: Connection) -> None:
     """Serve requests on ``conn`` until told to stop or the parent goes away (EOF)."""
     try:
         engine = Engine()
-    except BaseException as exc:  # noqa: BLE001 - report anything, then exit
+    except BaseException as exc:  # report anything, then exit
         _report_fatal(conn, exc)
         return
     conn.send(("ready", os.getpid()))
@@ -186,7 +186,7 @@ def main(conn: Connection) -> None:
                 conn.send(("ok", results))
             else:
                 raise RuntimeError(f"unknown request {op!r}")
-        except BaseException as exc:  # noqa: BLE001 - never reuse a state that raised
+        except BaseException as exc:  # never reuse a state that raised
             _report_fatal(conn, exc)
             return
 

@@ -6,9 +6,11 @@ import math
 import re
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.tree import Meta
 
 from rules_service.language.ast import (
     And,
@@ -104,44 +106,48 @@ def unescape(body: str) -> str:
     return "".join(out)
 
 
+_Children = list[Any]
+"""What lark hands a rule's callback: the already transformed children."""
+
+
 @v_args(meta=True)
-class _ToAst(Transformer):
-    def or_expr(self, meta, children):  # noqa: ANN001, ANN201
+class _ToAst(Transformer[Token, Expr]):
+    def or_expr(self, meta: Meta, children: _Children) -> Or:
         return Or(tuple(children), _span(meta))
 
-    def and_expr(self, meta, children):  # noqa: ANN001, ANN201
+    def and_expr(self, meta: Meta, children: _Children) -> And:
         return And(tuple(children), _span(meta))
 
-    def not_(self, meta, children):  # noqa: ANN001, ANN201
+    def not_(self, meta: Meta, children: _Children) -> Not:
         return Not(children[0], _span(meta))
 
-    def compare(self, meta, children):  # noqa: ANN001, ANN201
+    def compare(self, meta: Meta, children: _Children) -> Compare:
         left, op, right = children
         return Compare(CompareOp(str(op)), left, right, _span(meta))
 
-    def in_list(self, meta, children):  # noqa: ANN001, ANN201
+    def in_list(self, meta: Meta, children: _Children) -> InList:
         operand, items = children
         return InList(operand, items, False, _span(meta))
 
-    def not_in_list(self, meta, children):  # noqa: ANN001, ANN201
+    def not_in_list(self, meta: Meta, children: _Children) -> InList:
         operand, items = children
         return InList(operand, items, True, _span(meta))
 
-    def matches(self, meta, children):  # noqa: ANN001, ANN201
+    def matches(self, meta: Meta, children: _Children) -> Matches:
         operand, pattern = children
         return Matches(operand, _string(pattern), _span(meta))
 
-    def exists(self, meta, children):  # noqa: ANN001, ANN201
+    def exists(self, meta: Meta, children: _Children) -> Exists:
         ref = children[0]
         if not isinstance(ref, FieldRef):
             raise ConditionSyntaxError("exists() takes a field name, not a threshold",
                                        *_line_col(meta))
         return Exists(ref, _span(meta))
 
-    def list(self, meta, children):  # noqa: ANN001, ANN201
+    def list(self, meta: Meta, children: _Children) -> tuple[Any, ...]:
         return tuple(c for c in children if c is not None)
 
-    def path(self, meta, children):  # noqa: ANN001, ANN201
+    def path(self, meta: Meta, children: _Children) -> FieldRef | ThresholdRef:
         names = tuple(str(c) for c in children)
         span = _span(meta)
         if names[0] == "thresholds":
@@ -151,7 +157,7 @@ class _ToAst(Transformer):
             return ThresholdRef(names[1], span)
         return FieldRef(names, span)
 
-    def number(self, meta, children):  # noqa: ANN001, ANN201
+    def number(self, meta: Meta, children: _Children) -> Literal:
         text = str(children[0])
         value: int | float
         if any(c in text for c in ".eE"):
@@ -162,13 +168,13 @@ class _ToAst(Transformer):
             value = int(text)
         return Literal(value, _span(meta))
 
-    def string(self, meta, children):  # noqa: ANN001, ANN201
+    def string(self, meta: Meta, children: _Children) -> Literal:
         return Literal(_string(children[0]), _span(meta))
 
-    def true(self, meta, children):  # noqa: ANN001, ANN201
+    def true(self, meta: Meta, children: _Children) -> Literal:
         return Literal(True, _span(meta))
 
-    def false(self, meta, children):  # noqa: ANN001, ANN201
+    def false(self, meta: Meta, children: _Children) -> Literal:
         return Literal(False, _span(meta))
 
 

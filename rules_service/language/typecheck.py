@@ -229,7 +229,7 @@ class _Checker:
                      "true or always false", expr.span)
             return
         field_ref, other = (left, right) if isinstance(left, FieldRef) else (right, left)
-        assert isinstance(field_ref, FieldRef)  # noqa: S101 - narrowed above
+        assert isinstance(field_ref, FieldRef)  # narrowed above
         f = self.field(field_ref)
         usable, value = self._constant(other)
         if f is None:

@@ -38,14 +38,12 @@ class SignInRefused(DomainError):
     """Wrong name or password, or a principal that may not sign in (never says which)."""
 
     code = "sign_in_refused"
-    status = 401
 
 
 class SignInLocked(DomainError):
     """Too many failed sign-ins in a row: the next attempt must wait until ``until``."""
 
     code = "sign_in_locked"
-    status = 429
 
     def __init__(self, until: datetime) -> None:
         super().__init__("too many failed sign-ins; try again after "

@@ -1,4 +1,4 @@
-"""Operations figures (contract section 6): the dashboard and the figures behind /metrics.
+"""Operations figures: the dashboard and the figures behind /metrics.
 
 The database does the counting, and the decisions are never scanned: every decision
 figure is read from the rollups (``adapters.rollups``), which count the decisions by

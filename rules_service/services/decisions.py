@@ -86,7 +86,7 @@ class DecisionView:
     replayed: bool = False
 
     def to_dict(self, *, full: bool = False) -> dict[str, Any]:
-        """The contract's decision JSON; ``full`` adds input, caller and idempotency key."""
+        """The decision as the API answers it; ``full`` adds input, caller and idempotency key."""
         esc = self.escalation
         out: dict[str, Any] = {
             "decision_id": self.decision_id, "ruleset": self.ruleset, "version": self.version,

@@ -125,7 +125,7 @@ class Worker:
         self._uow = uow_factory
         self._clock = clock
         self.settings = settings or DeliverySettings()
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
+        self._rng = rng or random.Random()  # jitter, not secrecy
         self._webhook = webhook
         self._policy = rules.RetryPolicy(self.settings.max_attempts,
                                          self.settings.backoff_base_s,
@@ -149,7 +149,7 @@ class Worker:
             except DATABASE_ERRORS as exc:
                 log.warning("worker pass failed (%s); trying again shortly", exc)
                 busy = False
-            except Exception:  # noqa: BLE001 - one bad row must not stop every notification
+            except Exception:  # one bad row must not stop every notification
                 log.exception("worker pass failed; trying again shortly")
                 busy = False
             if not busy:
@@ -237,7 +237,7 @@ class Worker:
     def _deliver(self, job: _Job) -> str:
         try:
             attempt = self._send(job)
-        except Exception as exc:  # noqa: BLE001 - a bug in one send must not stop the rest
+        except Exception as exc:  # a bug in one send must not stop the rest
             log.exception("delivery %s raised", job.delivery_id)
             attempt = Attempt(False, None, f"{type(exc).__name__}: {exc}"[:500])
         uow = self._uow()

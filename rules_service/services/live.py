@@ -207,7 +207,7 @@ class LiveState:
                 if generation != snap.generation:
                     self.invalidate()
                     self._reload()
-            except Exception:  # noqa: BLE001 - keep serving the last snapshot
+            except Exception:  # keep serving the last snapshot
                 log.warning("could not check the live generation", exc_info=True)
                 time.sleep(self.poll_interval_s)
 

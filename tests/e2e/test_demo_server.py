@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import throwaway_database
 from tests.e2e.support import ROOT, Server, free_port, running, server_env
-from tests.integration.notify_support import WAIT_S, Receiver, receiver  # noqa: F401
+from tests.integration.notify_support import WAIT_S, Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -104,7 +104,7 @@ def test_the_service_survives_its_engine_workers_being_killed(demo: Server) -> N
 
 
 def test_the_worker_started_beside_the_server_delivers_without_anyone_polling(
-        demo: Server, receiver: Receiver) -> None:  # noqa: F811
+        demo: Server, receiver: Receiver) -> None:
     status, made, _ = demo.call("POST", "/v1/subscriptions", {
         "url": receiver.url, "events": ["escalation.opened"], "ruleset": "expense-approval",
         "secret": "a-long-enough-shared-secret"}, who="demo-admin")

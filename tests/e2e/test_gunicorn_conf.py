@@ -53,7 +53,7 @@ def control(socket: Path, command: str) -> dict[str, Any]:
 def get(base: str, path: str, request_id: str, token: str) -> tuple[int, str]:
     request = urllib.request.Request(base + path, headers={
         "X-Request-ID": request_id, "Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as response:
         return response.status, response.headers["X-Request-ID"]
 
 

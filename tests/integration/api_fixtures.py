@@ -1,29 +1,13 @@
-"""Fixtures for the HTTP API tests: the app over the test container, a client, callers.
-
-Imported by tests/integration/conftest.py so every integration test module can use them.
-"""
+"""Helpers of the HTTP API tests: a client that calls as a named principal, and the error
+envelope of an answer (the ``app`` and ``api`` fixtures are in conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
-
-from api import create_app
-from rules_service.bootstrap import Container
-
-
-@pytest.fixture
-def app(container: Container) -> Flask:
-    """The Flask app over the test database and fake clock."""
-    flask_app = create_app(container=container)
-    flask_app.config["TESTING"] = True
-    return flask_app
 
 
 @dataclass
@@ -56,13 +40,6 @@ class Api:
         with self.client.post(path, headers=headers, **kw) as response:
             response.get_data()
             return response
-
-
-@pytest.fixture
-def api(app: Flask, people: dict[str, str]) -> Iterator[Api]:
-    """Calls the app as any of the test principals (``root`` by default)."""
-    with app.test_client() as client:
-        yield Api(client, people)
 
 
 def error_of(response: TestResponse) -> dict[str, Any]:

@@ -16,22 +16,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from sqlalchemy import text
 
-from rules_service.adapters import schema
+from api import create_app
+from rules_service.adapters import migrations_runner
 from rules_service.adapters.orm import Base
 from rules_service.bootstrap import Container, bootstrap
 from rules_service.config import Settings
 from rules_service.engine import EnginePool
 from rules_service.services import principals
 from tests.conftest import throwaway_database
+from tests.integration.api_fixtures import Api
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database for this test session."""
     with throwaway_database(tmp_path_factory.mktemp("db")) as url:
-        schema.upgrade(url)
+        migrations_runner.upgrade(url)
         yield url
 
 
@@ -146,5 +149,16 @@ def write_files(directory: Path, files: dict[str, str]) -> None:
         (directory / name).write_text(content, encoding="utf-8")
 
 
-# HTTP API fixtures (app, api) live in their own module; importing them here shares them.
-from tests.integration.api_fixtures import api, app  # noqa: E402, F401
+@pytest.fixture
+def app(container: Container) -> Flask:
+    """The Flask app over the test database and fake clock."""
+    flask_app = create_app(container=container)
+    flask_app.config["TESTING"] = True
+    return flask_app
+
+
+@pytest.fixture
+def api(app: Flask, people: dict[str, str]) -> Iterator[Api]:
+    """Calls the app as any of the test principals (``root`` by default)."""
+    with app.test_client() as client:
+        yield Api(client, people)

@@ -1,21 +1,16 @@
 """Real local receivers for the notification tests: an HTTP server that records webhooks
-and answers as scripted, and an SMTP server (aiosmtpd) that keeps every message."""
+and answers as scripted, and an SMTP server (aiosmtpd) that keeps every message (the
+``receiver`` and ``mailbox`` fixtures that start them are in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-
-import pytest
-from aiosmtpd.controller import Controller
-
-from tests.e2e.support import free_port
 
 WAIT_S = 30.0
 """Longest any test waits for a receiver to see something (bounded, never asserted on)."""
@@ -48,9 +43,9 @@ class Receiver:
         return [r for r in self.received if 200 <= r.answered < 300]
 
 
-def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+def handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:  # http.server's naming
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if receiver.hold is not None and receiver.hold.is_set():
                 receiver.hold.clear()
@@ -68,29 +63,10 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(b"ok")
             receiver.arrived.set()
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     return Handler
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A webhook receiver on a free local port."""
-    found = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(found))
-    server.daemon_threads = True
-    found.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, name="webhook-receiver",
-                              daemon=True)
-    thread.start()
-    try:
-        yield found
-    finally:
-        found.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(WAIT_S)
 
 
 @dataclass
@@ -105,21 +81,9 @@ class Mailbox:
         """Messages addressed to ``address``."""
         return [m for m in self.messages if m["To"] == address]
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """aiosmtpd's hook: keep the message."""
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
         return "250 OK"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    """A real SMTP server (aiosmtpd) on a free local port."""
-    box = Mailbox("127.0.0.1", free_port())
-    controller = Controller(box, hostname=box.host, port=box.port)
-    controller.start()
-    try:
-        yield box
-    finally:
-        controller.stop()

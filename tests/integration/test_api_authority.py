@@ -1,4 +1,4 @@
-"""The authority table of the contract (section 2), row by row, through HTTP."""
+"""The authority table (who may do what), row by row, through HTTP."""
 
 from __future__ import annotations
 

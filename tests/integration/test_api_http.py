@@ -305,7 +305,7 @@ DOCS_PATHS = ("/openapi.json", "/docs", "/docs/static/rules-service-init.js",
 
 def test_the_docs_need_a_token_or_a_session_by_default(app: Flask, api: Api,
                                                        container: Container) -> None:
-    """The contract exempts only /healthz: the docs are closed unless the setting opens them."""
+    """Only /healthz is exempt: the docs are closed unless the setting opens them."""
     assert not container.settings.public_docs
     for path in DOCS_PATHS:
         response = api.get(path, who=None)

@@ -15,7 +15,7 @@ import pytest
 from alembic import command
 from sqlalchemy import MetaData, Table, func, insert, select, text
 
-from rules_service.adapters import partitions, schema
+from rules_service.adapters import migrations_runner, partitions
 from rules_service.adapters.database import make_engine
 from rules_service.adapters.decision_log import DecisionRecord, EscalationRecord, write_decisions
 from rules_service.adapters.orm import (
@@ -129,7 +129,7 @@ def _snapshot(url: str) -> dict[str, set[tuple[Any, ...]]]:
 def test_migration_0007_up_and_down_keeps_every_row(tmp_path: Path) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     with throwaway_database(tmp_path) as url:
-        schema.upgrade(url, "0006")
+        migrations_runner.upgrade(url, "0006")
         engine = make_engine(url)
         try:
             meta = MetaData()
@@ -146,7 +146,7 @@ def test_migration_0007_up_and_down_keeps_every_row(tmp_path: Path) -> None:
         before = _snapshot(url)
         assert len(before["decisions"]) == 40 and len(before["steps"]) == 13
 
-        schema.upgrade(url)
+        migrations_runner.upgrade(url)
         assert _snapshot(url) == before
         engine = make_engine(url)
         try:
@@ -166,9 +166,9 @@ def test_migration_0007_up_and_down_keeps_every_row(tmp_path: Path) -> None:
         finally:
             engine.dispose()
 
-        command.downgrade(schema.alembic_config(url), "0006")
+        command.downgrade(migrations_runner.alembic_config(url), "0006")
         assert _snapshot(url) == before
-        schema.upgrade(url)
+        migrations_runner.upgrade(url)
         assert _snapshot(url) == before
 
 

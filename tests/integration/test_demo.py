@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from rules_service.adapters import schema
+from rules_service.adapters import migrations_runner
 from rules_service.adapters.database import make_engine
 from rules_service.bootstrap import Container
 from rules_service.cli import main
@@ -131,10 +131,10 @@ def test_the_demo_command_refuses_a_foreign_database_before_migrating_it(
     # An older schema, holding a principal the demo did not make.
     assert main(["db", "upgrade"]) == 0
     assert main(["principals", "add", "alice", "--admin"]) == 0
-    command.downgrade(schema.alembic_config(url), "-1")
+    command.downgrade(migrations_runner.alembic_config(url), "-1")
     engine = make_engine(url)
     try:
-        older = schema.current_revision(engine)
+        older = migrations_runner.current_revision(engine)
     finally:
         engine.dispose()
     capsys.readouterr()
@@ -147,7 +147,7 @@ def test_the_demo_command_refuses_a_foreign_database_before_migrating_it(
     assert "Traceback" not in err
     engine = make_engine(url)
     try:
-        assert schema.current_revision(engine) == older  # not even migrated
+        assert migrations_runner.current_revision(engine) == older  # not even migrated
     finally:
         engine.dispose()
     assert not (tmp_path / "tokens.json").exists()

@@ -178,7 +178,7 @@ def _queue_while_locked(container: Container, writer: GroupCommitWriter,
     def write(i: int) -> None:
         try:
             results[i] = writer.write([records[i]])
-        except Exception as exc:  # noqa: BLE001 - asserted below
+        except Exception as exc:  # asserted below
             results[i] = exc
 
     with write_lock_held(container):

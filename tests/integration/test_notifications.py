@@ -26,13 +26,7 @@ from rules_service.services.delivery import DeliverySettings, PassReport, Worker
 from tests.e2e.support import cli_command, server_env
 from tests.integration.api_fixtures import Api, error_of
 from tests.integration.conftest import PEOPLE, FakeClock, definition
-from tests.integration.notify_support import (  # noqa: F401 - fixtures
-    WAIT_S,
-    Mailbox,
-    Receiver,
-    mailbox,
-    receiver,
-)
+from tests.integration.notify_support import WAIT_S, Mailbox, Receiver
 
 NAME = "refunds"
 BASE = f"/v1/rulesets/{NAME}"
@@ -52,7 +46,7 @@ def contacts(container: Container, people: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def worker(container: Container, mailbox: Mailbox) -> Worker:  # noqa: F811
+def worker(container: Container, mailbox: Mailbox) -> Worker:
     """The worker in process, on the test clock, mailing through the local SMTP server."""
     settings = DeliverySettings(max_attempts=5, backoff_base_s=10, backoff_cap_s=60,
                                 timeout_s=5, lease_s=30, concurrency=1,
@@ -97,7 +91,7 @@ def subscribe(api: Api, url: str, events: list[str], **extra: Any) -> str:
     return str(response.get_json()["id"])
 
 
-def subjects(mailbox: Mailbox, name: str) -> list[str]:  # noqa: F811
+def subjects(mailbox: Mailbox, name: str) -> list[str]:
     return [str(m["Subject"]) for m in mailbox.to(address(name))]
 
 
@@ -112,7 +106,7 @@ def outbox_count(container: Container, event_type: str) -> int:
 
 @pytest.mark.usefixtures("contacts")
 def test_approvers_learn_of_a_pending_change_and_owners_of_its_activation(
-        api: Api, worker: Worker, mailbox: Mailbox) -> None:  # noqa: F811
+        api: Api, worker: Worker, mailbox: Mailbox) -> None:
     activate(api)
     drain(worker)
     for holder in ("biz", "biz-backup", "appr", "appr-backup"):
@@ -133,7 +127,7 @@ def test_approvers_learn_of_a_pending_change_and_owners_of_its_activation(
 
 
 def test_a_webhook_is_signed_so_the_receiver_can_verify_it(
-        api: Api, worker: Worker, receiver: Receiver, clock: FakeClock) -> None:  # noqa: F811
+        api: Api, worker: Worker, receiver: Receiver, clock: FakeClock) -> None:
     activate(api)
     drain(worker)
     subscription = subscribe(api, receiver.url, ["version.proposed"])
@@ -158,7 +152,7 @@ def test_a_webhook_is_signed_so_the_receiver_can_verify_it(
 
 
 def test_a_receiver_failing_three_times_then_answering_gets_exactly_one_accepted_delivery(
-        api: Api, worker: Worker, receiver: Receiver, clock: FakeClock) -> None:  # noqa: F811
+        api: Api, worker: Worker, receiver: Receiver, clock: FakeClock) -> None:
     activate(api)
     drain(worker)
     subscribe(api, receiver.url, ["version.proposed"])
@@ -181,7 +175,7 @@ def test_a_receiver_failing_three_times_then_answering_gets_exactly_one_accepted
 
 
 def test_a_delivery_that_keeps_failing_goes_dead_and_can_be_retried_by_hand(
-        api: Api, worker: Worker, receiver: Receiver, clock: FakeClock) -> None:  # noqa: F811
+        api: Api, worker: Worker, receiver: Receiver, clock: FakeClock) -> None:
     activate(api)
     drain(worker)
     subscribe(api, receiver.url, ["version.proposed"])
@@ -207,7 +201,7 @@ def test_a_delivery_that_keeps_failing_goes_dead_and_can_be_retried_by_hand(
 
 def test_a_change_rolled_back_inside_its_transaction_sends_nothing(
         api: Api, container: Container, engine_pool: EnginePool, worker: Worker,
-        receiver: Receiver) -> None:  # noqa: F811
+        receiver: Receiver) -> None:
     activate(api)
     drain(worker)
     subscribe(api, receiver.url, ["version.proposed"])
@@ -233,7 +227,7 @@ def test_a_change_rolled_back_inside_its_transaction_sends_nothing(
 
 def test_killing_the_worker_mid_delivery_loses_nothing(
         api: Api, container: Container, database_url: str, worker: Worker,
-        receiver: Receiver, clock: FakeClock) -> None:  # noqa: F811
+        receiver: Receiver, clock: FakeClock) -> None:
     activate(api)
     drain(worker)
     subscribe(api, receiver.url, ["version.proposed"])
@@ -272,8 +266,8 @@ RUNBOOK = {"purpose": "Refund quickly.",
 
 @pytest.mark.usefixtures("contacts")
 def test_an_escalation_left_open_walks_its_runbook_path_on_the_clock(
-        api: Api, container: Container, worker: Worker, mailbox: Mailbox,  # noqa: F811
-        receiver: Receiver, clock: FakeClock) -> None:  # noqa: F811
+        api: Api, container: Container, worker: Worker, mailbox: Mailbox,
+        receiver: Receiver, clock: FakeClock) -> None:
     activate(api, runbook=RUNBOOK)
     drain(worker)
     subscribe(api, receiver.url, ["escalation.opened", "escalation.overdue",
@@ -377,7 +371,7 @@ def test_owners_and_admins_manage_subscriptions_and_others_cannot(api: Api) -> N
 
 
 def test_the_openapi_document_describes_the_webhook_body_and_metrics_count_deliveries(
-        api: Api, worker: Worker, receiver: Receiver) -> None:  # noqa: F811
+        api: Api, worker: Worker, receiver: Receiver) -> None:
     spec = api.get("/openapi.json").get_json()
     assert {"/v1/subscriptions", "/v1/subscriptions/{subscription_id}", "/v1/deliveries",
             "/v1/deliveries/{delivery_id}/retry"} <= set(spec["paths"])
@@ -398,7 +392,7 @@ def test_the_openapi_document_describes_the_webhook_body_and_metrics_count_deliv
 
 
 def test_the_delivery_log_filters_and_pages(api: Api, container: Container, worker: Worker,
-                                            receiver: Receiver) -> None:  # noqa: F811
+                                            receiver: Receiver) -> None:
     activate(api)
     drain(worker)
     subscribe(api, receiver.url, ["version.proposed", "version.signed_off"])
@@ -421,8 +415,8 @@ def test_the_delivery_log_filters_and_pages(api: Api, container: Container, work
 
 
 def test_two_workers_share_the_work_without_sending_anything_twice(
-        api: Api, container: Container, mailbox: Mailbox,  # noqa: F811
-        receiver: Receiver) -> None:  # noqa: F811
+        api: Api, container: Container, mailbox: Mailbox,
+        receiver: Receiver) -> None:
     settings = DeliverySettings(timeout_s=5, lease_s=30, batch=5, concurrency=2,
                                 smtp=SmtpSettings(host=mailbox.host, port=mailbox.port))
     workers = [Worker(container.uow, settings, clock=container.clock) for _ in range(2)]
@@ -443,7 +437,7 @@ def test_two_workers_share_the_work_without_sending_anything_twice(
         try:
             start.wait(WAIT_S)
             drain(worker)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             failures.append(exc)
 
     threads = [threading.Thread(target=run, args=(w,)) for w in workers]
@@ -458,7 +452,7 @@ def test_two_workers_share_the_work_without_sending_anything_twice(
 
 
 def test_an_owner_subscribes_a_team_mailbox_to_activations(
-        api: Api, worker: Worker, mailbox: Mailbox) -> None:  # noqa: F811
+        api: Api, worker: Worker, mailbox: Mailbox) -> None:
     activate(api)
     drain(worker)
     assert api.post("/v1/subscriptions", {"url": "mailto:ops-team@example.com",

@@ -18,7 +18,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import sqlite
 
-from rules_service.adapters import partitions, rollups, schema
+from rules_service.adapters import migrations_runner, partitions, rollups
 from rules_service.adapters.orm import (
     CYCLE_COLUMNS,
     HISTOGRAM_COLUMNS,
@@ -282,9 +282,9 @@ def test_the_backfill_migration_rebuilds_the_rollups_that_live_writing_made(
             connection.execute(table.delete())
     busy.engine.dispose()  # SQLite: no connection of ours holds the file during DDL
     try:
-        command.downgrade(schema.alembic_config(database_url), "0002")
+        command.downgrade(migrations_runner.alembic_config(database_url), "0002")
     finally:
-        schema.upgrade(database_url)
+        migrations_runner.upgrade(database_url)
     with busy.engine.connect() as connection:
         rebuilt = _rollups(connection)
     for name, rows in live.items():

@@ -134,7 +134,7 @@ def private_cluster() -> Iterator[PrivateCluster]:
             if cluster.data.exists() and (cluster.data / "postmaster.pid").exists():
                 PrivateCluster.thaw(cluster.processes())
                 cluster.stop()
-        except Exception:  # noqa: BLE001, S110 - best effort; the directory goes anyway
+        except Exception:  # best effort; the directory goes anyway
             pass
         deadline = time.monotonic() + 10
         while cluster.running() and time.monotonic() < deadline:

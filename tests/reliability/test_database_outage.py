@@ -178,7 +178,7 @@ class Load:
 
 
 def assert_unavailable(answer: Answer) -> None:
-    """503 in the contract's shape (or /healthz's), with Retry-After."""
+    """503 in the error envelope's shape (or /healthz's), with Retry-After."""
     assert answer.status == 503, answer
     assert answer.retry_after == "5", answer
     if answer.route == "/healthz":

@@ -101,7 +101,7 @@ class Load:
             try:
                 status, body = client.post(EVALUATE, {"input": claim},
                                            {"Idempotency-Key": key})
-            except Exception:  # noqa: BLE001 - a dropped or refused connection: retry
+            except Exception:  # a dropped or refused connection: retry
                 time.sleep(0.1)
                 continue
             if status == 200:

@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api import create_app
-from rules_service.adapters import schema as db_schema
+from rules_service.adapters import migrations_runner
 from rules_service.bootstrap import Container, bootstrap
 from rules_service.config import Settings
 from rules_service.services import principals
@@ -94,7 +94,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The real app on a throwaway, migrated database of the suite's kind."""
     directory: Path = tmp_path_factory.mktemp("fuzz")
     with throwaway_database(directory) as url:
-        db_schema.upgrade(url)
+        migrations_runner.upgrade(url)
         container: Container = bootstrap(Settings(database_url=url, engine_workers=1,
                                                   sqlite_busy_timeout_s=30.0))
         try:

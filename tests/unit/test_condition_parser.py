@@ -149,6 +149,7 @@ conditions = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None)
 @given(conditions)
 def test_any_condition_survives_printing_and_parsing(expr: object) -> None:
@@ -156,6 +157,7 @@ def test_any_condition_survives_printing_and_parsing(expr: object) -> None:
     assert parse_condition(text) == expr
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(st.text(max_size=40))
 def test_the_parser_never_fails_with_anything_but_a_syntax_error(text: str) -> None:

@@ -622,12 +622,14 @@ PROPERTY_SETTINGS = settings(max_examples=100, deadline=None,
                              suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.slow
 @PROPERTY_SETTINGS
 @given(definitions())
 def test_a_definition_diffed_with_itself_has_no_changes(definition: dict[str, Any]) -> None:
     assert diff_definitions(definition, copy.deepcopy(definition)).changes == ()
 
 
+@pytest.mark.slow
 @PROPERTY_SETTINGS
 @given(definitions(), st.randoms(use_true_random=False))
 def test_shuffling_rules_never_changes_anything(definition: dict[str, Any], rnd: Any) -> None:
@@ -636,6 +638,7 @@ def test_shuffling_rules_never_changes_anything(definition: dict[str, Any], rnd:
     assert diff_definitions(definition, shuffled).changes == ()
 
 
+@pytest.mark.slow
 @PROPERTY_SETTINGS
 @given(single_edits())
 def test_every_single_edit_is_reported_exactly_once_with_its_values(
@@ -650,6 +653,7 @@ def test_every_single_edit_is_reported_exactly_once_with_its_values(
     assert diff.summary == [change["summary"]]
 
 
+@pytest.mark.slow
 @PROPERTY_SETTINGS
 @given(single_edits())
 def test_a_single_edit_and_its_undo_are_mirror_images(
@@ -660,6 +664,7 @@ def test_a_single_edit_and_its_undo_are_mirror_images(
     assert canonical([mirrored(c) for c in forward]) == canonical(backward)
 
 
+@pytest.mark.slow
 @PROPERTY_SETTINGS
 @given(definitions(), definitions())
 def test_diffs_in_both_directions_are_mirror_images(a: dict[str, Any],
@@ -670,6 +675,7 @@ def test_diffs_in_both_directions_are_mirror_images(a: dict[str, Any],
     assert len(forward) == len(backward)
 
 
+@pytest.mark.slow
 @PROPERTY_SETTINGS
 @given(definitions())
 def test_a_first_version_adds_every_rule_and_threshold(definition: dict[str, Any]) -> None:

@@ -173,6 +173,7 @@ def test_a_condition_too_complex_for_the_engine_is_a_compile_error() -> None:
         compile_ruleset(ruleset(INPUTS, [("cnf", clauses, "reject")]))
 
 
+@pytest.mark.slow
 def test_more_rules_than_a_file_may_hold_is_a_compile_error() -> None:
     rules = [(f"r{i}", f"amount > {i}", "reject") for i in range(MAX_RULES + 1)]
     with pytest.raises(EngineCompileError, match="at most 10,000"):
@@ -194,6 +195,7 @@ def _node(expr: dict[str, Any]) -> tuple[Any, ...]:
     return ("test", "==", key, value)
 
 
+@pytest.mark.slow
 def test_a_large_ruleset_is_split_into_shards_each_within_every_measured_limit() -> None:
     rules = [(f"r{i}", f"amount > {i} or (category == 'c{i % 7}' and amount < {i * 3})",
               "reject") for i in range(1500)]

@@ -23,6 +23,7 @@ def _text(*conditions: str) -> str:
     })
 
 
+@pytest.mark.slow
 def test_more_than_ten_thousand_rules_is_a_load_problem() -> None:
     with pytest.raises(RulesetInvalid) as info:
         load_ruleset_text(_text(*(f"n == {i}" for i in range(10_001))))
@@ -38,6 +39,7 @@ def test_a_condition_beyond_the_engines_limits_is_a_load_problem() -> None:
     assert any("rule engine cannot run" in p.message for p in info.value.problems)
 
 
+@pytest.mark.slow
 def test_hundreds_of_rules_that_all_hold_at_once_load() -> None:
     ruleset = load_ruleset_text(_text(*(f"n > {i}" for i in range(500))))
     assert len(ruleset.rules) == 500

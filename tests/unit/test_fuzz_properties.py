@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.fuzz_properties import (
@@ -20,6 +21,7 @@ FEW = settings(max_examples=40, deadline=None,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+@pytest.mark.slow
 @FEW
 @given(ruleset_texts())
 def test_the_loader_answers_any_text_with_a_ruleset_or_its_problems(text: str) -> None:

@@ -195,6 +195,7 @@ def _schema_and_input(draw: st.DrawFn) -> tuple[tuple[InputField, ...], dict[str
     return tuple(f for f, _ in pairs), {f.name: v for f, v in pairs if v is not None}
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(_schema_and_input())
 def test_validate_input_accepts_whatever_a_generated_schema_allows(
@@ -203,6 +204,7 @@ def test_validate_input_accepts_whatever_a_generated_schema_allows(
     assert validate_input(_ruleset(fields), raw) == raw
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(_schema_and_input(), st.sampled_from(["text", [1], {"x": {}}]))
 def test_a_value_of_the_wrong_kind_is_always_named(

@@ -54,7 +54,7 @@ def test_a_ruleset_may_not_allow_a_value_that_mixes_scripts() -> None:
     assert "mixes scripts" in message and "CYRILLIC CAPITAL LETTER IE" in message
 
 
-def test_the_allowed_values_of_the_contract_example_pass() -> None:
+def test_the_allowed_values_of_the_example_file_pass() -> None:
     for values in (["EUR", "USD", "GBP"], ["travel", "meals", "software", "hardware", "other"],
                    ["Zürich", "Genève", "Москва", "東京"], [1, 2, 3]):
         assert allowed_values_problems(values) == []

@@ -84,7 +84,7 @@ def test_an_old_timestamp_is_refused_as_a_replay() -> None:
     assert not rules.verify_signature("s" * 16, "1000", b"{}", header, now=1000 + 301)
 
 
-def test_the_webhook_body_is_the_contracts_shape_and_the_same_bytes_every_time() -> None:
+def test_the_webhook_body_has_the_documented_shape_and_the_same_bytes_every_time() -> None:
     one = rules.webhook_body("e1", "version.proposed", NOON, "refunds", {"version": 2})
     assert one == rules.webhook_body("e1", "version.proposed", NOON, "refunds",
                                      {"version": 2})

@@ -107,7 +107,7 @@ def with_changes(**changes: Any) -> dict[str, Any]:
 # -- a valid file -------------------------------------------------------------------------
 
 
-def test_the_contract_example_loads_into_a_typed_ruleset() -> None:
+def test_the_example_file_loads_into_a_typed_ruleset() -> None:
     r = load_ruleset_text(VALID)
     assert r.name == "expense-approval"
     assert r.signoff == ("business_owner", "approver")
@@ -775,6 +775,7 @@ def _definitions(draw: st.DrawFn) -> dict[str, Any]:
     return d
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_definitions())
 def test_any_valid_definition_round_trips_through_yaml_and_json(d: dict[str, Any]) -> None:

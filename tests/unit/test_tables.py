@@ -221,6 +221,7 @@ def test_the_diff_carries_the_table_warnings_without_blocking() -> None:
     assert not diff.changes and any("both fire for some inputs" in w for w in diff.warnings)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(cells=st.lists(st.one_of(
     st.integers(-5, 5),

@@ -20,7 +20,7 @@ def _raised(engine_url: str, sql: str) -> BaseException:
     try:
         with engine.connect() as conn:
             conn.execute(text(sql))
-    except Exception as exc:  # noqa: BLE001 - the error is what is tested
+    except Exception as exc:  # the error is what is tested
         return exc
     finally:
         engine.dispose()

@@ -59,15 +59,6 @@ def head_revision(url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
-def is_up_to_date(url: str) -> bool:
-    """True when the database schema is at the packaged head."""
-    engine = make_engine(url)
-    try:
-        return current_revision(engine) == head_revision(url)
-    finally:
-        engine.dispose()
-
-
 @dataclass(frozen=True)
 class Footprint:
     """What a database holds, read without migrating or writing anything.

@@ -41,8 +41,18 @@ def _same(a: Evaluation, b: Evaluation) -> None:
 
 
 def test_both_evaluators_satisfy_the_evaluator_protocol(pool: EnginePool) -> None:
+    # Typed as the protocol, so mypy checks that both fit it; each then answers through it,
+    # one input and a batch in order, with the same decisions.
     evaluators: list[Evaluator] = [pool, ReferenceEvaluator()]
-    assert len(evaluators) == 2
+    inputs = [{"amount": 20, "category": "meals", "has_receipt": False},
+              {"amount": 1500, "category": "hardware", "has_receipt": True}]
+    for evaluator in evaluators:
+        one = evaluator.evaluate(EXPENSES, inputs[0])
+        many = evaluator.evaluate_many(EXPENSES, inputs)
+        assert isinstance(one, Evaluation) and all(isinstance(e, Evaluation) for e in many)
+        assert [(e.outcome, e.fired_ids) for e in many] == [
+            (Outcome.APPROVE, ("small-expense",)), (Outcome.ESCALATE, ("over-manager-limit",))]
+        _same(one, many[0])
 
 
 @pytest.mark.parametrize(("data", "outcome", "fired"), [
