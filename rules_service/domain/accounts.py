@@ -24,7 +24,11 @@ def wait_after(failures: int) -> timedelta | None:
     """How long the next attempt waits after ``failures`` failures in a row (doubling)."""
     if failures < FREE_FAILURES:
         return None
-    return min(FIRST_WAIT * 2 ** (failures - FREE_FAILURES), LONGEST_WAIT)
+    # The doubling is capped well past LONGEST_WAIT, so a long run of failures can never
+    # overflow timedelta (49 in a row did).
+    doublings = min(failures - FREE_FAILURES, 20)
+    wait: timedelta = FIRST_WAIT * (2 ** doublings)
+    return min(wait, LONGEST_WAIT)
 
 
 @dataclass

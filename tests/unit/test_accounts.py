@@ -71,3 +71,9 @@ def test_revoking_ends_every_live_token_and_a_new_token_re_enables() -> None:
     assert account.tokens[0].revoked_at == NOW - timedelta(days=1)
     account.issue("c" * 64, NOW)
     assert account.revoked_at is None and account.live_tokens == 1
+
+
+def test_the_wait_after_a_very_long_run_of_failures_is_the_longest_wait() -> None:
+    from rules_service.domain.accounts import LONGEST_WAIT, wait_after
+    assert wait_after(49) == LONGEST_WAIT
+    assert wait_after(10_000) == LONGEST_WAIT
