@@ -108,11 +108,6 @@ class Settings:
     # Days of decisions kept by ``rules-service db retention`` (0: kept forever).
     retention_days: int = 0
 
-    @property
-    def is_sqlite(self) -> bool:
-        """True when the database is SQLite (the embedded default)."""
-        return self.database_url.startswith("sqlite")
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``RULES_SERVICE_*`` environment variables, defaults for the rest."""

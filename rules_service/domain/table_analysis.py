@@ -22,6 +22,7 @@ from typing import Any
 from rules_service.domain.tables import CellError, read_cell
 from rules_service.language.ast import And, Compare, Expr, InList, Literal, ThresholdRef
 from rules_service.language.evaluator import evaluate
+from rules_service.language.wording import show_json
 
 MAX_CONTAINMENT_CHECKS = 200
 MAX_LISTED = 20
@@ -166,26 +167,19 @@ def _nested(column: str, value: Any) -> dict[str, Any]:
     return data
 
 
-def _show(value: Any) -> str:
-    if value is _ABSENT:
-        return "absent"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _example(columns: list[str], classes: list[list[Any]], masks: list[int]) -> str:
     parts = []
     for column, values, mask in zip(columns, classes, masks, strict=True):
         index = (mask & -mask).bit_length() - 1
         value = values[index]
         if value is not _ABSENT:
-            parts.append(f"{json.dumps(column)}: {_show(value)}")
+            parts.append(f"{json.dumps(column)}: {show_json(value)}")
     return "{" + ", ".join(parts) + "}"
 
 
 def _describe_missing(values: list[Any], missing: int) -> str:
-    shown = [_show(v) for i, v in enumerate(values) if missing >> i & 1]
+    shown = ["absent" if v is _ABSENT else show_json(v)
+             for i, v in enumerate(values) if missing >> i & 1]
     return ", ".join(shown[:8]) + (f" and {len(shown) - 8} more" if len(shown) > 8 else "")
 
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import regex
 
-from rules_service.domain.ruleset import FieldType, InputField, Ruleset
+from rules_service.domain.ruleset import MAX_RULES, FieldType, InputField, Ruleset
 from rules_service.language.ast import (
     And,
     Compare,
@@ -80,8 +80,6 @@ MAX_STACK_ENTRIES = 64
 STACK_BUDGET = 56
 # How far one rule may be split (into the terms of its disjunctive normal form) to fit.
 MAX_PIECES_PER_RULE = 1024
-MAX_RULES = 10_000
-"""Rules (and table rows) a ruleset may hold; the loader refuses more."""
 
 _DURABLE_OP = {"==": None, "!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 
