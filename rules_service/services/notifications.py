@@ -15,16 +15,15 @@ from urllib.parse import urlsplit
 
 import uuid_utils
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session
 
 from rules_service.adapters.orm import (
     DeliveryRow,
-    EscalationRow,
     EscalationStepRow,
     OutboxEventRow,
     SubscriptionRow,
 )
 from rules_service.adapters.outbox import ruleset_names
+from rules_service.adapters.rollup_queries import breaches_by_ruleset
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain import lifecycle
 from rules_service.domain import notifications as rules
@@ -325,24 +324,6 @@ def delivery_health(uow: UnitOfWork) -> DeliveryHealth:
 
 
 # --------------------------------------------------------------------------- escalations
-
-
-def breaches_by_ruleset(session: Session, *, since: datetime | None = None,
-                        until: datetime | None = None,
-                        ruleset_ids: list[int] | None = None) -> dict[int, int]:
-    """Per ruleset, how many escalations passed their response-time target (the worker
-    marked them overdue) with their due time in [since, until): the dashboard's breaches.
-    Read from the partial index on breached escalations, never the whole table."""
-    e = EscalationRow
-    stmt = (select(e.ruleset_id, func.count()).where(e.breached_at.is_not(None))
-            .group_by(e.ruleset_id))
-    if since is not None:
-        stmt = stmt.where(e.due_at >= since)
-    if until is not None:
-        stmt = stmt.where(e.due_at < until)
-    if ruleset_ids is not None:
-        stmt = stmt.where(e.ruleset_id.in_(ruleset_ids))
-    return {int(rid): int(count) for rid, count in session.execute(stmt)}
 
 
 def escalation_breaches(uow: UnitOfWork, *, since: datetime | None = None,
