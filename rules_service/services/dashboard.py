@@ -6,8 +6,9 @@ figure is read from the rollups (``adapters.rollups``; the queries are in
 fallback, with a latency histogram, per minute, hour and day and for all time, in the
 same transaction that records them. A figure therefore costs O(buckets), not
 O(decisions), and is right however many server processes recorded the rows. Escalation
-cycle times come from the escalation rollups (per minute, hour and day of resolution); open and overdue escalations from COUNTs over an index covering them
-(status, ruleset, due time), so they cost O(open escalations).
+cycle times come from the escalation rollups (per minute, hour and day of resolution);
+open and overdue escalations from COUNTs over an index covering them (status, ruleset,
+due time), so they cost O(open escalations).
 
 Latency and cycle-time percentiles come from the histograms (``domain.figures.
 histogram_percentile``): the value reported lies in the same histogram bucket as the exact
