@@ -134,32 +134,8 @@ class Checker:
         whole = self.clean(place)
         before = len(self.found)
 
-        if "properties" in spec and spec["properties"] is not None:
-            if ftype is not FieldType.OBJECT:
-                self.add(f"{place}.properties", "only object fields have properties")
-        elif ftype is FieldType.OBJECT:
-            self.add(place, "an object field needs properties: the fields inside it")
-        for key in ("minimum", "maximum"):
-            if spec.get(key) is not None and ftype not in _NUMERIC:
-                self.add(f"{place}.{key}", f"{key} applies only to number and integer fields, "
-                                           f"and {name} is {TYPE_WORDS[ftype]}")
-        if spec.get("pattern") is not None and self.clean(f"{place}.pattern"):
-            if ftype is not FieldType.STRING:
-                self.add(f"{place}.pattern", f"a pattern applies only to text fields, and {name}"
-                                             f" is {TYPE_WORDS[ftype]}")
-            else:
-                problem = regex_problem(spec["pattern"].strip())
-                if problem:
-                    self.add(f"{place}.pattern", problem)
-        minimum, maximum = spec.get("minimum"), spec.get("maximum")
-        if self.clean(f"{place}.minimum") and self.clean(f"{place}.maximum") \
-                and isinstance(minimum, int | float) and isinstance(maximum, int | float) \
-                and minimum > maximum:
-            self.add(f"{place}.minimum", f"the minimum ({minimum:g}) is larger than the maximum "
-                                         f"({maximum:g})")
-        enum = spec.get("enum")
-        if enum is not None and self.clean(f"{place}.enum") and isinstance(enum, list):
-            self.enum(name, ftype, enum, spec, place)
+        self.field_settings(name, ftype, spec, place)
+        minimum, maximum, enum = spec.get("minimum"), spec.get("maximum"), spec.get("enum")
 
         nested: list[InputField] = []
         if ftype is FieldType.OBJECT and isinstance(spec.get("properties"), Mapping):
@@ -186,6 +162,37 @@ class Checker:
             # Usable for type checking conditions, but the ruleset will not load anyway.
             return field if self.clean(f"{place}.type") else None
         return field
+
+    def field_settings(self, name: str, ftype: FieldType, spec: Mapping[str, Any],
+                       place: str) -> None:
+        """Checks that a field's settings (properties, minimum, maximum, pattern, enum) fit
+        its type and each other."""
+        if "properties" in spec and spec["properties"] is not None:
+            if ftype is not FieldType.OBJECT:
+                self.add(f"{place}.properties", "only object fields have properties")
+        elif ftype is FieldType.OBJECT:
+            self.add(place, "an object field needs properties: the fields inside it")
+        for key in ("minimum", "maximum"):
+            if spec.get(key) is not None and ftype not in _NUMERIC:
+                self.add(f"{place}.{key}", f"{key} applies only to number and integer fields, "
+                                           f"and {name} is {TYPE_WORDS[ftype]}")
+        if spec.get("pattern") is not None and self.clean(f"{place}.pattern"):
+            if ftype is not FieldType.STRING:
+                self.add(f"{place}.pattern", f"a pattern applies only to text fields, and {name}"
+                                             f" is {TYPE_WORDS[ftype]}")
+            else:
+                problem = regex_problem(spec["pattern"].strip())
+                if problem:
+                    self.add(f"{place}.pattern", problem)
+        minimum, maximum = spec.get("minimum"), spec.get("maximum")
+        if self.clean(f"{place}.minimum") and self.clean(f"{place}.maximum") \
+                and isinstance(minimum, int | float) and isinstance(maximum, int | float) \
+                and minimum > maximum:
+            self.add(f"{place}.minimum", f"the minimum ({minimum:g}) is larger than the maximum "
+                                         f"({maximum:g})")
+        enum = spec.get("enum")
+        if enum is not None and self.clean(f"{place}.enum") and isinstance(enum, list):
+            self.enum(name, ftype, enum, spec, place)
 
     def enum(self, name: str, ftype: FieldType, enum: list[Any], spec: Mapping[str, Any],
              place: str) -> None:
@@ -322,40 +329,45 @@ class Checker:
                 continue
             row_ids: dict[str, int] = {}
             for r, row in enumerate(rows):
-                here = f"{place}.rows[{r}]"
-                if not isinstance(row, Mapping) or not self.clean_own(here):
-                    continue
-                row_id = row.get("id")
-                if isinstance(row_id, str) and self.clean(f"{here}.id"):
-                    row_id = row_id.strip()
-                    if row_id in row_ids:
-                        self.add(f"{here}.id", f"the row id '{row_id}' is already used by "
-                                               f"rows[{row_ids[row_id]}]; ids must be unique "
-                                               "within a table")
-                    row_ids.setdefault(row_id, r)
-                    if table_id is not None:
-                        then = row.get("then")
-                        ids[f"{table_id}.{row_id}"] = Outcome(then.strip()) \
-                            if self.clean(f"{here}.then") and isinstance(then, str) else None
+                self.row(row, r, f"{place}.rows[{r}]", table_id, row_ids, ids, columns, fields)
+
+    def row(self, row: Any, r: int, here: str, table_id: str | None, row_ids: dict[str, int],
+            ids: dict[str, Outcome | None], columns: list[str | None] | None,
+            fields: dict[tuple[str, ...], InputField]) -> None:
+        """Checks one table row and its cells; adds its rule id to ``ids``."""
+        if not isinstance(row, Mapping) or not self.clean_own(here):
+            return
+        row_id = row.get("id")
+        if isinstance(row_id, str) and self.clean(f"{here}.id"):
+            row_id = row_id.strip()
+            if row_id in row_ids:
+                self.add(f"{here}.id", f"the row id '{row_id}' is already used by "
+                                       f"rows[{row_ids[row_id]}]; ids must be unique "
+                                       "within a table")
+            row_ids.setdefault(row_id, r)
+            if table_id is not None:
                 then = row.get("then")
-                if row.get("escalate_to") is not None and self.clean(f"{here}.then") \
-                        and isinstance(then, str) and then.strip() != Outcome.ESCALATE.value:
-                    self.add(f"{here}.escalate_to", "escalate_to applies only to rows that "
-                                                    "escalate, and this row's outcome is "
-                                                    f"{then.strip()}")
-                cells = row.get("when")
-                if columns is None or not isinstance(cells, list) \
-                        or not self.clean(f"{here}.when"):
-                    continue
-                if len(cells) != len(columns):
-                    self.add(f"{here}.when", f"the row has {len(cells)} cells, but the table "
-                                             f"has {len(columns)} columns "
-                                             f"({', '.join(c or '?' for c in columns)}); write -"
-                                             " for a column the row does not test")
-                    continue
-                for c, (column, cell) in enumerate(zip(columns, cells, strict=True)):
-                    if column is not None:
-                        self.cell(column, cell, f"{here}.when[{c}]", fields)
+                ids[f"{table_id}.{row_id}"] = Outcome(then.strip()) \
+                    if self.clean(f"{here}.then") and isinstance(then, str) else None
+        then = row.get("then")
+        if row.get("escalate_to") is not None and self.clean(f"{here}.then") \
+                and isinstance(then, str) and then.strip() != Outcome.ESCALATE.value:
+            self.add(f"{here}.escalate_to", "escalate_to applies only to rows that "
+                                            "escalate, and this row's outcome is "
+                                            f"{then.strip()}")
+        cells = row.get("when")
+        if columns is None or not isinstance(cells, list) \
+                or not self.clean(f"{here}.when"):
+            return
+        if len(cells) != len(columns):
+            self.add(f"{here}.when", f"the row has {len(cells)} cells, but the table "
+                                     f"has {len(columns)} columns "
+                                     f"({', '.join(c or '?' for c in columns)}); write -"
+                                     " for a column the row does not test")
+            return
+        for c, (column, cell) in enumerate(zip(columns, cells, strict=True)):
+            if column is not None:
+                self.cell(column, cell, f"{here}.when[{c}]", fields)
 
     def columns(self, table: Mapping[str, Any], place: str,
                 fields: dict[tuple[str, ...], InputField]) -> list[str | None] | None:
