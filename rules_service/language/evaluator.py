@@ -1,7 +1,7 @@
 """The reference evaluator: decides a condition in plain Python, straight from the AST.
 
 It is the specification the durable-rules engine is tested against, and the baseline of
-the benchmark. Absent-field semantics (contract section 1): a comparison, ``in``,
+the benchmark. Absent-field semantics: a comparison, ``in``,
 ``not in`` or ``matches`` on an absent field is false; ``exists(f)`` tests presence;
 ``not`` negates whatever its operand evaluated to.
 """
