@@ -23,6 +23,7 @@ from rules_service.adapters.repositories import (
     RulesetRepository,
     VersionRepository,
 )
+from rules_service.adapters.rollup_queries import FigureQueries
 from rules_service.adapters.subscriptions import DeliveryRepository, SubscriptionRepository
 
 Clock = Callable[[], datetime]
@@ -49,6 +50,7 @@ class UnitOfWork:
     deliveries: DeliveryRepository
     people: PrincipalStore
     health: HealthProbe
+    figures: FigureQueries
 
     def __init__(self, session_factory: sessionmaker[Session],
                  readonly_session_factory: sessionmaker[Session] | None = None,
@@ -94,6 +96,7 @@ class UnitOfWork:
         self.deliveries = DeliveryRepository(self._session)
         self.people = PrincipalStore(self._session)
         self.health = HealthProbe(self._session)
+        self.figures = FigureQueries(self._session)
         self._live_changed = False
         return self
 

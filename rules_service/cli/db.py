@@ -292,6 +292,12 @@ def _sync(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Registers this module's subcommands."""
+    _register_db(sub)
+    _register_principals(sub)
+    _register_sync(sub)
+
+
+def _register_db(sub: argparse._SubParsersAction) -> None:
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     up = db_sub.add_parser("upgrade", help="create or migrate the schema (Alembic)")
@@ -317,6 +323,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="say what would be archived and removed; change nothing")
     ret.set_defaults(handler=_guarded(_db_retention))
 
+
+def _register_principals(sub: argparse._SubParsersAction) -> None:
     pr = sub.add_parser("principals", help="people and automations, and their tokens")
     pr_sub = pr.add_subparsers(dest="principals_command", required=True, metavar="ACTION")
     add = pr_sub.add_parser("add", help="create a principal; prints its token last")
@@ -342,6 +350,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     lst = pr_sub.add_parser("list", help="list principals (never tokens)")
     lst.set_defaults(handler=_guarded(_principals_list))
 
+
+def _register_sync(sub: argparse._SubParsersAction) -> None:
     sy = sub.add_parser("sync", help="propose a version for each changed ruleset file")
     sy.add_argument("directory", metavar="DIR")
     sy.add_argument("--as", dest="actor", required=True, metavar="NAME",

@@ -7,7 +7,10 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rules_service.config import Settings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -136,11 +139,17 @@ def _refusal(foreign: list[str]) -> int:
     return 1
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Sets up an empty database (a second run changes nothing and says so) and serves it.
+@dataclasses.dataclass(frozen=True)
+class _DemoSetUp:
+    report: Any
+    passwords: dict[str, str]
+    passwords_path: Path
+    people: list[tuple[str, str]]
 
-    A database holding anything the demo did not make is refused before any migration.
-    """
+
+def _set_up_demo(settings: Settings, rulesets_dir: Path,
+                 tokens_path: Path) -> _DemoSetUp | int:
+    """Migrates and seeds the demo database; an exit code when it is refused or fails."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from rules_service.adapters import migrations_runner
@@ -148,22 +157,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from rules_service.services import demo
     from rules_service.services.demo_people import demo_people, set_demo_passwords
 
-    problem = _check(args)
-    if problem:
-        print(f"rules-service demo: {problem}", file=sys.stderr)
-        return 2
-    settings = _settings_or_exit()
-    if settings is None:
-        return 2
-    # The demo opens its API docs to everyone on this machine (every other server needs a
-    # token or a signed-in session for them), unless the environment says otherwise. The
-    # settings say so, not os.environ: a demo run in-process must not open later servers'.
-    if not os.environ.get(PUBLIC_DOCS_VARIABLE, "").strip():
-        settings = dataclasses.replace(settings, public_docs=True)
-    rulesets_dir, tokens_path = Path(args.rulesets), Path(args.tokens)
-    if not rulesets_dir.is_dir():
-        print(f"rules-service demo: {rulesets_dir} is not a directory", file=sys.stderr)
-        return 2
     try:
         # Read before migrating: a database that is not the demo's is never touched.
         footprint = migrations_runner.read_footprint(settings.database_url)
@@ -190,6 +183,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except SQLAlchemyError as exc:
         print(f"rules-service demo: database error: {exc}", file=sys.stderr)
         return 1
+    return _DemoSetUp(report, passwords, passwords_path, people)
+
+
+def _print_demo(args: argparse.Namespace, settings: Settings, tokens_path: Path,
+                done: _DemoSetUp) -> None:
+    from rules_service.services import demo
+
+    report = done.report
     base = f"http://{args.host}:{args.port}"
     print("rules-service demo")
     for line in report.lines:
@@ -204,11 +205,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  the docs are open to anyone here ({PUBLIC_DOCS_VARIABLE}=true, set by the demo)"
           if settings.public_docs else
           f"  the docs need a token or signing in ({PUBLIC_DOCS_VARIABLE} is off)")
-    print(f"  sign in at {base}/sign-in as (passwords of everyone: {passwords_path}, mode 600):")
-    for name, role in people:
-        if name in passwords:
-            print(f"    {name:<14} password {passwords[name]:<18} {role}")
+    print(f"  sign in at {base}/sign-in as (passwords of everyone: {done.passwords_path}, "
+          "mode 600):")
+    for name, role in done.people:
+        if name in done.passwords:
+            print(f"    {name:<14} password {done.passwords[name]:<18} {role}")
     sys.stdout.flush()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Sets up an empty database (a second run changes nothing and says so) and serves it.
+
+    A database holding anything the demo did not make is refused before any migration.
+    """
+    problem = _check(args)
+    if problem:
+        print(f"rules-service demo: {problem}", file=sys.stderr)
+        return 2
+    settings = _settings_or_exit()
+    if settings is None:
+        return 2
+    # The demo opens its API docs to everyone on this machine (every other server needs a
+    # token or a signed-in session for them), unless the environment says otherwise. The
+    # settings say so, not os.environ: a demo run in-process must not open later servers'.
+    if not os.environ.get(PUBLIC_DOCS_VARIABLE, "").strip():
+        settings = dataclasses.replace(settings, public_docs=True)
+    rulesets_dir, tokens_path = Path(args.rulesets), Path(args.tokens)
+    if not rulesets_dir.is_dir():
+        print(f"rules-service demo: {rulesets_dir} is not a directory", file=sys.stderr)
+        return 2
+    done = _set_up_demo(settings, rulesets_dir, tokens_path)
+    if isinstance(done, int):
+        return done
+    _print_demo(args, settings, tokens_path, done)
     if args.no_serve:
         return 0
     from rules_service.cli.worker import start_worker_process, stop_worker_process

@@ -1,4 +1,4 @@
-"""Operations figures (the dashboard's and /metrics') as pure functions of plain values.
+"""Operations figures as pure functions of plain values, and the tallies they are made from.
 
 Percentiles use the nearest-rank method: the p-th percentile of n sorted values is the
 value at rank ceil(p/100 * n) (1-based). It always returns one of the observed values
@@ -18,9 +18,13 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
+
+from rules_service.domain.lifecycle import parse_duration
+from rules_service.domain.ruleset import Outcome
 
 # The percentiles the dashboard reports, in percent.
 LATENCY_PERCENTILES: tuple[int, ...] = (50, 95, 99)
@@ -231,3 +235,185 @@ def histogram_of(values: Iterable[float], bounds: Sequence[float]) -> list[int]:
     for value in values:
         counts[histogram_bucket(value, bounds)] += 1
     return counts
+
+
+# --------------------------------------------------------------------------- tallies
+# What the dashboard and /metrics add up per ruleset (and overall) before shaping figures.
+
+OUTCOMES: tuple[str, ...] = tuple(o.value for o in Outcome)
+
+
+def _empty_histogram(size: int | None = None) -> list[int]:
+    return [0] * (LATENCY_BUCKET_COUNT if size is None else size)
+
+
+@dataclass
+class DecisionTally:
+    """Counts, latency sum, maximum and histogram of one ruleset's (or all) decisions."""
+
+    by_outcome: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    fallbacks: int = 0
+    auto_decided: int = 0
+    duration_sum: float = 0.0
+    duration_max: float | None = None
+    histogram: list[int] = field(default_factory=_empty_histogram)
+
+    @property
+    def count(self) -> int:
+        return sum(self.by_outcome.values())
+
+    def add(self, outcome: str, fallback: bool, count: int, duration_sum: float,
+            duration_max: float | None, histogram: Iterable[int]) -> None:
+        self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + count
+        if fallback:
+            self.fallbacks += count
+        if is_auto_decided(outcome, fallback):
+            self.auto_decided += count
+        self.duration_sum += duration_sum
+        if duration_max is not None:
+            self.duration_max = (duration_max if self.duration_max is None
+                                 else max(self.duration_max, duration_max))
+        self.histogram = [a + int(b) for a, b in zip(self.histogram, histogram, strict=True)]
+
+    def merge(self, other: DecisionTally) -> None:
+        for outcome, count in other.by_outcome.items():
+            self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + count
+        self.fallbacks += other.fallbacks
+        self.auto_decided += other.auto_decided
+        self.duration_sum += other.duration_sum
+        if other.duration_max is not None:
+            self.duration_max = (other.duration_max if self.duration_max is None
+                                 else max(self.duration_max, other.duration_max))
+        self.histogram = [a + b for a, b in zip(self.histogram, other.histogram, strict=True)]
+
+    def latency(self) -> dict[str, float | None]:
+        """Histogram percentiles, exact mean and maximum, in milliseconds."""
+        return {**histogram_percentiles(self.histogram, LATENCY_BUCKETS_MS,
+                                        LATENCY_PERCENTILES, self.duration_max),
+                "mean": rate(self.duration_sum, self.count),
+                "max": self.duration_max}
+
+
+@dataclass
+class EscalationTally:
+    """Escalation figures of one ruleset (or all)."""
+
+    open: int = 0
+    overdue: int = 0
+    resolved: int = 0
+    resolved_within_target: int = 0
+    resolved_with_target: int = 0
+    seconds_sum: float = 0.0
+    seconds_max: float | None = None
+    histogram: list[int] = field(default_factory=lambda: _empty_histogram(CYCLE_BUCKET_COUNT))
+
+    def merge(self, other: EscalationTally) -> None:
+        self.open += other.open
+        self.overdue += other.overdue
+        self.resolved += other.resolved
+        self.resolved_within_target += other.resolved_within_target
+        self.resolved_with_target += other.resolved_with_target
+        self.seconds_sum += other.seconds_sum
+        if other.seconds_max is not None:
+            self.seconds_max = (other.seconds_max if self.seconds_max is None
+                                else max(self.seconds_max, other.seconds_max))
+        self.histogram = [a + b for a, b in zip(self.histogram, other.histogram, strict=True)]
+
+    def cycle_time(self) -> dict[str, Any]:
+        """Count, histogram percentiles, exact mean and maximum of the resolution times."""
+        return {"count": self.resolved,
+                **histogram_percentiles(self.histogram, CYCLE_BUCKETS_S, CYCLE_PERCENTILES,
+                                        self.seconds_max),
+                "mean": rate(self.seconds_sum, self.resolved),
+                "max": self.seconds_max}
+
+
+@dataclass
+class ChangeTally:
+    """Version lifecycle delays of one ruleset (or all), in seconds."""
+
+    proposed: int = 0
+    proposed_to_approved: list[float] = field(default_factory=list)
+    approved_to_active: list[float] = field(default_factory=list)
+    proposed_to_active: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VersionState:
+    """A ruleset's active version (number and definition) and its open versions."""
+
+    active_version: int | None = None
+    definition: dict[str, Any] = field(default_factory=dict)
+    pending: int = 0
+    scheduled: int = 0
+
+
+def merge_decisions(tallies: Iterable[DecisionTally]) -> DecisionTally:
+    total = DecisionTally()
+    for t in tallies:
+        total.merge(t)
+    return total
+
+
+def merge_escalations(tallies: Iterable[EscalationTally]) -> EscalationTally:
+    total = EscalationTally()
+    for t in tallies:
+        total.merge(t)
+    return total
+
+
+def merge_changes(tallies: Iterable[ChangeTally]) -> ChangeTally:
+    total = ChangeTally()
+    for t in tallies:
+        total.proposed += t.proposed
+        total.proposed_to_approved.extend(t.proposed_to_approved)
+        total.approved_to_active.extend(t.approved_to_active)
+        total.proposed_to_active.extend(t.proposed_to_active)
+    return total
+
+
+def stage_figures(seconds: list[float]) -> dict[str, Any]:
+    """Count, median, mean and maximum of one lifecycle stage's delays."""
+    return {"count": len(seconds), "median": median(seconds),
+            "mean": mean(seconds), "max": max(seconds) if seconds else None}
+
+
+def target_seconds(target: str | None) -> float | None:
+    """A response-time target in seconds; None when absent or unreadable."""
+    if target is None:
+        return None
+    try:
+        return parse_duration(target).total_seconds()
+    except ValueError:
+        return None  # an unreadable target is reported as written, without seconds
+
+
+def window_figures(tally: DecisionTally, escalations: EscalationTally, changes: ChangeTally,
+                   since: datetime, until: datetime) -> dict[str, Any]:
+    """The dashboard's figures of one ruleset (or all) for the window [since, until)."""
+    count = tally.count
+    outcome_shares = shares(tally.by_outcome)
+    return {
+        "decisions": {"count": count, "per_hour": per_hour(count, since, until)},
+        "latency_ms": tally.latency(),
+        "outcomes": {o: {"count": tally.by_outcome.get(o, 0), "share": outcome_shares.get(o)}
+                     for o in tally.by_outcome},
+        "exception_rate": outcome_shares.get(ESCALATE),
+        "fallbacks": {"count": tally.fallbacks, "rate": rate(tally.fallbacks, count)},
+        "escalations": {
+            "raised": tally.by_outcome.get(ESCALATE, 0),
+            "open": escalations.open,
+            "overdue": escalations.overdue,
+            "resolved": escalations.resolved,
+            "resolved_within_target": escalations.resolved_within_target,
+            "resolved_within_target_rate": rate(escalations.resolved_within_target,
+                                                escalations.resolved_with_target),
+            "resolution_time_seconds": escalations.cycle_time(),
+        },
+        "change_approval": {
+            "proposed": changes.proposed,
+            "proposed_to_approved_seconds": stage_figures(changes.proposed_to_approved),
+            "approved_to_active_seconds": stage_figures(changes.approved_to_active),
+            "proposed_to_active_seconds": stage_figures(changes.proposed_to_active),
+        },
+    }

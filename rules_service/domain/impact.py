@@ -146,6 +146,57 @@ def _ordered(counts: Counter[str]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+@dataclass
+class _Replay:
+    """The counts and the bounded examples of one replay, as it goes."""
+
+    max_examples: int
+    replayed: int = 0
+    changed: int = 0
+    input_rejected: int = 0
+    fallbacks: int = 0
+    drift: int = 0
+    base_rejected: int = 0
+    transitions: Counter[str] = field(default_factory=Counter)
+    drift_transitions: Counter[str] = field(default_factory=Counter)
+    # First few examples per transition, kept bounded whatever the number of decisions.
+    per_transition: dict[str, list[ImpactExample]] = field(default_factory=dict)
+    rejected_examples: list[RejectedExample] = field(default_factory=list)
+
+    def refused(self, decision_id: str, data: Any, before: Outcome,
+                error: BaseException) -> None:
+        """The ``to`` version's schema refused the input."""
+        self.input_rejected += 1
+        if len(self.rejected_examples) < self.max_examples:
+            self.rejected_examples.append(
+                RejectedExample(decision_id, data, before, _problem_text(error)))
+
+    def decided(self, decision_id: str, data: Any, recorded: Outcome, before: Outcome,
+                result: Any) -> None:
+        """Both versions decided the input (``before`` and ``result``)."""
+        if before is not recorded:
+            self.drift += 1
+            self.drift_transitions[f"{recorded.value}->{before.value}"] += 1
+        if getattr(result, "fallback", False) is True:
+            self.fallbacks += 1
+        after = _outcome(result)
+        if after is before:
+            return
+        self.changed += 1
+        key = f"{before.value}->{after.value}"
+        self.transitions[key] += 1
+        bucket = self.per_transition.setdefault(key, [])
+        if len(bucket) < self.max_examples:
+            bucket.append(ImpactExample(decision_id, data, before, after, recorded))
+
+    def report(self) -> ImpactReport:
+        ordered = _ordered(self.transitions)
+        examples = _interleave((self.per_transition[k] for k in ordered), self.max_examples)
+        return ImpactReport(self.replayed, self.changed, self.input_rejected, ordered, examples,
+                            tuple(self.rejected_examples), self.fallbacks, self.drift,
+                            _ordered(self.drift_transitions), self.base_rejected)
+
+
 def replay_impact(
     decisions: Iterable[Any],
     decide: Callable[[Mapping[str, Any]], Any],
@@ -164,17 +215,12 @@ def replay_impact(
     (``input_rejected`` for ``to``, ``base_rejected`` for ``from``), not raised. Any other
     exception is a bug and propagates.
     """
-    replayed = changed = input_rejected = fallbacks = drift = base_rejected = 0
-    transitions: Counter[str] = Counter()
-    drift_transitions: Counter[str] = Counter()
-    # First few examples per transition, kept bounded whatever the number of decisions.
-    per_transition: dict[str, list[ImpactExample]] = {}
-    rejected_examples: list[RejectedExample] = []
+    replay = _Replay(max_examples)
     for record in decisions:
         decision_id = str(_attribute(record, "decision_id"))
         data = _attribute(record, "input")
         recorded = _outcome(_attribute(record, "outcome"))
-        replayed += 1
+        replay.replayed += 1
         # Both versions decide every input, so each call sequence stays aligned with the
         # records (the service hands out batched results in order).
         before_error: BaseException | None = None
@@ -187,30 +233,10 @@ def replay_impact(
         try:
             result = decide(data)
         except rejected as error:
-            input_rejected += 1
-            if len(rejected_examples) < max_examples:
-                rejected_examples.append(
-                    RejectedExample(decision_id, data, before, _problem_text(error)))
+            replay.refused(decision_id, data, before, error)
             continue
         if before_error is not None:
-            base_rejected += 1
+            replay.base_rejected += 1
             continue
-        if before is not recorded:
-            drift += 1
-            drift_transitions[f"{recorded.value}->{before.value}"] += 1
-        if getattr(result, "fallback", False) is True:
-            fallbacks += 1
-        after = _outcome(result)
-        if after is before:
-            continue
-        changed += 1
-        key = f"{before.value}->{after.value}"
-        transitions[key] += 1
-        bucket = per_transition.setdefault(key, [])
-        if len(bucket) < max_examples:
-            bucket.append(ImpactExample(decision_id, data, before, after, recorded))
-    ordered = _ordered(transitions)
-    examples = _interleave((per_transition[k] for k in ordered), max_examples)
-    return ImpactReport(replayed, changed, input_rejected, ordered, examples,
-                        tuple(rejected_examples), fallbacks, drift,
-                        _ordered(drift_transitions), base_rejected)
+        replay.decided(decision_id, data, recorded, before, result)
+    return replay.report()

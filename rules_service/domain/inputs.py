@@ -12,31 +12,13 @@ from rules_service.domain.lookalikes import looks_like
 from rules_service.domain.problems import PREVIEW_CHARS, Problem, preview
 from rules_service.domain.ruleset import FieldType, InputField, Ruleset
 from rules_service.language.patterns import PatternTimeout, search
+from rules_service.language.wording import EXPECTED_TYPE_WORDS, show_given
 
 MAX_SAFE_INTEGER = 9007199254740991
 """Numbers beyond this lose precision in JSON clients, so they are refused."""
 
-_TYPE_WORDS = {
-    FieldType.NUMBER: "a number",
-    FieldType.INTEGER: "a whole number",
-    FieldType.STRING: "text",
-    FieldType.BOOLEAN: "true or false",
-    FieldType.OBJECT: "an object (a group of fields)",
-}
-
-
 MAX_SUGGESTED_KEYS = 20
 """Unknown keys past this many get no 'did you mean': fuzzy matching costs time per key."""
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{preview(value)}"'
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return repr(value)
 
 
 def _what(value: Any) -> str:
@@ -59,7 +41,8 @@ def _check_scalar(f: InputField, value: Any, place: str,
     if f.type in (FieldType.NUMBER, FieldType.INTEGER):
         # bool is an int in Python, but true is not a number to the people who write inputs.
         if isinstance(value, bool) or not isinstance(value, int | float):
-            problems.append(Problem(place, f"must be {_TYPE_WORDS[f.type]}, not {_what(value)}"))
+            problems.append(Problem(place, f"must be {EXPECTED_TYPE_WORDS[f.type]}, "
+                                           f"not {_what(value)}"))
             return False, value
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(Problem(place, "must be a finite number"))
@@ -70,7 +53,7 @@ def _check_scalar(f: InputField, value: Any, place: str,
             return False, value
         if f.type is FieldType.INTEGER and isinstance(value, float):
             if not value.is_integer():
-                problems.append(Problem(place, f"must be a whole number, not {_show(value)}"))
+                problems.append(Problem(place, f"must be a whole number, not {show_given(value)}"))
                 return False, value
             value = int(value)
     elif f.type is FieldType.STRING:
@@ -85,19 +68,20 @@ def _check_scalar(f: InputField, value: Any, place: str,
     # Types were checked above, so equality is enough; bools must not equal 1 or 0.
     if f.enum is not None and not any(e == value and isinstance(e, bool) == isinstance(value, bool)
                                       for e in f.enum):
-        message = f"must be one of {', '.join(_show(e) for e in f.enum)}; got {_show(value)}"
+        message = (f"must be one of {', '.join(show_given(e) for e in f.enum)}; "
+                   f"got {show_given(value)}")
         impostor = looks_like(value, f.enum) if isinstance(value, str) else None
         if impostor is not None:
             message += f", which {impostor.explain()}"
         problems.append(Problem(place, message))
         ok = False
     if f.minimum is not None and isinstance(value, int | float) and value < f.minimum:
-        problems.append(Problem(place, f"must be at least {_show(f.minimum)}; "
-                                       f"got {_show(value)}"))
+        problems.append(Problem(place, f"must be at least {show_given(f.minimum)}; "
+                                       f"got {show_given(value)}"))
         ok = False
     if f.maximum is not None and isinstance(value, int | float) and value > f.maximum:
-        problems.append(Problem(place, f"must be at most {_show(f.maximum)}; "
-                                       f"got {_show(value)}"))
+        problems.append(Problem(place, f"must be at most {show_given(f.maximum)}; "
+                                       f"got {show_given(value)}"))
         ok = False
     if f.pattern is not None and isinstance(value, str):
         try:

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PREVIEW_CHARS = 60
-"""How much of a value a problem repeats back: enough to recognise it, never a whole
-megabyte someone sent."""
+from rules_service.language.wording import PREVIEW_CHARS, preview
 
+__all__ = ["MAX_REPORTED_PROBLEMS", "PREVIEW_CHARS", "Problem", "more_problems", "preview"]
 
 MAX_REPORTED_PROBLEMS = 50
 """An answer lists at most this many problems, then says how many more there are: a
 request with 100,000 bad keys gets a short answer (the CLI still lists every problem)."""
-
-
-def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
-    """``text`` when short, else its start and how much was left out."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
 
 
 @dataclass(frozen=True, order=True)

@@ -9,6 +9,10 @@ from enum import StrEnum
 from typing import Any
 
 from rules_service.language.ast import Expr
+from rules_service.language.types import FieldType, InputField
+
+MAX_RULES = 10_000
+"""Rules (and table rows) a ruleset may hold; the loader refuses more."""
 
 
 class Outcome(StrEnum):
@@ -28,32 +32,8 @@ _SEVERITY = {Outcome.APPROVE: 0, Outcome.ESCALATE: 1, Outcome.REJECT: 2}
 
 ROLES: tuple[str, ...] = ("business_owner", "operations_owner", "approver", "maintainer")
 
-
-class FieldType(StrEnum):
-    """The types an input field may have."""
-
-    NUMBER = "number"
-    INTEGER = "integer"
-    STRING = "string"
-    BOOLEAN = "boolean"
-    OBJECT = "object"
-
-
-@dataclass(frozen=True)
-class InputField:
-    """One field of the request schema (``inputs``). Objects nest through ``properties``."""
-
-    name: str
-    type: FieldType
-    required: bool = False
-    default: Any = None
-    has_default: bool = False
-    enum: tuple[Any, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    pattern: str | None = None
-    description: str | None = None
-    properties: tuple[InputField, ...] = ()
+__all__ = ["MAX_RULES", "ROLES", "FieldType", "InputField", "Outcome", "RoleHolders", "Rule",
+           "RuleTest", "Ruleset", "definition_hash"]
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rules_service.domain.tables import CellError, read_cell
+from rules_service.domain.tables import Cell, CellError, read_cell
 from rules_service.language.ast import And, Compare, Expr, InList, Literal, ThresholdRef
 from rules_service.language.evaluator import evaluate
+from rules_service.language.wording import show_json
 
 MAX_CONTAINMENT_CHECKS = 200
 MAX_LISTED = 20
@@ -166,26 +167,19 @@ def _nested(column: str, value: Any) -> dict[str, Any]:
     return data
 
 
-def _show(value: Any) -> str:
-    if value is _ABSENT:
-        return "absent"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _example(columns: list[str], classes: list[list[Any]], masks: list[int]) -> str:
     parts = []
     for column, values, mask in zip(columns, classes, masks, strict=True):
         index = (mask & -mask).bit_length() - 1
         value = values[index]
         if value is not _ABSENT:
-            parts.append(f"{json.dumps(column)}: {_show(value)}")
+            parts.append(f"{json.dumps(column)}: {show_json(value)}")
     return "{" + ", ".join(parts) + "}"
 
 
 def _describe_missing(values: list[Any], missing: int) -> str:
-    shown = [_show(v) for i, v in enumerate(values) if missing >> i & 1]
+    shown = ["absent" if v is _ABSENT else show_json(v)
+             for i, v in enumerate(values) if missing >> i & 1]
     return ", ".join(shown[:8]) + (f" and {len(shown) - 8} more" if len(shown) > 8 else "")
 
 
@@ -199,8 +193,40 @@ def analyze_tables(definition: Mapping[str, Any]) -> list[TableWarning]:
     return warnings
 
 
-def _analyze(t: int, table: Mapping[str, Any], inputs: Mapping[str, Any],
-             thresholds: Mapping[str, Any]) -> list[TableWarning]:
+@dataclass(frozen=True)
+class _Grid:
+    """A table read for analysis: each column's value classes, and for each row and column
+    the classes its cell accepts (``masks[r][k]``: bit i set when row r's cell in column k
+    accepts class i)."""
+
+    t: int
+    tid: str
+    columns: list[str]
+    rows: list[Any]
+    specs: list[Mapping[str, Any]]
+    reads: list[list[Cell]]
+    classes: list[list[Any]]
+    masks: list[list[int]]
+
+    def place(self, r: int) -> str:
+        return f"tables[{self.t}].rows[{r}]"
+
+
+def _cell_mask(cell: Cell, column: str, classes: list[Any], sorted_numbers: Any,
+               thresholds: Mapping[str, Any]) -> int:
+    fast = _fast_mask(cell.condition, sorted_numbers, thresholds)
+    if fast is not None:
+        return fast
+    mask = 0
+    for i, value in enumerate(classes):
+        if cell.condition is None or evaluate(cell.condition, _nested(column, value),
+                                              thresholds):
+            mask |= 1 << i
+    return mask
+
+
+def _grid(t: int, table: Mapping[str, Any], inputs: Mapping[str, Any],
+          thresholds: Mapping[str, Any]) -> _Grid | None:
     columns = [str(c) for c in table["columns"]]
     rows = list(table["rows"])
     specs = [_field_spec(inputs, c) or {} for c in columns]
@@ -208,50 +234,37 @@ def _analyze(t: int, table: Mapping[str, Any], inputs: Mapping[str, Any],
         reads = [[read_cell(c, cell) for c, cell in zip(columns, row["when"], strict=True)]
                  for row in rows]
     except (CellError, ValueError):
-        return []  # a table that does not load is reported by the loader, not here
+        return None  # a table that does not load is reported by the loader, not here
     classes = []
     for k, spec in enumerate(specs):
         constants = [v for r in reads for v in _constants(r[k].condition, thresholds)]
         classes.append(_classes(spec, constants))
-    # masks[r][k]: bit i set when row r's cell in column k accepts class i.
-    masks: list[list[int]] = []
     sorted_numbers = [_sorted_numbers(values) for values in classes]
-    for row_reads in reads:
-        row_masks = []
-        for k, cell in enumerate(row_reads):
-            fast = _fast_mask(cell.condition, sorted_numbers[k], thresholds)
-            if fast is not None:
-                row_masks.append(fast)
-                continue
-            mask = 0
-            for i, value in enumerate(classes[k]):
-                if cell.condition is None or evaluate(cell.condition,
-                                                      _nested(columns[k], value), thresholds):
-                    mask |= 1 << i
-            row_masks.append(mask)
-        masks.append(row_masks)
-    tid = table["id"]
-    out: list[TableWarning] = []
-    found: dict[str, list[TableWarning]] = {"never_fires": [], "shadowed": [], "overlap": []}
+    masks = [[_cell_mask(cell, columns[k], classes[k], sorted_numbers[k], thresholds)
+              for k, cell in enumerate(row_reads)] for row_reads in reads]
+    return _Grid(t, table["id"], columns, rows, specs, reads, classes, masks)
 
-    def place(r: int) -> str:
-        return f"tables[{t}].rows[{r}]"
 
+def _never_fires(g: _Grid, found: list[TableWarning]) -> set[int]:
+    """Rows with a cell no value can meet, warned about; their numbers."""
     dead: set[int] = set()
-    for r, row_masks in enumerate(masks):
+    for r, row_masks in enumerate(g.masks):
         empty = [k for k, m in enumerate(row_masks) if m == 0]
         if empty:
             dead.add(r)
-            cells = ", ".join(f"{columns[k]} {reads[r][k].text}" for k in empty)
-            found["never_fires"].append(TableWarning(
-                "never_fires", place(r), f"{tid}.{rows[r]['id']} can never fire: no value of "
-                                         f"{cells} is possible"))
-    # accepting[k][i]: the rows (a bit set over row numbers) whose cell in column k accepts
-    # class i. The rows meeting row j in every column are the AND over columns of the rows
-    # accepting any class row j accepts: no pass over all pairs of rows.
-    live = sum(1 << r for r in range(len(rows)) if r not in dead)
-    accepting = [[0] * len(classes[k]) for k in range(len(columns))]
-    for r, row_masks in enumerate(masks):
+            cells = ", ".join(f"{g.columns[k]} {g.reads[r][k].text}" for k in empty)
+            found.append(TableWarning(
+                "never_fires", g.place(r), f"{g.tid}.{g.rows[r]['id']} can never fire: no "
+                                           f"value of {cells} is possible"))
+    return dead
+
+
+def _accepting(g: _Grid, dead: set[int]) -> list[list[int]]:
+    """accepting[k][i]: the rows (a bit set over row numbers) whose cell in column k accepts
+    class i. The rows meeting row j in every column are the AND over columns of the rows
+    accepting any class row j accepts: no pass over all pairs of rows."""
+    accepting = [[0] * len(g.classes[k]) for k in range(len(g.columns))]
+    for r, row_masks in enumerate(g.masks):
         if r in dead:
             continue
         for k, mask in enumerate(row_masks):
@@ -259,6 +272,45 @@ def _analyze(t: int, table: Mapping[str, Any], inputs: Mapping[str, Any],
                 i = (mask & -mask).bit_length() - 1
                 accepting[k][i] |= 1 << r
                 mask &= mask - 1
+    return accepting
+
+
+def _meeting(g: _Grid, j: int, live: int, accepting: list[list[int]]) -> int:
+    """The other live rows that some input meets together with row j (a bit set)."""
+    meets = live & ~(1 << j)
+    for k, mask in enumerate(g.masks[j]):
+        column = 0
+        while mask and meets:
+            i = (mask & -mask).bit_length() - 1
+            column |= accepting[k][i]
+            mask &= mask - 1
+        meets &= column
+    return meets
+
+
+def _shadowed(g: _Grid, j: int, same: int) -> TableWarning | None:
+    """Row j when an earlier row of the same outcome (in ``same``) matches all it does."""
+    rows, tid = g.rows, g.tid
+    checked = 0
+    while same and checked < MAX_CONTAINMENT_CHECKS:
+        i = (same & -same).bit_length() - 1
+        same &= same - 1
+        checked += 1
+        if all(b & ~a == 0 for a, b in zip(g.masks[i], g.masks[j], strict=True)):
+            return TableWarning(
+                "shadowed", g.place(j),
+                f"{tid}.{rows[j]['id']} never changes a decision: every input it "
+                f"matches, the earlier row {tid}.{rows[i]['id']} matches too, with the "
+                f"same outcome ({rows[j]['then']})")
+    return None
+
+
+def _overlaps(g: _Grid, dead: set[int], found: dict[str, list[TableWarning]]) -> int:
+    """Adds shadowed rows and overlapping pairs of outcomes to ``found``; returns how many
+    overlapping pairs there are in all (only the first ones are listed)."""
+    rows, tid = g.rows, g.tid
+    live = sum(1 << r for r in range(len(rows)) if r not in dead)
+    accepting = _accepting(g, dead)
     by_outcome: dict[str, int] = {}
     for r, row in enumerate(rows):
         by_outcome[row["then"]] = by_outcome.get(row["then"], 0) | (1 << r)
@@ -266,61 +318,62 @@ def _analyze(t: int, table: Mapping[str, Any], inputs: Mapping[str, Any],
     for j in range(len(rows)):
         if j in dead:
             continue
-        meets = live & ~(1 << j)
-        for k, mask in enumerate(masks[j]):
-            column = 0
-            while mask and meets:
-                i = (mask & -mask).bit_length() - 1
-                column |= accepting[k][i]
-                mask &= mask - 1
-            meets &= column
+        meets = _meeting(g, j, live, accepting)
         if not meets:
             continue
         earlier = meets & ((1 << j) - 1)
-        same = earlier & by_outcome[rows[j]["then"]]
-        checked = 0
-        while same and checked < MAX_CONTAINMENT_CHECKS:
-            i = (same & -same).bit_length() - 1
-            same &= same - 1
-            checked += 1
-            if all(b & ~a == 0 for a, b in zip(masks[i], masks[j], strict=True)):
-                found["shadowed"].append(TableWarning(
-                    "shadowed", place(j),
-                    f"{tid}.{rows[j]['id']} never changes a decision: every input it "
-                    f"matches, the earlier row {tid}.{rows[i]['id']} matches too, with the "
-                    f"same outcome ({rows[j]['then']})"))
-                break
+        shadowed = _shadowed(g, j, earlier & by_outcome[rows[j]["then"]])
+        if shadowed is not None:
+            found["shadowed"].append(shadowed)
         other = earlier & ~by_outcome[rows[j]["then"]]
         overlaps_counted += other.bit_count()
         while other and len(found["overlap"]) < MAX_LISTED:
             i = (other & -other).bit_length() - 1
             other &= other - 1
-            both = [a & b for a, b in zip(masks[i], masks[j], strict=True)]
+            both = [a & b for a, b in zip(g.masks[i], g.masks[j], strict=True)]
             found["overlap"].append(TableWarning(
-                "overlap", place(j),
+                "overlap", g.place(j),
                 f"{tid}.{rows[i]['id']} ({rows[i]['then']}) and {tid}.{rows[j]['id']} "
                 f"({rows[j]['then']}) both fire for some inputs, e.g. "
-                f"{_example(columns, classes, both)}; the more severe outcome decides"))
-    extra_overlaps = overlaps_counted - len(found["overlap"])
+                f"{_example(g.columns, g.classes, both)}; the more severe outcome decides"))
+    return overlaps_counted
+
+
+def _gaps(g: _Grid, dead: set[int]) -> list[TableWarning]:
+    """Values of a closed column (enum, number, boolean) that no live row covers."""
+    out = []
+    for k, spec in enumerate(g.specs):
+        if not (isinstance(spec.get("enum"), list)
+                or spec.get("type") in ("number", "integer", "boolean")):
+            continue
+        covered = 0
+        for r, row_masks in enumerate(g.masks):
+            if r not in dead:
+                covered |= row_masks[k]
+        missing = ((1 << len(g.classes[k])) - 1) & ~covered
+        if missing:
+            out.append(TableWarning(
+                "gap", f"tables[{g.t}].columns[{k}]",
+                f"no row of {g.tid} covers {g.columns[k]} = "
+                f"{_describe_missing(g.classes[k], missing)};"
+                " such inputs get the outcome of the other rules or the default"))
+    return out
+
+
+def _analyze(t: int, table: Mapping[str, Any], inputs: Mapping[str, Any],
+             thresholds: Mapping[str, Any]) -> list[TableWarning]:
+    g = _grid(t, table, inputs, thresholds)
+    if g is None:
+        return []
+    found: dict[str, list[TableWarning]] = {"never_fires": [], "shadowed": [], "overlap": []}
+    dead = _never_fires(g, found["never_fires"])
+    extra_overlaps = _overlaps(g, dead, found) - len(found["overlap"])
+    out: list[TableWarning] = []
     for kind in ("never_fires", "shadowed", "overlap"):
         items = found[kind]
         out.extend(items[:MAX_LISTED])
         more = len(items) - MAX_LISTED if kind != "overlap" else extra_overlaps
         if more > 0:
             out.append(TableWarning(kind, f"tables[{t}]",
-                                    f"and {more:,} more like these in {tid}"))
-    for k, spec in enumerate(specs):
-        if not (isinstance(spec.get("enum"), list)
-                or spec.get("type") in ("number", "integer", "boolean")):
-            continue
-        covered = 0
-        for r, row_masks in enumerate(masks):
-            if r not in dead:
-                covered |= row_masks[k]
-        missing = ((1 << len(classes[k])) - 1) & ~covered
-        if missing:
-            out.append(TableWarning(
-                "gap", f"tables[{t}].columns[{k}]",
-                f"no row of {tid} covers {columns[k]} = {_describe_missing(classes[k], missing)};"
-                " such inputs get the outcome of the other rules or the default"))
-    return out
+                                    f"and {more:,} more like these in {g.tid}"))
+    return out + _gaps(g, dead)

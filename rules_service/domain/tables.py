@@ -27,6 +27,7 @@ from rules_service.language.ast import (
 )
 from rules_service.language.parser import ConditionSyntaxError, parse_condition
 from rules_service.language.printer import format_condition
+from rules_service.language.wording import show_cell
 
 ANY = "-"
 _OPERATOR = re.compile(r"^(==|!=|<=|>=|<|>)\s*(.+)$", re.S)
@@ -78,14 +79,6 @@ def _operand(text: str) -> Operand:
     return expr
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def read_cell(column: str, cell: Any) -> Cell:
     """The condition a cell stands for on ``column`` (a dotted input field)."""
     ref = FieldRef(tuple(column.split(".")))
@@ -112,7 +105,7 @@ def read_cell(column: str, cell: Any) -> Cell:
             return Cell("equals", Compare(CompareOp.EQ, ref, _operand(text)), text)
         return Cell("equals", Compare(CompareOp.EQ, ref, Literal(text)), text)
     if isinstance(cell, bool | int | float):
-        return Cell("equals", Compare(CompareOp.EQ, ref, Literal(cell)), _show(cell))
+        return Cell("equals", Compare(CompareOp.EQ, ref, Literal(cell)), show_cell(cell))
     if isinstance(cell, list):
         if not cell:
             raise CellError("an empty list matches nothing; list at least one value")
@@ -125,7 +118,7 @@ def read_cell(column: str, cell: Any) -> Cell:
             else:
                 raise CellError(f"a list may hold only values, not {type(item).__name__}")
         return Cell("in", InList(ref, tuple(items)),
-                    "[" + ", ".join(_show(i) for i in cell) + "]")
+                    "[" + ", ".join(show_cell(i) for i in cell) + "]")
     raise CellError("a cell is -, a value, a list [a, b], an operator and a value (> 5) or a "
                     "range (500..2000)")
 
@@ -165,14 +158,6 @@ def table_rows(table: Mapping[str, Any]) -> list[TableRow]:
         out.append(TableRow(f"{table['id']}.{row['id']}", condition,
                             format_condition(condition), row))
     return out
-
-
-def cell_text(cell: Any) -> str:
-    """A cell as an approver reads it (``500..2000``, ``> 5``, ``[a, b]``, ``-``)."""
-    try:
-        return read_cell("x", cell).text
-    except CellError:
-        return repr(cell)
 
 
 def cell_kind_and_text(cell: Any) -> tuple[str, str] | None:

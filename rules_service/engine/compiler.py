@@ -30,15 +30,39 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from bisect import bisect_left
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import regex
 
-from rules_service.domain.ruleset import FieldType, InputField, Ruleset
+from rules_service.domain.ruleset import MAX_RULES, FieldType, InputField, Ruleset
+from rules_service.engine.durable_limits import (
+    ABSENT_HIGH,
+    ABSENT_LOW,
+    CATCH_ALL,
+    MAX_DURABLE_RULES,
+    MAX_FACT_KEYS,
+    MAX_LOGIC_NODES_PER_RULE,
+    MAX_PIECES_PER_RULE,
+    MAX_STACK_ENTRIES,
+    MAX_TESTS_PER_RULE,
+    MAX_TESTS_TOTAL,
+    SENTINEL_KEY,
+    STACK_BUDGET,
+    EncodeError,
+    EngineCompileError,
+)
+from rules_service.engine.encoding import FactEncoder, FieldEncoding
+from rules_service.engine.normal_form import FALSE, Node, and_of, const_of, or_of, test_node
+from rules_service.engine.shards import (
+    CATCH_ALL_RULE,
+    Packing,
+    keys_of,
+    split_rule,
+    stack_cost,
+    test_count,
+    to_durable,
+)
 from rules_service.language.ast import (
     And,
     Compare,
@@ -54,174 +78,13 @@ from rules_service.language.ast import (
     Or,
     ThresholdRef,
 )
-from rules_service.language.evaluator import is_absent, lookup
 from rules_service.language.patterns import whole_value
 
-ABSENT_LOW = -1
-ABSENT_HIGH = 1_000_000_000
-CATCH_ALL = "_e"
-SENTINEL_KEY = "_e"
-
-# Limits measured on durable-rules 2.0.28, with a margin: more than 15 $and/$or nodes in one
-# rule fails (error 113); ~250 keys in a fact fails (302); ~510 tests in one rule overflows the
-# stack (303) or hangs; 256 rules misfire silently and ~300 fail (108); 100 rules of 24 tests
-# each overflow the stack at assertion time (303). These bound ONE durable ruleset (a shard);
-# a ruleset larger than that is split into as many shards as it needs.
-MAX_LOGIC_NODES_PER_RULE = 15
-MAX_TESTS_PER_RULE = 200
-MAX_DURABLE_RULES = 200
-MAX_TESTS_TOTAL = 1000
-MAX_FACT_KEYS = 200
-# durable walks its alpha network with a fixed stack of 64 entries (events.c, handleAlpha,
-# MAX_STACK_SIZE): every true test pushes its node, so 64 rules all true at once fail with
-# error 303. Each shard is bounded by the worst case (every test true), see _stack_cost; the
-# catch-all rule takes one more entry.
-MAX_STACK_ENTRIES = 64
-STACK_BUDGET = 56
-# How far one rule may be split (into the terms of its disjunctive normal form) to fit.
-MAX_PIECES_PER_RULE = 1024
-MAX_RULES = 10_000
-"""Rules (and table rows) a ruleset may hold; the loader refuses more."""
-
-_DURABLE_OP = {"==": None, "!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
-
-
-class EngineCompileError(ValueError):
-    """The ruleset cannot be run by the durable engine (too large or not well typed)."""
-
-
-class EncodeError(ValueError):
-    """An input value cannot be encoded for the engine (wrong type, NaN)."""
-
-
-# -- the normal form: tests combined by and/or, negations already pushed to the tests --------
-
-Test = tuple[str, str, int]  # ("t", op, key, value) is spelled as (op, key, value)
-Node = tuple[Any, ...]
-TRUE: Node = ("true",)
-FALSE: Node = ("false",)
-
-
-def _test(op: str, key: str, value: int) -> Node:
-    return ("test", op, key, value)
-
-
-def _and(children: list[Node]) -> Node:
-    flat: list[Node] = []
-    for c in children:
-        if c == FALSE:
-            return FALSE
-        if c == TRUE:
-            continue
-        for g in (c[1] if c[0] == "and" else (c,)):
-            if g not in flat:
-                flat.append(g)
-    if not flat:
-        return TRUE
-    return flat[0] if len(flat) == 1 else ("and", tuple(flat))
-
-
-def _or(children: list[Node]) -> Node:
-    flat: list[Node] = []
-    for c in children:
-        if c == TRUE:
-            return TRUE
-        if c == FALSE:
-            continue
-        for g in (c[1] if c[0] == "or" else (c,)):
-            if g not in flat:
-                flat.append(g)
-    if not flat:
-        return FALSE
-    return flat[0] if len(flat) == 1 else ("or", tuple(flat))
-
-
-def _const(value: bool) -> Node:
-    return TRUE if value else FALSE
-
-
-# -- field encodings -----------------------------------------------------------------------
-
-
-@dataclass
-class FieldEncoding:
-    """How one input field is turned into generated keys of the fact."""
-
-    index: int
-    path: tuple[str, ...]
-    kind: str  # number | string | boolean | object
-    numbers: list[int | float] = field(default_factory=list)
-    strings: dict[str, int] = field(default_factory=dict)
-    low: bool = False  # f<i> is used
-    high: bool = False  # g<i> is used
-
-    @property
-    def low_key(self) -> str:
-        """Key holding the code, -1 when absent."""
-        self.low = True
-        return f"f{self.index}"
-
-    @property
-    def high_key(self) -> str:
-        """Key holding the code, a large number when absent."""
-        self.high = True
-        return f"g{self.index}"
-
-    def add_constant(self, value: Any, where: str) -> None:
-        """Records a constant the field is compared with (type checked)."""
-        if self.kind == "number":
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise EngineCompileError(f"{where}: {self.dotted} is a number, got {value!r}")
-            if isinstance(value, float) and math.isnan(value):
-                raise EngineCompileError(f"{where}: NaN is not a comparable constant")
-            self.numbers.append(value)
-        elif self.kind == "string":
-            if not isinstance(value, str):
-                raise EngineCompileError(f"{where}: {self.dotted} is a string, got {value!r}")
-            self.strings.setdefault(value, len(self.strings) + 1)
-        elif self.kind == "boolean":
-            if not isinstance(value, bool):
-                raise EngineCompileError(f"{where}: {self.dotted} is a boolean, got {value!r}")
-        else:
-            raise EngineCompileError(f"{where}: {self.dotted} is an object and cannot be compared")
-
-    def finish(self) -> None:
-        """Sorts the numeric constants once every rule has been seen."""
-        unique: list[int | float] = []
-        for v in sorted(self.numbers):
-            if not unique or unique[-1] != v:
-                unique.append(v)
-        self.numbers = unique
-
-    def constant_code(self, value: Any) -> int:
-        """The code of a constant (already added)."""
-        return self.code(value)
-
-    def code(self, value: Any) -> int:
-        """The code of a present value; raises EncodeError when it has the wrong type."""
-        if self.kind == "number":
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise EncodeError(f"{self.dotted} must be a number, got {type(value).__name__}")
-            if isinstance(value, float) and math.isnan(value):
-                raise EncodeError(f"{self.dotted} is NaN")
-            i = bisect_left(self.numbers, value)
-            if i < len(self.numbers) and self.numbers[i] == value:
-                return 2 * i + 1
-            return 2 * i
-        if self.kind == "string":
-            if not isinstance(value, str):
-                raise EncodeError(f"{self.dotted} must be a string, got {type(value).__name__}")
-            return self.strings.get(value, 0)
-        if self.kind == "boolean":
-            if not isinstance(value, bool):
-                raise EncodeError(f"{self.dotted} must be a boolean, got {type(value).__name__}")
-            return 1 if value else 0
-        return 0
-
-    @property
-    def dotted(self) -> str:
-        """The field's name as written."""
-        return ".".join(self.path)
+__all__ = ["ABSENT_HIGH", "ABSENT_LOW", "CATCH_ALL", "MAX_DURABLE_RULES", "MAX_FACT_KEYS",
+           "MAX_LOGIC_NODES_PER_RULE", "MAX_PIECES_PER_RULE", "MAX_RULES", "MAX_STACK_ENTRIES",
+           "MAX_TESTS_PER_RULE", "MAX_TESTS_TOTAL", "SENTINEL_KEY", "STACK_BUDGET",
+           "CompiledRuleset", "EncodeError", "EngineCompileError", "FactEncoder", "FieldEncoding",
+           "MatchSpec", "Shard", "compile_ruleset", "stack_cost"]
 
 
 @dataclass(frozen=True)
@@ -361,19 +224,19 @@ class _Compiler:
         if isinstance(expr, And | Or):
             parts = [self.nnf(e, positive) for e in expr.operands]
             conj = isinstance(expr, And) == positive
-            return _and(parts) if conj else _or(parts)
+            return and_of(parts) if conj else or_of(parts)
         if isinstance(expr, Literal):
-            return _const((expr.value is True) == positive)
+            return const_of((expr.value is True) == positive)
         if isinstance(expr, ThresholdRef):
-            return _const((self.ruleset.thresholds.get(expr.name) is True) == positive)
+            return const_of((self.ruleset.thresholds.get(expr.name) is True) == positive)
         if isinstance(expr, FieldRef):
             enc = self.field(expr)
             if enc.kind != "boolean":
-                return _const(not positive)
-            return _test("==" if positive else "!=", enc.low_key, 1)
+                return const_of(not positive)
+            return test_node("==" if positive else "!=", enc.low_key, 1)
         if isinstance(expr, Exists):
             enc = self.field(expr.field)
-            return _test(">=" if positive else "<", enc.low_key, 0)
+            return test_node(">=" if positive else "<", enc.low_key, 0)
         if isinstance(expr, Compare):
             return self.compare(expr, positive)
         if isinstance(expr, InList):
@@ -390,7 +253,7 @@ class _Compiler:
                 value = _py_compare(op, a, b)
             except TypeError as exc:
                 raise EngineCompileError(f"rule {self.rule_id}: {exc}") from None
-            return _const(value == positive)
+            return const_of(value == positive)
         if not isinstance(left, FieldRef):
             left, right, op = right, left, op.flipped()
         enc = self.field(left)  # type: ignore[arg-type]
@@ -402,23 +265,23 @@ class _Compiler:
         if not isinstance(expr.operand, FieldRef):
             value = self.constant(expr.operand)
             hit = any(self.constant(i) == value for i in expr.items)
-            return _const((hit != expr.negated) == positive)
+            return const_of((hit != expr.negated) == positive)
         enc = self.field(expr.operand)
         codes = sorted({enc.constant_code(self.constant(i)) for i in expr.items})
         key = enc.low_key
-        found = _or([_test("==", key, c) for c in codes])
-        not_found = _and([_test("!=", key, c) for c in codes])  # absent (-1) passes too
-        present = _test(">=", key, 0)
+        found = or_of([test_node("==", key, c) for c in codes])
+        not_found = and_of([test_node("!=", key, c) for c in codes])  # absent (-1) passes too
+        present = test_node(">=", key, 0)
         if not expr.negated:
             return found if positive else not_found
-        return _and([present, not_found]) if positive else _or([_test("<", key, 0), found])
+        return and_of([present, not_found]) if positive else or_of([test_node("<", key, 0), found])
 
     def match_atom(self, expr: Matches, positive: bool) -> Node:
         if not isinstance(expr.operand, FieldRef):
             value = self.constant(expr.operand)
             hit = isinstance(value, str) and \
                 regex.search(whole_value(expr.pattern), value) is not None
-            return _const(hit == positive)
+            return const_of(hit == positive)
         self.field(expr.operand)
         for m in self.matches:
             if m.path == expr.operand.path and m.pattern == expr.pattern:
@@ -428,7 +291,7 @@ class _Compiler:
             spec = MatchSpec(f"m{len(self.matches)}", expr.operand.path, expr.pattern,
                              self.rule_id)
             self.matches.append(spec)
-        return _test("==" if positive else "!=", spec.key, 1)
+        return test_node("==" if positive else "!=", spec.key, 1)
 
 
 def _atom(op: str, enc: FieldEncoding, c: int, positive: bool) -> Node:
@@ -437,16 +300,16 @@ def _atom(op: str, enc: FieldEncoding, c: int, positive: bool) -> Node:
     if op in ("<", "<="):
         hi = enc.high_key
     if op == "==":
-        return _test("==" if positive else "!=", lo, c)  # type: ignore[arg-type]
+        return test_node("==" if positive else "!=", lo, c)  # type: ignore[arg-type]
     if op == "!=":
         if positive:  # present and different
-            return _and([_test(">=", lo, 0), _test("!=", lo, c)])  # type: ignore[arg-type]
-        return _and([_test("<=", lo, c), _test(">=", enc.high_key, c)])  # type: ignore[arg-type]
+            return and_of([test_node(">=", lo, 0), test_node("!=", lo, c)])  # type: ignore[arg-type]
+        return and_of([test_node("<=", lo, c), test_node(">=", enc.high_key, c)])  # type: ignore[arg-type]
     if op in (">", ">="):
         neg = "<=" if op == ">" else "<"
-        return _test(op if positive else neg, lo, c)  # type: ignore[arg-type]
+        return test_node(op if positive else neg, lo, c)  # type: ignore[arg-type]
     neg = ">=" if op == "<" else ">"
-    return _test(op if positive else neg, hi, c)  # type: ignore[arg-type]
+    return test_node(op if positive else neg, hi, c)  # type: ignore[arg-type]
 
 
 def _py_compare(op: CompareOp, a: Any, b: Any) -> bool:
@@ -454,147 +317,7 @@ def _py_compare(op: CompareOp, a: Any, b: Any) -> bool:
                  "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b}[op.value]())
 
 
-# -- emitting durable rules -------------------------------------------------------------------
-
-
-def _to_durable(node: Node) -> dict[str, Any]:
-    kind = node[0]
-    if kind == "test":
-        _, op, key, value = node
-        name = _DURABLE_OP[op]
-        return {key: value} if name is None else {name: {key: value}}
-    if kind in ("and", "or"):
-        return {"$" + kind: [_to_durable(c) for c in node[1]]}
-    if kind == "true":
-        return {SENTINEL_KEY: 1}
-    raise EngineCompileError("internal: cannot emit a constant-false condition")
-
-
-def _logic_nodes(node: Node) -> int:
-    if node[0] in ("and", "or"):
-        return 1 + sum(_logic_nodes(c) for c in node[1])
-    return 0
-
-
-def _tests(node: Node) -> int:
-    if node[0] in ("and", "or"):
-        return sum(_tests(c) for c in node[1])
-    return 1
-
-
-def _entry(node: Node) -> int:
-    """Alpha nodes the node's first tests add under their parent when all are true."""
-    if node[0] == "and":
-        return _entry(node[1][0])
-    if node[0] == "or":
-        return sum(_entry(c) for c in node[1])
-    return 1
-
-
-def _deeper(node: Node, after: int) -> int:
-    """Most stack entries left pending below the entry, on one path through the node.
-
-    ``after`` is how many nodes each end of ``node`` pushes (what follows it in an ``and``,
-    1 for the join node of an enclosing ``or``, 0 at the end of the rule). Mirrors
-    durable's createAlpha: an ``and`` chains its parts, an ``or`` hangs each branch under the
-    parent and links every branch end to one forward node.
-    """
-    if node[0] == "and":
-        parts = node[1]
-        follow = [_entry(c) for c in parts[1:]] + [after]
-        return sum(_deeper(c, k) for c, k in zip(parts, follow, strict=True))
-    if node[0] == "or":
-        return max(_deeper(c, 1) for c in node[1]) + max(after - 1, 0)
-    return max(after - 1, 0)
-
-
-def _stack_cost(node: Node) -> int:
-    """An upper bound on durable's alpha stack entries one rule can hold while a fact is
-    asserted, over every combination of true tests.
-
-    handleAlpha pops a node and pushes its true children, so the entries pending at any
-    moment are the unvisited children of the nodes on the current path. Charged to the
-    rules whose nodes they are, each rule holds at most its entry nodes plus, on one path,
-    every node's children but the one followed; summed over a shard's rules this bounds the
-    stack whatever durable shares between rules.
-    """
-    return _entry(node) + _deeper(node, 0)
-
-
-def _dnf(node: Node, limit: int) -> list[Node] | None:
-    """Disjunctive normal form as a list of conjunctions, or None past ``limit`` terms."""
-    if node[0] == "or":
-        terms: list[Node] = []
-        for c in node[1]:
-            sub = _dnf(c, limit)
-            if sub is None or len(terms) + len(sub) > limit:
-                return None
-            terms.extend(sub)
-        return terms
-    if node[0] == "and":
-        acc: list[Node] = [TRUE]
-        for c in node[1]:
-            sub = _dnf(c, limit)
-            if sub is None or len(acc) * len(sub) > limit:
-                return None
-            acc = [_and([a, s]) for a in acc for s in sub]
-        return acc
-    return [node]
-
-
-def _fits(node: Node) -> bool:
-    return (_logic_nodes(node) <= MAX_LOGIC_NODES_PER_RULE
-            and _tests(node) <= MAX_TESTS_PER_RULE
-            and _stack_cost(node) <= STACK_BUDGET)
-
-
-def _split(node: Node, rule_id: str) -> list[Node]:
-    """Pieces whose disjunction is ``node``, each small enough for one durable rule."""
-    if _fits(node):
-        return [node]
-    pieces: list[Node] = []
-    for part in (node[1] if node[0] == "or" else (node,)):
-        if _fits(part):
-            pieces.append(part)
-            continue
-        terms = _dnf(part, MAX_PIECES_PER_RULE)
-        if terms is None or not all(_fits(t) for t in terms):
-            raise EngineCompileError(
-                f"rule {rule_id}: condition is too complex for the engine "
-                f"(more than {MAX_LOGIC_NODES_PER_RULE} nested and/or groups)")
-        pieces.extend(terms)
-    if len(pieces) > MAX_PIECES_PER_RULE:
-        raise EngineCompileError(
-            f"rule {rule_id}: condition is too complex for the engine (it needs "
-            f"{len(pieces)} engine rules; at most {MAX_PIECES_PER_RULE})")
-    return pieces
-
-
-def _keys_of(node: Node) -> set[str]:
-    if node[0] in ("and", "or"):
-        return set().union(*(_keys_of(c) for c in node[1]))
-    if node[0] == "test":
-        return {node[2]}
-    return set()
-
-
-_CATCH_ALL_RULE = {"all": [{"m": {SENTINEL_KEY: 1}}], "run": CATCH_ALL}
-
-
-@dataclass
-class _Packing:
-    """The shard being filled; a piece that would break a limit starts the next one."""
-
-    rules: dict[str, Any] = field(default_factory=dict)
-    keys: set[str] = field(default_factory=set)
-    tests: int = 0
-    stack: int = 0
-
-    def takes(self, tests: int, stack: int, keys: set[str]) -> bool:
-        return (len(self.rules) + 1 < MAX_DURABLE_RULES
-                and self.tests + tests <= MAX_TESTS_TOTAL
-                and self.stack + stack <= STACK_BUDGET
-                and len(self.keys | keys) + 2 <= MAX_FACT_KEYS)
+# -- compiling ------------------------------------------------------------------------------
 
 
 def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:
@@ -610,22 +333,22 @@ def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:
     for enc in comp.fields.values():
         enc.finish()
     rule_index: dict[str, int] = {}
-    packs: list[_Packing] = [_Packing()]
+    packs: list[Packing] = [Packing()]
     for i, rule in enumerate(ruleset.rules):
         comp.rule_id = rule.id
         node = comp.nnf(rule.condition)
         if node == FALSE:
             continue
-        for j, piece in enumerate(_split(node, rule.id)):
+        for j, piece in enumerate(split_rule(node, rule.id)):
             name = f"r{i}" if j == 0 else f"r{i}_{j}"
-            tests, stack, keys = _tests(piece), _stack_cost(piece), _keys_of(piece)
+            tests, stack, keys = test_count(piece), stack_cost(piece), keys_of(piece)
             if not packs[-1].takes(tests, stack, keys):
-                packs.append(_Packing())
+                packs.append(Packing())
             if not packs[-1].takes(tests, stack, keys):
                 raise EngineCompileError(f"rule {rule.id}: condition is too large for the "
                                          "engine; split it into several rules")
             pack = packs[-1]
-            pack.rules[name] = {"all": [{"m": _to_durable(piece)}], "run": name}
+            pack.rules[name] = {"all": [{"m": to_durable(piece)}], "run": name}
             pack.keys |= keys
             pack.tests += tests
             pack.stack += stack
@@ -639,48 +362,10 @@ def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=repr).encode()).hexdigest()
     name = f"rs{digest[:20]}"
     shards = tuple(
-        Shard(name=f"{name}s{n}", durable={**p.rules, CATCH_ALL: dict(_CATCH_ALL_RULE)},
+        Shard(name=f"{name}s{n}", durable={**p.rules, CATCH_ALL: dict(CATCH_ALL_RULE)},
               keys=tuple(sorted(p.keys - {SENTINEL_KEY})))
         for n, p in enumerate(packs))
     return CompiledRuleset(
         key=digest, name=name, shards=shards, rule_index=rule_index,
         rule_ids=tuple(r.id for r in ruleset.rules), fields=fields,
         matches=tuple(comp.matches))
-
-
-# -- encoding one input as a fact (runs in the worker) ------------------------------------------
-
-
-class FactEncoder:
-    """Turns an input into a durable fact for one compiled ruleset (from its wire form)."""
-
-    def __init__(self, wire: Mapping[str, Any], search: Any = None):
-        self.fields = []
-        for index, path, kind, numbers, strings, low, high in wire["fields"]:
-            enc = FieldEncoding(index, tuple(path), kind, list(numbers), dict(strings))
-            self.fields.append((enc, f"f{index}" if low else None, f"g{index}" if high else None))
-        self.matches = [(key, tuple(path), pattern) for key, path, pattern, *_ in wire["matches"]]
-        # search(pattern, text) -> bool; injected so the worker can add a regex timeout.
-        self.search = search or (lambda p, t: regex.search(whole_value(p), t) is not None)
-
-    def encode(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """The fact for ``data``; raises EncodeError for a value the engine cannot take."""
-        fact: dict[str, Any] = {SENTINEL_KEY: 1}
-        for enc, low, high in self.fields:
-            value = lookup(data, enc.path)
-            if is_absent(value):
-                if low:
-                    fact[low] = ABSENT_LOW
-                if high:
-                    fact[high] = ABSENT_HIGH
-                continue
-            code = enc.code(value)
-            if low:
-                fact[low] = code
-            if high:
-                fact[high] = code
-        for key, path, pattern in self.matches:
-            value = lookup(data, path)
-            hit = isinstance(value, str) and bool(self.search(pattern, value))
-            fact[key] = 1 if hit else 0
-        return fact

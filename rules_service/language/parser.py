@@ -306,10 +306,5 @@ def parse_condition(text: str) -> Expr:
     return result
 
 
-def is_operand(node: Expr) -> bool:
-    """True for the leaves a comparison can take."""
-    return isinstance(node, Literal | FieldRef | ThresholdRef)
-
-
 __all__ = ["ConditionSyntaxError", "MAX_CONDITION_DEPTH", "Operand", "parse_condition",
            "RESERVED"]

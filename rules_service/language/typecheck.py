@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rules_service.domain.ruleset import FieldType, InputField
 from rules_service.language.ast import (
     And,
     Compare,
@@ -29,20 +28,13 @@ from rules_service.language.ast import (
     ThresholdRef,
 )
 from rules_service.language.patterns import regex_problem
+from rules_service.language.types import FieldType, InputField
+from rules_service.language.wording import TYPE_WORDS, show
 
 FieldMap = Mapping[tuple[str, ...], InputField]
 
 _NUMERIC = frozenset({FieldType.NUMBER, FieldType.INTEGER})
 _ORDERING = frozenset({CompareOp.LT, CompareOp.LE, CompareOp.GT, CompareOp.GE})
-
-_TYPE_WORDS = {
-    FieldType.NUMBER: "a number",
-    FieldType.INTEGER: "a whole number",
-    FieldType.STRING: "text",
-    FieldType.BOOLEAN: "true/false",
-    FieldType.OBJECT: "a group of fields",
-}
-
 
 @dataclass(frozen=True)
 class TypeProblem:
@@ -91,16 +83,8 @@ def compatible(field_type: FieldType, value: Any) -> bool:
     return vt is field_type
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return repr(value)
-
-
 def _enum_text(values: tuple[Any, ...]) -> str:
-    return ", ".join(_show(v) for v in values)
+    return ", ".join(show(v) for v in values)
 
 
 class _Checker:
@@ -124,7 +108,7 @@ class _Checker:
         for i in range(1, len(ref.path)):
             parent = self.fields.get(ref.path[:i])
             if parent is not None and parent.type is not FieldType.OBJECT:
-                self.add(f"'{'.'.join(ref.path[:i])}' is {_TYPE_WORDS[parent.type]}, "
+                self.add(f"'{'.'.join(ref.path[:i])}' is {TYPE_WORDS[parent.type]}, "
                          f"it has no field '{ref.path[i]}'", ref.span)
                 return None
         names = [".".join(p) for p in self.fields]
@@ -178,7 +162,7 @@ class _Checker:
         elif isinstance(expr, FieldRef):
             f = self.field(expr)
             if f is not None and f.type is not FieldType.BOOLEAN:
-                self.add(f"'{expr.dotted}' is {_TYPE_WORDS[f.type]}, not true/false; compare "
+                self.add(f"'{expr.dotted}' is {TYPE_WORDS[f.type]}, not true/false; compare "
                          f"it with something (for example {expr.dotted} == ...)", expr.span)
         elif isinstance(expr, ThresholdRef):
             known, value = self.threshold(expr)
@@ -186,7 +170,7 @@ class _Checker:
                 self.add(f"'thresholds.{expr.name}' is not true/false, so it cannot be a "
                          "condition on its own", expr.span)
         elif isinstance(expr, Literal) and not isinstance(expr.value, bool):
-            self.add(f"{_show(expr.value)} on its own is not a condition; "
+            self.add(f"{show(expr.value)} on its own is not a condition; "
                      "compare a field with it", expr.span)
 
     def _constant(self, node: Operand) -> tuple[bool, Any]:
@@ -202,7 +186,7 @@ class _Checker:
         """Reports a constant that has the wrong type for, or can never equal, a field."""
         shown = self._name(node, value)
         if not compatible(f.type, value):
-            self.add(f"'{dotted}' is {_TYPE_WORDS[f.type]}, so it cannot {what} {shown}",
+            self.add(f"'{dotted}' is {TYPE_WORDS[f.type]}, so it cannot {what} {shown}",
                      node.span)
             return
         if f.enum is not None and not any(compatible(f.type, e) and e == value
@@ -240,7 +224,7 @@ class _Checker:
             return
         if expr.op in _ORDERING:
             if f.type not in _NUMERIC:
-                self.add(f"'{field_ref.dotted}' is {_TYPE_WORDS[f.type]}; only numbers can be "
+                self.add(f"'{field_ref.dotted}' is {TYPE_WORDS[f.type]}; only numbers can be "
                          f"compared with {expr.op.value} (use == or != instead)", expr.span)
                 return
             if usable and not compatible(f.type, value):
@@ -253,8 +237,8 @@ class _Checker:
     @staticmethod
     def _name(node: Operand, value: Any) -> str:
         if isinstance(node, ThresholdRef):
-            return f"thresholds.{node.name} ({_show(value)})"
-        return _show(value)
+            return f"thresholds.{node.name} ({show(value)})"
+        return show(value)
 
     def in_list(self, expr: InList) -> None:
         operand = expr.operand
@@ -280,7 +264,7 @@ class _Checker:
             usable, value = self._constant(item)
             if usable and f is not None and isinstance(operand, FieldRef):
                 if not compatible(f.type, value):
-                    self.add(f"'{operand.dotted}' is {_TYPE_WORDS[f.type]}, so it can never be "
+                    self.add(f"'{operand.dotted}' is {TYPE_WORDS[f.type]}, so it can never be "
                              f"{self._name(item, value)}", item.span)
                 elif f.enum is not None and not any(compatible(f.type, e) and e == value
                                                     for e in f.enum):
@@ -293,7 +277,7 @@ class _Checker:
         if isinstance(operand, FieldRef):
             f = self.field(operand)
             if f is not None and f.type is not FieldType.STRING:
-                self.add(f"'{operand.dotted}' is {_TYPE_WORDS[f.type]}; 'matches' works only "
+                self.add(f"'{operand.dotted}' is {TYPE_WORDS[f.type]}; 'matches' works only "
                          "on text fields", operand.span)
         else:
             if isinstance(operand, ThresholdRef):

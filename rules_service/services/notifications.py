@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 import uuid_utils
 
-from rules_service.adapters.escalations import breaches_by_ruleset
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain import lifecycle
 from rules_service.domain import notifications as rules
@@ -78,7 +77,6 @@ class DeliveryView:
                 "delivered_at": iso(self.delivered_at), "payload": self.payload}
 
 
-__all__ = ["breaches_by_ruleset"]  # the dashboard reads breaches through this module
 
 
 def _subscription_view(row: rules.Subscription) -> SubscriptionView:

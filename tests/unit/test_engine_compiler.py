@@ -20,8 +20,8 @@ from rules_service.engine.compiler import (
     EngineCompileError,
     FactEncoder,
     Shard,
-    _stack_cost,
     compile_ruleset,
+    stack_cost,
 )
 from rules_service.language.ast import And, Compare, CompareOp, FieldRef, Literal, Or
 from tests.unit.engine_support import field, ruleset
@@ -181,7 +181,7 @@ def test_more_rules_than_a_file_may_hold_is_a_compile_error() -> None:
 
 
 def _shard_stack(shard: Shard) -> int:
-    return sum(_stack_cost(_node(rule["all"][0]["m"])) for rule in shard.durable.values())
+    return sum(stack_cost(_node(rule["all"][0]["m"])) for rule in shard.durable.values())
 
 
 def _node(expr: dict[str, Any]) -> tuple[Any, ...]:

@@ -1,7 +1,7 @@
 """The STRUCTURE of a ruleset file as marshmallow schemas: keys, types, required settings.
 
 Meaning (conditions, cross-references, defaults that fit their field) is checked in
-``ruleset_files``; these schemas only say what may be written where. They are strict:
+``checks``; these schemas only say what may be written where. They are strict:
 unknown keys are errors (a typo must never be silently ignored), and nothing is coerced
 (``"5"`` is not a number, ``"yes"`` is not a boolean).
 
@@ -307,7 +307,7 @@ class RuleSchema(StrictSchema):
 
 
 class Cells(fields.Field):
-    """A row's cells: a list of values, lists or operator/range text (read in ruleset_files)."""
+    """A row's cells: a list of values, lists or operator/range text (read in domain.tables)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if not isinstance(value, list):
