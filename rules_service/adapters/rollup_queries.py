@@ -17,6 +17,7 @@ from typing import Any, TypeVarTuple
 from sqlalchemy import ColumnElement, Select, Subquery, case, func, select, tuple_, union_all
 from sqlalchemy.orm import Session
 
+from rules_service.adapters.escalations import breaches_by_ruleset
 from rules_service.adapters.orm import (
     CYCLE_COLUMNS,
     HISTOGRAM_COLUMNS,
@@ -25,7 +26,6 @@ from rules_service.adapters.orm import (
     VersionRow,
     decision_totals,
 )
-from rules_service.adapters.escalations import breaches_by_ruleset
 from rules_service.adapters.rollups import DECISION_TIERS, ESCALATION_TIERS, Tier, spans
 from rules_service.domain import figures
 from rules_service.domain.figures import ChangeTally, DecisionTally, EscalationTally, VersionState
