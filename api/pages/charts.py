@@ -60,11 +60,30 @@ def _fmt(value: float) -> str:
     return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.2g}"
 
 
-def draw(key: str, title: str, unit: str, labels: Sequence[str], series: Series, *,
-         kind: str = "line") -> Chart:
-    """A line chart, or (``kind="bars"``) stacked bars, of ``series`` over ``labels``."""
+@dataclass(frozen=True)
+class _Frame:
+    """Where values land on one chart: ``n`` slots across, 0..``top`` up."""
+
+    n: int
+    top: float
+
+    @property
+    def plot_w(self) -> float:
+        return WIDTH - LEFT - RIGHT
+
+    @property
+    def plot_h(self) -> float:
+        return HEIGHT - TOP - BOTTOM
+
+    def x(self, i: int) -> float:
+        return LEFT + self.plot_w * (i + 0.5) / self.n
+
+    def y(self, v: float) -> float:
+        return TOP + self.plot_h - self.plot_h * (v / self.top)
+
+
+def _frame(labels: Sequence[str], series: Series, kind: str) -> _Frame:
     n = max(len(labels), 1)
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     if kind == "bars":
         totals = [sum(v[i] or 0 for v in series.values()) for i in range(n)]
         top = _nice_max(max(totals, default=0))
@@ -72,13 +91,10 @@ def draw(key: str, title: str, unit: str, labels: Sequence[str], series: Series,
         top = _nice_max(max((v or 0 for vs in series.values() for v in vs), default=0))
     if all(isinstance(v, int) for vs in series.values() for v in vs if v is not None):
         top = float(max(4, -(-int(top) // 4) * 4))  # counts: whole numbers on every grid line
+    return _Frame(n, top)
 
-    def x(i: int) -> float:
-        return LEFT + plot_w * (i + 0.5) / n
 
-    def y(v: float) -> float:
-        return TOP + plot_h - plot_h * (v / top)
-
+def _axes(f: _Frame, key: str, title: str, unit: str, labels: Sequence[str]) -> list[str]:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
              f'role="img" aria-labelledby="{key}-t {key}-d" data-chart="{key}">',
              f'<title id="{key}-t">{escape(title)}</title>',
@@ -87,46 +103,69 @@ def draw(key: str, title: str, unit: str, labels: Sequence[str], series: Series,
              f'to {escape(labels[-1] if labels else "")}</desc>',
              f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#fff"/>']
     for frac in (0, 0.25, 0.5, 0.75, 1):
-        gy = y(top * frac)
+        gy = f.y(f.top * frac)
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{gy:.1f}" y2="{gy:.1f}" '
                      f'stroke="#d0d7de" stroke-width="1"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end" '
-                     f'font-size="13" fill="#57606a">{_fmt(top * frac)}</text>')
-    every = max(1, n // 4)
+                     f'font-size="13" fill="#57606a">{_fmt(f.top * frac)}</text>')
+    every = max(1, f.n // 4)
     for i, label in enumerate(labels):
         if i % every == 0:
-            parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" '
+            parts.append(f'<text x="{f.x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" '
                          f'text-anchor="middle" font-size="13" fill="#57606a">'
                          f'{escape(label)}</text>')
-    if kind == "bars":
-        bar_w = plot_w / n * 0.7
-        base = [0.0] * n
-        for (name, values), colour in zip(series.items(), COLOURS, strict=False):
-            for i, v in enumerate(values):
-                if not v:
-                    continue
-                y0, y1 = y(base[i]), y(base[i] + v)
-                parts.append(f'<rect class="bar" x="{x(i) - bar_w / 2:.1f}" y="{y1:.1f}" '
-                             f'width="{bar_w:.1f}" height="{y0 - y1:.1f}" fill="{colour}">'
-                             f'<title>{escape(name)} {escape(labels[i])}: {_fmt(v)}</title>'
-                             f'</rect>')
-                base[i] += v
-    else:
-        for (name, values), colour in zip(series.items(), COLOURS, strict=False):
-            points = [(x(i), y(v)) for i, v in enumerate(values) if v is not None]
-            if len(points) > 1:
-                path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
-                parts.append(f'<polyline class="line" points="{path}" fill="none" '
-                             f'stroke="{colour}" stroke-width="2.5"/>')
-            for px, py in points:
-                parts.append(f'<circle class="point" cx="{px:.1f}" cy="{py:.1f}" r="3" '
-                             f'fill="{colour}"><title>{escape(name)}</title></circle>')
+    return parts
+
+
+def _bars(f: _Frame, labels: Sequence[str], series: Series) -> list[str]:
+    parts = []
+    bar_w = f.plot_w / f.n * 0.7
+    base = [0.0] * f.n
+    for (name, values), colour in zip(series.items(), COLOURS, strict=False):
+        for i, v in enumerate(values):
+            if not v:
+                continue
+            y0, y1 = f.y(base[i]), f.y(base[i] + v)
+            parts.append(f'<rect class="bar" x="{f.x(i) - bar_w / 2:.1f}" y="{y1:.1f}" '
+                         f'width="{bar_w:.1f}" height="{y0 - y1:.1f}" fill="{colour}">'
+                         f'<title>{escape(name)} {escape(labels[i])}: {_fmt(v)}</title>'
+                         f'</rect>')
+            base[i] += v
+    return parts
+
+
+def _lines(f: _Frame, series: Series) -> list[str]:
+    parts = []
+    for (name, values), colour in zip(series.items(), COLOURS, strict=False):
+        points = [(f.x(i), f.y(v)) for i, v in enumerate(values) if v is not None]
+        if len(points) > 1:
+            path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+            parts.append(f'<polyline class="line" points="{path}" fill="none" '
+                         f'stroke="{colour}" stroke-width="2.5"/>')
+        for px, py in points:
+            parts.append(f'<circle class="point" cx="{px:.1f}" cy="{py:.1f}" r="3" '
+                         f'fill="{colour}"><title>{escape(name)}</title></circle>')
+    return parts
+
+
+def _legend(series: Series) -> list[str]:
+    parts = []
     lx = LEFT
     for name, colour in zip(series, COLOURS, strict=False):
         parts.append(f'<rect x="{lx}" y="8" width="12" height="12" fill="{colour}"/>'
                      f'<text x="{lx + 16}" y="18" font-size="14" fill="#1b1f24">'
                      f'{escape(name)}</text>')
         lx += 26 + 8 * len(name)
+    return parts
+
+
+def draw(key: str, title: str, unit: str, labels: Sequence[str], series: Series, *,
+         kind: str = "line") -> Chart:
+    """A line chart, or (``kind="bars"``) stacked bars, of ``series`` over ``labels``."""
+    f = _frame(labels, series, kind)
+    parts = _axes(f, key, title, unit, labels)
+    parts += _bars(f, labels, series) if kind == "bars" else _lines(f, series)
+    parts += _legend(series)
     parts.append("</svg>")
     # Every text that came from data went through escape() above.
     return Chart(key, title, unit, list(labels), series,

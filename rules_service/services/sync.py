@@ -43,62 +43,63 @@ def sync_directory(uow: UnitOfWork, evaluator: Evaluator, directory: Path | str,
     results: list[SyncResult] = []
     seen: dict[str, Path] = {}
     for path in ruleset_files(root):
-        shown = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            results.append(SyncResult(shown, "invalid", message=f"cannot read the file: {exc}",
-                                      code="unreadable"))
-            continue
-        try:
-            ruleset = load_ruleset_text(text, shown)
-        except RulesetInvalid as exc:
-            results.append(SyncResult(shown, "invalid", message=exc.message, code=exc.code,
-                                      problems=tuple(str(p) for p in exc.problems)))
-            continue
-        if ruleset.name in seen:
-            results.append(SyncResult(
-                shown, "invalid", ruleset.name, code="duplicate_ruleset",
-                message=f"ruleset {ruleset.name} is also defined in {seen[ruleset.name]}"))
-            continue
-        seen[ruleset.name] = path
-        stored = _stored_versions(uow, ruleset.name)
-        newest = stored[-1] if stored else None
-        if newest is not None and newest[1] == ruleset.content_hash:
-            results.append(SyncResult(shown, "unchanged", ruleset.name, newest[0],
-                                      "identical to the newest version"))
-            continue
-        older = [v for v in stored if v[1] == ruleset.content_hash]
-        if older and newest is not None and older[-1][2] != "active" and not revert:
-            number = older[-1][0]
-            results.append(SyncResult(
-                shown, "refused", ruleset.name, number, code="older_version",
-                message=f"the file is version {number}, older than the newest version "
-                        f"{newest[0]}; proposing it would undo versions "
-                        f"{number + 1} to {newest[0]}. Update the file, or pass --revert "
-                        f"if undoing them is the point"))
-            continue
-        try:
-            view = governance.propose_version(uow, evaluator, ruleset.name, content=text,
-                                              note=f"synced from {path.name}", actor=actor)
-        except RulesetInvalid as exc:
-            results.append(SyncResult(shown, "invalid", ruleset.name, message=exc.message,
-                                      code=exc.code,
-                                      problems=tuple(str(p) for p in exc.problems)))
-        except Conflict as exc:
-            if exc.code in ("identical_to_active", "identical_to_pending"):
-                results.append(SyncResult(shown, "unchanged", ruleset.name,
-                                          message=exc.message, code=exc.code))
-            else:
-                results.append(SyncResult(shown, "refused", ruleset.name, message=exc.message,
-                                          code=exc.code))
-        except DomainError as exc:
-            results.append(SyncResult(shown, "refused", ruleset.name, message=exc.message,
-                                      code=exc.code))
-        else:
-            results.append(SyncResult(shown, "proposed", ruleset.name, view.version,
-                                      f"proposed version {view.version}"))
+        results.append(_sync_file(uow, evaluator, path, seen, actor=actor, revert=revert))
     return results
+
+
+def _sync_file(uow: UnitOfWork, evaluator: Evaluator, path: Path, seen: dict[str, Path], *,
+               actor: str, revert: bool) -> SyncResult:
+    """One file's sync: read, check, compare with the stored versions, propose."""
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return SyncResult(shown, "invalid", message=f"cannot read the file: {exc}",
+                          code="unreadable")
+    try:
+        ruleset = load_ruleset_text(text, shown)
+    except RulesetInvalid as exc:
+        return SyncResult(shown, "invalid", message=exc.message, code=exc.code,
+                          problems=tuple(str(p) for p in exc.problems))
+    if ruleset.name in seen:
+        return SyncResult(
+            shown, "invalid", ruleset.name, code="duplicate_ruleset",
+            message=f"ruleset {ruleset.name} is also defined in {seen[ruleset.name]}")
+    seen[ruleset.name] = path
+    stored = _stored_versions(uow, ruleset.name)
+    newest = stored[-1] if stored else None
+    if newest is not None and newest[1] == ruleset.content_hash:
+        return SyncResult(shown, "unchanged", ruleset.name, newest[0],
+                          "identical to the newest version")
+    older = [v for v in stored if v[1] == ruleset.content_hash]
+    if older and newest is not None and older[-1][2] != "active" and not revert:
+        number = older[-1][0]
+        return SyncResult(
+            shown, "refused", ruleset.name, number, code="older_version",
+            message=f"the file is version {number}, older than the newest version "
+                    f"{newest[0]}; proposing it would undo versions "
+                    f"{number + 1} to {newest[0]}. Update the file, or pass --revert "
+                    f"if undoing them is the point")
+    return _propose_file(uow, evaluator, path, ruleset.name, text, actor=actor)
+
+
+def _propose_file(uow: UnitOfWork, evaluator: Evaluator, path: Path, name: str, text: str, *,
+                  actor: str) -> SyncResult:
+    """Proposes one changed file, each refusal as the result's code and message."""
+    shown = str(path)
+    try:
+        view = governance.propose_version(uow, evaluator, name, content=text,
+                                          note=f"synced from {path.name}", actor=actor)
+    except RulesetInvalid as exc:
+        return SyncResult(shown, "invalid", name, message=exc.message, code=exc.code,
+                          problems=tuple(str(p) for p in exc.problems))
+    except Conflict as exc:
+        if exc.code in ("identical_to_active", "identical_to_pending"):
+            return SyncResult(shown, "unchanged", name, message=exc.message, code=exc.code)
+        return SyncResult(shown, "refused", name, message=exc.message, code=exc.code)
+    except DomainError as exc:
+        return SyncResult(shown, "refused", name, message=exc.message, code=exc.code)
+    return SyncResult(shown, "proposed", name, view.version, f"proposed version {view.version}")
 
 
 def _stored_versions(uow: UnitOfWork, name: str) -> list[tuple[int, str, str]]:
