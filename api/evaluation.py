@@ -11,7 +11,13 @@ from api.errors import ApiError
 from api.openapi import documented
 from api.request_log import note_decisions
 from api.responses import json_response
-from api.schemas import DecisionBatchSchema, DecisionSchema, EvaluateBatchRequest, EvaluateRequest
+from api.schemas import (
+    DecisionBatchSchema,
+    DecisionSchema,
+    EvaluateBatchRequest,
+    EvaluateRequest,
+    ExplainQuery,
+)
 from api.services import container
 from rules_service.services import evaluation
 
@@ -34,11 +40,12 @@ def _idempotency_key() -> str | None:
 
 
 @bp.post("/evaluate")
-@documented(body=EvaluateRequest, responses={200: DecisionSchema}, errors=(404, 409),
+@documented(body=EvaluateRequest, query=ExplainQuery, responses={200: DecisionSchema},
+            errors=(404, 409),
             headers={IDEMPOTENCY_HEADER: "repeat a request safely: the same caller and key "
                                          "return the first decision; a different input with "
                                          "the same key is 409"})
-def evaluate(name: str, body: dict[str, Any]) -> Response:
+def evaluate(name: str, body: dict[str, Any], query: dict[str, Any]) -> Response:
     """Decide one input; the decision is recorded before the response is sent.
 
     404 unknown ruleset; 409 no active version (or a reused Idempotency-Key with a
@@ -46,33 +53,35 @@ def evaluate(name: str, body: dict[str, Any]) -> Response:
     field named. An escalate outcome opens an escalation due by the runbook's
     response-time target. `dry_run` evaluates without recording; `version` pins a
     version (recorded decisions: a version that has been active; dry runs: any).
+    `?explain=true` adds `explanation`: every rule, its parts and the values they read.
     """
     c = container()
     result = evaluation.evaluate(
         c.live, c.decision_store, c.evaluator, name, body["input"], version=body["version"],
         dry_run=body["dry_run"], caller=current_principal().name,
-        idempotency_key=_idempotency_key())
+        idempotency_key=_idempotency_key(), explain=query["explain"])
     note_decisions([getattr(result, "decision_id", None)])
     replayed = "true" if getattr(result, "replayed", False) else "false"
     return json_response(result.to_dict(), headers={"Idempotent-Replayed": replayed})
 
 
 @bp.post("/evaluate-batch")
-@documented(body=EvaluateBatchRequest.for_settings, responses={200: DecisionBatchSchema},
-            errors=(404, 409))
-def evaluate_batch(name: str, body: dict[str, Any]) -> Response:
+@documented(body=EvaluateBatchRequest.for_settings, query=ExplainQuery,
+            responses={200: DecisionBatchSchema}, errors=(404, 409))
+def evaluate_batch(name: str, body: dict[str, Any], query: dict[str, Any]) -> Response:
     """Decide many inputs at once; all are validated first, all recorded together.
 
     At most RULES_SERVICE_BATCH_LIMIT inputs (default 1000; `maxItems` here says the
     limit of this server).
 
     One bad input fails the whole batch with 422, naming every problem as
-    `inputs[i].field`; nothing is recorded then.
+    `inputs[i].field`; nothing is recorded then. `?explain=true` adds each decision's
+    `explanation`.
     """
     c = container()
     results = evaluation.evaluate_batch(
         c.live, c.decision_store, c.evaluator, name, body["inputs"], version=body["version"],
         dry_run=body["dry_run"], caller=current_principal().name,
-        limit=c.settings.batch_limit)
+        limit=c.settings.batch_limit, explain=query["explain"])
     note_decisions(getattr(r, "decision_id", None) for r in results)
     return json_response({"decisions": [r.to_dict() for r in results]})

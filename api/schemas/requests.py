@@ -152,6 +152,14 @@ class DecisionsQuery(Schema):
             raise ValidationError("must be later than since", field_name="until")
 
 
+class ExplainQuery(Schema):
+    """Query of POST /v1/rulesets/{name}/evaluate and evaluate-batch."""
+
+    explain = QueryBoolean(load_default=False, metadata={
+        "description": "true: each decision carries `explanation`, every rule's parts with "
+                       "the values they read (dry runs included)"})
+
+
 class EscalationsQuery(Schema):
     """Query of GET /v1/escalations."""
 

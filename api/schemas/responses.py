@@ -321,6 +321,36 @@ class FiredRuleSchema(Schema):
     reason = fields.String()
 
 
+class ConditionPartSchema(Schema):
+    """One top-level `and` part of a rule's condition (a table row: one cell)."""
+
+    text = fields.String(metadata={"description": "the part as written"})
+    holds = fields.Boolean()
+    values = fields.Dict(metadata={"description": "every input field (after defaults; "
+                                                  "absent as null) and threshold it reads"})
+    missed_by = fields.Float(metadata={"description": "a failed comparison of two numbers: "
+                                                      "how far apart they are"})
+
+
+class RuleExplanationSchema(Schema):
+    """One rule of the deciding version (a table row as a rule)."""
+
+    id = fields.String()
+    fired = fields.Boolean(metadata={"description": "exactly when all its parts hold"})
+    outcome = fields.String()
+    conditions = fields.List(fields.Nested(ConditionPartSchema))
+
+
+class ExplanationSchema(Schema):
+    """Why a decision came out as it did, worked out from its input and version."""
+
+    summary = fields.String(metadata={"description": "the outcome and the deciding rules "
+                                                     "with their values; when no rule "
+                                                     "fired, each rule's first failed part"})
+    rules = fields.List(fields.Nested(RuleExplanationSchema),
+                        metadata={"description": "every rule of the version, in order"})
+
+
 class DecidingRuleSchema(Schema):
     """A rule that decided, with its reason."""
 
@@ -380,6 +410,9 @@ class DecisionSchema(Schema):
     input = fields.Dict()
     caller = fields.String()
     idempotency_key = fields.String(allow_none=True)
+    explanation = fields.Nested(ExplanationSchema, metadata={
+        "description": "always in GET /v1/decisions/{id}; in evaluate and evaluate-batch "
+                       "with `?explain=true`"})
 
 
 class DecisionBatchSchema(Schema):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rules_service.language.ast import (
     And,
     Compare,
@@ -44,33 +46,44 @@ def _strength(expr: Expr) -> int:
     return _ATOM
 
 
-def _wrap(expr: Expr, minimum: int) -> str:
-    text = format_condition(expr)
+NameHook = Callable[[FieldRef | ThresholdRef, str], str]
+"""Rewrites how a field or threshold is written (given the node and its name as written)."""
+
+
+def _wrap(expr: Expr, minimum: int, named: NameHook | None) -> str:
+    text = format_condition(expr, named)
     return f"({text})" if _strength(expr) < minimum else text
 
 
-def format_condition(expr: Expr) -> str:
-    """Condition text that parses back to an equal AST."""
+def format_condition(expr: Expr, named: NameHook | None = None) -> str:
+    """Condition text that parses back to an equal AST.
+
+    ``named``, when given, writes each field and threshold instead (``amount 900`` to
+    show a value beside its name); the text is then for reading, not for parsing.
+    """
     if isinstance(expr, Or):
-        return " or ".join(_wrap(e, _AND) for e in expr.operands)
+        return " or ".join(_wrap(e, _AND, named) for e in expr.operands)
     if isinstance(expr, And):
-        return " and ".join(_wrap(e, _NOT) for e in expr.operands)
+        return " and ".join(_wrap(e, _NOT, named) for e in expr.operands)
     if isinstance(expr, Not):
-        return "not " + _wrap(expr.operand, _NOT)
+        return "not " + _wrap(expr.operand, _NOT, named)
     if isinstance(expr, Compare):
-        return f"{format_condition(expr.left)} {expr.op.value} {format_condition(expr.right)}"
+        left, right = format_condition(expr.left, named), format_condition(expr.right, named)
+        return f"{left} {expr.op.value} {right}"
     if isinstance(expr, InList):
-        items = ", ".join(format_condition(i) for i in expr.items)
+        items = ", ".join(format_condition(i, named) for i in expr.items)
         keyword = "not in" if expr.negated else "in"
-        return f"{format_condition(expr.operand)} {keyword} [{items}]"
+        return f"{format_condition(expr.operand, named)} {keyword} [{items}]"
     if isinstance(expr, Matches):
-        return f"{format_condition(expr.operand)} matches {_string(expr.pattern)}"
+        return f"{format_condition(expr.operand, named)} matches {_string(expr.pattern)}"
     if isinstance(expr, Exists):
-        return f"exists({expr.field.dotted})"
+        inner = format_condition(expr.field, named)
+        return f"exists({inner})"
     if isinstance(expr, FieldRef):
-        return expr.dotted
+        return named(expr, expr.dotted) if named else expr.dotted
     if isinstance(expr, ThresholdRef):
-        return f"thresholds.{expr.name}"
+        text = f"thresholds.{expr.name}"
+        return named(expr, text) if named else text
     if isinstance(expr, Literal):
         return _literal(expr.value)
     raise TypeError(f"not a condition node: {expr!r}")  # pragma: no cover

@@ -20,6 +20,7 @@ from rules_service.domain import lifecycle
 from rules_service.domain.decision import Evaluation
 from rules_service.domain.errors import Conflict, NotFound, RequestInvalid
 from rules_service.domain.escalations import RESOLUTIONS, DecisionFacts, Escalation
+from rules_service.domain.explanation import explain
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
 from rules_service.services.governance import resolve_actor, ruleset_of
@@ -84,9 +85,11 @@ class DecisionView:
     caller: str
     idempotency_key: str | None
     replayed: bool = False
+    explanation: dict[str, Any] | None = None
 
     def to_dict(self, *, full: bool = False) -> dict[str, Any]:
-        """The decision as the API answers it; ``full`` adds input, caller and idempotency key."""
+        """The decision as the API answers it; ``full`` adds input, caller and idempotency
+        key; ``explanation`` is there when it was asked for."""
         esc = self.escalation
         out: dict[str, Any] = {
             "decision_id": self.decision_id, "ruleset": self.ruleset, "version": self.version,
@@ -101,6 +104,8 @@ class DecisionView:
                         "idempotency_key": self.idempotency_key})
             if esc is not None:
                 out["escalation"] = esc.to_dict()
+        if self.explanation is not None:
+            out["explanation"] = self.explanation
         return out
 
 
@@ -139,6 +144,8 @@ class StoredEscalation(Protocol):
 
 
 class _Named(Protocol):
+    @property
+    def id(self) -> int: ...
     @property
     def name(self) -> str: ...
 
@@ -326,13 +333,35 @@ def record_decision(uow: UnitOfWork, *, ruleset: str, version: int, evaluation: 
     return view
 
 
+def explained(ruleset: Ruleset, view: DecisionView) -> DecisionView:
+    """The decision with its explanation, worked out from its recorded input and
+    ``ruleset`` (the version that decided it)."""
+    reason = view.fallback_reason if view.fallback else None
+    return dataclasses.replace(view, explanation=explain(ruleset, view.input,
+                                                         fallback_reason=reason))
+
+
+def with_explanation(uow: UnitOfWork, view: DecisionView) -> DecisionView:
+    """The decision with its explanation, the version that decided it loaded from ``uow``."""
+    with uow.readonly():
+        rs = uow.rulesets.get(view.ruleset)
+        version_row = uow.versions.get(rs.id, view.version) if rs is not None else None
+        if version_row is None:  # foreign keys keep the version of a recorded decision
+            raise NotFound(f"ruleset {view.ruleset} has no version {view.version}")
+        ruleset = ruleset_of(version_row)
+    return explained(ruleset, view)
+
+
 def get_decision(uow: UnitOfWork, decision_id: str) -> DecisionView:
-    """One decision by id; 404 when unknown."""
+    """One decision by id, with its explanation; 404 when unknown."""
     with uow.readonly():
         row = uow.decisions.get(decision_id)
         if row is None:
             raise NotFound(f"no decision with id {decision_id}")
-        return _view(row)
+        view = _view(row)
+        version_row = uow.versions.get(row.ruleset.id, row.version)
+        assert version_row is not None  # foreign keys keep the version
+        return explained(ruleset_of(version_row), view)
 
 
 def _encode_cursor(row: StoredDecision) -> str:

@@ -10,7 +10,7 @@ pin any version, which is how a proposal is tried before anyone signs it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from rules_service.adapters.decision_log import DecisionStore
 from rules_service.domain.decision import Evaluation
 from rules_service.domain.errors import Conflict, InputInvalid, RequestInvalid
 from rules_service.domain.evaluator import Evaluator
+from rules_service.domain.explanation import RuleParts, explain, rule_parts
 from rules_service.domain.inputs import validate_input
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
@@ -36,9 +37,11 @@ class DryRunDecision:
     evaluation: Evaluation
     evaluated_at: datetime
     due_at: datetime | None
+    explanation: dict[str, Any] | None = None
 
     def to_dict(self, *, full: bool = False) -> dict[str, Any]:
-        """The decision JSON with ``decision_id`` null and ``dry_run`` true."""
+        """The decision JSON with ``decision_id`` null and ``dry_run`` true (and the
+        explanation when it was asked for)."""
         ev = self.evaluation
         escalation = None
         if ev.outcome is Outcome.ESCALATE:
@@ -54,15 +57,31 @@ class DryRunDecision:
             "dry_run": True}
         if full:
             out["input"] = dict(ev.input)
+        if self.explanation is not None:
+            out["explanation"] = self.explanation
         return out
 
 
 Decision = DecisionView | DryRunDecision
 
 
+def _explained(decision: Decision, ruleset: Ruleset, parts: RuleParts | None = None
+               ) -> Decision:
+    """The decision with its explanation, from the input it records and ``ruleset``."""
+    if isinstance(decision, DryRunDecision):
+        ev = decision.evaluation
+        return replace(decision, explanation=explain(
+            ruleset, ev.input, parts=parts,
+            fallback_reason=ev.fallback_reason if ev.fallback else None))
+    reason = decision.fallback_reason if decision.fallback else None
+    return replace(decision, explanation=explain(ruleset, decision.input, parts=parts,
+                                                 fallback_reason=reason))
+
+
 def evaluate(live: LiveState, store: DecisionStore, evaluator: Evaluator, name: str,
              raw_input: dict[str, Any], *, version: int | None = None, dry_run: bool = False,
-             caller: str, idempotency_key: str | None = None) -> Decision:
+             caller: str, idempotency_key: str | None = None, explain: bool = False
+             ) -> Decision:
     """Decides one input and records it (with its escalation) before returning.
 
     Warm, this reads no database: the deciding version comes from the process's live
@@ -70,6 +89,7 @@ def evaluate(live: LiveState, store: DecisionStore, evaluator: Evaluator, name: 
     404 unknown ruleset/version; 409 ``no_active_version``, ``version_not_live``, or
     ``idempotency_conflict`` (same key, different request); 422 ``input_invalid`` with
     every bad field. A repeated key with the same request returns the first decision.
+    ``explain`` adds the explanation, worked out after the decision is recorded.
     """
     digest = decisions.request_hash(name, version, raw_input) if idempotency_key else None
     try:
@@ -82,18 +102,23 @@ def evaluate(live: LiveState, store: DecisionStore, evaluator: Evaluator, name: 
                                                             idempotency_key, digest)
         if replay is None:
             raise
-        return replay
+        return decisions.with_explanation(live.uow_factory(), replay) if explain else replay
     evaluation = evaluator.evaluate(loaded.ruleset, data)
     now = live.clock()
+    answer: Decision
     if dry_run:
-        return DryRunDecision(loaded.name, loaded.version, evaluation, now,
-                              decisions.escalation_due_at(loaded.ruleset, now))
-    record = decisions.decision_record(
-        loaded.ruleset_id, loaded.version, loaded.ruleset, evaluation, caller=caller, now=now,
-        idempotency_key=idempotency_key, request_hash=digest)
-    [answer] = decisions.answers(live.uow_factory, loaded.name, [record],
-                                 store.write([record]))
-    return answer
+        answer = DryRunDecision(loaded.name, loaded.version, evaluation, now,
+                                decisions.escalation_due_at(loaded.ruleset, now))
+    else:
+        record = decisions.decision_record(
+            loaded.ruleset_id, loaded.version, loaded.ruleset, evaluation, caller=caller,
+            now=now, idempotency_key=idempotency_key, request_hash=digest)
+        [answer] = decisions.answers(live.uow_factory, loaded.name, [record],
+                                     store.write([record]))
+        if answer.replayed and answer.version != loaded.version:
+            return decisions.with_explanation(live.uow_factory(), answer) if explain \
+                else answer
+    return _explained(answer, loaded.ruleset) if explain else answer
 
 
 def _batch_place(index: int, place: str) -> str:
@@ -123,10 +148,11 @@ def _validate_all(ruleset: Ruleset, inputs: Sequence[Any]) -> list[dict[str, Any
 
 def evaluate_batch(live: LiveState, store: DecisionStore, evaluator: Evaluator, name: str,
                    inputs: Sequence[dict[str, Any]], *, version: int | None = None,
-                   dry_run: bool = False, caller: str,
-                   limit: int = 1000) -> list[Decision]:
+                   dry_run: bool = False, caller: str, limit: int = 1000,
+                   explain: bool = False) -> list[Decision]:
     """Decides many inputs: all validated first (one bad input: 422, nothing recorded),
-    then evaluated together and recorded in one transaction."""
+    then evaluated together and recorded in one transaction; ``explain`` adds each
+    decision's explanation."""
     if not inputs:
         raise RequestInvalid([Problem("inputs", "give at least one input")])
     if len(inputs) > limit:
@@ -136,10 +162,18 @@ def evaluate_batch(live: LiveState, store: DecisionStore, evaluator: Evaluator, 
     data = _validate_all(loaded.ruleset, inputs)
     evaluations = evaluator.evaluate_many(loaded.ruleset, data)
     now = live.clock()
+    answers: list[Decision]
     if dry_run:
         due = decisions.escalation_due_at(loaded.ruleset, now)
-        return [DryRunDecision(loaded.name, loaded.version, ev, now, due) for ev in evaluations]
-    records = [decisions.decision_record(loaded.ruleset_id, loaded.version, loaded.ruleset,
-                                         ev, caller=caller, now=now) for ev in evaluations]
-    store.write(records)  # no idempotency keys: every record is inserted
-    return [decisions.record_view(r, loaded.name) for r in records]
+        answers = [DryRunDecision(loaded.name, loaded.version, ev, now, due)
+                   for ev in evaluations]
+    else:
+        records = [decisions.decision_record(loaded.ruleset_id, loaded.version,
+                                             loaded.ruleset, ev, caller=caller, now=now)
+                   for ev in evaluations]
+        store.write(records)  # no idempotency keys: every record is inserted
+        answers = [decisions.record_view(r, loaded.name) for r in records]
+    if not explain:
+        return answers
+    parts = rule_parts(loaded.ruleset)
+    return [_explained(a, loaded.ruleset, parts) for a in answers]
