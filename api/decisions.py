@@ -20,12 +20,16 @@ bp = Blueprint("decisions", __name__, url_prefix="/v1/decisions")
 def list_decisions(query: dict[str, Any]) -> Response:
     """Recorded decisions, newest first; pass `next_cursor` back as `cursor` for more.
 
+    Beside ruleset, outcome and time: `caller` (exact), `caller_prefix`, and
+    `input.FIELD=value` for an input field's value.
+
     404 when `ruleset` names no ruleset.
     """
     found, next_cursor = decisions.list_decisions(
         container().uow(), ruleset=query["ruleset"], outcome=query["outcome"],
         since=query["since"], until=query["until"], limit=query["limit"],
-        cursor=query["cursor"])
+        cursor=query["cursor"], caller=query["caller"], caller_prefix=query["caller_prefix"],
+        inputs=query["inputs"])
     return dump(DecisionPageSchema, {"decisions": [d.to_dict(full=True) for d in found],
                                      "next_cursor": next_cursor})
 

@@ -3,9 +3,10 @@ no type coercion in JSON bodies)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from api.schemas.field_types import (
     MAX_DECISIONS_PAGE,
@@ -144,6 +145,26 @@ class DecisionsQuery(Schema):
                                                                      max=MAX_DECISIONS_PAGE))
     cursor = fields.String(load_default=None,
                            metadata={"description": "next_cursor of the previous page"})
+    caller = fields.String(load_default=None, validate=validate.Length(min=1, max=200),
+                           metadata={"description": "the caller's exact name"})
+    caller_prefix = fields.String(load_default=None, validate=validate.Length(min=1, max=200),
+                                  metadata={"description": "callers whose name starts with it"})
+    inputs = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=200)),
+        values=fields.String(validate=validate.Length(max=TEXT_LIMIT)), load_default=dict,
+        data_key="input.FIELD", metadata={
+            "description": "give as `input.FIELD=value` (dotted for nested fields), one or "
+                           "more: decisions whose input holds that value (`900` matches the "
+                           "number 900 and the text \"900\")"})
+
+    @pre_load
+    def _input_filters(self, data: Mapping[str, Any], **_: Any) -> dict[str, Any]:
+        """``input.amount=900`` parameters gathered into one mapping."""
+        out = {k: v for k, v in data.items() if not k.startswith("input.")}
+        found = {k[len("input."):]: v for k, v in data.items() if k.startswith("input.")}
+        if found:
+            out["input.FIELD"] = found
+        return out
 
     @validates_schema
     def _window(self, data: dict[str, Any], **_: Any) -> None:

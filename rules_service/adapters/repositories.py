@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, cast, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -371,11 +371,22 @@ class DecisionRepository:
     def list(self, *, ruleset_id: int | None = None, outcome: str | None = None,
              since: datetime | None = None, until: datetime | None = None,
              before: tuple[datetime, str] | None = None,
-             limit: int = 100, caller: str | None = None) -> Sequence[DecisionRow]:
-        """Decisions newest first; ``before`` is the (evaluated_at, id) cursor."""
+             limit: int = 100, caller: str | None = None, caller_prefix: str | None = None,
+             input_equals: Sequence[tuple[tuple[str, ...], Sequence[Any]]] = ()
+             ) -> Sequence[DecisionRow]:
+        """Decisions newest first; ``before`` is the (evaluated_at, id) cursor.
+
+        ``input_equals`` keeps decisions whose input holds, at each path, one of the given
+        values. The filters apply to rows read newest first along the time index, so a
+        page stops as soon as it is full.
+        """
         stmt = select(DecisionRow)
         if caller is not None:
             stmt = stmt.where(DecisionRow.caller == caller)
+        if caller_prefix:
+            stmt = stmt.where(DecisionRow.caller.startswith(caller_prefix, autoescape=True))
+        for path, values in input_equals:
+            stmt = stmt.where(self._input_equals(path, values))
         if ruleset_id is not None:
             stmt = stmt.where(DecisionRow.ruleset_id == ruleset_id)
         if outcome is not None:
@@ -392,6 +403,13 @@ class DecisionRepository:
                                   and_(DecisionRow.evaluated_at == at, DecisionRow.id < last_id)))
         stmt = stmt.order_by(DecisionRow.evaluated_at.desc(), DecisionRow.id.desc()).limit(limit)
         return self.session.scalars(stmt).unique().all()
+
+    def _input_equals(self, path: tuple[str, ...], values: Sequence[Any]) -> ColumnElement[bool]:
+        if self.session.get_bind().dialect.name == "postgresql":
+            found = func.jsonb_extract_path(DecisionRow.input, *path)
+            return or_(*(found == cast(v, postgresql.JSONB) for v in values))
+        where = "$" + "".join(f'."{name}"' for name in path)
+        return func.json_extract(DecisionRow.input, where).in_(list(values))
 
     def recent_outcomes(self, ruleset_id: int, limit: int
                         ) -> Sequence[tuple[str, dict[str, Any], str]]:

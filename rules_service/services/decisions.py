@@ -7,7 +7,9 @@ import binascii
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -378,12 +380,50 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise RequestInvalid([Problem("cursor", "not a cursor this service gave out")]) from None
 
 
+_FIELD_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+
+
+def input_values(text: str) -> list[Any]:
+    """What a value typed in a search may stand for in a JSON input: the text itself, and
+    the number or true/false it spells."""
+    out: list[Any] = [text]
+    if text in ("true", "false"):
+        out.append(text == "true")
+    else:
+        try:
+            number = float(text)
+        except ValueError:
+            return out
+        if math.isfinite(number):
+            out.append(int(number) if number.is_integer() else number)
+    return out
+
+
+def _input_filters(given: Mapping[str, str], problems: list[Problem]
+                   ) -> list[tuple[tuple[str, ...], list[Any]]]:
+    out = []
+    for name, value in given.items():
+        path = tuple(name.split("."))
+        if not all(_FIELD_NAME.match(step) for step in path):
+            problems.append(Problem(f"input.{name}", "not a field name (letters, digits, _, "
+                                                     "dotted for nested fields)"))
+            continue
+        out.append((path, input_values(value)))
+    return out
+
+
 def list_decisions(uow: UnitOfWork, *, ruleset: str | None = None, outcome: str | None = None,
                    since: datetime | None = None, until: datetime | None = None,
-                   limit: int = 100, cursor: str | None = None, caller: str | None = None
+                   limit: int = 100, cursor: str | None = None, caller: str | None = None,
+                   caller_prefix: str | None = None, inputs: Mapping[str, str] | None = None
                    ) -> tuple[list[DecisionView], str | None]:
-    """Decisions newest first, and the cursor of the next page (None on the last page)."""
-    problems = []
+    """Decisions newest first, and the cursor of the next page (None on the last page).
+
+    ``caller_prefix`` keeps callers whose name starts with it; ``inputs`` maps a dotted
+    input field to a value its input must hold (``900`` matches the number and the text).
+    """
+    problems: list[Problem] = []
+    input_equals = _input_filters(inputs or {}, problems)
     if not 1 <= limit <= MAX_PAGE:
         problems.append(Problem("limit", f"must be between 1 and {MAX_PAGE}"))
     if outcome is not None and outcome not in ("approve", "escalate", "reject"):
@@ -402,7 +442,8 @@ def list_decisions(uow: UnitOfWork, *, ruleset: str | None = None, outcome: str 
             ruleset_id=ruleset_id, outcome=outcome,
             since=lifecycle.ensure_utc(since) if since else None,
             until=lifecycle.ensure_utc(until) if until else None,
-            before=before, limit=limit + 1, caller=caller))
+            before=before, limit=limit + 1, caller=caller, caller_prefix=caller_prefix,
+            input_equals=input_equals))
         next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
         return [_view(r) for r in rows[:limit]], next_cursor
 
