@@ -93,14 +93,16 @@ def check_draft(name: str) -> Response:
 
 @bp.post("/pages-api/rulesets/<name>/try")
 def try_draft(name: str) -> Response:
-    """What the draft decides for sample inputs (nothing is recorded)."""
+    """What the draft and the active version decide for sample inputs, with their
+    explanations (nothing is recorded)."""
     content, body = _draft()
     inputs = body.get("inputs")
     if isinstance(inputs, dict):
         inputs = [inputs]
     if not isinstance(inputs, list) or not inputs:
         raise RequestInvalid([Problem("inputs", "give an input object or a list of them")])
-    return jsonify({"results": drafts.try_draft(container().evaluator, name, content, inputs)})
+    c = container()
+    return jsonify({"results": drafts.try_draft(c.evaluator, name, content, inputs, c.uow())})
 
 
 @bp.post("/pages-api/rulesets/<name>/preview")

@@ -16,6 +16,7 @@ from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain.diff import diff_definitions
 from rules_service.domain.errors import DomainError, InputInvalid, NotFound
 from rules_service.domain.evaluator import Evaluator
+from rules_service.domain.explanation import explain, rule_parts
 from rules_service.domain.impact import RecordedDecision
 from rules_service.domain.inputs import validate_input
 from rules_service.domain.problems import Problem
@@ -56,17 +57,12 @@ def check_draft(evaluator: Evaluator, name: str, content: str) -> DraftCheck:
     return DraftCheck((), tuple(run_tests(ruleset, evaluator)), ruleset)
 
 
-def try_draft(evaluator: Evaluator, name: str, content: str,
-              inputs: Sequence[Any]) -> list[dict[str, Any]]:
-    """What the draft decides for each sample input (a dry run: nothing is recorded).
-
-    Each answer is the decision (outcome, fired and deciding rules with reasons) or the
-    input's problems; a draft with problems of its own raises ``RulesetInvalid``.
-    """
-    ruleset, _ = parse_proposal(name, content, None)
-    answers: list[dict[str, Any]] = [{} for _ in inputs[:MAX_TRIES]]
+def _decide_each(evaluator: Evaluator, ruleset: Ruleset, inputs: Sequence[Any]
+                 ) -> list[dict[str, Any]]:
+    """Each input's decision with its explanation, or the input's problems."""
+    answers: list[dict[str, Any]] = [{} for _ in inputs]
     valid: list[tuple[int, dict[str, Any]]] = []
-    for i, raw in enumerate(inputs[:MAX_TRIES]):
+    for i, raw in enumerate(inputs):
         try:
             if not isinstance(raw, dict):
                 raise InputInvalid([Problem("input", "must be an object")])
@@ -74,9 +70,39 @@ def try_draft(evaluator: Evaluator, name: str, content: str,
         except InputInvalid as exc:
             answers[i] = {"input": raw, "problems": [p.to_dict() for p in exc.problems]}
     evaluations = evaluator.evaluate_many(ruleset, [data for _, data in valid])
+    parts = rule_parts(ruleset)
     for (i, data), ev in zip(valid, evaluations, strict=True):
-        answers[i] = {"input": data, **ev.to_dict()}
+        reason = ev.fallback_reason if ev.fallback else None
+        answers[i] = {"input": data, **ev.to_dict(),
+                      "explanation": explain(ruleset, data, parts=parts, fallback_reason=reason)}
     return answers
+
+
+def try_draft(evaluator: Evaluator, name: str, content: str, inputs: Sequence[Any],
+              uow: UnitOfWork | None = None) -> list[dict[str, Any]]:
+    """What the draft decides for each sample input, and (given ``uow``) what the active
+    version decides beside it, under ``active`` (null without an active version): dry
+    runs, nothing is recorded.
+
+    Each answer is the decision (outcome, fired and deciding rules with reasons, the
+    explanation) or the input's problems; a draft with problems of its own raises
+    ``RulesetInvalid``.
+    """
+    ruleset, _ = parse_proposal(name, content, None)
+    inputs = inputs[:MAX_TRIES]
+    answers = _decide_each(evaluator, ruleset, inputs)
+    if uow is None:
+        return answers
+    with uow.readonly():
+        rs = uow.rulesets.get(name)
+        active = uow.versions.active(rs.id) if rs is not None else None
+        active_ruleset = active.ruleset if active is not None else None
+        active_number = active.number if active is not None else None
+    if active_ruleset is None:
+        return [{**a, "active": None} for a in answers]
+    now = _decide_each(evaluator, active_ruleset, inputs)
+    return [{**a, "active": {"version": active_number, **b}}
+            for a, b in zip(answers, now, strict=True)]
 
 
 def preview_draft(uow: UnitOfWork, evaluator: Evaluator, name: str, content: str, *,

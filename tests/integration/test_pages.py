@@ -128,7 +128,13 @@ def test_a_draft_is_tried_previewed_and_proposed_with_an_effective_time(
                         json={"content": draft, "inputs": [{"amount": 124}, {"amount": -1}]})
     first, second = tried.get_json()["results"]
     assert first["outcome"] == "approve" and first["fired_rules"][0]["id"] == "small"
+    assert first["explanation"]["summary"] == \
+        "approve because small: amount 124 <= thresholds.limit 125"
+    # The active version's answer beside the draft's, with its explanation.
+    assert first["active"]["outcome"] == "escalate"
+    assert first["active"]["explanation"]["rules"][0]["conditions"][0]["missed_by"] == 24
     assert second["problems"][0]["place"] == "input.amount"
+    assert second["active"]["problems"][0]["place"] == "input.amount"
     preview = client.post(f"/pages-api/rulesets/{NAME}/preview", json={"content": draft},
                           headers={"X-CSRFToken": token}).get_json()
     assert preview["summary"] == ["Raised limit from 100 to 125"]
