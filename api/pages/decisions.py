@@ -30,12 +30,15 @@ def _moment(field: str) -> datetime | None:
 
 @bp.get("/decisions", endpoint="decisions")
 def decisions_page() -> str:
-    """Decisions by ruleset, outcome, caller and time, newest first."""
+    """Decisions by ruleset, outcome, caller (its start), an input field's value and time,
+    newest first."""
     c = container()
-    args = {k: (request.args.get(k) or None) for k in ("ruleset", "outcome", "caller")}
+    args = {k: (request.args.get(k, "").strip() or None)
+            for k in ("ruleset", "outcome", "caller", "field", "value")}
+    inputs = {args["field"]: request.args.get("value", "").strip()} if args["field"] else None
     found, next_cursor = decisions.list_decisions(
-        c.uow(), ruleset=args["ruleset"], outcome=args["outcome"], caller=args["caller"],
-        since=_moment("since"), until=_moment("until"), limit=PAGE,
+        c.uow(), ruleset=args["ruleset"], outcome=args["outcome"], caller_prefix=args["caller"],
+        inputs=inputs, since=_moment("since"), until=_moment("until"), limit=PAGE,
         cursor=request.args.get("cursor") or None)
     names = [s.name for s in governance.list_rulesets(c.uow())]
     query: dict[str, Any] = {**request.args.to_dict(), "cursor": next_cursor}
@@ -47,6 +50,7 @@ def decisions_page() -> str:
 
 @bp.get("/decisions/<decision_id>")
 def decision(decision_id: str) -> str:
-    """One decision: input, fired and deciding rules with reasons, the version, escalation."""
+    """One decision: why, in values (each rule, its parts, what they read, which failed and
+    by how much), fired and deciding rules with reasons, input, version, escalation."""
     found = decisions.get_decision(container().uow(), decision_id)
     return render_template("decision.html", d=found)

@@ -186,8 +186,16 @@ def test_decisions_are_searched_and_one_shows_why(app: Flask, live: None, api: A
     listing = client.get("/decisions?outcome=escalate&caller=bot").text
     assert decision["decision_id"] in listing and listing.count("status-approve") == 0
     assert "No decisions match" in client.get("/decisions?caller=nobody").text
+    assert decision["decision_id"] in client.get("/decisions?caller=bo").text  # its start
+    by_value = client.get("/decisions?field=amount&value=500").text
+    assert decision["decision_id"] in by_value and by_value.count("status-approve") == 0
+    assert "No decisions match" in client.get("/decisions?field=amount&value=501").text
     page = client.get(f"/decisions/{decision['decision_id']}").text
     assert "/rulesets/refunds/versions/1" in page and "No rule fired" in page
+    why = page.split('id="why"')[1].split("<h2>Rules that fired</h2>")[0]
+    assert "no rule fired, so the default decided" in why
+    assert '<code>amount &lt;= thresholds.limit</code> <span class="verdict">does not hold' in why
+    assert "(misses by 400)" in why and "<code>500</code>" in why
 
 
 def test_the_dashboard_draws_its_figures_as_charts(app: Flask, live: None, api: Api) -> None:
