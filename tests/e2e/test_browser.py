@@ -162,8 +162,19 @@ def test_each_person_does_their_job_in_the_browser(
         samples.clear()
         samples.send_keys('{"amount": 550, "category": "travel", "has_receipt": true}')
         driver.find_element(By.ID, "try-button").click()
-        browser.wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-outcome]"))
-        assert text_of(driver, "[data-outcome]") == "approve"
+        browser.wait_for(driver, lambda d: d.find_elements(
+            By.CSS_SELECTOR, "[data-side=draft] [data-outcome]"))
+        # The active version's answer beside the draft's, each with why.
+        assert text_of(driver, "[data-side=active] h3") == "Active version 1"
+        assert text_of(driver, "[data-side=active] [data-outcome]") == "escalate"
+        assert text_of(driver, "[data-side=draft] [data-outcome]") == "approve"
+        assert "small-expense: amount 550 <= thresholds.auto_approve_limit 600" in \
+            text_of(driver, "[data-side=draft] .why-summary")
+        driver.find_element(By.CSS_SELECTOR, "[data-side=active] details summary").click()
+        failed = text_of(driver, "[data-side=active] [data-rule=small-expense] li.fails")
+        assert "amount = 550" in failed and "(misses by 50)" in failed
+        driver.execute_script("document.getElementById('try-heading').scrollIntoView()")
+        browser.screenshot(driver, shots, "try-it")
         driver.find_element(By.ID, "preview-button").click()
         browser.wait_for(driver, lambda d: text_of(d, "#preview-impact"))
         assert "Raised auto_approve_limit from 500 to 600" in text_of(driver, "#preview-summary")
@@ -223,6 +234,16 @@ def test_each_person_does_their_job_in_the_browser(
         browser.screenshot(driver, shots, "decisions")
         driver.find_element(By.CSS_SELECTOR, "tbody a").click()
         assert "Rules that fired" in driver.page_source
+        # Found by an input field's value and the caller's start; why, in values.
+        driver.get(f"{server.base}/decisions?ruleset={RULESET}&caller=demo-auto"
+                   "&field=category&value=software")
+        assert len(driver.find_elements(By.CSS_SELECTOR, "tbody a")) == 1
+        browser.screenshot(driver, shots, "decisions-search")
+        driver.find_element(By.CSS_SELECTOR, "tbody a").click()
+        summary = text_of(driver, "[data-summary]")
+        assert "small-expense" in summary, summary
+        missed = text_of(driver, "[data-rule=small-expense] li.fails")
+        assert "amount = 580" in missed and "(misses by 80)" in missed
         browser.screenshot(driver, shots, "decision")
 
         # The dashboard's charts have data.

@@ -90,7 +90,34 @@
   }
   text.addEventListener("input", scheduleCheck);
 
-  // --- try on sample inputs
+  // --- try on sample inputs: the active version's decision beside the draft's, each with why
+  function partLine(c) {
+    var values = Object.keys(c.values).map(function (k) {
+      return k + " = " + (c.values[k] === null ? "absent" : JSON.stringify(c.values[k]));
+    }).join(", ");
+    var text = (c.holds ? "✓ " : "✗ ") + c.text + (c.holds ? " holds" : " does not hold") +
+      (values ? ": " + values : "") + (c.missed_by !== undefined ? " (misses by " + c.missed_by + ")" : "");
+    return el("li", {"class": c.holds ? "holds" : "fails"}, [text]);
+  }
+
+  function decisionWhy(box, r) {
+    if (r.problems) {
+      box.appendChild(el("p", {}, ["This input is refused:"]));
+      r.problems.forEach(function (p) { box.appendChild(el("div", {"class": "problems"}, [problemLine(p)])); });
+      return;
+    }
+    box.appendChild(el("p", {}, [el("span", {"class": "status status-" + r.outcome, "data-outcome": r.outcome}, [r.outcome])]));
+    box.appendChild(el("p", {"class": "why-summary"}, [r.explanation.summary]));
+    var details = el("details", {"class": "why-missed"}, [el("summary", {}, ["Every rule, its parts and values"])]);
+    r.explanation.rules.forEach(function (rule) {
+      var parts = el("ol", {"class": "parts"});
+      rule.conditions.forEach(function (c) { parts.appendChild(partLine(c)); });
+      details.appendChild(el("div", {"class": "why-rule " + (rule.fired ? "fired" : "missed"), "data-rule": rule.id}, [
+        el("p", {}, [rule.id + " (" + rule.outcome + "): " + (rule.fired ? "fired" : "did not fire")]), parts]));
+    });
+    box.appendChild(details);
+  }
+
   var tryOut = document.getElementById("try-results");
   document.getElementById("try-button").addEventListener("click", function () {
     var inputs;
@@ -108,18 +135,18 @@
       }
       res.data.results.forEach(function (r, i) {
         var box = el("div", {"class": "card", "data-try-result": String(i)});
-        if (r.problems) {
-          box.appendChild(el("p", {}, ["Input " + (i + 1) + " is refused:"]));
-          r.problems.forEach(function (p) { box.appendChild(el("div", {"class": "problems"}, [problemLine(p)])); });
-        } else {
-          box.appendChild(el("p", {}, ["Input " + (i + 1) + ": ", el("span", {"class": "status status-" + r.outcome, "data-outcome": r.outcome}, [r.outcome])]));
-          var list = el("ul");
-          r.fired_rules.forEach(function (f) {
-            list.appendChild(el("li", {}, [f.id + " (" + f.outcome + ")" + (f.reason ? ": " + f.reason : "")]));
-          });
-          if (!r.fired_rules.length) { list.appendChild(el("li", {}, ["no rule fired: the default applies"])); }
-          box.appendChild(list);
+        box.appendChild(el("p", {}, ["Input " + (i + 1)]));
+        var side = el("div", {"class": "try-side"});
+        if (r.active !== undefined) {
+          var now = el("div", {"data-side": "active"}, [el("h3", {}, [r.active ? "Active version " + r.active.version : "Active version"])]);
+          if (r.active) { decisionWhy(now, r.active); }
+          else { now.appendChild(el("p", {"class": "muted"}, ["No version is active yet."])); }
+          side.appendChild(now);
         }
+        var draft = el("div", {"data-side": "draft"}, [el("h3", {}, ["The draft"])]);
+        decisionWhy(draft, r);
+        side.appendChild(draft);
+        box.appendChild(side);
         tryOut.appendChild(box);
       });
     });
