@@ -107,8 +107,11 @@
       return;
     }
     box.appendChild(el("p", {}, [el("span", {"class": "status status-" + r.outcome, "data-outcome": r.outcome}, [r.outcome])]));
-    box.appendChild(el("p", {"class": "why-summary"}, [r.explanation.summary]));
-    var details = el("details", {"class": "why-missed"}, [el("summary", {}, ["Every rule, its parts and values"])]);
+    var fired = r.explanation.rules.some(function (rule) { return rule.fired; });
+    box.appendChild(el("p", {"class": "why-summary"}, [fired || r.fallback ? r.explanation.summary :
+      "No rule fired, so the default decided."]));
+    var details = el("details", {"class": "why-missed"}, [el("summary", {}, [
+      fired ? "Every rule, its parts and values" : "Why each rule did not fire"])]);
     r.explanation.rules.forEach(function (rule) {
       var parts = el("ol", {"class": "parts"});
       rule.conditions.forEach(function (c) { parts.appendChild(partLine(c)); });
