@@ -28,7 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--explain", action="store_true",
+                        help="the no-op, evaluate and evaluate?explain=true, interleaved, "
+                             "with their ratios to the no-op (as make bench reports them)")
     args = parser.parse_args(argv)
+    if args.explain:
+        return _explain_figures(args)
     rs = bench_inputs.ruleset()
     with tempfile.TemporaryDirectory(prefix="rules-quick-") as name:
         tmp = Path(name)
@@ -47,6 +52,32 @@ def main(argv: list[str] | None = None) -> int:
                       "p50_ms": [r["latency_ms"].get("p50") for r in rounds],
                       "p99_ms": [r["latency_ms"].get("p99") for r in rounds],
                       "non_2xx": sum(r["non_2xx"] for r in rounds)}))
+    return 0
+
+
+def _explain_figures(args: argparse.Namespace) -> int:
+    """Evaluate with and without ``?explain=true`` against the no-op baseline."""
+    from bench.service import evaluate_load  # the measurement make bench makes
+
+    rs = bench_inputs.ruleset()
+    with tempfile.TemporaryDirectory(prefix="rules-quick-") as name:
+        tmp = Path(name)
+        bodies = bench_inputs.write_bodies(tmp / "bodies.jsonl",
+                                           bench_inputs.raw_inputs(rs, 1000))
+        with throwaway(args.database, tmp) as db, gunicorn(
+                "service", "api:create_app()", env=db.env, ready_path="/healthz",
+                log_dir=tmp) as svc, gunicorn("noop", "bench.noop:app", env={},
+                                              ready_path="/", log_dir=tmp) as noop:
+            token = db.tokens["demo-automation"]
+            url = svc.base + f"/v1/rulesets/{RULESET_NAME}/evaluate"
+            run_wrk(url, bodies=bodies, token=token, connections=args.connections, seconds=3)
+            load = evaluate_load(svc, noop, bodies, token, (args.connections,), args.rounds,
+                                  args.seconds)[f"c{args.connections}"]
+    print(json.dumps({"database": args.database, "connections": args.connections,
+                      **{k: load[k]["req_per_s"] for k in ("noop", "evaluate", "explain")},
+                      "evaluate_vs_noop": load["evaluate_vs_noop"],
+                      "explain_vs_noop": load["explain_vs_noop"],
+                      "p50_ms": {k: load[k]["p50_ms"] for k in ("noop", "evaluate", "explain")}}))
     return 0
 
 

@@ -124,6 +124,10 @@ def table(results: dict[str, Any]) -> str:
             lambda f, k=k: f["evaluate"][k]["noop"]["req_per_s"])
         row(f"evaluate req/s, {c} conn", lambda f, k=k: f["evaluate"][k]["evaluate"]["req_per_s"])
         row(f"evaluate / no-op, {c} conn", lambda f, k=k: f["evaluate"][k]["evaluate_vs_noop"])
+        row(f"evaluate ?explain=true req/s, {c} conn",
+            lambda f, k=k: f["evaluate"][k]["explain"]["req_per_s"])
+        row(f"evaluate ?explain=true / no-op, {c} conn",
+            lambda f, k=k: f["evaluate"][k]["explain_vs_noop"])
         row(f"evaluate p50 / p99 ms, {c} conn",
             lambda f, k=k: f"{f['evaluate'][k]['evaluate']['p50_ms']} / "
                            f"{f['evaluate'][k]['evaluate']['p99_ms']}")

@@ -35,19 +35,26 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 4) if a is not None and b else None
 
 
-def _evaluate_load(svc: Server, noop: Server, bodies: Path, token: str) -> dict[str, Any]:
-    """wrk on evaluate and on the no-op, alternating, WRK_ROUNDS times per connection count."""
+def evaluate_load(svc: Server, noop: Server, bodies: Path, token: str,
+                   connections_each: tuple[int, ...] = CONNECTIONS, rounds_each: int = WRK_ROUNDS,
+                   seconds: float = WRK_SECONDS) -> dict[str, Any]:
+    """wrk on the no-op, evaluate and evaluate with ``?explain=true``, alternating, so many
+    rounds per connection count."""
     url = f"/v1/rulesets/{RULESET_NAME}/evaluate"
+    urls = {"noop": url, "evaluate": url, "explain": url + "?explain=true"}
     out: dict[str, Any] = {}
-    for connections in CONNECTIONS:
-        rounds: dict[str, list[dict[str, Any]]] = {"noop": [], "evaluate": []}
-        for _ in range(WRK_ROUNDS):
-            for name, server in (("noop", noop), ("evaluate", svc)):
-                rounds[name].append(run_wrk(server.base + url, bodies=bodies, token=token,
-                                            connections=connections, seconds=WRK_SECONDS))
+    for connections in connections_each:
+        rounds: dict[str, list[dict[str, Any]]] = {"noop": [], "evaluate": [], "explain": []}
+        for _ in range(rounds_each):
+            for name, server in (("noop", noop), ("evaluate", svc), ("explain", svc)):
+                rounds[name].append(run_wrk(server.base + urls[name], bodies=bodies,
+                                            token=token, connections=connections,
+                                            seconds=seconds))
         summary: dict[str, Any] = {name: _combine(runs) for name, runs in rounds.items()}
         summary["evaluate_vs_noop"] = _ratio(summary["evaluate"]["req_per_s"],
                                              summary["noop"]["req_per_s"])
+        summary["explain_vs_noop"] = _ratio(summary["explain"]["req_per_s"],
+                                            summary["noop"]["req_per_s"])
         summary["rounds"] = rounds
         out[f"c{connections}"] = summary
     return out
@@ -162,16 +169,18 @@ def run(kind: str, workdir: Path, rs: Ruleset, raws: list[dict[str, Any]],
                     for server in (noop, svc)]
             rss_warm = svc.rss_mb()
             log(f"{kind}: evaluate and no-op under wrk")
-            load = _evaluate_load(svc, noop, bodies, token)
+            load = evaluate_load(svc, noop, bodies, token)
             recorded = _settled_count(db.url) - started
             rss_after = svc.rss_mb()
-            ok = warm[1]["ok_200"] + sum(r["ok_200"] for c in CONNECTIONS
-                                         for r in load[f"c{c}"]["rounds"]["evaluate"])
+            recording = ("evaluate", "explain")
+            ok = warm[1]["ok_200"] + sum(r["ok_200"] for c in CONNECTIONS for k in recording
+                                         for r in load[f"c{c}"]["rounds"][k])
             evaluations = warm[1]["requests"] + sum(
-                r["requests"] for c in CONNECTIONS for r in load[f"c{c}"]["rounds"]["evaluate"])
+                r["requests"] for c in CONNECTIONS for k in recording
+                for r in load[f"c{c}"]["rounds"][k])
             # wrk drops the requests in flight at its deadline (at most one per connection)
             # without counting them; the service still records their decisions.
-            in_flight = WRK_ROUNDS * sum(CONNECTIONS) + 8
+            in_flight = 2 * WRK_ROUNDS * sum(CONNECTIONS) + 8
             consistency = {"recorded_decisions": recorded, "ok_200": ok,
                            "recorded_minus_ok": recorded - ok,
                            "bound_in_flight_at_deadlines": in_flight,
