@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, cast, func, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, cast, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -409,7 +409,8 @@ class DecisionRepository:
             found = func.jsonb_extract_path(DecisionRow.input, *path)
             return or_(*(found == cast(v, postgresql.JSONB) for v in values))
         where = "$" + "".join(f'."{name}"' for name in path)
-        return func.json_extract(DecisionRow.input, where).in_(list(values))
+        found = func.json_extract(DecisionRow.input, where)
+        return or_(*(found == literal(v) for v in values))
 
     def recent_outcomes(self, ruleset_id: int, limit: int
                         ) -> Sequence[tuple[str, dict[str, Any], str]]:
