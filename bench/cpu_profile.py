@@ -42,6 +42,7 @@ the rulesets (imports, parsing, compiling), which is start-up, not per-request, 
 # The steps of an evaluate request, most specific first: a sample belongs to the first
 # step one of whose markers ("function (file" or a path piece) is in its stack.
 STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("live-state poller (background: its cost is per second)", ("live.py",)),
     ("engine worker process (durable-rules, decoding, encoding)",
      ("engine/worker.py", "durable/", "durable_rules")),
     ("rollups (counted in the decision's transaction)", ("rollups.py",)),
@@ -52,7 +53,7 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("record building (decision record, answer)",
      ("decision_record (", "answers (", "record_view (", "new_decision_id (")),
     ("input validation (the ruleset's inputs)", ("validate_input (",)),
-    ("active version from memory", ("deciding_version (", "live.py")),
+    ("active version from memory", ("deciding_version (",)),
     ("response: to_dict and JSON", ("json_response (", "to_dict (")),
     ("authentication", ("authenticate_request (",)),
     ("request log: id and JSON line", ("request_log.py", "pythonjsonlogger")),
