@@ -5,9 +5,10 @@ the same run, on SQLite and on PostgreSQL.
   in batches, and zen-engine (GoRules) deciding the same rules (bench/engine.py);
 - per database (bench/service.py), the service under gunicorn (2 workers, gthread, 8
   threads) and a plain no-op Flask app under the same settings (the baseline): evaluate at
-  4 and 32 connections with wrk (each run with its CPU per request), interleaved with the no-op; recorded decisions against
-  200 answers; evaluate-batch; impact replay of 10,000 decisions; the dashboard and
-  /metrics on 1,000,000 decisions; the workers' memory before and after the load;
+  4 and 32 connections with wrk (each run with its CPU per request), interleaved with the
+  no-op; recorded decisions against 200 answers; evaluate-batch; impact replay of 10,000
+  decisions; the dashboard and /metrics on 1,000,000 decisions; the workers' memory
+  before and after the load;
 - decision tables (bench/tables.py, when that module exists): its ``run()`` dict.
 
 Writes bench/results.json, prints the table and the goals as pass/fail lines, and rewrites
