@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test test-unit screenshots test-sqlite test-postgres reliability bench bench-decision-log profile lint clean
+.PHONY: install run test test-unit screenshots test-sqlite test-postgres reliability bench bench-decision-log profile cpu-profile lint clean
 
 install: $(VENV)/.installed
 
@@ -61,6 +61,12 @@ bench-decision-log: install $(VENV)/.bench-installed
 profile: install $(VENV)/.bench-installed
 	command -v wrk || (apt-get update && apt-get install -y wrk)
 	$(PY) -m bench.profile --label $(or $(LABEL),after)
+
+# On-CPU profiles (py-spy without idle threads, 200 Hz, engine processes included) with the
+# CPU per request of the same seconds: microseconds per step -> bench/profiles/cpu-LABEL-DB.txt.
+cpu-profile: install $(VENV)/.bench-installed
+	command -v wrk || (apt-get update && apt-get install -y wrk)
+	$(PY) -m bench.cpu_profile --label $(or $(LABEL),after)
 
 # ruff, mypy (strict where pyproject.toml says so) and the import contracts: the layers
 # api/cli > services > adapters > engine > domain > language, Flask and SQLAlchemy kept out of

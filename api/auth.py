@@ -16,6 +16,7 @@ from api.errors import ApiError
 from api.openapi import DOCS_ENDPOINTS, DOCS_PAGE_ENDPOINT
 from api.pages.blueprint import signed_in_person
 from api.services import container
+from rules_service.services.phases import phase
 
 REALM = "rules-service"
 HEALTH_ENDPOINT = "health.healthz"
@@ -97,11 +98,12 @@ def authenticate_request() -> Response | None:
         return None
     if request.endpoint in DOCS_ENDPOINTS:
         return _authenticate_docs()
-    token = bearer_token()
-    if token is None:
-        raise _unauthenticated("this request needs an 'Authorization: Bearer <token>' header",
-                               invalid=False)
-    g.principal = _principal_of_token(token)
+    with phase("auth"):
+        token = bearer_token()
+        if token is None:
+            raise _unauthenticated("this request needs an 'Authorization: Bearer <token>' "
+                                   "header", invalid=False)
+        g.principal = _principal_of_token(token)
     return None
 
 

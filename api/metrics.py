@@ -11,9 +11,11 @@ turned into quantiles by ``histogram_quantile``. Each app gets its own
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 from flask import Flask
+from prometheus_client import Histogram, multiprocess
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -138,12 +140,49 @@ class DeliveryCollector(Collector):
         yield from delivery_families(delivery_health(self._uow_factory()))
 
 
-def make_registry(uow_factory: Callable[[], UnitOfWork]) -> CollectorRegistry:
-    """A registry of its own holding the database collectors."""
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+REQUEST_BUCKETS_S: tuple[float, ...] = tuple(ms / 1000.0 for ms in LATENCY_BUCKETS_MS)
+
+
+class RequestMetrics:
+    """The HTTP request duration by route, method and status class, and each phase's
+    duration by route (``services.phases``), as Prometheus histograms.
+
+    Kept in this process's memory; under gunicorn (``PROMETHEUS_MULTIPROC_DIR`` set by
+    rules_service/gunicorn_conf.py) in that directory's memory-mapped files instead, so
+    every worker's requests are in whichever worker answers the scrape.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.requests = Histogram(
+            "rules_service_http_request_duration_seconds", "Time from a request's first "
+            "hook to its response (the request log line's duration_ms).",
+            ["route", "method", "status_class"], registry=registry, buckets=REQUEST_BUCKETS_S)
+        self.phases = Histogram(
+            "rules_service_request_phase_seconds", "Time a request spent in each phase "
+            "(auth, body, validate, engine, record, response).", ["route", "phase"],
+            registry=registry, buckets=REQUEST_BUCKETS_S)
+
+    def observe(self, method: str, route: str | None, status: int, seconds: float,
+                phases: dict[str, float]) -> None:
+        """Counts one finished request and its phases."""
+        route = route or "unmatched"
+        self.requests.labels(route, method, f"{status // 100}xx").observe(seconds)
+        for name, spent in phases.items():
+            self.phases.labels(route, name).observe(spent)
+
+
+def make_registry(uow_factory: Callable[[], UnitOfWork]) -> tuple[CollectorRegistry,
+                                                                   RequestMetrics]:
+    """A registry of its own holding the database collectors and the request histograms
+    (this process's, or every worker's under gunicorn)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(uow_factory))
     registry.register(DeliveryCollector(uow_factory))
-    return registry
+    if os.environ.get(MULTIPROCESS_DIR):
+        multiprocess.MultiProcessCollector(registry)
+        return registry, RequestMetrics(None)
+    return registry, RequestMetrics(registry)
 
 
 def app_registry(app: Flask) -> CollectorRegistry:

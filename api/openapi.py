@@ -27,6 +27,7 @@ from api.schemas import ErrorSchema
 from api.services import EXTENSION, container
 from rules_service.config import Settings
 from rules_service.domain.lifecycle import MAX_VERSION_NUMBER
+from rules_service.services.phases import phase
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,12 +119,13 @@ def documented(*, body: type[Schema] | Schema | SchemaForSettings | None = None,
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if query_schema is not None:
-                kwargs["query"] = load_query(query_schema)
-            if body_schema is not None:
-                schema = doc.body_schema(container().settings)
-                assert schema is not None
-                kwargs["body"] = load_body(schema, allow_empty=body_optional)
+            with phase("body"):
+                if query_schema is not None:
+                    kwargs["query"] = load_query(query_schema)
+                if body_schema is not None:
+                    schema = doc.body_schema(container().settings)
+                    assert schema is not None
+                    kwargs["body"] = load_body(schema, allow_empty=body_optional)
             return view(*args, **kwargs)
 
         wrapper.apidoc = doc  # type: ignore[attr-defined]

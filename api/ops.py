@@ -11,6 +11,7 @@ from prometheus_client.exposition import choose_encoder
 from api.metrics import REGISTRY_EXTENSION, app_registry, make_registry
 from api.openapi import documented
 from api.ops_schemas import DashboardQuery, DashboardSchema
+from api.request_log import OBSERVE_EXTENSION
 from api.responses import dump
 from api.services import EXTENSION, container
 from rules_service.services import dashboard
@@ -22,7 +23,9 @@ bp = Blueprint("ops", __name__)
 def _install_registry(state: BlueprintSetupState) -> None:
     # One registry per app, not prometheus_client's global one: tests build many apps.
     app_container = state.app.extensions[EXTENSION]
-    state.app.extensions[REGISTRY_EXTENSION] = make_registry(app_container.uow)
+    registry, requests = make_registry(app_container.uow)
+    state.app.extensions[REGISTRY_EXTENSION] = registry
+    state.app.extensions[OBSERVE_EXTENSION] = requests.observe
 
 
 @bp.get("/v1/dashboard")

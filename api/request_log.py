@@ -7,14 +7,17 @@ letters, digits and ``.-_:``), a fresh one otherwise; it is returned in the resp
     {"level": "INFO", "logger": "rules_service.request",
      "message": "POST /v1/rulesets/<name>/evaluate 200", "request_id": "...",
      "caller": "expense-tool", "method": "POST", "route": "/v1/rulesets/<name>/evaluate",
-     "status": 200, "duration_ms": 3.1, "decision_ids": ["0193..."],
-     "time": "2026-12-01T14:32:49.697000+00:00"}
+     "status": 200, "duration_ms": 3.1, "phases_ms": {"auth": 0.02, "body": 0.05,
+     "validate": 0.01, "engine": 0.4, "record": 2.3, "response": 0.03},
+     "decision_ids": ["0193..."], "time": "2026-12-01T14:32:49.697000+00:00"}
 
 ``caller`` is the principal's name (never the token), ``route`` the URL rule (not the raw
 path, so the logs group by route and carry no identifiers from the path), ``decision_ids``
-present when the request recorded decisions. Every other line logged while a request is
-handled (a 5xx's traceback from api/errors.py, say) carries the same ``request_id``; the
-client gets the error envelope only, never a traceback.
+present when the request recorded decisions, ``phases_ms`` the wall time of each phase
+the request went through (``services.phases``: auth, body, validate, engine, record,
+response; the rest of ``duration_ms`` is the framework's). Every other line logged while
+a request is handled (a 5xx's traceback from api/errors.py, say) carries the same
+``request_id``; the client gets the error envelope only, never a traceback.
 
 ``configure_logging`` puts one stderr handler on the root logger (JSON, or plain text with
 ``RULES_SERVICE_LOG_FORMAT=text``, at ``RULES_SERVICE_LOG_LEVEL``) unless the host
@@ -33,15 +36,19 @@ from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from pythonjsonlogger.json import JsonFormatter
 
 from rules_service.config import Settings
+from rules_service.services import phases
 
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_REQUEST_ID = 128
 SANE_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:\-]{{1,{MAX_REQUEST_ID}}}")
 LOGGER_NAME = "rules_service.request"
+# app.extensions key of a function observing each finished request (api/metrics.py):
+# (method, route, status, seconds, {phase: seconds}).
+OBSERVE_EXTENSION = "rules_service.observe_request"
 JSON_FIELDS = "%(levelname)s %(name)s %(message)s"
 JSON_RENAMES = {"levelname": "level", "name": "logger"}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
@@ -118,6 +125,7 @@ def _caller() -> str | None:
 def _start() -> None:
     g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
     g.request_started = time.perf_counter()
+    phases.begin()
     g.request_id_token = current_request_id.set(g.request_id)
 
 
@@ -125,13 +133,21 @@ def _finish(response: Response) -> Response:
     request_id = g.get("request_id") or request_id_from(None)
     response.headers[REQUEST_ID_HEADER] = request_id
     started = g.get("request_started")
+    duration_s = time.perf_counter() - started if started else None
+    route = request.url_rule.rule if request.url_rule is not None else None
+    timings = phases.current()
     fields: dict[str, Any] = {  # request_id comes with every record (see above)
         "caller": _caller(),
         "method": request.method,
-        "route": request.url_rule.rule if request.url_rule is not None else None,
+        "route": route,
         "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3) if started else None,
+        "duration_ms": round(duration_s * 1000, 3) if duration_s is not None else None,
     }
+    if timings:
+        fields["phases_ms"] = {name: round(s * 1000, 3) for name, s in timings.items()}
+    observe = current_app.extensions.get(OBSERVE_EXTENSION)
+    if observe is not None and duration_s is not None:
+        observe(request.method, route, response.status_code, duration_s, timings)
     if current_request_id.get() is None:  # _start never ran (a hook before it failed)
         fields["request_id"] = request_id
     decisions = g.get("decision_ids")
@@ -144,6 +160,7 @@ def _finish(response: Response) -> Response:
 
 
 def _forget(_exc: BaseException | None) -> None:
+    phases.end()
     token = g.pop("request_id_token", None)
     if token is not None:
         current_request_id.reset(token)

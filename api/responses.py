@@ -8,6 +8,8 @@ from typing import Any
 from flask import Response, jsonify
 from marshmallow import Schema
 
+from rules_service.services.phases import phase
+
 
 @functools.cache
 def _schema(schema_class: type[Schema]) -> Schema:
@@ -24,7 +26,8 @@ def json_response(data: Any, status: int = 200,
                   headers: dict[str, str] | None = None) -> Response:
     """``data``, already in its documented shape, as a JSON response: for the hot paths,
     whose views build exactly the schema's fields (no per-object schema work)."""
-    response = jsonify(data)
+    with phase("response"):
+        response = jsonify(data)
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -5,9 +5,10 @@ the same run, on SQLite and on PostgreSQL.
   in batches, and zen-engine (GoRules) deciding the same rules (bench/engine.py);
 - per database (bench/service.py), the service under gunicorn (2 workers, gthread, 8
   threads) and a plain no-op Flask app under the same settings (the baseline): evaluate at
-  8 and 32 connections with wrk, interleaved with the no-op; recorded decisions against
-  200 answers; evaluate-batch; impact replay of 10,000 decisions; the dashboard and
-  /metrics on 1,000,000 decisions; the workers' memory before and after the load;
+  4 and 32 connections with wrk (each run with its CPU per request), interleaved with the
+  no-op; recorded decisions against 200 answers; evaluate-batch; impact replay of 10,000
+  decisions; the dashboard and /metrics on 1,000,000 decisions; the workers' memory
+  before and after the load;
 - decision tables (bench/tables.py, when that module exists): its ``run()`` dict.
 
 Writes bench/results.json, prints the table and the goals as pass/fail lines, and rewrites
@@ -71,6 +72,10 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             (c32["evaluate_vs_noop"] or 0) >= 0.5)
         add(db, "evaluate p99 at 32 connections (ms)", c32["evaluate"]["p99_ms"], "< 25",
             c32["evaluate"]["p99_ms"] < 25)
+        cpu_ratio = _ratio_of(c32["evaluate"].get("cpu_ms_per_request") or {},
+                              c32["noop"].get("cpu_ms_per_request") or {})
+        add(db, "CPU per evaluate / CPU per no-op, whole tree, 32 connections", cpu_ratio,
+            "< 3", cpu_ratio is not None and cpu_ratio < 3)
         floor = 10_000 if db == "postgresql" else 5_000
         rate = fig["batch"]["decisions_per_s"]
         add(db, "evaluate-batch recorded decisions/s", rate, f">= {floor}", rate >= floor)
@@ -104,6 +109,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _cpu_cells(cpu: dict[str, Any]) -> str:
+    return " / ".join(_fmt(cpu.get(k)) for k in ("api", "engine", "database", "tree"))
+
+
+def _ratio_of(cpu: dict[str, Any], baseline: dict[str, Any]) -> float | None:
+    tree, base = cpu.get("tree"), baseline.get("tree")
+    return round(tree / base, 2) if tree is not None and base else None
+
+
 def table(results: dict[str, Any]) -> str:
     """The results as Markdown: one row per figure, one column per database."""
     dbs = list(results["service"])
@@ -135,6 +149,13 @@ def table(results: dict[str, Any]) -> str:
             lambda f, k=k: f"{f['evaluate'][k]['noop']['p50_ms']} / "
                            f"{f['evaluate'][k]['noop']['p99_ms']}")
         row(f"evaluate non-2xx, {c} conn", lambda f, k=k: f["evaluate"][k]["evaluate"]["non_2xx"])
+        row(f"no-op CPU ms/request, whole tree, {c} conn (baseline)",
+            lambda f, k=k: f["evaluate"][k]["noop"]["cpu_ms_per_request"]["tree"])
+        row(f"evaluate CPU ms/request: API / engine / database / tree, {c} conn",
+            lambda f, k=k: _cpu_cells(f["evaluate"][k]["evaluate"]["cpu_ms_per_request"]))
+        row(f"evaluate CPU / no-op CPU, {c} conn",
+            lambda f, k=k: _ratio_of(f["evaluate"][k]["evaluate"]["cpu_ms_per_request"],
+                                     f["evaluate"][k]["noop"]["cpu_ms_per_request"]))
     row("recorded decisions - 200 answers (bound)",
         lambda f: f"{f['decisions_vs_200']['recorded_minus_ok']} "
                   f"(0..{f['decisions_vs_200']['bound_in_flight_at_deadlines']})")

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import seed
+from bench import cpu, seed
 from bench.common import RULESET_NAME, http, log, timed_get
-from bench.databases import throwaway
+from bench.databases import PG_ADMIN_DSN, throwaway
 from bench.load import run_wrk
 from bench.servers import Server, gunicorn
 from rules_service.domain.ruleset import Ruleset
@@ -22,7 +22,7 @@ from rules_service.engine import ReferenceEvaluator
 
 WRK_SECONDS = float(os.environ.get("BENCH_WRK_SECONDS", "7"))
 WRK_ROUNDS = int(os.environ.get("BENCH_WRK_ROUNDS", "2"))
-CONNECTIONS = (8, 32)
+CONNECTIONS = (4, 32)
 BATCH_SIZE = 1000
 BATCH_CALLS = int(os.environ.get("BENCH_BATCH_CALLS", "10"))
 REPLAY = int(os.environ.get("BENCH_REPLAY", "10000"))
@@ -35,11 +35,24 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 4) if a is not None and b else None
 
 
+def measured_wrk(server: Server, path: str, *, bodies: Path, token: str, connections: int,
+                 seconds: float, database_pids: list[int] | None = None) -> dict[str, Any]:
+    """One wrk run with the CPU per request of the server's process tree (and of the
+    database backends given) read before and after it."""
+    before = cpu.sample(server.process.pid, database_pids)
+    result = run_wrk(server.base + path, bodies=bodies, token=token,
+                     connections=connections, seconds=seconds)
+    after = cpu.sample(server.process.pid, database_pids)
+    result["cpu_ms_per_request"] = cpu.per_request_ms(before, after, result["requests"])
+    return result
+
+
 def evaluate_load(svc: Server, noop: Server, bodies: Path, token: str,
-                   connections_each: tuple[int, ...] = CONNECTIONS, rounds_each: int = WRK_ROUNDS,
-                   seconds: float = WRK_SECONDS) -> dict[str, Any]:
+                  connections_each: tuple[int, ...] = CONNECTIONS, rounds_each: int = WRK_ROUNDS,
+                  seconds: float = WRK_SECONDS,
+                  database_pids: list[int] | None = None) -> dict[str, Any]:
     """wrk on the no-op, evaluate and evaluate with ``?explain=true``, alternating, so many
-    rounds per connection count."""
+    rounds per connection count, each run with its CPU per request."""
     url = f"/v1/rulesets/{RULESET_NAME}/evaluate"
     urls = {"noop": url, "evaluate": url, "explain": url + "?explain=true"}
     out: dict[str, Any] = {}
@@ -47,9 +60,10 @@ def evaluate_load(svc: Server, noop: Server, bodies: Path, token: str,
         rounds: dict[str, list[dict[str, Any]]] = {"noop": [], "evaluate": [], "explain": []}
         for _ in range(rounds_each):
             for name, server in (("noop", noop), ("evaluate", svc), ("explain", svc)):
-                rounds[name].append(run_wrk(server.base + urls[name], bodies=bodies,
-                                            token=token, connections=connections,
-                                            seconds=seconds))
+                rounds[name].append(measured_wrk(
+                    server, urls[name], bodies=bodies, token=token, connections=connections,
+                    seconds=seconds,
+                    database_pids=database_pids if server is svc else None))
         summary: dict[str, Any] = {name: _combine(runs) for name, runs in rounds.items()}
         summary["evaluate_vs_noop"] = _ratio(summary["evaluate"]["req_per_s"],
                                              summary["noop"]["req_per_s"])
@@ -70,7 +84,18 @@ def _combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "ok_200": sum(r["ok_200"] for r in runs),
         "non_2xx": sum(r["non_2xx"] for r in runs),
         "socket_errors": sum(sum(r["socket_errors"].values()) for r in runs),
+        "cpu_ms_per_request": _mean_cpu([r.get("cpu_ms_per_request") or {} for r in runs]),
     }
+
+
+def _mean_cpu(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The CPU milliseconds per request of each part, averaged over the rounds."""
+    keys = {k for s in samples for k in s}
+    out: dict[str, Any] = {}
+    for key in sorted(keys):
+        values = [s[key] for s in samples if s.get(key) is not None]
+        out[key] = round(sum(values) / len(values), 3) if values else None
+    return out
 
 
 def _settled_count(url: str, limit_s: float = 15.0) -> int:
@@ -168,8 +193,10 @@ def run(kind: str, workdir: Path, rs: Ruleset, raws: list[dict[str, Any]],
                             bodies=bodies, token=token, connections=8, seconds=3)
                     for server in (noop, svc)]
             rss_warm = svc.rss_mb()
+            backends = (cpu.postgres_backends(PG_ADMIN_DSN, db.url.rsplit("/", 1)[1])()
+                        if kind == "postgresql" else None)
             log(f"{kind}: evaluate and no-op under wrk")
-            load = evaluate_load(svc, noop, bodies, token)
+            load = evaluate_load(svc, noop, bodies, token, database_pids=backends)
             recorded = _settled_count(db.url) - started
             rss_after = svc.rss_mb()
             recording = ("evaluate", "explain")

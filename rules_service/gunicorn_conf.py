@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from typing import Any
 
 from gunicorn.glogging import Logger
@@ -34,6 +36,41 @@ errorlog = "-"
 loglevel = os.environ.get("RULES_SERVICE_LOG_LEVEL", "info").strip().lower() or "info"
 
 
+# The request histograms of /metrics (api/metrics.py) cover every worker: each worker
+# writes them to memory-mapped files in this directory, and the worker answering a scrape
+# reads them all. A directory of this master's own unless the operator names one (which
+# they then empty before each start).
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+_own_metrics_dir: list[str] = []
+
+
+def _share_request_metrics() -> None:
+    if not os.environ.get(METRICS_DIR_VARIABLE):
+        _own_metrics_dir.append(tempfile.mkdtemp(prefix="rules-service-metrics-"))
+        os.environ[METRICS_DIR_VARIABLE] = _own_metrics_dir[0]
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In each new worker, before its app is built: prometheus_client keeps its values in
+    the shared directory (it chose in-memory values when the master imported it)."""
+    from prometheus_client import values
+
+    values.ValueClass = values.get_value_class()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker exited: its live gauges go (its histogram counts stay, as they must)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    """The master stops: the metrics directory it made goes with it."""
+    for path in _own_metrics_dir:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def control_socket_for(bind_addresses: list[str], default_path: str) -> str:
     """This master's own control socket: beside gunicorn's default, named by its addresses.
 
@@ -46,7 +83,9 @@ def control_socket_for(bind_addresses: list[str], default_path: str) -> str:
 
 
 def on_starting(server: Any) -> None:
-    """Before the master binds and opens its control socket: a socket of its own."""
+    """Before the master binds and opens its control socket: a socket of its own, and the
+    workers' shared metrics directory."""
+    _share_request_metrics()
     setting = server.cfg.settings["control_socket"]
     if server.cfg.control_socket == setting.default:  # not chosen by the operator
         server.cfg.set("control_socket", control_socket_for(server.cfg.bind, setting.default))

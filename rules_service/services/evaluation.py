@@ -25,6 +25,7 @@ from rules_service.domain.ruleset import Outcome, Ruleset
 from rules_service.services import decisions
 from rules_service.services.decisions import DecisionView
 from rules_service.services.live import LiveState
+from rules_service.services.phases import phase
 from rules_service.services.views import iso
 
 
@@ -93,8 +94,9 @@ def evaluate(live: LiveState, store: DecisionStore, evaluator: Evaluator, name: 
     """
     digest = decisions.request_hash(name, version, raw_input) if idempotency_key else None
     try:
-        loaded = live.deciding_version(name, version, dry_run=dry_run)
-        data = validate_input(loaded.ruleset, raw_input)
+        with phase("validate"):
+            loaded = live.deciding_version(name, version, dry_run=dry_run)
+            data = validate_input(loaded.ruleset, raw_input)
     except (InputInvalid, Conflict):
         # A retry of a recorded request is answered as such even if the ruleset has moved
         # on so far that the request would not be accepted now.
@@ -103,7 +105,8 @@ def evaluate(live: LiveState, store: DecisionStore, evaluator: Evaluator, name: 
         if replay is None:
             raise
         return decisions.with_explanation(live.uow_factory(), replay) if explain else replay
-    evaluation = evaluator.evaluate(loaded.ruleset, data)
+    with phase("engine"):
+        evaluation = evaluator.evaluate(loaded.ruleset, data)
     now = live.clock()
     answer: Decision
     if dry_run:
@@ -113,8 +116,9 @@ def evaluate(live: LiveState, store: DecisionStore, evaluator: Evaluator, name: 
         record = decisions.decision_record(
             loaded.ruleset_id, loaded.version, loaded.ruleset, evaluation, caller=caller,
             now=now, idempotency_key=idempotency_key, request_hash=digest)
-        [answer] = decisions.answers(live.uow_factory, loaded.name, [record],
-                                     store.write([record]))
+        with phase("record"):
+            inserted = store.write([record])
+        [answer] = decisions.answers(live.uow_factory, loaded.name, [record], inserted)
         if answer.replayed and answer.version != loaded.version:
             return decisions.with_explanation(live.uow_factory(), answer) if explain \
                 else answer
@@ -158,9 +162,11 @@ def evaluate_batch(live: LiveState, store: DecisionStore, evaluator: Evaluator, 
     if len(inputs) > limit:
         raise RequestInvalid([Problem("inputs", f"at most {limit} inputs per batch, "
                                                 f"not {len(inputs)}")])
-    loaded = live.deciding_version(name, version, dry_run=dry_run)
-    data = _validate_all(loaded.ruleset, inputs)
-    evaluations = evaluator.evaluate_many(loaded.ruleset, data)
+    with phase("validate"):
+        loaded = live.deciding_version(name, version, dry_run=dry_run)
+        data = _validate_all(loaded.ruleset, inputs)
+    with phase("engine"):
+        evaluations = evaluator.evaluate_many(loaded.ruleset, data)
     now = live.clock()
     answers: list[Decision]
     if dry_run:
@@ -171,7 +177,8 @@ def evaluate_batch(live: LiveState, store: DecisionStore, evaluator: Evaluator, 
         records = [decisions.decision_record(loaded.ruleset_id, loaded.version,
                                              loaded.ruleset, ev, caller=caller, now=now)
                    for ev in evaluations]
-        store.write(records)  # no idempotency keys: every record is inserted
+        with phase("record"):
+            store.write(records)  # no idempotency keys: every record is inserted
         answers = [decisions.record_view(r, loaded.name) for r in records]
     if not explain:
         return answers

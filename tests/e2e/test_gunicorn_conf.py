@@ -117,9 +117,34 @@ def test_every_request_is_one_json_line_and_every_line_is_json(host: Host) -> No
         assert token not in log
 
 
+def request_count(base: str, token: str, route: str) -> float:
+    """``rules_service_http_request_duration_seconds_count`` of GET ``route`` 2xx."""
+    request = urllib.request.Request(base + "/metrics",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read().decode()
+    wanted = (f'rules_service_http_request_duration_seconds_count{{method="GET",'
+              f'route="{route}",status_class="2xx"}}')
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(wanted))
+
+
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_request_histograms_count_every_workers_requests_whichever_answers(
+        host: Host, which: str) -> None:
+    server = host.a if which == "a" else host.b  # A runs 2 workers, B one
+    token = host.a.tokens["admin"]
+    before = request_count(server.base, token, "/v1/rulesets")
+    for n in range(20):  # a new connection each: gunicorn spreads them over its workers
+        assert get(server.base, "/v1/rulesets", f"hist-{which}-{n}", token)[0] == 200
+    counts = {request_count(server.base, token, "/v1/rulesets") for _ in range(6)}
+    assert counts == {before + 20}
+
+
 def test_stopping_one_master_leaves_the_others_control_socket_working(host: Host) -> None:
     assert host.a.process is not None and host.b.process is not None
     host.a.process.terminate()
     host.a.process.wait(timeout=60)
     assert not host.socket(host.port_a).exists()
     assert control(host.socket(host.port_b), "show stats")["pid"] == host.b.process.pid
+

@@ -160,3 +160,49 @@ def test_a_person_on_the_pages_is_logged_by_name(app: Flask, api: Api, container
     assert client.get("/").status_code == 200
     [line] = request_lines(logs)
     assert (line.caller, line.route) == ("biz", "/")  # type: ignore[attr-defined]
+
+
+PHASES_OF_EVALUATE = {"auth", "body", "validate", "engine", "record", "response"}
+
+
+def test_the_line_of_an_evaluation_times_each_phase_within_its_duration(
+        api: Api, logs: pytest.LogCaptureFixture) -> None:
+    activate(api)
+    logs.clear()
+    assert api.post(EVALUATE, {"input": {"amount": 40}}, who="bot").status_code == 200
+    [line] = request_lines(logs)
+    phases = line.phases_ms  # type: ignore[attr-defined]
+    assert set(phases) == PHASES_OF_EVALUATE
+    assert all(ms >= 0 for ms in phases.values())
+    assert sum(phases.values()) <= line.duration_ms + 0.01  # type: ignore[attr-defined]
+    logs.clear()
+    assert api.post(EVALUATE, {"input": {"amount": "x"}}, who="bot").status_code == 422
+    [line] = request_lines(logs)  # refused while validating: no engine, nothing recorded
+    assert set(line.phases_ms) == {"auth", "body", "validate"}  # type: ignore[attr-defined]
+
+
+def _samples(api: Api, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = api.get("/metrics", who="bot")
+    assert response.status_code == 200
+    return {tuple(sorted(s.labels.items())): s.value
+            for family in text_string_to_metric_families(response.get_data(as_text=True))
+            for s in family.samples if s.name == name}
+
+
+def test_metrics_count_requests_by_route_and_status_class_and_phases_by_route(
+        api: Api) -> None:
+    activate(api)
+    for amount in (1, 2, 3):
+        assert api.post(EVALUATE, {"input": {"amount": amount}}, who="bot").status_code == 200
+    assert api.post(EVALUATE, {"input": {"amount": "x"}}, who="bot").status_code == 422
+    requests = _samples(api, "rules_service_http_request_duration_seconds_count")
+    route = ("route", "/v1/rulesets/<name>/evaluate")
+    assert requests[(("method", "POST"), route, ("status_class", "2xx"))] == 3
+    assert requests[(("method", "POST"), route, ("status_class", "4xx"))] == 1
+    phases = _samples(api, "rules_service_request_phase_seconds_count")
+    assert phases[(("phase", "engine"), route)] == 3
+    assert phases[(("phase", "validate"), route)] == 4
+    buckets = _samples(api, "rules_service_http_request_duration_seconds_bucket")
+    assert buckets[(("le", "+Inf"), ("method", "POST"), route, ("status_class", "2xx"))] == 3

@@ -118,3 +118,28 @@ def test_profile_samples_are_sorted_by_what_the_request_thread_was_doing() -> No
     assert categorise(f"{request};authenticate_request (api/auth.py:5)") \
         == "token lookup (authentication)"
     assert categorise("run (gunicorn/workers/gthread.py:1);accept (socket.py:9)") is None
+
+
+def test_cpu_per_request_divides_each_part_and_the_tree_by_the_requests() -> None:
+    from bench.cpu import CpuSample, per_request_ms
+
+    before = CpuSample({"api": 1.0, "engine": 0.5, "database": 0.0})
+    after = CpuSample({"api": 3.0, "engine": 0.9, "database": 0.6})
+    out = per_request_ms(before, after, 1000)
+    assert out == {"api": 2.0, "engine": 0.4, "database": 0.6, "tree": 3.0}
+    assert per_request_ms(before, after, 0)["tree"] is None
+
+
+def test_cpu_profile_steps_take_the_most_specific_marker_first() -> None:
+    from bench.cpu_profile import OTHER, step_of
+
+    request = "handle_request (gunicorn/workers/gthread.py:1);wsgi_app (flask/app.py:2)"
+    writer = "_run (rules_service/adapters/decision_log.py:3)"
+    assert step_of(f"{writer};write_decisions (rules_service/adapters/decision_log.py:4);"
+                   "add_decisions (rules_service/adapters/rollups.py:5)").startswith("rollups")
+    assert step_of(f"{writer};write_decisions (rules_service/adapters/decision_log.py:4)"
+                   ).startswith("group commit")
+    assert step_of(f"{request};evaluate (rules_service/engine/pool.py:6)").startswith(
+        "engine call")
+    assert step_of(request).startswith("Flask")
+    assert step_of("main (somewhere.py:1)") == OTHER
