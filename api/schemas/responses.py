@@ -406,7 +406,7 @@ class RoleHeldSchema(Schema):
 
     ruleset = fields.String()
     role = fields.String()
-    as_ = fields.String(data_key="as", metadata={"enum": ["primary", "backup"]})
+    as_ = fields.String(data_key="as", attribute="as", metadata={"enum": ["primary", "backup"]})
 
 
 class MeSchema(Schema):
