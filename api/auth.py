@@ -14,12 +14,13 @@ from flask import Flask, Response, g, request, url_for
 
 from api.errors import ApiError
 from api.openapi import DOCS_ENDPOINTS, DOCS_PAGE_ENDPOINT
-from api.pages.blueprint import signed_in_person
+from api.pages.blueprint import page_not_found, signed_in_person
 from api.services import container
 
 REALM = "rules-service"
 HEALTH_ENDPOINT = "health.healthz"
 PAGES_BLUEPRINT = "pages"
+API_PREFIX = "/v1/"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ def authenticate_request() -> Response | None:
         return None
     if request.endpoint in DOCS_ENDPOINTS:
         return _authenticate_docs()
+    if request.url_rule is None and not request.path.startswith(API_PREFIX):
+        return page_not_found()  # a mistyped address in a browser: a page, not JSON
     token = bearer_token()
     if token is None:
         raise _unauthenticated("this request needs an 'Authorization: Bearer <token>' header",
