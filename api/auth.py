@@ -11,6 +11,7 @@ import html
 from dataclasses import dataclass
 
 from flask import Flask, Response, g, request, url_for
+from werkzeug.wrappers import Response as WsgiResponse
 
 from api.errors import ApiError
 from api.openapi import DOCS_ENDPOINTS, DOCS_PAGE_ENDPOINT
@@ -88,7 +89,7 @@ def _authenticate_docs() -> Response | None:
                            invalid=False)
 
 
-def authenticate_request() -> Response | None:
+def authenticate_request() -> WsgiResponse | None:
     """before_request hook: puts the caller on ``flask.g.principal`` or answers 401.
 
     The pages (blueprint ``pages``) authenticate people by their session instead; the docs

@@ -117,7 +117,7 @@ class ProposalWaiting:
     effective_at: datetime | None
     missing_signoffs: tuple[str, ...]
     holders: dict[str, tuple[str, ...]]
-    """Who may give each missing sign-off."""
+    """Who may give each missing sign-off (never the author)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -196,7 +196,8 @@ def _proposal(version: Version) -> ProposalWaiting:
     return ProposalWaiting(
         version.ruleset_name, version.number, version.status.value, version.note,
         version.created_at, version.effective_at, missing,
-        {role: version.authority.holders_of(role) for role in missing})
+        {role: tuple(n for n in version.authority.holders_of(role) if n != version.author)
+         for role in missing})
 
 
 def _escalations_for(uow: InboxUnitOfWork, who: Actor) -> tuple[EscalationWaiting, ...]:

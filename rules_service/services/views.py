@@ -105,7 +105,8 @@ class VersionView:
                 f"{role_words(given.role)}" if given is not None else "Signed")
         if self.status == "pending":
             waiting = " and ".join(
-                f"the {role_words(r)} ({either(self.signoff_holders.get(r, []))})"
+                f"the {role_words(r)} "
+                f"({either([n for n in self.signoff_holders.get(r, []) if n != self.author])})"
                 for r in self.missing_signoffs)
             return f"{done}; still waiting for {waiting}"
         if self.status == "active":

@@ -61,7 +61,7 @@ def test_a_pending_version_waits_for_the_holders_of_its_missing_roles_never_its_
     [mine] = inbox.inbox(uow, "biz").proposals
     assert (mine.version, mine.status, mine.missing_signoffs) == \
         (2, "pending", ("business_owner", "approver"))
-    assert mine.holders["approver"] == ("appr", "appr-backup")
+    assert mine.holders == {"business_owner": ("biz-backup",), "approver": ("appr", "appr-backup")}
     sign(uow, 2, "appr")
     assert signoffs_of(uow, "appr-backup") == []
     assert signoffs_of(uow, "biz-backup") == [(2, ("business_owner",))]
