@@ -143,3 +143,19 @@ def test_me_lists_each_role_with_primary_or_backup(uow: FakeUnitOfWork) -> None:
     root = inbox.me(uow, "root")
     assert (root.admin, root.automation, root.roles) == (True, False, ())
     assert inbox.me(uow, "bot").automation
+
+
+def test_the_sentence_after_a_sign_off_says_where_the_version_stands(
+        uow: FakeUnitOfWork) -> None:
+    with_active_v1(uow)
+    propose(uow, "biz", 200)
+    view = gov.sign_off(uow, NAME, 2, decision="approve", actor="appr")
+    assert view.signoff_sentence("appr") == \
+        "Approved by you as approver; still waiting for the business owner (biz-backup)"
+    view = gov.sign_off(uow, NAME, 2, decision="approve", actor="biz-backup")
+    assert view.signoff_sentence("biz-backup") == ("Approved by you as business owner; every "
+                                                   "sign-off is in and version 2 is active now")
+    propose(uow, "dev", 300)
+    view = gov.sign_off(uow, NAME, 3, decision="reject", actor="appr-backup")
+    assert view.signoff_sentence("appr-backup") == \
+        "Rejected by you as approver; version 3 will not take effect"
