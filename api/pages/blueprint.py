@@ -165,12 +165,17 @@ def person_name() -> str:
 
 
 def my_inbox() -> inbox.Inbox | None:
-    """What waits for the signed-in person, read once per request (None: nobody)."""
+    """What waits for the signed-in person, read once per request; None when nobody is
+    signed in or it cannot be read now (the navigation then shows no count: an error page
+    must still render while the database is away)."""
     if g.get("person") is None:
         return None
     if "inbox" not in g:
-        g.inbox = inbox.inbox(container().uow(), person_name())
-    found: inbox.Inbox = g.inbox
+        try:
+            g.inbox = inbox.inbox(container().uow(), person_name())
+        except Exception:  # noqa: BLE001 - the count is never worth failing a page for
+            g.inbox = None
+    found: inbox.Inbox | None = g.inbox
     return found
 
 

@@ -257,8 +257,8 @@ def who_may_resolve(uow: AbstractUnitOfWork, name: str,
     """For each escalation (by id): may ``name`` resolve it, and who may."""
     with uow.readonly():
         who = resolve_actor(uow, name)
-        ids = {e.ruleset: entry.id for e in escalations
-               if (entry := uow.rulesets.get(e.ruleset)) is not None}
+        ids = {name: entry.id for name in {e.ruleset for e in escalations}
+               if (entry := uow.rulesets.get(name)) is not None}
         deciding: dict[tuple[str, int], Ruleset] = {}
         for e in escalations:
             if (e.ruleset, e.version) not in deciding:
