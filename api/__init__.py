@@ -38,6 +38,7 @@ BLUEPRINT_MODULES: tuple[str, ...] = (
     "api.evaluation",
     "api.decisions",
     "api.escalations",
+    "api.me",
     "api.ops",
     "api.subscriptions",
     "api.deliveries",

@@ -11,16 +11,18 @@ import html
 from dataclasses import dataclass
 
 from flask import Flask, Response, g, request, url_for
+from werkzeug.wrappers import Response as WsgiResponse
 
 from api.errors import ApiError
 from api.openapi import DOCS_ENDPOINTS, DOCS_PAGE_ENDPOINT
-from api.pages.blueprint import signed_in_person
+from api.pages.blueprint import page_not_found, signed_in_person
 from api.services import container
 from rules_service.services.phases import phase
 
 REALM = "rules-service"
 HEALTH_ENDPOINT = "health.healthz"
 PAGES_BLUEPRINT = "pages"
+API_PREFIX = "/v1/"
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def _authenticate_docs() -> Response | None:
                            invalid=False)
 
 
-def authenticate_request() -> Response | None:
+def authenticate_request() -> WsgiResponse | None:
     """before_request hook: puts the caller on ``flask.g.principal`` or answers 401.
 
     The pages (blueprint ``pages``) authenticate people by their session instead; the docs
@@ -98,6 +100,8 @@ def authenticate_request() -> Response | None:
         return None
     if request.endpoint in DOCS_ENDPOINTS:
         return _authenticate_docs()
+    if request.url_rule is None and not request.path.startswith(API_PREFIX):
+        return page_not_found()  # a mistyped address in a browser: a page, not JSON
     with phase("auth"):
         token = bearer_token()
         if token is None:

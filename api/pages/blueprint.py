@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response
 from api.requests import refuse_unstorable
 from api.services import container
 from rules_service.domain.errors import DomainError
-from rules_service.services import accounts
+from rules_service.services import accounts, inbox
 
 bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
                static_url_path="/pages-static")
@@ -36,7 +36,8 @@ SESSION_KEY = "principal"
 SESSION_METHOD_KEY = "signed_in_with"
 SESSION_LIFETIME = timedelta(hours=12)
 # Reached without a session: the sign-in page itself and the stylesheet it uses.
-PUBLIC_ENDPOINTS = frozenset({"pages.sign_in", "pages.sign_in_post", "pages.static"})
+PUBLIC_ENDPOINTS = frozenset({"pages.sign_in", "pages.sign_in_post", "pages.static",
+                              "pages.favicon"})
 HELPER_PREFIX = "/pages-api/"
 SECURITY_HEADERS = {
     # Only this site's own stylesheet, script and images (charts are inline SVG markup);
@@ -135,14 +136,52 @@ def _guard() -> Response | None:
     return None
 
 
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """The site's icon (browsers ask for it on every page)."""
+    return bp.send_static_file("favicon.svg")
+
+
+def page_not_found() -> Response:
+    """A browser's answer for an address that names no page: a 404 page for a signed-in
+    person, else a 401 page with a way to sign in."""
+    person = signed_in_person()
+    if person is None:
+        target = url_for("pages.sign_in", next=request.full_path.rstrip("?"))
+        response = Response(render_template("signed_out.html", target=target), 401,
+                            mimetype="text/html")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="rules-service"'
+    else:
+        g.person = person
+        message = f"there is no page at {request.path}; check the address"
+        response = Response(render_template("error.html", status=404, message=message,
+                                            details=[]), 404, mimetype="text/html")
+    return _security_headers(response)
+
+
 def person_name() -> str:
     """The name of the signed-in person."""
     return str(g.person.name)
 
 
+def my_inbox() -> inbox.Inbox | None:
+    """What waits for the signed-in person, read once per request; None when nobody is
+    signed in or it cannot be read now (the navigation then shows no count: an error page
+    must still render while the database is away)."""
+    if g.get("person") is None:
+        return None
+    if "inbox" not in g:
+        try:
+            g.inbox = inbox.inbox(container().uow(), person_name())
+        except Exception:  # noqa: BLE001 - the count is never worth failing a page for
+            g.inbox = None
+    found: inbox.Inbox | None = g.inbox
+    return found
+
+
 @bp.app_context_processor
 def _template_globals() -> dict[str, Any]:
-    return {"person": g.get("person")}
+    return {"person": g.get("person"), "my_inbox": my_inbox}
 
 
 @bp.errorhandler(Exception)

@@ -11,6 +11,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from api.pages.blueprint import bp
+from rules_service.language import wording
 
 
 @bp.app_template_filter("moment")
@@ -31,6 +32,12 @@ def humanize(key: Any) -> str:
     """``normal_steps`` as ``Normal steps``."""
     text = str(key).replace("_", " ")
     return text[:1].upper() + text[1:]
+
+
+@bp.app_template_filter("role_words")
+def role_words(role: Any) -> str:
+    """``business_owner`` as ``business owner``."""
+    return wording.role_words(str(role))
 
 
 @bp.app_template_filter("compact")

@@ -38,7 +38,7 @@ def sign_off(name: str, number: int) -> Response:
     except DomainError as exc:
         flash(exc.message, "error")
     else:
-        flash(f"signed off: version {number} is now {view.status}", "ok")
+        flash(view.signoff_sentence(person_name()), "ok")
     return redirect(url_for("pages.version", name=name, number=number), 303)
 
 
@@ -52,5 +52,5 @@ def withdraw(name: str, number: int) -> Response:
     except DomainError as exc:
         flash(exc.message, "error")
     else:
-        flash(f"version {number} withdrawn", "ok")
+        flash(f"You withdrew version {number}; it will not take effect", "ok")
     return redirect(url_for("pages.version", name=name, number=number), 303)

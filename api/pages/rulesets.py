@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from api.pages.blueprint import bp, person_name
 from api.services import container
 from rules_service.domain.errors import Conflict, DomainError
 from rules_service.domain.lifecycle import MAX_VERSION_NUMBER
-from rules_service.services import governance
+from rules_service.services import governance, inbox
 from rules_service.services import runbook as runbooks
 
 
@@ -20,7 +20,8 @@ def index() -> str:
     """Every ruleset: active, pending (with missing sign-offs) and scheduled versions."""
     c = container()
     rows = [governance.get_ruleset(c.uow(), s.name) for s in governance.list_rulesets(c.uow())]
-    return render_template("index.html", rulesets=rows)
+    g.inbox = inbox.inbox(c.uow(), person_name())  # the navigation's count reads it too
+    return render_template("index.html", rulesets=rows, waiting=g.inbox)
 
 
 @bp.get("/rulesets/<name>")

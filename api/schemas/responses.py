@@ -434,6 +434,67 @@ class EscalationListSchema(Schema):
     escalations = fields.List(fields.Nested(EscalationSchema))
 
 
+class RoleHeldSchema(Schema):
+    """One role a principal holds in one ruleset."""
+
+    ruleset = fields.String()
+    role = fields.String()
+    as_ = fields.String(data_key="as", attribute="as", metadata={"enum": ["primary", "backup"]})
+
+
+class MeSchema(Schema):
+    """GET /v1/me."""
+
+    name = fields.String()
+    admin = fields.Boolean()
+    automation = fields.Boolean()
+    roles = fields.List(fields.Nested(RoleHeldSchema))
+
+
+class SignoffWaitingSchema(Schema):
+    """A pending version the caller may sign off."""
+
+    ruleset = fields.String()
+    version = fields.Integer()
+    author = fields.String()
+    note = fields.String()
+    proposed_at = fields.String(metadata={"format": "date-time"})
+    roles = fields.List(fields.String(), metadata={
+        "description": "the still-missing roles the caller may sign as"})
+
+
+class EscalationWaitingSchema(Schema):
+    """An open escalation the caller may resolve."""
+
+    id = fields.String()
+    ruleset = fields.String()
+    version = fields.Integer()
+    decision_id = fields.String()
+    to_role = fields.String()
+    due_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    overdue = fields.Boolean()
+
+
+class ProposalWaitingSchema(Schema):
+    """One of the caller's own pending or approved versions."""
+
+    ruleset = fields.String()
+    version = fields.Integer()
+    status = fields.String(metadata={"enum": ["pending", "approved"]})
+    note = fields.String()
+    proposed_at = fields.String(metadata={"format": "date-time"})
+    effective_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    missing_signoffs = fields.List(fields.String())
+
+
+class InboxSchema(Schema):
+    """GET /v1/me/inbox."""
+
+    signoffs = fields.List(fields.Nested(SignoffWaitingSchema))
+    escalations = fields.List(fields.Nested(EscalationWaitingSchema))
+    proposals = fields.List(fields.Nested(ProposalWaitingSchema))
+
+
 class HealthSchema(Schema):
     """GET /healthz."""
 

@@ -112,15 +112,36 @@ def check_can_rollback(actor: Actor, active: Ruleset | None) -> None:
                         f"(primary or backup) of {name}")
 
 
+def resolving_roles(to_role: str) -> tuple[str, ...]:
+    """The roles whose holders may resolve an escalation addressed to ``to_role``: that
+    role, and the approver."""
+    return (to_role, *(r for r in RESOLVER_ROLES if r != to_role))
+
+
+def resolvers(deciding: Ruleset, to_role: str) -> tuple[str, ...]:
+    """The people (primary and backup) who may resolve an escalation addressed to
+    ``to_role`` of the version ``deciding``; admins may too."""
+    names: list[str] = []
+    for role in resolving_roles(to_role):
+        names.extend(n for n in deciding.holders_of(role) if n not in names)
+    return tuple(names)
+
+
+def may_resolve_escalation(actor: Actor, deciding: Ruleset, to_role: str) -> bool:
+    """True when ``actor`` may resolve an escalation addressed to ``to_role`` of the
+    version ``deciding``: the rule ``check_can_resolve_escalation`` applies."""
+    if actor.is_automation:
+        return False
+    return actor.is_admin or _holds_any(actor, deciding, resolving_roles(to_role))
+
+
 def check_can_resolve_escalation(actor: Actor, deciding: Ruleset,
                                  to_role: str = "approver") -> None:
     """Whoever holds ``to_role`` (the rule's ``escalate_to``), primary or backup, of the
     version that decided; also its approvers, and admins."""
     _refuse_automation(actor, "resolve escalations")
-    if actor.is_admin:
-        return
-    roles = (to_role, *(r for r in RESOLVER_ROLES if r != to_role))
-    if not _holds_any(actor, deciding, roles):
+    if not may_resolve_escalation(actor, deciding, to_role):
+        roles = resolving_roles(to_role)
         raise Forbidden(f"{actor.name} holds neither {' nor '.join(roles)} (primary or "
                         f"backup) of the {deciding.name} version that decided; the "
                         f"escalation is addressed to {to_role}")
@@ -227,12 +248,23 @@ def choose_signoff_role(actor: Actor, author: str, authority: Ruleset,
             raise Conflict("role_already_signed_off",
                            f"the {role} role was already signed off by {filled[role]}")
         return role
-    for candidate in held:
-        if candidate not in filled:
-            return candidate
+    still_open = signoff_roles_open_to(actor, author, authority, filled)
+    if still_open:
+        return still_open[0]
     raise Conflict("role_already_signed_off",
                    f"every sign-off role {actor.name} holds ({', '.join(held)}) is already "
                    f"signed off")
+
+
+def signoff_roles_open_to(actor: Actor, author: str, authority: Ruleset,
+                          filled: Mapping[str, str]) -> list[str]:
+    """The still-missing required roles ``actor`` may sign now, in the order ``signoff``
+    lists them: none for the author, an automation, or someone who has signed already
+    (one person fills one role)."""
+    if actor.is_automation or actor.name == author or actor.name in filled.values():
+        return []
+    return [r for r in authority.signoff
+            if r not in filled and actor.name in authority.holders_of(r)]
 
 
 def status_after_signoffs(required: tuple[str, ...],

@@ -128,6 +128,19 @@ class Version:
         self.events.append(event)
         return event
 
+    def signoff_roles_open_to(self, actor: Actor) -> list[str]:
+        """The missing sign-off roles ``actor`` may give now (none unless pending)."""
+        if self.status is not VersionStatus.PENDING:
+            return []
+        return lifecycle.signoff_roles_open_to(actor, self.author, self.authority,
+                                               self.filled_roles())
+
+    @property
+    def missing_signoffs(self) -> tuple[str, ...]:
+        """Required roles nobody has signed yet."""
+        done = {s.role for s in self.signoffs}
+        return tuple(r for r in self.authority.signoff if r not in done)
+
     # ------------------------------------------------------------------ transitions
 
     def signoff_role(self, actor: Actor, role: str | None = None) -> str:

@@ -8,6 +8,7 @@ named for where it is used.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from rules_service.language.types import FieldType
@@ -83,3 +84,13 @@ def show_json(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return json.dumps(value, ensure_ascii=False)
+
+
+def role_words(role: str) -> str:
+    """A role as people say it: ``business_owner`` is "business owner"."""
+    return role.replace("_", " ")
+
+
+def either(names: Sequence[str]) -> str:
+    """``carol or frank``; "nobody" when there is no one."""
+    return " or ".join(names) if names else "nobody"

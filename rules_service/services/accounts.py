@@ -9,8 +9,9 @@ the same rule about who may sign in at all (a known, unrevoked, human principal)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -45,10 +46,19 @@ class SignInLocked(DomainError):
 
     code = "sign_in_locked"
 
-    def __init__(self, until: datetime) -> None:
-        super().__init__("too many failed sign-ins; try again after "
-                         f"{until.strftime('%H:%M:%S')} UTC")
+    def __init__(self, until: datetime, now: datetime) -> None:
+        super().__init__(f"too many failed sign-ins; try again in {wait_words(until - now)}")
         self.until = until
+
+
+def wait_words(wait: timedelta) -> str:
+    """A wait as people say it, rounded up: "3 seconds", "2 minutes", "1 hour"."""
+    seconds = max(1, math.ceil(wait.total_seconds()))
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = math.ceil(seconds / size)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,7 @@ def sign_in_with_password(uow: UnitOfWork, name: str, password: str) -> SignedIn
             raise SignInRefused("wrong name or password")
         locked = account.locked_until(now)
         if locked is not None:
-            raise SignInLocked(locked)
+            raise SignInLocked(locked, now)
         if not _verify(account.password_hash, password) or not account.may_sign_in:
             account.sign_in_failed(now)
             uow.people.save(account)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from rules_service.domain.errors import DomainError
 from rules_service.domain.evaluator import Evaluator
 from rules_service.domain.testing import TestResult, run_tests
+from rules_service.language.wording import role_words
 from rules_service.services.governance import (
     activate_due,
     resolve_actor,
@@ -44,7 +45,7 @@ def signoff_eligibility(uow: AbstractUnitOfWork, name: str, number: int, actor: 
             role = version.signoff_role(who)
         except DomainError as exc:
             return Eligibility(None, exc.message)
-        return Eligibility(role, f"you would sign as {role}")
+        return Eligibility(role, f"you would sign as the {role_words(role)}")
 
 
 def version_tests(uow: AbstractUnitOfWork, evaluator: Evaluator, name: str,

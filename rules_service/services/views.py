@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from rules_service.domain.versions import Version
+from rules_service.language.wording import either, role_words
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -93,6 +94,35 @@ class VersionView:
                 "missing_signoffs": list(self.missing_signoffs),
                 "effective_at": iso(self.effective_at),
                 "activated_at": iso(self.activated_at)}
+
+
+    def signoff_sentence(self, principal: str) -> str:
+        """Where the version stands after ``principal`` signed it, in words:
+        "Approved by you as approver; still waiting for the business owner (carol or
+        frank)"."""
+        given = next((s for s in reversed(self.signoffs) if s.principal == principal), None)
+        done = (f"{'Approved' if given.decision == 'approve' else 'Rejected'} by you as "
+                f"{role_words(given.role)}" if given is not None else "Signed")
+        if self.status == "pending":
+            waiting = " and ".join(
+                f"the {role_words(r)} "
+                f"({either([n for n in self.signoff_holders.get(r, []) if n != self.author])})"
+                for r in self.missing_signoffs)
+            return f"{done}; still waiting for {waiting}"
+        if self.status == "active":
+            return f"{done}; every sign-off is in and version {self.version} is active now"
+        if self.status == "approved":
+            at = self.effective_at.strftime("%Y-%m-%d %H:%M UTC") if self.effective_at \
+                else "soon"
+            return (f"{done}; every sign-off is in and version {self.version} takes "
+                    f"effect at {at}")
+        if self.status == "rejected":
+            return f"{done}; version {self.version} will not take effect"
+        if self.status == "stale":
+            return (f"{done}; but another version became active meanwhile, so version "
+                    f"{self.version} can no longer take effect: its author proposes the "
+                    f"change again")
+        return f"{done}; version {self.version} is {self.status}"
 
 
 def version_view(version: Version) -> VersionView:

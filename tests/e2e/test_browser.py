@@ -187,10 +187,25 @@ def test_each_person_does_their_job_in_the_browser(
         # The author is refused on the review page, and told why.
         assert "finance-lead is the author" in text_of(driver, "#cannot-sign")
 
-        # An approver and the business owner's backup approve; the version goes live.
+        # The controller's home page says what waits for them, and the navigation counts
+        # it; the sign-off is one click away.
+        sign_in(driver, server, "controller", passwords["controller"])
+        driver.get(server.base + "/")
+        waiting = text_of(driver, "#waiting")
+        assert f"Review {RULESET} version 3" in waiting and "Escalations you may resolve" \
+            in waiting
+        counted = int(text_of(driver, "header nav .count"))
+        assert counted == len(driver.find_elements(
+            By.CSS_SELECTOR, "#waiting-signoffs li, #waiting-escalations li"))
+        browser.screenshot(driver, shots, "waiting")
+        driver.find_element(By.LINK_TEXT, f"Review {RULESET} version 3").click()
+
+        # The approver and the business owner's backup approve; each is told where the
+        # version stands, and it goes live.
         for who in ("controller", "finance-deputy"):
-            sign_in(driver, server, who, passwords[who])
-            driver.get(f"{server.base}/rulesets/{RULESET}/versions/3")
+            if who != "controller":
+                sign_in(driver, server, who, passwords[who])
+                driver.get(f"{server.base}/rulesets/{RULESET}/versions/3")
             if who == "controller":
                 assert "Raised auto_approve_limit from 500 to 600" in driver.page_source
                 assert "changes outcome" in driver.page_source or "change outcome" in \
@@ -199,8 +214,33 @@ def test_each_person_does_their_job_in_the_browser(
             driver.find_element(By.CSS_SELECTOR, "input[name=decision][value=approve]").click()
             driver.find_element(By.ID, "comment").send_keys("agreed")
             driver.find_element(By.CSS_SELECTOR, "#signoff-heading ~ form button").click()
-            browser.wait_for(driver, lambda d: "signed off" in text_of(d, ".flash"))
+            browser.wait_for(driver, lambda d: "by you as" in text_of(d, ".flash"))
+            if who == "controller":
+                assert text_of(driver, ".flash") == (
+                    "Approved by you as approver; still waiting for the business owner "
+                    "(finance-deputy)")
+                assert not driver.find_elements(By.ID, "cannot-sign")
+                browser.screenshot(driver, shots, "signed-off")
+            else:
+                assert "version 3 is active now" in text_of(driver, ".flash")
         assert "This version is live" in text_of(driver, "#version-state")
+
+        # An operator sees only what they may resolve; everyone's queue says who may
+        # instead of offering a form they cannot send.
+        sign_in(driver, server, "ops-oncall", passwords["ops-oncall"])
+        driver.get(f"{server.base}/escalations")
+        assert not driver.find_elements(By.CSS_SELECTOR, f"#esc-{escalation}")
+        driver.get(f"{server.base}/escalations?whose=everyone&state=overdue")
+        assert not driver.find_elements(
+            By.CSS_SELECTOR, f"form[action='/escalations/{escalation}/resolve']")
+        assert "You may not resolve this one" in text_of(driver, f"#esc-{escalation}")
+        browser.screenshot(driver, shots, "escalations-operator")
+
+        # A mistyped address is a page, not an API error.
+        driver.get(f"{server.base}/rulesets-typo")
+        assert text_of(driver, "h1") == "Not found"
+        assert "there is no page at /rulesets-typo" in text_of(driver, ".flash.error")
+        browser.screenshot(driver, shots, "not-found")
         status, body, _ = server.call("GET", f"/v1/rulesets/{RULESET}", who="demo-admin")
         assert body["active_version"] == 3
         driver.get(f"{server.base}/rulesets/{RULESET}/versions/2")
@@ -225,7 +265,7 @@ def test_each_person_does_their_job_in_the_browser(
         driver.find_element(By.CSS_SELECTOR, f"{form} input[value=approve]").click()
         driver.find_element(By.CSS_SELECTOR, f"{form} input[name=comment]").send_keys("ok")
         driver.find_element(By.CSS_SELECTOR, f"{form} button").click()
-        browser.wait_for(driver, lambda d: "escalation resolved" in text_of(d, ".flash"))
+        browser.wait_for(driver, lambda d: "Resolved: you approved" in text_of(d, ".flash"))
         status, body, _ = server.call("GET", "/v1/escalations?status=open", who="demo-admin")
         assert escalation not in {e["id"] for e in body["escalations"]}
 
@@ -263,3 +303,13 @@ def test_each_person_does_their_job_in_the_browser(
             "return document.documentElement.scrollWidth > window.innerWidth + 1")
         assert not overflow
         browser.screenshot(phone, shots, "review-phone")
+        # The home page at a phone's width: nothing cut, nothing to scroll sideways.
+        phone.get(server.base + "/")
+        assert "Waiting for you" in phone.page_source
+        assert not phone.execute_script(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1")
+        wraps = phone.execute_script(
+            "return [...document.querySelectorAll('.table-wrap')]"
+            ".some(w => w.scrollWidth > w.clientWidth + 1)")
+        assert not wraps
+        browser.screenshot(phone, shots, "home-phone")

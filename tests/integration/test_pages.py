@@ -50,7 +50,8 @@ def test_the_rulesets_list_shows_active_pending_and_missing_signoffs(
         app: Flask, live: None) -> None:
     page = browser_as(app, "biz").get("/").text
     assert "version 1" in page and "/rulesets/refunds/versions/2" in page
-    assert "missing: business_owner, approver" in page
+    assert ("still needs the business owner (biz or biz-backup) and the approver "
+            "(appr or appr-backup)") in page
 
 
 def test_the_ruleset_page_shows_owners_runbook_and_audit(app: Flask, live: None) -> None:

@@ -148,7 +148,7 @@ def test_a_nul_character_in_a_page_address_or_form_is_a_422_page_not_500(
                     {"definition": definition()}).status_code == 201
     assert browser.get("/rulesets/refunds/versions/1").status_code == 200
     assert browser.get(f"/rulesets/refunds/versions/{2**31}").status_code \
-        == browser.get("/no/such/page").status_code == 401
+        == browser.get("/no/such/page").status_code == 404
 
 
 def test_the_cookie_is_secure_behind_a_tls_proxy_when_the_setting_says_so(

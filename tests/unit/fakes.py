@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from rules_service.domain.decision import Evaluation
+from rules_service.domain.escalations import Escalation
 from rules_service.domain.lifecycle import Actor, VersionFact, VersionStatus
 from rules_service.domain.ruleset import Ruleset
 from rules_service.domain.versions import AuditEvent, RulesetEntry, RulesetRecord, Version
@@ -202,6 +203,21 @@ class FakeOutboxStore:
         self.store.outbox.append((event_type, ruleset_id, at, data))
 
 
+class FakeEscalationStore:
+    """Escalations as the inbox reads them: added by the test, found by status."""
+
+    def __init__(self) -> None:
+        self.items: list[Escalation] = []
+
+    def find(self, *, status: str | None = None, ruleset_id: int | None = None,
+             overdue_at: datetime | None = None, limit: int = 1000) -> list[Escalation]:
+        out = [e for e in self.items
+               if (status is None or e.status == status)
+               and (ruleset_id is None or e.ruleset_id == ruleset_id)
+               and (overdue_at is None or e.is_overdue(overdue_at))]
+        return sorted(out, key=lambda e: (e.created_at, e.id))[:limit]
+
+
 class FakeClock:
     """A clock the test moves by hand."""
 
@@ -224,6 +240,7 @@ class FakeUnitOfWork:
         self._audit = FakeAuditStore(self.store)
         self._actors = FakeActorStore(self.store)
         self._outbox = FakeOutboxStore(self.store)
+        self.escalations = FakeEscalationStore()
         self._before: FakeStore | None = None
         self.commits = 0
 
@@ -294,8 +311,9 @@ class FakeEvaluator(ReferenceEvaluator):
 
 if TYPE_CHECKING:
     from rules_service.domain.evaluator import Evaluator
+    from rules_service.services.inbox import InboxUnitOfWork
     from rules_service.services.unit_of_work import AbstractUnitOfWork
 
     def _implements(uow: FakeUnitOfWork, evaluator: FakeEvaluator
-                    ) -> tuple[AbstractUnitOfWork, Evaluator]:
-        return uow, evaluator
+                    ) -> tuple[AbstractUnitOfWork, InboxUnitOfWork, Evaluator]:
+        return uow, uow, evaluator

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from rules_service.domain.accounts import (
     FIRST_WAIT,
     FREE_FAILURES,
@@ -77,3 +79,13 @@ def test_the_wait_after_a_very_long_run_of_failures_is_the_longest_wait() -> Non
     from rules_service.domain.accounts import LONGEST_WAIT, wait_after
     assert wait_after(49) == LONGEST_WAIT
     assert wait_after(10_000) == LONGEST_WAIT
+
+
+@pytest.mark.parametrize(("seconds", "words"), [
+    (0.2, "1 second"), (2, "2 seconds"), (59.5, "1 minute"), (60, "1 minute"),
+    (61, "2 minutes"), (120, "2 minutes"), (899, "15 minutes"), (3600, "1 hour"),
+    (5400, "2 hours")])
+def test_a_sign_in_wait_is_said_as_a_wait(seconds: float, words: str) -> None:
+    from rules_service.services.accounts import wait_words
+
+    assert wait_words(timedelta(seconds=seconds)) == words
