@@ -33,6 +33,13 @@ def version(name: str, number: int) -> str:
                            max_file_lines=MAX_FILE_LINES)
 
 
+@bp.get("/rulesets/<name>/versions/<version:number>/file")
+def version_file(name: str, number: int) -> Response:
+    """The version's file as plain text."""
+    view = governance.get_version(container().uow(), name, number)
+    return FlaskResponse(view.content, mimetype="text/plain")
+
+
 @bp.get("/rulesets/<name>/versions/<version:number>/file.diff")
 def version_file_diff(name: str, number: int) -> Response:
     """The version's file against its base's, line by line, as plain text."""

@@ -95,14 +95,15 @@ def test_a_change_of_400_rules_is_collapsed_and_under_the_page_budget(
     assert response.status_code == 200
     assert len(response.data) < PAGE_BUDGET, len(response.data)
     page = response.text
-    assert "<strong>400 changes.</strong>" in page
-    assert page.count('<details class="change">') == 400  # each closed, none open
+    assert "<strong>800 changes to 400 rules.</strong>" in page
+    assert page.count('<details class="change">') == 400  # one per rule, each closed
     assert "<details class=\"change\" open>" not in page
     assert 'id="file-diff-link"' in page
     text = client.get(f"/rulesets/{NAME}/versions/{number}/file.diff")
     assert text.mimetype == "text/plain"
     assert text.text.startswith(f"--- {NAME} version 1\n+++ {NAME} version {number}\n")
-    assert "-  when: amount > 1000\n+  when: amount > 1500\n" in text.text
+    assert "\n-  when: amount > 1000\n" in text.text
+    assert "\n+  when: amount > 1500\n" in text.text
 
 
 def test_comment_changes_are_shown_beside_a_rule_change(app: Flask, api: Api,
