@@ -10,6 +10,7 @@ from api.auth import current_principal
 from api.openapi import documented
 from api.responses import dump
 from api.schemas import (
+    ProposedVersionSchema,
     ProposeVersionRequest,
     SignoffRequest,
     SignoffResultSchema,
@@ -24,7 +25,7 @@ bp = Blueprint("versions", __name__, url_prefix="/v1/rulesets/<name>/versions")
 
 
 @bp.post("")
-@documented(body=ProposeVersionRequest, responses={201: VersionSchema},
+@documented(body=ProposeVersionRequest, responses={201: ProposedVersionSchema},
             errors=(403, 404, 409))
 def propose(name: str, body: dict[str, Any]) -> Response:
     """Propose a new version: YAML text in `content`, or a `definition` object.
@@ -32,7 +33,9 @@ def propose(name: str, body: dict[str, Any]) -> Response:
     Every problem of an invalid ruleset (every failing embedded test, every owner who is
     not a principal) is listed in `details` with its place. The first version of a ruleset
     needs an admin. With `base_version` (the version the author started from), a newer
-    version than that is 409 `stale_base`, naming each one in `details`.
+    version than that is 409 `stale_base`, naming each one in `details`. `warnings` names
+    every other pending or approved version on the same base: whichever goes live first
+    makes the others stale.
     """
     c = container()
     view = governance.propose_version(
@@ -41,7 +44,8 @@ def propose(name: str, body: dict[str, Any]) -> Response:
         effective_at=body["effective_at"], base_version=body["base_version"],
         actor=current_principal().name)
     location = url_for("versions.get_version", name=name, number=view.version)
-    return dump(VersionSchema, view.to_dict(), 201, {"Location": location})
+    return dump(ProposedVersionSchema, {**view.to_dict(), "warnings": list(view.warnings)},
+                201, {"Location": location})
 
 
 @bp.get("")

@@ -19,20 +19,22 @@ from rules_service.domain.errors import DomainError, RequestInvalid
 from rules_service.domain.lifecycle import ensure_utc
 from rules_service.domain.problems import Problem
 from rules_service.services import drafts, governance
+from rules_service.services.views import VersionView
 
 MAX_DRAFT_CHARS = 500_000
 
 
-def _starting_point(name: str) -> tuple[str, dict[str, Any], int | None]:
+def _starting_point(name: str) -> tuple[str, dict[str, Any], int | None, list[VersionView]]:
     """The text, thresholds and number of the version a change starts from (the active one,
-    else the newest)."""
+    else the newest), and the versions already open on it."""
     c = container()
     detail = governance.get_ruleset(c.uow(), name)
     number = detail.summary.active_version or detail.summary.latest_version
     if number is None:
-        return "", {}, None
+        return "", {}, None, []
     view = governance.get_version(c.uow(), name, number)
-    return view.content, dict(view.definition.get("thresholds") or {}), number
+    open_ = [v for v in detail.versions if v.status in ("pending", "approved")]
+    return view.content, dict(view.definition.get("thresholds") or {}), number, open_
 
 
 def _effective_at(text: str) -> datetime | None:
@@ -49,9 +51,10 @@ def _effective_at(text: str) -> datetime | None:
 @bp.get("/rulesets/<name>/propose")
 def propose(name: str) -> str:
     """The editor, starting from the active version's file."""
-    content, thresholds, base = _starting_point(name)
+    content, thresholds, base, open_ = _starting_point(name)
     return render_template("propose.html", name=name, content=content, thresholds=thresholds,
-                           base=base, note="", effective_at="", error=None, problems=[])
+                           base=base, note="", effective_at="", error=None, problems=[],
+                           open_versions=open_)
 
 
 @bp.post("/rulesets/<name>/propose")
@@ -66,12 +69,13 @@ def propose_post(name: str) -> Any:
                                           note=note, effective_at=_effective_at(effective),
                                           actor=person_name())
     except DomainError as exc:
-        _, thresholds, base = _starting_point(name)
+        _, thresholds, base, open_ = _starting_point(name)
         problems = [p.to_dict() for p in getattr(exc, "problems", ()) or ()]
         return render_template("propose.html", name=name, content=content,
                                thresholds=thresholds, base=base, note=note,
                                effective_at=effective, error=exc.message,
-                               problems=problems), domain_status(exc, default=422)
+                               problems=problems, open_versions=open_
+                               ), domain_status(exc, default=422)
     return redirect(url_for("pages.version", name=name, number=view.version), 303)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import Response as FlaskResponse
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -13,6 +14,9 @@ from rules_service.services import diffs, governance, review
 IMPACT_REPLAY = 200
 """Recorded decisions replayed on the version under review."""
 
+MAX_FILE_LINES = 600
+"""Lines of the file's diff shown on the page; a longer one is a link to the text."""
+
 
 @bp.get("/rulesets/<name>/versions/<version:number>")
 def version(name: str, number: int) -> str:
@@ -23,8 +27,26 @@ def version(name: str, number: int) -> str:
                                impact=IMPACT_REPLAY).to_dict()
     tests = review.version_tests(c.uow(), c.evaluator, name, number)
     eligibility = review.signoff_eligibility(c.uow(), name, number, person_name())
+    collisions = review.collisions(c.uow(), name, number)
     return render_template("version.html", v=view, diff=diff, tests=tests,
-                           eligibility=eligibility)
+                           eligibility=eligibility, collisions=collisions,
+                           max_file_lines=MAX_FILE_LINES)
+
+
+@bp.get("/rulesets/<name>/versions/<version:number>/file")
+def version_file(name: str, number: int) -> Response:
+    """The version's file as plain text."""
+    view = governance.get_version(container().uow(), name, number)
+    return FlaskResponse(view.content, mimetype="text/plain")
+
+
+@bp.get("/rulesets/<name>/versions/<version:number>/file.diff")
+def version_file_diff(name: str, number: int) -> Response:
+    """The version's file against its base's, line by line, as plain text."""
+    base, diff = diffs.version_file_diff(container().uow(), name, number)
+    before = f"{name} version {base}" if base is not None else "(no earlier version)"
+    text = diff.as_text(before, f"{name} version {number}")
+    return FlaskResponse(text, mimetype="text/plain")
 
 
 @bp.post("/rulesets/<name>/versions/<version:number>/sign-off")

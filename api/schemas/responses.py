@@ -94,6 +94,24 @@ class VersionSchema(VersionSummarySchema):
     definition = fields.Dict()
 
 
+class ProposalWarningSchema(Schema):
+    """Another open version on the same base as the one just proposed."""
+
+    code = fields.String(metadata={"description": "`open_version_on_base`"})
+    version = fields.Integer()
+    author = fields.String()
+    status = fields.String(metadata={"description": "pending or approved"})
+    base_version = fields.Integer(allow_none=True)
+    message = fields.String()
+
+
+class ProposedVersionSchema(VersionSchema):
+    """The answer to a proposal: the version, and a warning for each other open version on
+    its base (whichever goes live first makes the others stale)."""
+
+    warnings = fields.List(fields.Nested(ProposalWarningSchema))
+
+
 class VersionListSchema(Schema):
     """GET /v1/rulesets/{name}/versions."""
 

@@ -52,6 +52,11 @@ def owner_recipients(ruleset: Ruleset) -> list[str]:
     return _unique(ruleset.owners[role].primary for role in ROLES if role in ruleset.owners)
 
 
+def stale_recipients(author: str, signers: Iterable[str]) -> list[str]:
+    """Who hears that a version went stale: its author and everyone who signed it."""
+    return _unique([author, *signers])
+
+
 def escalation_recipient(ruleset: Ruleset, role: str) -> str | None:
     """Who hears of a new escalation: the primary holder of the role it goes to."""
     holders = ruleset.owners.get(role)
@@ -140,7 +145,8 @@ _SUMMARIES: dict[str, str] = {
     "version.activated": "{ruleset} version {version} is now active",
     "version.rolled_back": "{ruleset} was rolled back to version {version} by {actor}",
     "version.withdrawn": "{ruleset} version {version} was withdrawn by {actor}",
-    "version.stale": "{ruleset} version {version} is stale: another version became active",
+    "version.stale": "{ruleset} version {version} is stale: version {active_version} went "
+                     "live on top of its base; propose the change again",
     "escalation.opened": "a {ruleset} decision needs the {to_role} by {due_at}",
     "escalation.overdue": "a {ruleset} escalation to the {to_role} is overdue (step {step})",
     "escalation.resolved": "a {ruleset} escalation was resolved ({resolution}) by "
@@ -156,7 +162,9 @@ class _Blank(dict[str, Any]):
 def summary(event_type: str, ruleset: str | None, data: dict[str, Any]) -> str:
     """One sentence saying what happened, for an email's subject and first line."""
     template = _SUMMARIES.get(event_type, event_type)
-    return template.format_map(_Blank({**data, "ruleset": ruleset or "-"}))
+    details = data.get("details")
+    facts = {**(details if isinstance(details, dict) else {}), **data}
+    return template.format_map(_Blank({**facts, "ruleset": ruleset or "-"}))
 
 
 def _unique(names: Any) -> list[str]:

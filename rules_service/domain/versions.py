@@ -71,6 +71,32 @@ class LoadedVersion:
     ruleset_id: int = 0
 
 
+@dataclass(frozen=True)
+class OpenAlongside:
+    """Another open version on the same base as a version: whichever of them goes live
+    first makes the other stale."""
+
+    version: int
+    author: str
+    status: str
+    base_version: int | None
+
+    @property
+    def message(self) -> str:
+        """The warning in words."""
+        base = (f"version {self.base_version}" if self.base_version is not None
+                else "no active version")
+        return (f"version {self.version} by {self.author} is {self.status} on the same "
+                f"base ({base}); whichever goes live first makes the other stale, and its "
+                f"author must propose it again")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: the other version, its author and status, and the warning."""
+        return {"code": "open_version_on_base", "version": self.version,
+                "author": self.author, "status": self.status,
+                "base_version": self.base_version, "message": self.message}
+
+
 def stale_conflict(version: Version, active: int | None) -> Conflict:
     """409 ``stale``: the version was based on another version than the active one."""
     return Conflict("stale", f"version {version.number} was based on version "
@@ -273,6 +299,12 @@ class RulesetRecord:
         numbers = [f.number for f in self.history] + [v.number for v in self.loaded]
         return max(numbers, default=0) + 1
 
+    def open_alongside(self, version: Version) -> list[OpenAlongside]:
+        """The other open versions on ``version``'s base, oldest first."""
+        return [OpenAlongside(v.number, v.author, v.status.value, v.base_version)
+                for v in self.open
+                if v is not version and v.base_version == version.base_version]
+
     def _collect(self, version: Version, since: int) -> None:
         self.events.extend(version.events[since:])
 
@@ -418,5 +450,5 @@ class RulesetRecord:
                                                       "to_version": target.number})
 
 
-__all__ = ["AuditEvent", "LoadedVersion", "RulesetEntry", "RulesetRecord",
+__all__ = ["AuditEvent", "LoadedVersion", "OpenAlongside", "RulesetEntry", "RulesetRecord",
            "Signoff", "Version", "stale_conflict"]

@@ -275,7 +275,8 @@ def _new_id() -> str:
 def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
     """Who hears of an event without subscribing (issue 10): a proposal, the holders of the
     required sign-off roles; an activation or rollback, the four owners; a new escalation,
-    the holder of its role; an overdue one, the next person on the runbook's path."""
+    the holder of its role; an overdue one, the next person on the runbook's path; a version
+    gone stale, its author and everyone who signed it."""
     data = event.data or {}
     if event.type == "escalation.overdue":
         return [data["notify"]] if data.get("notify") else []
@@ -287,6 +288,8 @@ def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
         return []
     if event.type == "version.proposed":
         return rules.signoff_recipients(ruleset_of(_authority(uow, row)))
+    if event.type == "version.stale":
+        return rules.stale_recipients(row.author, (s.principal for s in row.signoffs))
     if event.type in ("version.activated", "version.rolled_back"):
         return rules.owner_recipients(ruleset_of(row))
     if event.type == "escalation.opened":

@@ -15,6 +15,7 @@ from typing import Any
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain.decision import Evaluation
 from rules_service.domain.diff import RulesetDiff, diff_definitions
+from rules_service.domain.diff.text import FileDiff, file_diff
 from rules_service.domain.errors import Conflict, InputInvalid, NotFound, RequestInvalid
 from rules_service.domain.evaluator import Evaluator
 from rules_service.domain.impact import ImpactReport, RecordedDecision, replay_impact
@@ -59,16 +60,19 @@ class DiffResult:
     impact: ImpactReport | None = None
     undoes: tuple[UndoneVersion, ...] = ()
     version: VersionView | None = None
+    file: FileDiff | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The API's ``{"from", "to", "changes", "summary"}``, ``impact``, ``undoes``,
-        and ``version``: the ``to`` version's author, note, base, time and sign-offs."""
+        ``version``: the ``to`` version's author, note, base, time and sign-offs, and
+        ``file``: the two files' line-by-line diff (comments and formatting included)."""
         return {"ruleset": self.ruleset, "from": self.from_version, "to": self.to_version,
                 **self.diff.to_dict(),
                 "undoes": [u.to_dict() for u in self.undoes],
                 "version": (self.version.to_dict(include_content=False)
                             if self.version is not None else None),
-                "impact": self.impact.to_dict() if self.impact is not None else None}
+                "impact": self.impact.to_dict() if self.impact is not None else None,
+                "file": self.file.to_dict() if self.file is not None else None}
 
 
 def _started_from(uow: UnitOfWork, ruleset_id: int, row: Version) -> int | None:
@@ -221,6 +225,21 @@ def diff_versions(uow: UnitOfWork, evaluator: Evaluator, name: str, *,
         result_from = from_row.number if from_row is not None else None
         result_to = to_row.number
         undoes = _undone(uow, rs.id, to_row)
+        text = file_diff(from_row.content if from_row is not None else "", to_row.content)
     report = replay(evaluator, from_ruleset, to_ruleset, records) if impact is not None else None
     version = get_version(uow, name, result_to)
-    return DiffResult(name, result_from, result_to, diff, report, undoes, version)
+    return DiffResult(name, result_from, result_to, diff, report, undoes, version, text)
+
+
+def version_file_diff(uow: UnitOfWork, name: str, number: int) -> tuple[int | None, FileDiff]:
+    """The line-by-line diff of a version's file against its base's (404 unknown)."""
+    activate_due(uow)
+    with uow.readonly():
+        rs = uow.rulesets.get(name)
+        row = uow.versions.get(rs.id, number) if rs is not None else None
+        if rs is None or row is None:
+            raise NotFound(f"ruleset {name} has no version {number}")
+        base = (uow.versions.get(rs.id, row.base_version)
+                if row.base_version is not None else None)
+        return row.base_version, file_diff(base.content if base is not None else "",
+                                           row.content)

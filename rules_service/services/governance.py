@@ -12,6 +12,7 @@ in the same transaction.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -187,7 +188,8 @@ def propose_version(uow: AbstractUnitOfWork, evaluator: Evaluator, name: str, *,
     failing embedded test; 409 identical to the
     active version (``identical_to_active``) or to an open one (``identical_to_pending``),
     or ``stale_base`` when ``base_version`` (the version the author started from) is not
-    the newest; 422 when no such base version exists.
+    the newest; 422 when no such base version exists. The view's ``warnings`` name the
+    other open versions on the same base: whichever goes live first makes the others stale.
     """
     if effective_at is not None:
         effective_at = lifecycle.ensure_utc(effective_at)
@@ -212,8 +214,9 @@ def propose_version(uow: AbstractUnitOfWork, evaluator: Evaluator, name: str, *,
         # Authority again under the lock: the active version may have changed meanwhile.
         version = record.propose(who, ruleset, text, now, note=note or "",
                                  effective_at=effective_at, started_from=base_version)
+        warnings = tuple(w.to_dict() for w in record.open_alongside(version))
         _store(uow, record)
-        view = version_view(version)
+        view = replace(version_view(version), warnings=warnings)
         uow.commit()
     return view
 

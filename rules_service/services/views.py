@@ -52,6 +52,8 @@ class VersionView:
     signoffs: tuple[SignoffView, ...]
     content: str
     definition: dict[str, Any] = field(repr=False)
+    warnings: tuple[dict[str, Any], ...] = ()
+    """Set by a proposal: the other open versions on the same base, each a warning."""
 
     @property
     def missing_signoffs(self) -> tuple[str, ...]:

@@ -141,6 +141,9 @@ def test_each_person_does_their_job_in_the_browser(
         browser.screenshot(driver, shots, "ruleset")
         driver.get(f"{server.base}/rulesets/{RULESET}/propose")
         browser.wait_for(driver, lambda d: "No problems" in text_of(d, "#check-status"))
+        # Version 2 is already open on the same base: said before proposing.
+        assert "version 2 by rules-dev (pending" in text_of(driver, "#open-versions")
+        browser.screenshot(driver, shots, "propose-open-versions")
         limit = driver.find_element(By.CSS_SELECTOR, "[data-threshold=auto_approve_limit]")
         limit.clear()
         limit.send_keys("600")
@@ -184,8 +187,11 @@ def test_each_person_does_their_job_in_the_browser(
         driver.find_element(By.ID, "propose-button").click()
         browser.wait_for(driver, lambda d: "/versions/3" in d.current_url)
 
-        # The author is refused on the review page, and told why.
+        # The author is refused on the review page, and told why; and told again which
+        # other version is open on the same base.
         assert "finance-lead is the author" in text_of(driver, "#cannot-sign")
+        assert "version 2 by rules-dev (pending)" in text_of(driver, "#open-alongside")
+        browser.screenshot(driver, shots, "proposed-open-alongside")
 
         # The controller's home page says what waits for them, and the navigation counts
         # it; the sign-off is one click away.
@@ -244,7 +250,23 @@ def test_each_person_does_their_job_in_the_browser(
         status, body, _ = server.call("GET", f"/v1/rulesets/{RULESET}", who="demo-admin")
         assert body["active_version"] == 3
         driver.get(f"{server.base}/rulesets/{RULESET}/versions/2")
-        assert "stale" in text_of(driver, "#version-state")
+        assert "version 3 went live on top of its base" in text_of(driver, "#version-state")
+        browser.screenshot(driver, shots, "stale")
+
+        # A change touching every rule opens collapsed: the count first, each rule closed.
+        _, live, _ = server.call("GET", f"/v1/rulesets/{RULESET}/versions/3", who="demo-admin")
+        large = live["content"].replace("    reason: ", "    reason: Reviewed. ").replace(
+            "    description: ", "    description: Reviewed. ")
+        status, body, _ = server.call("POST", f"/v1/rulesets/{RULESET}/versions",
+                                      {"content": large, "note": "wording"}, who="demo-admin")
+        assert status == 201, body
+        driver.get(f"{server.base}/rulesets/{RULESET}/versions/{body['version']}")
+        assert "changes to 10 rules" in text_of(driver, "#change-count")
+        sections = driver.find_elements(By.CSS_SELECTOR, "details.change")
+        assert sections and not any(d.get_attribute("open") for d in sections)
+        sections[0].find_element(By.TAG_NAME, "summary").click()
+        assert "Reviewed." in sections[0].text
+        browser.screenshot(driver, shots, "review-large")
 
         # A form posted without its CSRF token is refused.
         sign_in(driver, server, "cfo", passwords["cfo"])

@@ -73,6 +73,33 @@ def test_two_simultaneous_final_signoffs_activate_once(container: Container) -> 
         assert counts[(number, "activated")] == 1
 
 
+def test_racing_final_signoffs_on_two_versions_of_one_base_leave_one_live_one_stale(
+        container: Container) -> None:
+    for round_ in range(4):
+        if round_ == 0:
+            gov.sign_off(container.uow(), NAME, propose(container, "root", 90),
+                         decision="approve", actor="biz")
+            gov.sign_off(container.uow(), NAME, 1, decision="approve", actor="appr")
+        base = active_versions(container)[0]
+        first = propose(container, "dev", 200 + round_)
+        second = propose(container, "dev-backup", 300 + round_)
+        for number in (first, second):
+            gov.sign_off(container.uow(), NAME, number, decision="approve", actor="biz")
+        results = race(sign(container, first, "appr"), sign(container, second, "appr-backup"))
+        statuses = {v.version: v.status for v in gov.list_versions(container.uow(), NAME)}
+        assert sorted((statuses[first], statuses[second])) == ["active", "stale"], statuses
+        winner, loser = (first, second) if statuses[first] == "active" else (second, first)
+        assert active_versions(container) == [winner]
+        [refused] = [r for r in results if isinstance(r, Exception)]
+        assert getattr(refused, "code", None) == "stale"
+        stale = [e for e in gov.list_audit_events(container.uow(), NAME)
+                 if e.action == "stale" and e.version == loser]
+        assert [e.details for e in stale] == [{"base_version": base,
+                                              "active_version": winner}]
+        counts = audit_counts(container)
+        assert counts[(loser, "approved")] == 0 and counts[(winner, "activated")] == 1
+
+
 def test_two_holders_racing_for_one_role_fill_it_once(container: Container) -> None:
     number = propose(container, "root", 100)
     results = race(sign(container, number, "biz"), sign(container, number, "biz-backup"))

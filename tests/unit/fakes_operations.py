@@ -99,12 +99,14 @@ class FakeVersions:
         self.items: dict[tuple[int, int], SimpleNamespace] = {}
 
     def add(self, ruleset: str, number: int, definition: dict[str, Any], *,
-            state: str = "active", base_version: int | None = None) -> SimpleNamespace:
+            state: str = "active", base_version: int | None = None, author: str = "admin",
+            signers: tuple[str, ...] = ()) -> SimpleNamespace:
         rs = self.rulesets.get(ruleset) or self.rulesets.add(ruleset)
         text = json.dumps(definition, sort_keys=True, default=str)
         row = SimpleNamespace(
             ruleset_id=rs.id, ruleset=rs, number=number, state=state, definition=definition,
-            base_version=base_version,
+            base_version=base_version, author=author,
+            signoffs=[SimpleNamespace(principal=name) for name in signers],
             content_hash=hashlib.sha256(text.encode()).hexdigest())
         self.items[(rs.id, number)] = row
         return row

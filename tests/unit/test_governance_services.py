@@ -293,6 +293,35 @@ def test_activation_makes_versions_based_on_the_old_active_one_stale(
     assert stale[0].details == {"base_version": 1, "active_version": 2}
 
 
+def test_a_proposal_warns_of_every_other_open_version_on_its_base(
+        uow: FakeUnitOfWork, evaluator: FakeEvaluator) -> None:
+    active_v1(uow, evaluator)
+    assert propose(uow, evaluator, "dev", limit=200).warnings == ()
+    propose(uow, evaluator, "biz", limit=250)
+    sign(uow, 3, "appr")
+    third = propose(uow, evaluator, "biz-backup", limit=300)
+    assert [(w["version"], w["author"], w["status"], w["base_version"])
+            for w in third.warnings] == [(2, "dev", "pending", 1), (3, "biz", "pending", 1)]
+    assert "whichever goes live first makes the other stale" in third.warnings[0]["message"]
+
+
+def test_going_live_tells_each_stale_version_in_the_same_transaction(
+        uow: FakeUnitOfWork, evaluator: FakeEvaluator) -> None:
+    active_v1(uow, evaluator)
+    propose(uow, evaluator, "dev", limit=200)
+    propose(uow, evaluator, "biz", limit=300)
+    sign(uow, 3, "appr")
+    sign(uow, 2, "biz")
+    before = len(uow.store.outbox)
+    sign(uow, 2, "appr")
+    assert statuses(uow) == {1: "superseded", 2: "active", 3: "stale"}
+    told = [(t, data["version"], data["details"])
+            for t, _, _, data in uow.store.outbox[before:] if t == "version.stale"]
+    assert told == [("version.stale", 3, {"base_version": 1, "active_version": 2})]
+    stale = [e for e in gov.list_audit_events(uow, NAME) if e.action == "stale"]
+    assert [(e.version, e.actor) for e in stale] == [(3, "appr")]
+
+
 def test_a_signoff_completing_a_version_whose_base_moved_marks_it_stale_and_fails(
         uow: FakeUnitOfWork, evaluator: FakeEvaluator, clock: FakeClock) -> None:
     active_v1(uow, evaluator)

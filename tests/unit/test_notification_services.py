@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from rules_service.adapters.senders import Attempt
+from rules_service.domain import notifications as rules
 from rules_service.domain.errors import Conflict, Forbidden
 from rules_service.services import notifications
 from rules_service.services.delivery import DeliverySettings, Worker
@@ -105,6 +106,27 @@ def test_a_default_recipient_without_an_address_is_not_told(uow: FakeUnitOfWork)
     [delivery] = uow.deliveries.items.values()
     assert (delivery.target, delivery.recipient) == ("mailto:controller@example.com",
                                                      "controller")
+
+
+def test_a_stale_version_is_told_to_its_author_and_signers_with_the_version_that_won(
+        uow: FakeUnitOfWork) -> None:
+    uow.principals.add("finance-deputy", email="deputy@example.com")
+    uow.versions.add("expense-approval", 3, definition_of("expense-approval.yaml"),
+                     state="stale", base_version=1, author="finance-deputy",
+                     signers=("controller", "finance-lead", "cfo"))
+    uow.outbox.add("version.stale", 1, uow.now(),
+                   {"version": 3, "actor": "cfo", "comment": "",
+                    "details": {"base_version": 1, "active_version": 2}})
+    Worker(lambda: uow).dispatch_events()
+    told = sorted((d.recipient, d.target) for d in uow.deliveries.items.values())
+    # finance-lead signed but has no address; the others are told once each.
+    assert told == [("cfo", "mailto:cfo@example.com"),
+                    ("controller", "mailto:controller@example.com"),
+                    ("finance-deputy", "mailto:deputy@example.com")]
+    subject = rules.summary("version.stale", "expense-approval",
+                            {"version": 3, "details": {"active_version": 2}})
+    assert subject == ("expense-approval version 3 is stale: version 2 went live on top of "
+                       "its base; propose the change again")
 
 
 def test_a_failing_webhook_is_retried_with_backoff_then_dead(uow: FakeUnitOfWork) -> None:
