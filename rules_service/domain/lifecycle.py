@@ -113,11 +113,13 @@ def check_can_rollback(actor: Actor, active: Ruleset | None) -> None:
 
 
 def check_can_resolve_escalation(actor: Actor, deciding: Ruleset,
-                                 to_role: str = "approver") -> None:
+                                 to_role: str = "approver",
+                                 reached: Collection[str] = ()) -> None:
     """Whoever holds ``to_role`` (the rule's ``escalate_to``), primary or backup, of the
-    version that decided; also its approvers, and admins."""
+    version that decided; also its approvers, admins, and each person on the runbook's
+    escalation path the overdue walk has ``reached`` (they were paged to act on it)."""
     _refuse_automation(actor, "resolve escalations")
-    if actor.is_admin:
+    if actor.is_admin or actor.name in reached:
         return
     roles = (to_role, *(r for r in RESOLVER_ROLES if r != to_role))
     if not _holds_any(actor, deciding, roles):
