@@ -125,6 +125,9 @@ class Settings:
     # The address people reach the pages at (RULES_SERVICE_BASE_URL), no trailing slash:
     # links in notices point there, never at a request's Host header. Empty: no links.
     base_url: str = ""
+    # A folder the worker writes email to instead of sending it (RULES_SERVICE_MAIL_DIR):
+    # the demo's local mail sink, shown at /mail. Empty: email goes out through SMTP.
+    mail_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -168,4 +171,5 @@ class Settings:
             secure_cookies=env_bool(env, "RULES_SERVICE_SECURE_COOKIES", cls.secure_cookies),
             retention_days=env_int(env, "RULES_SERVICE_RETENTION_DAYS", cls.retention_days, 0),
             base_url=env_base_url(env, "RULES_SERVICE_BASE_URL"),
+            mail_dir=env.get("RULES_SERVICE_MAIL_DIR", "").strip(),
         )

@@ -18,12 +18,19 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import uuid_utils
 
 from rules_service.adapters.database import DATABASE_ERRORS
-from rules_service.adapters.senders import Attempt, SmtpSettings, post_webhook, send_email
+from rules_service.adapters.senders import (
+    Attempt,
+    SmtpSettings,
+    post_webhook,
+    send_email,
+    write_email,
+)
 from rules_service.adapters.unit_of_work import Clock, UnitOfWork, utcnow
 from rules_service.config import SettingsError, env_base_url, env_float, env_int
 from rules_service.domain import notifications as rules
@@ -52,6 +59,8 @@ class DeliverySettings:
     """A person's notices of new escalations are gathered and sent this often (0: at once)."""
     base_url: str = ""
     """The address people reach the pages at; notices link there (empty: no links)."""
+    mail_dir: str = ""
+    """A folder email is written to instead of sent (the demo's mail sink; empty: SMTP)."""
 
     def __post_init__(self) -> None:
         if self.lease_s <= self.timeout_s:
@@ -85,7 +94,8 @@ class DeliverySettings:
                                         d.poll_interval_s, 0.01),
             smtp=smtp,
             digest_s=env_float(env, "RULES_SERVICE_NOTICE_DIGEST", d.digest_s, 0.0),
-            base_url=env_base_url(env, "RULES_SERVICE_BASE_URL"))
+            base_url=env_base_url(env, "RULES_SERVICE_BASE_URL"),
+            mail_dir=env.get("RULES_SERVICE_MAIL_DIR", "").strip())
 
 
 @dataclass(frozen=True)
@@ -287,11 +297,13 @@ class Worker:
     def _send(self, batch: list[_Job]) -> Attempt:
         job = batch[0]
         if job.target.lower().startswith("mailto:"):
-            return send_email(self.settings.smtp, job.target[len("mailto:"):],
-                              *email_content([j.notice() for j in batch],
-                                             self.settings.base_url),
-                              message_id_key=job.event_id if len(batch) == 1
-                              else job.delivery_id,
+            content = email_content([j.notice() for j in batch], self.settings.base_url)
+            key = job.event_id if len(batch) == 1 else job.delivery_id
+            to = job.target[len("mailto:"):]
+            if self.settings.mail_dir:
+                return write_email(Path(self.settings.mail_dir), self.settings.smtp, to,
+                                   *content, message_id_key=key)
+            return send_email(self.settings.smtp, to, *content, message_id_key=key,
                               timeout_s=self.settings.timeout_s)
         body = rules.webhook_body(job.event_id, job.event_type, job.occurred_at, job.ruleset,
                                   job.data)
