@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, render_template
+from flask import abort, render_template, request
 
-from api.pages.blueprint import bp
+from api.pages.blueprint import bp, person_name
 from api.services import container
 from rules_service.services import demo_mail
 
@@ -24,8 +24,11 @@ def _mail_page() -> dict[str, Any]:
 
 @bp.get("/mail")
 def mail() -> str:
-    """The newest messages in the demo's mail folder, newest first."""
+    """The newest messages in the demo's mail folder to the signed-in person (everyone's
+    with ``?to=all``), newest first."""
     folder = _folder()
     if not folder:
         abort(404)
-    return render_template("mail.html", messages=demo_mail.demo_mail(folder), folder=folder)
+    everyone = request.args.get("to") == "all"
+    messages = demo_mail.demo_mail(folder, to=None if everyone else person_name())
+    return render_template("mail.html", messages=messages, folder=folder, everyone=everyone)

@@ -321,9 +321,10 @@ def _new_id() -> str:
 
 
 def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
-    """Who hears of an event without subscribing (issue 10): a proposal, the holders of the
+    """Who hears of an event without subscribing: a proposal, the holders of the
     required sign-off roles; an activation or rollback, the four owners; a new escalation,
-    the holder of its role; an overdue one, the next person on the runbook's path."""
+    the holder of its role; an overdue one, the person on the runbook's path the walk has
+    reached (never the steps it passed over)."""
     data = event.data or {}
     if event.type == "escalation.overdue":
         return [data["notify"]] if data.get("notify") else []

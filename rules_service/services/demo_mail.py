@@ -45,10 +45,15 @@ class MailView:
     text: str
 
 
-def demo_mail(folder: str, limit: int = SHOWN) -> list[MailView]:
-    """The newest messages the worker wrote to ``folder``, newest first."""
+def demo_mail(folder: str, limit: int = SHOWN, *, to: str | None = None) -> list[MailView]:
+    """The newest messages the worker wrote to ``folder``, newest first; only those to the
+    demo person ``to`` when given."""
     out = []
-    for message in read_emails(Path(folder), limit):
+    for message in read_emails(Path(folder), limit * 20 if to else limit):
+        if to is not None and str(message["To"]) != f"{to}@{DEMO_MAIL_DOMAIN}":
+            continue
+        if len(out) >= limit:
+            break
         body = message.get_body(("plain",))
         out.append(MailView(str(message["To"]), str(message["Subject"]),
                             str(message["Date"]),

@@ -47,8 +47,11 @@ def test_a_demo_escalation_arrives_in_the_mail_folder_and_on_the_mail_page(
     assert sign_in(client, "controller", passwords["controller"]).status_code == 303
     assert client.get("/mail").status_code == 404  # not a demo server
     container.settings = dataclasses.replace(container.settings, mail_dir=str(mail_dir))
-    page = client.get("/mail").get_data(as_text=True)
+    page = client.get("/mail").get_data(as_text=True)  # the controller's own mail
+    assert "to controller@demo.example" in page and "to cfo@demo.example" not in page
     assert 'href="/mail"' in page  # in the navigation
     assert "an expense-approval decision needs the approver" in page
     assert f"{BASE}/escalations#esc-{escalation}" in page
     assert "over-manager-limit" in page
+    everyone = client.get("/mail?to=all").get_data(as_text=True)
+    assert "to cfo@demo.example" in everyone
