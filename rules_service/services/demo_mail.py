@@ -48,7 +48,7 @@ class MailView:
 def demo_mail(folder: str, limit: int = SHOWN, *, to: str | None = None) -> list[MailView]:
     """The newest messages the worker wrote to ``folder``, newest first; only those to the
     demo person ``to`` when given."""
-    out = []
+    out: list[MailView] = []
     for message in read_emails(Path(folder), limit * 20 if to else limit):
         if to is not None and str(message["To"]) != f"{to}@{DEMO_MAIL_DOMAIN}":
             continue
