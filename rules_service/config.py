@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_DATABASE_FILE = Path("instance") / "rules-service.db"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -73,6 +74,20 @@ def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
                         f"got {raw!r}")
 
 
+def env_base_url(env: Mapping[str, str], name: str) -> str:
+    """An http(s) address people reach the pages at, without its trailing slash; empty
+    when unset. SettingsError for anything else (no scheme, another scheme, no host)."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname \
+            or parts.query or parts.fragment:
+        raise SettingsError(f"{name} must be an http:// or https:// address like "
+                            f"https://rules.example.com, got {raw!r}")
+    return raw.rstrip("/")
+
+
 def default_database_url(cwd: Path | None = None) -> str:
     """The embedded default: an SQLite file under ``instance/`` of the current directory."""
     path = (cwd or Path.cwd()) / DEFAULT_DATABASE_FILE
@@ -107,6 +122,12 @@ class Settings:
     secure_cookies: bool = False
     # Days of decisions kept by ``rules-service db retention`` (0: kept forever).
     retention_days: int = 0
+    # The address people reach the pages at (RULES_SERVICE_BASE_URL), no trailing slash:
+    # links in notices point there, never at a request's Host header. Empty: no links.
+    base_url: str = ""
+    # A folder the worker writes email to instead of sending it (RULES_SERVICE_MAIL_DIR):
+    # the demo's local mail sink, shown at /mail. Empty: email goes out through SMTP.
+    mail_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -149,4 +170,6 @@ class Settings:
             public_docs=env_bool(env, "RULES_SERVICE_PUBLIC_DOCS", cls.public_docs),
             secure_cookies=env_bool(env, "RULES_SERVICE_SECURE_COOKIES", cls.secure_cookies),
             retention_days=env_int(env, "RULES_SERVICE_RETENTION_DAYS", cls.retention_days, 0),
+            base_url=env_base_url(env, "RULES_SERVICE_BASE_URL"),
+            mail_dir=env.get("RULES_SERVICE_MAIL_DIR", "").strip(),
         )

@@ -8,7 +8,17 @@ under /v1 keeps bearer tokens and is neither session-authenticated nor CSRF-chec
 from __future__ import annotations
 
 # The views register themselves on ``bp`` when imported.
-from api.pages import dashboard, decisions, escalations, filters, propose, review, rulesets, signin  # noqa: F401
+from api.pages import (  # noqa: F401
+    dashboard,
+    decisions,
+    escalations,
+    filters,
+    mail,
+    propose,
+    review,
+    rulesets,
+    signin,
+)
 from api.pages.blueprint import bp
 
 __all__ = ["bp"]

@@ -110,7 +110,8 @@ class EscalationRepository:
             self.session.add(EscalationStepRow(
                 escalation_id=escalation.id,
                 decision_evaluated_at=escalation.decision_evaluated_at,
-                step=step.step, principal=step.principal, at=step.at))
+                step=step.step, principal=step.principal, at=step.at,
+                skipped=step.skipped))
         escalation.new_steps.clear()
         self.session.flush()
         if just_resolved:
@@ -128,7 +129,7 @@ class EscalationRepository:
         rows = self.session.scalars(select(EscalationStepRow)
                                     .where(EscalationStepRow.escalation_id == escalation_id)
                                     .order_by(EscalationStepRow.step))
-        return [StepTaken(r.step, r.principal, r.at) for r in rows]
+        return [StepTaken(r.step, r.principal, r.at, r.skipped) for r in rows]
 
     def breaches(self, *, since: datetime | None = None, until: datetime | None = None,
                  ruleset_ids: Sequence[int] | None = None) -> dict[int, int]:

@@ -34,6 +34,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -494,3 +495,5 @@ class EscalationStepRow(Base):
     step: Mapped[int] = mapped_column(Integer)
     principal: Mapped[str | None] = mapped_column(String(200), nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Passed over by a late walk: recorded, nobody paged.
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

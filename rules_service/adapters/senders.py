@@ -4,13 +4,17 @@ database (the worker does both)."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import smtplib
 import ssl
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 
 USER_AGENT = "rules-service-webhooks/1"
 
@@ -54,10 +58,8 @@ class SmtpSettings:
     starttls: bool = False
 
 
-def send_email(smtp: SmtpSettings, to: str, subject: str, text: str, html: str,
-               *, message_id_key: str, timeout_s: float) -> Attempt:
-    """Sends one message with a plain-text and an HTML part; the event id goes into the
-    headers so a mail client (or a person) can tell a retry from a new event."""
+def _message(smtp: SmtpSettings, to: str, subject: str, text: str, html: str,
+             message_id_key: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = smtp.sender
     message["To"] = to
@@ -67,6 +69,40 @@ def send_email(smtp: SmtpSettings, to: str, subject: str, text: str, html: str,
     message["X-Rules-Event-Id"] = message_id_key
     message.set_content(text)
     message.add_alternative(html, subtype="html")
+    return message
+
+
+def write_email(folder: Path, smtp: SmtpSettings, to: str, subject: str, text: str,
+                html: str, *, message_id_key: str) -> Attempt:
+    """Writes the message to ``folder`` as one ``.eml`` file (a local mail sink, such as
+    the demo's, instead of a relay); the file appears whole or not at all."""
+    message = _message(smtp, to, subject, text, html, message_id_key)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns()}-{message_id_key}-{to}.eml".replace("/", "_")
+        partial = folder / (name + ".part")
+        partial.write_bytes(message.as_bytes())
+        partial.replace(folder / name)
+    except OSError as exc:
+        return Attempt(False, None, f"{type(exc).__name__}: {exc}"[:500])
+    return Attempt(True, 250)
+
+
+def read_emails(folder: Path, limit: int) -> list[EmailMessage]:
+    """The newest ``limit`` messages written by ``write_email``, newest first."""
+    if not folder.is_dir():
+        return []
+    files = sorted(folder.glob("*.eml"), key=lambda p: p.name, reverse=True)[:limit]
+    policy = email.policy.default
+    return [email.message_from_bytes(f.read_bytes(), _class=EmailMessage, policy=policy)
+            for f in files]
+
+
+def send_email(smtp: SmtpSettings, to: str, subject: str, text: str, html: str,
+               *, message_id_key: str, timeout_s: float) -> Attempt:
+    """Sends one message with a plain-text and an HTML part; the event id goes into the
+    headers so a mail client (or a person) can tell a retry from a new event."""
+    message = _message(smtp, to, subject, text, html, message_id_key)
     try:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=timeout_s) as client:
             if smtp.starttls:

@@ -155,6 +155,7 @@ def _set_up_demo(settings: Settings, rulesets_dir: Path,
     from rules_service.adapters import migrations_runner
     from rules_service.bootstrap import bootstrap
     from rules_service.services import demo
+    from rules_service.services.demo_mail import give_demo_addresses
     from rules_service.services.demo_people import demo_people, set_demo_passwords
 
     try:
@@ -175,6 +176,7 @@ def _set_up_demo(settings: Settings, rulesets_dir: Path,
                                     tokens_path)
             passwords_path = tokens_path.with_name("demo-passwords.json")
             passwords = set_demo_passwords(container.uow, report.tokens, passwords_path)
+            give_demo_addresses(container.uow, report.tokens)
             people = demo_people(container.uow)
         finally:
             container.close()
@@ -213,6 +215,24 @@ def _print_demo(args: argparse.Namespace, settings: Settings, tokens_path: Path,
     sys.stdout.flush()
 
 
+DEMO_DIGEST_S = "60"
+"""How often the demo's worker sends a person's gathered notices (seconds)."""
+
+
+def _demo_mail_settings(args: argparse.Namespace, tokens_path: Path) -> dict[str, str]:
+    """What the demo's worker is given, unless the environment says otherwise: the address
+    the pages are served at (for the notices' links), a short digest, and a mail folder
+    beside the tokens (shown at /mail) when no SMTP server is configured."""
+    env = {"RULES_SERVICE_BASE_URL": os.environ.get("RULES_SERVICE_BASE_URL", "").strip()
+           or f"http://{args.host}:{args.port}",
+           "RULES_SERVICE_NOTICE_DIGEST": os.environ.get("RULES_SERVICE_NOTICE_DIGEST", "")
+           .strip() or DEMO_DIGEST_S}
+    if not os.environ.get("RULES_SERVICE_SMTP_HOST", "").strip():
+        env["RULES_SERVICE_MAIL_DIR"] = os.environ.get("RULES_SERVICE_MAIL_DIR", "").strip() \
+            or str((tokens_path.parent / "mail").resolve())
+    return env
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Sets up an empty database (a second run changes nothing and says so) and serves it.
 
@@ -231,6 +251,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not os.environ.get(PUBLIC_DOCS_VARIABLE, "").strip():
         settings = dataclasses.replace(settings, public_docs=True)
     rulesets_dir, tokens_path = Path(args.rulesets), Path(args.tokens)
+    worker_env = _demo_mail_settings(args, tokens_path)
+    settings = dataclasses.replace(
+        settings, base_url=settings.base_url or worker_env["RULES_SERVICE_BASE_URL"],
+        mail_dir=worker_env.get("RULES_SERVICE_MAIL_DIR", settings.mail_dir))
     if not rulesets_dir.is_dir():
         print(f"rules-service demo: {rulesets_dir} is not a directory", file=sys.stderr)
         return 2
@@ -243,7 +267,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from rules_service.cli.worker import start_worker_process, stop_worker_process
 
     # The notification worker runs beside the server and stops with it.
-    worker = None if args.no_worker else start_worker_process()
+    worker = None if args.no_worker else start_worker_process(worker_env)
     try:
         return _serve_gunicorn(settings, args.host, args.port, args.workers, args.threads)
     finally:

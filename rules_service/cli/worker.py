@@ -26,12 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.set_defaults(handler=cmd_worker)
 
 
-def start_worker_process() -> subprocess.Popen[bytes]:
+def start_worker_process(env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """``rules-service worker`` as a child of this process (``make run`` starts one beside
-    the server); it stops by itself if this process dies without stopping it."""
+    the server), with ``env`` on top of this process's environment; it stops by itself if
+    this process dies without stopping it."""
     code = "import sys; from rules_service.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.Popen([sys.executable, "-c", code, "worker",
-                             "--parent-pid", str(os.getpid())])
+                             "--parent-pid", str(os.getpid())], env={**os.environ, **(env or {})})
 
 
 def stop_worker_process(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:

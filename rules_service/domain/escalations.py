@@ -39,6 +39,9 @@ class StepTaken:
     step: int
     principal: str | None
     at: datetime
+    skipped: bool = False
+    """Passed over without paging anyone: the walk was late (the worker was down) and had
+    already reached a later step."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ class PendingEvent:
 @dataclass
 class Escalation:
     """A decision that needs a person: addressed to a role, due by a time, open until a
-    holder of that role (or the deciding version's approver, or an admin) resolves it."""
+    holder of that role (or the deciding version's approver, an admin, or a person on the
+    runbook's escalation path its overdue walk has reached) resolves it."""
 
     id: str
     decision_id: str
@@ -84,7 +88,9 @@ class Escalation:
                 now: datetime) -> None:
         """Resolves it for ``who`` (checked against ``deciding``, the version that decided):
         403 for anyone without the authority, 409 ``already_resolved`` the second time."""
-        lifecycle.check_can_resolve_escalation(who, deciding, self.to_role)
+        lifecycle.check_can_resolve_escalation(
+            who, deciding, self.to_role,
+            reached=rules.path_reached(deciding, self.to_role, self.steps_taken))
         if self.status != "open":
             raise Conflict("already_resolved", f"the escalation was already resolved "
                            f"({self.resolution}) by {self.resolved_by}")
@@ -99,8 +105,9 @@ class Escalation:
             "resolved_by": self.resolved_by, "comment": self.comment}))
 
     def take_step(self, ruleset: Ruleset, now: datetime) -> StepTaken:
-        """Takes the step due along the runbook's path (the first marks the breach): who is
-        told next, and when the step after is due. Records the step and its
+        """Takes the step current at ``now`` along the runbook's path (the first marks the
+        breach): who is told, and when the step after is due. Steps a late walk passed over
+        are recorded as skipped and told to nobody. Records the steps and one
         ``escalation.overdue`` event."""
         try:
             interval: timedelta | None = lifecycle.parse_duration(
@@ -113,11 +120,13 @@ class Escalation:
             step = rules.EscalationStep(self.steps_taken + 1, None, None)
         else:
             step = rules.escalation_step(ruleset, self.to_role, self.steps_taken, step_at,
-                                         interval)
+                                         interval, now)
         if self.breached_at is None:
             self.breached_at = now
         self.steps_taken = step.step
         self.next_step_at = step.next_step_at
+        self.new_steps.extend(StepTaken(number, person, now, skipped=True)
+                              for number, person in step.skipped)
         taken = StepTaken(step.step, step.notify, now)
         self.new_steps.append(taken)
         self.events.append(PendingEvent("escalation.overdue", now, {
@@ -125,5 +134,6 @@ class Escalation:
             "version": self.version, "to_role": self.to_role,
             "due_at": self.due_at.isoformat() if self.due_at else None,
             "step": step.step, "notify": step.notify,
+            "skipped": [person for _, person in step.skipped],
             "next_step_at": step.next_step_at.isoformat() if step.next_step_at else None}))
         return taken

@@ -127,20 +127,25 @@ def resolvers(deciding: Ruleset, to_role: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def may_resolve_escalation(actor: Actor, deciding: Ruleset, to_role: str) -> bool:
+def may_resolve_escalation(actor: Actor, deciding: Ruleset, to_role: str,
+                           reached: Collection[str] = ()) -> bool:
     """True when ``actor`` may resolve an escalation addressed to ``to_role`` of the
-    version ``deciding``: the rule ``check_can_resolve_escalation`` applies."""
+    version ``deciding`` (``reached``: the people on the escalation path the overdue walk
+    has reached): the rule ``check_can_resolve_escalation`` applies."""
     if actor.is_automation:
         return False
-    return actor.is_admin or _holds_any(actor, deciding, resolving_roles(to_role))
+    return (actor.is_admin or actor.name in reached
+            or _holds_any(actor, deciding, resolving_roles(to_role)))
 
 
 def check_can_resolve_escalation(actor: Actor, deciding: Ruleset,
-                                 to_role: str = "approver") -> None:
+                                 to_role: str = "approver",
+                                 reached: Collection[str] = ()) -> None:
     """Whoever holds ``to_role`` (the rule's ``escalate_to``), primary or backup, of the
-    version that decided; also its approvers, and admins."""
+    version that decided; also its approvers, admins, and each person on the runbook's
+    escalation path the overdue walk has ``reached`` (they were paged to act on it)."""
     _refuse_automation(actor, "resolve escalations")
-    if not may_resolve_escalation(actor, deciding, to_role):
+    if not may_resolve_escalation(actor, deciding, to_role, reached):
         roles = resolving_roles(to_role)
         raise Forbidden(f"{actor.name} holds neither {' nor '.join(roles)} (primary or "
                         f"backup) of the {deciding.name} version that decided; the "

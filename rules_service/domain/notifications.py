@@ -17,6 +17,7 @@ from typing import Any
 from rules_service.domain.errors import Conflict
 from rules_service.domain.lifecycle import AuditAction
 from rules_service.domain.ruleset import ROLES, Ruleset
+from rules_service.language.wording import with_article
 
 EVENT_TYPES: tuple[str, ...] = (
     "version.proposed", "version.signed_off", "version.approved", "version.rejected",
@@ -82,21 +83,36 @@ def next_on_path(ruleset: Ruleset, role: str) -> list[str]:
 
 @dataclass(frozen=True)
 class EscalationStep:
-    """One step of an overdue escalation's walk: its number, who is told, when the next is."""
+    """One step of an overdue escalation's walk: its number, who is told, when the next is,
+    and the steps passed over without paging anyone (``(number, person)``)."""
 
     step: int
     notify: str | None
     next_step_at: datetime | None
+    skipped: tuple[tuple[int, str], ...] = ()
 
 
 def escalation_step(ruleset: Ruleset, role: str, steps_taken: int, step_at: datetime,
-                    interval: timedelta) -> EscalationStep:
-    """The step due at ``step_at`` after ``steps_taken`` earlier ones. The first step marks
-    the breach even when the path is exhausted; later ones happen only while people remain."""
+                    interval: timedelta, now: datetime | None = None) -> EscalationStep:
+    """The step current at ``now`` (default ``step_at``) after ``steps_taken`` earlier ones,
+    the next being due at ``step_at``. When whole intervals have passed since (the worker was
+    down), the steps they would have taken are skipped, recorded but not paged: only the
+    person the walk has reached by now is told. The first step marks the breach even when
+    the path is exhausted; later ones happen only while people remain."""
     remaining = next_on_path(ruleset, role)
-    notify = remaining[steps_taken] if steps_taken < len(remaining) else None
-    more = steps_taken + 1 < len(remaining)
-    return EscalationStep(steps_taken + 1, notify, step_at + interval if more else None)
+    late = max(0, int(((now or step_at) - step_at) / interval)) if interval else 0
+    current = min(steps_taken + late, max(len(remaining) - 1, steps_taken))
+    skipped = tuple((i + 1, remaining[i]) for i in range(steps_taken, current))
+    notify = remaining[current] if current < len(remaining) else None
+    more = current + 1 < len(remaining)
+    next_at = step_at + interval * (current - steps_taken + 1) if more else None
+    return EscalationStep(current + 1, notify, next_at, skipped)
+
+
+def path_reached(ruleset: Ruleset, role: str, steps_taken: int) -> list[str]:
+    """The people on the runbook's path an escalation to ``role`` has reached after
+    ``steps_taken`` steps (paged or passed over): each of them may resolve it."""
+    return next_on_path(ruleset, role)[:steps_taken]
 
 
 def retry_delay(attempts: int, *, base_s: float, cap_s: float,
@@ -147,9 +163,9 @@ _SUMMARIES: dict[str, str] = {
     "version.withdrawn": "{ruleset} version {version} was withdrawn by {actor}",
     "version.stale": "{ruleset} version {version} is stale: version {active_version} went "
                      "live on top of its base; propose the change again",
-    "escalation.opened": "a {ruleset} decision needs the {to_role} by {due_at}",
-    "escalation.overdue": "a {ruleset} escalation to the {to_role} is overdue (step {step})",
-    "escalation.resolved": "a {ruleset} escalation was resolved ({resolution}) by "
+    "escalation.opened": "{a_ruleset} decision needs the {to_role} by {due_at}",
+    "escalation.overdue": "{a_ruleset} escalation to the {to_role} is overdue (step {step})",
+    "escalation.resolved": "{a_ruleset} escalation was resolved ({resolution}) by "
                            "{resolved_by}",
 }
 
@@ -164,7 +180,36 @@ def summary(event_type: str, ruleset: str | None, data: dict[str, Any]) -> str:
     template = _SUMMARIES.get(event_type, event_type)
     details = data.get("details")
     facts = {**(details if isinstance(details, dict) else {}), **data}
-    return template.format_map(_Blank({**facts, "ruleset": ruleset or "-"}))
+    return template.format_map(_Blank({**facts, "ruleset": ruleset or "-",
+                                       "a_ruleset": with_article(ruleset or "-")}))
+
+
+DIGESTED: tuple[str, ...] = ("escalation.opened",)
+"""The notices a person gets gathered into one email per digest interval; every other
+notice (an overdue escalation above all) goes out at once."""
+
+
+def notice_due(event_type: str, now: datetime, digest: timedelta) -> datetime:
+    """When a person's notice of an event goes out: a gathered one at the next boundary of
+    the digest interval (counted from the Unix epoch, so every notice of one interval goes
+    together), any other at once; at once for everything when ``digest`` is zero."""
+    if event_type not in DIGESTED or digest <= timedelta(0):
+        return now
+    epoch = datetime(1970, 1, 1, tzinfo=now.tzinfo)
+    intervals = -((epoch - now) // digest)  # ceiling division
+    return epoch + intervals * digest
+
+
+def page_path(event_type: str, ruleset: str | None, data: Mapping[str, Any]) -> str | None:
+    """Where on the pages a person acts on an event: the escalation in the queue, the
+    version's review page, or the ruleset's page; None when there is nothing to link."""
+    if event_type.startswith("escalation.") and data.get("escalation_id"):
+        return f"/escalations#esc-{data['escalation_id']}"
+    if ruleset is None:
+        return None
+    if event_type.startswith("version.") and isinstance(data.get("version"), int):
+        return f"/rulesets/{ruleset}/versions/{data['version']}"
+    return f"/rulesets/{ruleset}"
 
 
 def _unique(names: Any) -> list[str]:
@@ -251,16 +296,19 @@ class Delivery:
 
 def fan_out(event: OutboxEvent, ruleset: str | None, subscriptions: Iterable[Subscription],
             recipients: Iterable[str], contacts: Mapping[str, str], now: datetime,
-            new_id: Callable[[], str]) -> list[Delivery]:
-    """The deliveries of one event: one per subscription that wants it, then one per
-    default recipient with a contact address not already a target."""
+            new_id: Callable[[], str], digest: timedelta = timedelta(0)) -> list[Delivery]:
+    """The deliveries of one event: one per subscription that wants it (due at once), then
+    one per default recipient with a contact address not already a target (due as
+    ``notice_due`` says, so a person's notices are gathered)."""
     out: list[Delivery] = []
     targets: set[str] = set()
+    person_due = notice_due(event.type, now, digest)
 
     def add(target: str, subscription_id: str | None, recipient: str | None) -> None:
         targets.add(target.lower())
+        due = now if recipient is None else person_due
         out.append(Delivery(new_id(), event.id, event.type, subscription_id, recipient,
-                            target, "queued", 0, now, None, None, None, now, None))
+                            target, "queued", 0, due, None, None, None, now, None))
 
     for sub in subscriptions:
         if sub.wants(event, ruleset):

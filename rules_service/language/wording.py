@@ -36,6 +36,21 @@ EXPECTED_TYPE_WORDS = {
 """What a given value must be, in an input problem ("must be true or false, not text")."""
 
 
+_AN_SOUND_EXCEPTIONS = ("uni", "use", "usu", "uti", "ura", "eu", "one", "once")
+_SILENT_H = ("hour", "honest", "honour", "honor", "heir")
+
+
+def with_article(word: str) -> str:
+    """``word`` after "a" or "an" as it is said: "an expense-approval", "a discount-approval",
+    "an hourly", "a user-...". The first letter decides, save a few known sounds."""
+    low = word.lower()
+    if low.startswith(_SILENT_H):
+        return f"an {word}"
+    if low[:1] in "aeiou" and not low.startswith(_AN_SOUND_EXCEPTIONS):
+        return f"an {word}"
+    return f"a {word}"
+
+
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     """``text`` when short, else its start and how much was left out."""
     if len(text) <= limit:

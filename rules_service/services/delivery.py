@@ -10,7 +10,6 @@ workers share the work on PostgreSQL (``FOR UPDATE SKIP LOCKED``); on SQLite run
 
 from __future__ import annotations
 
-import html
 import logging
 import os
 import random
@@ -19,17 +18,26 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import uuid_utils
 
 from rules_service.adapters.database import DATABASE_ERRORS
-from rules_service.adapters.senders import Attempt, SmtpSettings, post_webhook, send_email
+from rules_service.adapters.senders import (
+    Attempt,
+    SmtpSettings,
+    post_webhook,
+    send_email,
+    write_email,
+)
 from rules_service.adapters.unit_of_work import Clock, UnitOfWork, utcnow
-from rules_service.config import SettingsError, env_float, env_int
+from rules_service.config import SettingsError, env_base_url, env_float, env_int
 from rules_service.domain import notifications as rules
+from rules_service.domain.escalations import DecisionFacts
 from rules_service.domain.versions import Version
 from rules_service.services.governance import ruleset_of
+from rules_service.services.notices import Notice, email_content
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,12 @@ class DeliverySettings:
     batch: int = 100
     concurrency: int = 4
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    digest_s: float = 300.0
+    """A person's notices of new escalations are gathered and sent this often (0: at once)."""
+    base_url: str = ""
+    """The address people reach the pages at; notices link there (empty: no links)."""
+    mail_dir: str = ""
+    """A folder email is written to instead of sent (the demo's mail sink; empty: SMTP)."""
 
     def __post_init__(self) -> None:
         if self.lease_s <= self.timeout_s:
@@ -78,7 +92,10 @@ class DeliverySettings:
             lease_s=env_float(env, "RULES_SERVICE_DELIVERY_LEASE", d.lease_s, 1.0),
             poll_interval_s=env_float(env, "RULES_SERVICE_WORKER_POLL_INTERVAL",
                                         d.poll_interval_s, 0.01),
-            smtp=smtp)
+            smtp=smtp,
+            digest_s=env_float(env, "RULES_SERVICE_NOTICE_DIGEST", d.digest_s, 0.0),
+            base_url=env_base_url(env, "RULES_SERVICE_BASE_URL"),
+            mail_dir=env.get("RULES_SERVICE_MAIL_DIR", "").strip())
 
 
 @dataclass(frozen=True)
@@ -111,6 +128,17 @@ class _Job:
     occurred_at: datetime
     ruleset: str | None
     data: dict[str, Any]
+    decision: DecisionFacts | None = None
+
+    def notice(self) -> Notice:
+        """The event as a person reads it."""
+        return Notice(self.event_id, self.event_type, self.occurred_at, self.ruleset,
+                      self.data, self.decision)
+
+    @property
+    def gathered(self) -> bool:
+        """A person's email: sent together with that person's other notices due now."""
+        return self.recipient is not None and self.target.lower().startswith("mailto:")
 
 
 Webhook = Callable[[str, bytes, dict[str, str], float], Attempt]
@@ -192,7 +220,8 @@ class Worker:
             for event in events:
                 deliveries.extend(rules.fan_out(
                     event, names.get(event.ruleset_id or 0), subscriptions,
-                    default_recipients(uow, event), contacts, now, _new_id))
+                    default_recipients(uow, event), contacts, now, _new_id,
+                    timedelta(seconds=self.settings.digest_s)))
             uow.outbox.mark_dispatched(events, now)
             uow.deliveries.add_all(deliveries)
             uow.commit()
@@ -201,16 +230,23 @@ class Worker:
     # ------------------------------------------------------------------ delivery
 
     def deliver_due(self) -> tuple[int, int, int]:
-        """Sends every delivery due; returns (delivered, failed, dead)."""
+        """Sends every delivery due, a person's emails due together as one; returns
+        (delivered, failed, dead), counting deliveries."""
         jobs = self._claim()
         if not jobs:
             return 0, 0, 0
-        if len(jobs) == 1 or self.settings.concurrency <= 1:
-            states = [self._deliver(job) for job in jobs]
+        groups: dict[str, list[_Job]] = {}
+        for job in jobs:
+            key = job.target.lower() if job.gathered else job.delivery_id
+            groups.setdefault(key, []).append(job)
+        batches = list(groups.values())
+        if len(batches) == 1 or self.settings.concurrency <= 1:
+            done = [self._deliver(batch) for batch in batches]
         else:
-            with ThreadPoolExecutor(max_workers=min(self.settings.concurrency, len(jobs)),
+            with ThreadPoolExecutor(max_workers=min(self.settings.concurrency, len(batches)),
                                     thread_name_prefix="delivery") as pool:
-                states = list(pool.map(self._deliver, jobs))
+                done = list(pool.map(self._deliver, batches))
+        states = [state for batch in done for state in batch]
         return (states.count("delivered"), states.count("failed"), states.count("dead"))
 
     def _claim(self) -> list[_Job]:
@@ -230,35 +266,47 @@ class Worker:
                 jobs.append(_Job(row.id, row.target, row.recipient, row.attempts, lease_until,
                                  secrets.get(row.subscription_id or ""), event.id, event.type,
                                  event.occurred_at, names.get(event.ruleset_id or 0),
-                                 dict(event.data)))
+                                 dict(event.data), _decision_of(uow, row, event)))
             uow.commit()
         return jobs
 
-    def _deliver(self, job: _Job) -> str:
+    def _deliver(self, batch: list[_Job]) -> list[str]:
+        """Sends one delivery, or one person's due emails as one digest, and records the
+        attempt on each of them."""
         try:
-            attempt = self._send(job)
+            attempt = self._send(batch)
         except Exception as exc:  # a bug in one send must not stop the rest
-            log.exception("delivery %s raised", job.delivery_id)
+            log.exception("delivery %s raised", batch[0].delivery_id)
             attempt = Attempt(False, None, f"{type(exc).__name__}: {exc}"[:500])
+        states = []
         uow = self._uow()
         with uow:
             now = uow.now()
-            outcome = rules.attempt_outcome(attempt.delivered, attempt.status, attempt.error,
-                                            job.attempts, now, self._policy, self._rng)
-            state = outcome.state
-            if not uow.deliveries.finish(job.delivery_id, job.lease_until, outcome.values):
-                log.warning("delivery %s was taken over while it was sent", job.delivery_id)
+            for job in batch:
+                outcome = rules.attempt_outcome(attempt.delivered, attempt.status,
+                                                attempt.error, job.attempts, now,
+                                                self._policy, self._rng)
+                states.append(outcome.state)
+                if not uow.deliveries.finish(job.delivery_id, job.lease_until,
+                                             outcome.values):
+                    log.warning("delivery %s was taken over while it was sent",
+                                job.delivery_id)
             uow.commit()
-        return state
+        return states
 
-    def _send(self, job: _Job) -> Attempt:
+    def _send(self, batch: list[_Job]) -> Attempt:
+        job = batch[0]
+        if job.target.lower().startswith("mailto:"):
+            content = email_content([j.notice() for j in batch], self.settings.base_url)
+            key = job.event_id if len(batch) == 1 else job.delivery_id
+            to = job.target[len("mailto:"):]
+            if self.settings.mail_dir:
+                return write_email(Path(self.settings.mail_dir), self.settings.smtp, to,
+                                   *content, message_id_key=key)
+            return send_email(self.settings.smtp, to, *content, message_id_key=key,
+                              timeout_s=self.settings.timeout_s)
         body = rules.webhook_body(job.event_id, job.event_type, job.occurred_at, job.ruleset,
                                   job.data)
-        if job.target.lower().startswith("mailto:"):
-            return send_email(self.settings.smtp, job.target[len("mailto:"):],
-                              *email_content(job.event_type, job.ruleset, job.data,
-                                             job.event_id, job.occurred_at),
-                              message_id_key=job.event_id, timeout_s=self.settings.timeout_s)
         if job.secret is None:
             return Attempt(False, None, "the subscription was deleted")
         timestamp = int(self._clock().timestamp())
@@ -273,10 +321,11 @@ def _new_id() -> str:
 
 
 def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
-    """Who hears of an event without subscribing (issue 10): a proposal, the holders of the
+    """Who hears of an event without subscribing: a proposal, the holders of the
     required sign-off roles; an activation or rollback, the four owners; a new escalation,
-    the holder of its role; an overdue one, the next person on the runbook's path; a version
-    gone stale, its author and everyone who signed it."""
+    the holder of its role; an overdue one, the person on the runbook's path the walk has
+    reached (never the steps it passed over); a version gone stale, its author and everyone
+    who signed it."""
     data = event.data or {}
     if event.type == "escalation.overdue":
         return [data["notify"]] if data.get("notify") else []
@@ -298,6 +347,16 @@ def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
     return []
 
 
+def _decision_of(uow: UnitOfWork, row: rules.Delivery,
+                 event: rules.OutboxEvent) -> DecisionFacts | None:
+    # A person's email about an escalation shows the decision's input and fired rules.
+    if row.recipient is None or not event.type.startswith("escalation."):
+        return None
+    escalation = uow.escalations.get(str(event.data.get("escalation_id")),
+                                     with_decision=True)
+    return escalation.decision if escalation is not None else None
+
+
 def _authority(uow: UnitOfWork, row: Version) -> Version:
     # Whose sign-off a version needs: its base's owners (as governance decides it).
     if row.base_version is not None:
@@ -305,20 +364,3 @@ def _authority(uow: UnitOfWork, row: Version) -> Version:
         if base is not None:
             return base
     return row
-
-
-def email_content(event_type: str, ruleset: str | None, data: dict[str, Any], event_id: str,
-                  occurred_at: datetime) -> tuple[str, str, str]:
-    """Subject, plain text and HTML of the email telling an event."""
-    sentence = rules.summary(event_type, ruleset, data)
-    subject = f"[rules-service] {sentence}"
-    facts = [(key, value) for key, value in data.items()
-             if value not in (None, "", {}, []) and key != "details"]
-    facts += [("event", event_type), ("event id", event_id),
-              ("occurred at", occurred_at.isoformat())]
-    text = sentence + ".\n\n" + "\n".join(f"{k}: {v}" for k, v in facts) + "\n"
-    rows = "".join(f"<tr><th align=\"left\">{html.escape(str(k))}</th>"
-                   f"<td>{html.escape(str(v))}</td></tr>" for k, v in facts)
-    page = (f"<!DOCTYPE html><html><body><p>{html.escape(sentence)}.</p>"
-            f"<table>{rows}</table></body></html>")
-    return subject, text, page

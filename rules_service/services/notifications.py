@@ -300,10 +300,12 @@ class EscalationStepView:
     step: int
     principal: str | None
     at: datetime
+    skipped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"step": self.step, "principal": self.principal, "at": iso(self.at)}
+        """JSON form (``skipped``: passed over by a late walk, nobody paged)."""
+        return {"step": self.step, "principal": self.principal, "at": iso(self.at),
+                "skipped": self.skipped}
 
 
 def escalation_steps(uow: UnitOfWork, escalation_id: str) -> list[EscalationStepView]:
@@ -311,7 +313,7 @@ def escalation_steps(uow: UnitOfWork, escalation_id: str) -> list[EscalationStep
     with uow.readonly():
         if not uow.escalations.exists(escalation_id):
             raise NotFound(f"no escalation with id {escalation_id}")
-        return [EscalationStepView(s.step, s.principal, s.at)
+        return [EscalationStepView(s.step, s.principal, s.at, s.skipped)
                 for s in uow.escalations.steps(escalation_id)]
 
 

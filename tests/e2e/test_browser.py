@@ -291,6 +291,19 @@ def test_each_person_does_their_job_in_the_browser(
         status, body, _ = server.call("GET", "/v1/escalations?status=open", who="demo-admin")
         assert escalation not in {e["id"] for e in body["escalations"]}
 
+        # The demo's mail: the overdue notice reached the approver's backup at once, with
+        # its link, input and the rules that fired.
+        def overdue_notice(d: Any) -> str:
+            d.get(f"{server.base}/mail")
+            found = [e.get_attribute("textContent")
+                     for e in d.find_elements(By.CSS_SELECTOR, "main details")]
+            return next((t for t in found if "is overdue" in t), "")
+        notice = browser.wait_for(driver, overdue_notice)
+        assert "cfo@demo.example" in notice
+        assert f"{server.base}/escalations#esc-{escalation}" in notice
+        assert "over-manager-limit" in notice and "input:" in notice
+        browser.screenshot(driver, shots, "mail")
+
         # Decisions and the why of one.
         driver.get(f"{server.base}/decisions?ruleset={RULESET}")
         browser.screenshot(driver, shots, "decisions")

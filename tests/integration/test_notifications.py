@@ -32,6 +32,7 @@ NAME = "refunds"
 BASE = f"/v1/rulesets/{NAME}"
 SECRET = "a-long-enough-shared-secret"
 MAX_PASSES = 20
+DIGEST_S = 300
 
 
 def address(name: str) -> str:
@@ -50,7 +51,8 @@ def worker(container: Container, mailbox: Mailbox) -> Worker:
     """The worker in process, on the test clock, mailing through the local SMTP server."""
     settings = DeliverySettings(max_attempts=5, backoff_base_s=10, backoff_cap_s=60,
                                 timeout_s=5, lease_s=30, concurrency=1,
-                                smtp=SmtpSettings(host=mailbox.host, port=mailbox.port))
+                                smtp=SmtpSettings(host=mailbox.host, port=mailbox.port),
+                                digest_s=DIGEST_S, base_url="https://rules.example.com")
     return Worker(container.uow, settings, clock=container.clock, rng=random.Random(7))
 
 
@@ -95,6 +97,11 @@ def subjects(mailbox: Mailbox, name: str) -> list[str]:
     return [str(m["Subject"]) for m in mailbox.to(address(name))]
 
 
+def texts(mailbox: Mailbox, name: str) -> str:
+    """Every plain-text body sent to ``name``, together (a digest tells several events)."""
+    return "\n".join(m.get_body(("plain",)).get_content() for m in mailbox.to(address(name)))
+
+
 def outbox_count(container: Container, event_type: str) -> int:
     with container.engine.connect() as conn:
         return int(conn.scalar(select(func.count()).select_from(OutboxEventRow)
@@ -110,9 +117,9 @@ def test_approvers_learn_of_a_pending_change_and_owners_of_its_activation(
     activate(api)
     drain(worker)
     for holder in ("biz", "biz-backup", "appr", "appr-backup"):
-        assert any("version 1 was proposed" in s for s in subjects(mailbox, holder)), holder
+        assert "version 1 was proposed" in texts(mailbox, holder), holder
     for owner in ("biz", "ops", "appr", "dev"):
-        assert any("version 1 is now active" in s for s in subjects(mailbox, owner)), owner
+        assert "version 1 is now active" in texts(mailbox, owner), owner
     assert subjects(mailbox, "ops-backup") == []
     assert subjects(mailbox, "stranger") == []
 
@@ -281,9 +288,12 @@ def test_an_escalation_left_open_walks_its_runbook_path_on_the_clock(
     assert replay.get_json()["escalation"]["id"] == escalation
     assert outbox_count(container, "escalation.opened") == 1  # the replay opened nothing
     drain(worker)
+    assert not any("needs the approver" in s for s in subjects(mailbox, "appr"))  # gathered
+    clock.advance(timedelta(seconds=DIGEST_S))
+    drain(worker)
     assert any("needs the approver" in s for s in subjects(mailbox, "appr"))
 
-    clock.advance(timedelta(hours=4))
+    clock.advance(timedelta(hours=4) - timedelta(seconds=DIGEST_S))
     assert worker.run_once().escalation_steps == 0  # at its target, not past it
 
     clock.advance(timedelta(seconds=1))
@@ -463,3 +473,39 @@ def test_an_owner_subscribes_a_team_mailbox_to_activations(
     [message] = mailbox.to("ops-team@example.com")
     assert message["Subject"] == "[rules-service] refunds version 2 is now active"
     assert "event id:" in message.get_body(("plain",)).get_content()
+
+
+@pytest.mark.usefixtures("contacts")
+def test_a_persons_new_escalations_come_as_one_digest_and_an_overdue_one_at_once(
+        api: Api, container: Container, worker: Worker, mailbox: Mailbox,
+        clock: FakeClock) -> None:
+    activate(api, runbook=RUNBOOK)
+    drain(worker)
+    ids = [api.post(f"{BASE}/evaluate", {"input": {"amount": 500 + i}}, who="bot")
+           .get_json()["escalation"]["id"] for i in range(3)]
+    before = len(mailbox.to(address("appr")))
+    drain(worker)
+    assert len(mailbox.to(address("appr"))) == before
+    clock.advance(timedelta(seconds=DIGEST_S))
+    drain(worker)
+    [digest] = mailbox.to(address("appr"))[before:]
+    assert str(digest["Subject"]).startswith("[rules-service] 3 notices for you: a refunds "
+                                             "decision needs the approver by ")
+    text = digest.get_body(("plain",)).get_content()
+    for escalation in ids:
+        assert f"Open it: https://rules.example.com/escalations#esc-{escalation}" in text
+    assert 'input: {"amount": 501}' in text
+    assert "rules that fired: " in text and "due: " in text
+
+    clock.advance(timedelta(hours=8))  # the worker was down past the path's second step
+    drain(worker)
+    # At once, without waiting for a digest (the three due together go in one email).
+    [overdue] = [s for s in subjects(mailbox, "ops") if "overdue" in s]
+    assert overdue.startswith("[rules-service] 3 notices for you: a refunds escalation to "
+                              "the approver is overdue (step 2)")
+    assert not any("overdue" in s for s in subjects(mailbox, "biz"))  # passed over
+    steps = notifications.escalation_steps(container.uow(), ids[0])
+    assert [(s.step, s.principal, s.skipped) for s in steps] == [
+        (1, "biz", True), (2, "ops", False)]
+    assert api.post(f"/v1/escalations/{ids[0]}/resolve", {"resolution": "approve"},
+                    who="ops").status_code == 200

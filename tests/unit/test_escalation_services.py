@@ -125,3 +125,50 @@ def test_a_resolved_escalation_is_never_walked(uow: FakeUnitOfWork) -> None:
 def test_the_steps_of_an_unknown_escalation_are_404(uow: FakeUnitOfWork) -> None:
     with pytest.raises(NotFound):
         notifications.escalation_steps(uow, "nope")
+
+
+def test_after_downtime_only_the_current_step_is_paged_and_the_skipped_are_recorded(
+        uow: FakeUnitOfWork) -> None:
+    worker = Worker(lambda: uow)
+    uow.clock.now = DUE + timedelta(days=3)  # the worker was down the whole time
+    assert worker.walk_escalations() == 1
+    assert worker.walk_escalations() == 0  # nobody else is paged afterwards
+    [overdue] = uow.outbox.of_type("escalation.overdue")
+    assert (overdue.data["step"], overdue.data["notify"], overdue.data["skipped"]) == \
+        (2, "finance-lead", ["cfo"])
+    steps = notifications.escalation_steps(uow, "esc-1")
+    assert [(s.step, s.principal, s.skipped) for s in steps] == [
+        (1, "cfo", True), (2, "finance-lead", False)]
+
+
+def test_a_walk_one_interval_late_skips_one_step_and_keeps_the_rhythm(
+        uow: FakeUnitOfWork) -> None:
+    uow.principals.add("maint")
+    uow.escalations.items["esc-1"].to_role = "maintainer"  # path: all three people
+    worker = Worker(lambda: uow)
+    uow.clock.now = DUE + timedelta(hours=5)
+    assert worker.walk_escalations() == 1
+    [overdue] = uow.outbox.of_type("escalation.overdue")
+    assert (overdue.data["notify"], overdue.data["skipped"]) == ("cfo", ["controller"])
+    assert overdue.data["next_step_at"] == (DUE + timedelta(hours=8)).isoformat()
+
+
+def test_a_person_on_the_path_may_resolve_once_the_walk_has_reached_them(
+        uow: FakeUnitOfWork) -> None:
+    # finance-lead is the business owner: no right of their own to an approver's escalation.
+    with pytest.raises(Forbidden):
+        decisions.resolve_escalation(uow, "esc-1", resolution="approve",
+                                     actor="finance-lead")
+    uow.clock.now = DUE + timedelta(hours=4, minutes=1)
+    Worker(lambda: uow).walk_escalations()  # one interval late: finance-lead is paged
+    view = decisions.resolve_escalation(uow, "esc-1", resolution="approve",
+                                        actor="finance-lead")
+    assert view.resolved_by == "finance-lead"
+
+
+def test_someone_off_the_path_gains_nothing_from_the_walk(uow: FakeUnitOfWork) -> None:
+    uow.clock.now = DUE + timedelta(days=3)
+    Worker(lambda: uow).walk_escalations()
+    for actor in ("stranger", "ops-oncall", "robot"):
+        with pytest.raises(Forbidden):
+            decisions.resolve_escalation(uow, "esc-1", resolution="approve", actor=actor)

@@ -97,3 +97,65 @@ def test_a_summary_reads_as_a_sentence_even_with_facts_missing() -> None:
         "refunds version 3 was proposed by dev and waits for sign-off"
     assert rules.summary("escalation.overdue", "refunds", {}) == \
         "a refunds escalation to the ? is overdue (step ?)"
+
+
+# The path of the "maintainer" role's escalations: all three people, in order.
+WHOLE_PATH = ["controller", "cfo", "finance-lead"]
+
+
+@given(taken=st.integers(0, 3), late_s=st.integers(0, 30 * 24 * 3600))
+def test_a_late_walk_pages_only_the_step_the_path_has_reached_and_skips_the_rest(
+        taken: int, late_s: int) -> None:
+    due = NOON + taken * FOUR_HOURS
+    step = rules.escalation_step(EXPENSES, "maintainer", taken, due, FOUR_HOURS,
+                                 due + timedelta(seconds=late_s))
+    reached = min(taken + late_s // int(FOUR_HOURS.total_seconds()), 2)
+    if taken >= len(WHOLE_PATH):  # the path is walked to its end: nobody left to page
+        assert (step.notify, step.skipped, step.next_step_at) == (None, (), None)
+        return
+    assert step.step == reached + 1
+    assert step.notify == WHOLE_PATH[reached]
+    assert step.skipped == tuple((i + 1, WHOLE_PATH[i]) for i in range(taken, reached))
+    if reached + 1 < len(WHOLE_PATH):  # the next step keeps the rhythm of the due time
+        assert step.next_step_at == due + (reached - taken + 1) * FOUR_HOURS
+        assert step.next_step_at > due + timedelta(seconds=late_s)
+    else:
+        assert step.next_step_at is None
+
+
+def test_the_people_a_walk_reached_are_the_path_up_to_its_steps() -> None:
+    assert rules.path_reached(EXPENSES, "approver", 0) == []
+    assert rules.path_reached(EXPENSES, "approver", 1) == ["cfo"]
+    assert rules.path_reached(EXPENSES, "approver", 5) == ["cfo", "finance-lead"]
+
+
+@given(offset_s=st.integers(0, 10 ** 9))
+def test_new_escalation_notices_wait_for_the_next_digest_and_the_rest_go_at_once(
+        offset_s: int) -> None:
+    now = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=offset_s)
+    digest = timedelta(minutes=5)
+    due = rules.notice_due("escalation.opened", now, digest)
+    assert now <= due < now + digest
+    assert due.timestamp() % digest.total_seconds() == 0  # one boundary for everyone
+    assert rules.notice_due("escalation.overdue", now, digest) == now
+    assert rules.notice_due("version.proposed", now, digest) == now
+    assert rules.notice_due("escalation.opened", now, timedelta(0)) == now
+
+
+def test_subjects_take_an_before_a_vowel_sound() -> None:
+    data = {"to_role": "approver", "due_at": "16:00", "step": 1}
+    assert rules.summary("escalation.opened", "expense-approval", data) == \
+        "an expense-approval decision needs the approver by 16:00"
+    assert rules.summary("escalation.overdue", "discount-approval", data).startswith(
+        "a discount-approval escalation")
+    assert rules.summary("escalation.resolved", "onboarding", {}).startswith(
+        "an onboarding escalation")
+
+
+def test_each_notice_links_to_where_it_is_acted_on() -> None:
+    assert rules.page_path("escalation.opened", "refunds", {"escalation_id": "e1"}) == \
+        "/escalations#esc-e1"
+    assert rules.page_path("version.proposed", "refunds", {"version": 2}) == \
+        "/rulesets/refunds/versions/2"
+    assert rules.page_path("version.rolled_back", "refunds", {}) == "/rulesets/refunds"
+    assert rules.page_path("version.proposed", None, {"version": 2}) is None

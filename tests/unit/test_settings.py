@@ -26,3 +26,19 @@ def test_the_batch_limit_can_be_lowered_and_raised() -> None:
     assert Settings.from_env({"RULES_SERVICE_BATCH_LIMIT": "5000"}).batch_limit == 5000
     with pytest.raises(SettingsError):
         Settings.from_env({"RULES_SERVICE_BATCH_LIMIT": "0"})
+
+
+@pytest.mark.parametrize(("raw", "kept"), [
+    ("", ""), ("https://rules.example.com/", "https://rules.example.com"),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+    (" https://example.com/rules// ", "https://example.com/rules"),
+])
+def test_the_base_url_is_kept_without_its_trailing_slash(raw: str, kept: str) -> None:
+    assert Settings.from_env({"RULES_SERVICE_BASE_URL": raw}).base_url == kept
+
+
+@pytest.mark.parametrize("raw", ["rules.example.com", "ftp://example.com", "https://",
+                                 "https://example.com/?x=1", "javascript:alert(1)"])
+def test_a_base_url_that_is_not_an_http_address_is_refused(raw: str) -> None:
+    with pytest.raises(SettingsError, match="RULES_SERVICE_BASE_URL"):
+        Settings.from_env({"RULES_SERVICE_BASE_URL": raw})
