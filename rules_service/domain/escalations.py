@@ -84,13 +84,22 @@ class Escalation:
         """Open and past its due time."""
         return self.status == "open" and self.due_at is not None and self.due_at < now
 
+    def reached(self, deciding: Ruleset) -> list[str]:
+        """The people on the escalation path its overdue walk has reached so far."""
+        return rules.path_reached(deciding, self.to_role, self.steps_taken)
+
+    def may_be_resolved_by(self, who: Actor, deciding: Ruleset) -> bool:
+        """Whether ``who`` may resolve it (the rule ``resolve`` checks)."""
+        return lifecycle.may_resolve_escalation(who, deciding, self.to_role,
+                                                self.reached(deciding))
+
     def resolve(self, who: Actor, deciding: Ruleset, resolution: str, comment: str,
                 now: datetime) -> None:
         """Resolves it for ``who`` (checked against ``deciding``, the version that decided):
         403 for anyone without the authority, 409 ``already_resolved`` the second time."""
         lifecycle.check_can_resolve_escalation(
             who, deciding, self.to_role,
-            reached=rules.path_reached(deciding, self.to_role, self.steps_taken))
+            reached=self.reached(deciding))
         if self.status != "open":
             raise Conflict("already_resolved", f"the escalation was already resolved "
                            f"({self.resolution}) by {self.resolved_by}")

@@ -206,9 +206,7 @@ def _escalations_for(uow: InboxUnitOfWork, who: Actor) -> tuple[EscalationWaitin
     now = uow.now()
     found = uow.escalations.find(status="open", limit=OPEN_ESCALATIONS_READ)
     deciding = _deciding_versions(uow, found)
-    mine = [e for e in found
-            if lifecycle.may_resolve_escalation(
-                who, deciding[(e.ruleset_id, e.version)], e.to_role)]
+    mine = [e for e in found if e.may_be_resolved_by(who, deciding[(e.ruleset_id, e.version)])]
     mine.sort(key=lambda e: (e.due_at is None, e.due_at or now, e.created_at, e.id))
     return tuple(EscalationWaiting(e.id, e.ruleset, e.version, e.decision_id, e.to_role,
                                    e.due_at, e.is_overdue(now)) for e in mine)
