@@ -18,7 +18,7 @@ from api.pages.blueprint import signed_in_person
 from api.services import container
 
 REALM = "rules-service"
-HEALTH_ENDPOINT = "health.healthz"
+HEALTH_ENDPOINTS = ("health.healthz", "health.readyz")
 PAGES_BLUEPRINT = "pages"
 
 
@@ -93,7 +93,7 @@ def authenticate_request() -> Response | None:
     The pages (blueprint ``pages``) authenticate people by their session instead; the docs
     take either (see ``_authenticate_docs``).
     """
-    if request.endpoint == HEALTH_ENDPOINT or request.blueprint == PAGES_BLUEPRINT:
+    if request.endpoint in HEALTH_ENDPOINTS or request.blueprint == PAGES_BLUEPRINT:
         return None
     if request.endpoint in DOCS_ENDPOINTS:
         return _authenticate_docs()

@@ -406,3 +406,16 @@ class HealthSchema(Schema):
 
     status = fields.String()
     database = fields.String()
+
+
+class ReadinessSchema(Schema):
+    """GET /readyz."""
+
+    status = fields.String(metadata={"description": "ready, or not ready"})
+    database = fields.String(metadata={"description": "ok, or unreachable"})
+    schema = fields.String(allow_none=True,
+                           metadata={"description": "the database's migration revision"})
+    expected_schema = fields.String(allow_none=True,
+                                    metadata={"description": "the newest migration of this "
+                                                             "code"})
+    reason = fields.String(allow_none=True, metadata={"description": "why not ready"})

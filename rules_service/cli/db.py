@@ -167,6 +167,19 @@ def _db_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_backup(args: argparse.Namespace) -> int:
+    from rules_service.adapters import backup
+
+    settings = Settings.from_env()
+    try:
+        report = backup.backup_sqlite(settings.database_url, Path(args.path))
+    except (backup.BackupError, OSError) as exc:
+        return _fail(f"no backup made: {exc}")
+    print(f"backed up {report.source} to {report.target} ({report.size_bytes} bytes, "
+          f"readable by you only)")
+    return 0
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -322,6 +335,11 @@ def _register_db(sub: argparse._SubParsersAction) -> None:
     ret.add_argument("--dry-run", action="store_true",
                      help="say what would be archived and removed; change nothing")
     ret.set_defaults(handler=_guarded(_db_retention))
+    bak = db_sub.add_parser(
+        "backup", help="SQLite: copy the database to PATH while the service runs (online "
+                       "backup; mode 0600); PostgreSQL: use pg_dump")
+    bak.add_argument("path", metavar="PATH", help="a new file")
+    bak.set_defaults(handler=_guarded(_db_backup))
 
 
 def _register_principals(sub: argparse._SubParsersAction) -> None:
