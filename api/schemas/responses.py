@@ -339,6 +339,15 @@ class EscalationDecisionSchema(Schema):
     evaluated_at = fields.String(metadata={"format": "date-time"})
 
 
+class EscalationStepSchema(Schema):
+    """One step an overdue escalation took along its runbook's path."""
+
+    step = fields.Integer(metadata={"description": "1 for the first step after due_at"})
+    principal = fields.String(allow_none=True, metadata={
+        "description": "who was told at this step (null: the path had no one left)"})
+    at = fields.String(metadata={"format": "date-time"})
+
+
 class EscalationSchema(Schema):
     """An escalation: a decision waiting for a person."""
 
@@ -357,6 +366,9 @@ class EscalationSchema(Schema):
     comment = fields.String()
     decision = fields.Nested(EscalationDecisionSchema, metadata={
         "description": "the decision's input and its deciding rules with their reasons"})
+    steps = fields.List(fields.Nested(EscalationStepSchema), metadata={
+        "description": "the steps taken along the runbook's escalation path after the due "
+                       "time passed, oldest first (empty until then)"})
 
 
 class DecisionSchema(Schema):

@@ -302,13 +302,21 @@ def test_an_escalation_left_open_walks_its_runbook_path_on_the_clock(
 
     steps = notifications.escalation_steps(container.uow(), escalation)
     assert [(s.step, s.principal) for s in steps] == [(1, "biz"), (2, "ops")]
+    listed = api.get("/v1/escalations?status=open").get_json()["escalations"]
+    assert [(s["step"], s["principal"]) for s in listed[0]["steps"]] == [(1, "biz"),
+                                                                         (2, "ops")]
     assert notifications.escalation_breaches(container.uow()) == 1
     figures = dashboard.dashboard(container.uow())
     assert figures["overall"]["escalations"]["breached"] == 1
     assert [r["escalations"]["breached"] for r in figures["rulesets"]] == [1]
+    served = api.get("/v1/dashboard").get_json()
+    assert served["overall"]["escalations"]["breached"] == 1
+    assert [r["escalations"]["breached"] for r in served["rulesets"]] == [1]
 
-    assert api.post(f"/v1/escalations/{escalation}/resolve", {"resolution": "approve"},
-                    who="appr").status_code == 200
+    resolved = api.post(f"/v1/escalations/{escalation}/resolve", {"resolution": "approve"},
+                        who="appr")
+    assert resolved.status_code == 200
+    assert [s["step"] for s in resolved.get_json()["steps"]] == [1, 2]
     drain(worker)
     told = [json.loads(r.body) for r in receiver.accepted()]
     assert [(e["type"], e["data"].get("step")) for e in told] == [
