@@ -84,6 +84,25 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_downgrade(args: argparse.Namespace) -> int:
+    from rules_service.adapters import migrations_runner
+    from rules_service.adapters.database import make_engine
+
+    settings = Settings.from_env()
+    if args.revision not in migrations_runner.known_revisions(settings.database_url):
+        return _fail(f"unknown revision {args.revision!r}",
+                     ["give the newest migration of the release to go back to "
+                      "(its 'rules-service db current' said it)"])
+    migrations_runner.downgrade(settings.database_url, args.revision)
+    engine = make_engine(settings.database_url)
+    try:
+        current = migrations_runner.current_revision(engine)
+    finally:
+        engine.dispose()
+    print(f"database schema is at revision {current} ({_safe_url(settings.database_url)})")
+    return 0
+
+
 def _db_current(args: argparse.Namespace) -> int:
     from rules_service.adapters import migrations_runner
     from rules_service.adapters.database import make_engine
@@ -316,6 +335,10 @@ def _register_db(sub: argparse._SubParsersAction) -> None:
     up = db_sub.add_parser("upgrade", help="create or migrate the schema (Alembic)")
     up.add_argument("--revision", default="head", help="target revision (default: head)")
     up.set_defaults(handler=_guarded(_db_upgrade))
+    down = db_sub.add_parser("downgrade", help="take the schema back to REVISION (run with "
+                                                "the newer release installed; back up first)")
+    down.add_argument("revision", metavar="REVISION")
+    down.set_defaults(handler=_guarded(_db_downgrade))
     cur = db_sub.add_parser("current", help="show the schema revision; exit 1 if behind")
     cur.set_defaults(handler=_guarded(_db_current))
     part = db_sub.add_parser(
