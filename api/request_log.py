@@ -34,16 +34,14 @@ from contextvars import ContextVar
 from typing import Any
 
 from flask import Flask, Response, g, request
-from pythonjsonlogger.json import JsonFormatter
 
 from rules_service.config import Settings
+from rules_service.log_format import json_formatter
 
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_REQUEST_ID = 128
 SANE_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:\-]{{1,{MAX_REQUEST_ID}}}")
 LOGGER_NAME = "rules_service.request"
-JSON_FIELDS = "%(levelname)s %(name)s %(message)s"
-JSON_RENAMES = {"levelname": "level", "name": "logger"}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 log = logging.getLogger(LOGGER_NAME)
@@ -90,7 +88,7 @@ def make_formatter(log_format: str) -> logging.Formatter:
     if log_format == "text":
         return logging.Formatter(TEXT_FORMAT, defaults={"request_id": "-"})
     # "time": ISO 8601 in UTC, as the decisions' own timestamps.
-    return JsonFormatter(JSON_FIELDS, rename_fields=JSON_RENAMES, timestamp="time")
+    return json_formatter()
 
 
 def configure_logging(settings: Settings) -> None:

@@ -471,3 +471,37 @@ def test_an_owner_subscribes_a_team_mailbox_to_activations(
     [message] = mailbox.to("ops-team@example.com")
     assert message["Subject"] == "[rules-service] refunds version 2 is now active"
     assert "event id:" in message.get_body(("plain",)).get_content()
+
+
+def test_a_running_worker_writes_its_heartbeat_and_totals_for_metrics(
+        api: Api, container: Container, mailbox: Mailbox) -> None:
+    from rules_service.services.delivery import worker_name
+
+    activate(api)  # events for the worker to fan out and mail
+    running = Worker(container.uow, DeliverySettings(
+        poll_interval_s=0.01, smtp=SmtpSettings(host=mailbox.host, port=mailbox.port)),
+        clock=container.clock)
+    before = api.get("/metrics").get_data(as_text=True)
+    assert "rules_service_worker_passes_total{" not in before
+    stop = threading.Event()
+    thread = threading.Thread(target=running.run, args=(stop,))
+    thread.start()
+    try:
+        for _ in range(500):  # the first heartbeat comes after the first pass
+            if notifications.worker_heartbeats(container.uow()):
+                break
+            threading.Event().wait(0.01)
+    finally:
+        stop.set()
+        thread.join()
+    [beat] = notifications.worker_heartbeats(container.uow())
+    assert beat.worker == worker_name() and beat.passes >= 1
+    assert beat.events_dispatched >= 1 and beat.beat_at == container.clock()
+    text = api.get("/metrics").get_data(as_text=True)
+    label = f'worker="{worker_name()}"'
+    assert f"rules_service_worker_passes_total{{{label}}} {float(beat.passes)}" in text
+    assert (f'rules_service_worker_work_total{{kind="events_dispatched",{label}}} '
+            f"{float(beat.events_dispatched)}") in text
+    stamp = [line for line in text.splitlines()
+             if line.startswith(f"rules_service_worker_last_pass_timestamp_seconds{{{label}}}")]
+    assert [float(line.split()[-1]) for line in stamp] == [container.clock().timestamp()]
