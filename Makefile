@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test test-unit screenshots test-sqlite test-postgres reliability bench bench-decision-log profile cpu-profile lint clean
+.PHONY: install install-prod run test test-unit screenshots test-sqlite test-postgres reliability bench bench-decision-log profile cpu-profile lint clean
 
 install: $(VENV)/.installed
 
@@ -14,6 +14,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
+
+# Production: the service and its runtime dependencies only (no test, lint or bench tools),
+# into PROD_VENV (default /opt/rules-service/venv); docs/deployment.md.
+PROD_VENV ?= /opt/rules-service/venv
+install-prod:
+	$(PYTHON) -m venv $(PROD_VENV)
+	$(PROD_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PROD_VENV)/bin/python -m pip install --quiet .
 
 run: install
 	$(VENV)/bin/rules-service demo --host $(HOST) --port $(PORT)

@@ -20,7 +20,7 @@ from api.services import container
 from rules_service.services.phases import phase
 
 REALM = "rules-service"
-HEALTH_ENDPOINT = "health.healthz"
+HEALTH_ENDPOINTS = ("health.healthz", "health.readyz")
 PAGES_BLUEPRINT = "pages"
 API_PREFIX = "/v1/"
 
@@ -96,7 +96,7 @@ def authenticate_request() -> WsgiResponse | None:
     The pages (blueprint ``pages``) authenticate people by their session instead; the docs
     take either (see ``_authenticate_docs``).
     """
-    if request.endpoint == HEALTH_ENDPOINT or request.blueprint == PAGES_BLUEPRINT:
+    if request.endpoint in HEALTH_ENDPOINTS or request.blueprint == PAGES_BLUEPRINT:
         return None
     if request.endpoint in DOCS_ENDPOINTS:
         return _authenticate_docs()

@@ -25,10 +25,15 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
+from rules_service.adapters.heartbeats import Heartbeat
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain.figures import LATENCY_BUCKETS_MS
 from rules_service.services.dashboard import RulesetCounters, metrics_snapshot
-from rules_service.services.notifications import DeliveryHealth, delivery_health
+from rules_service.services.notifications import (
+    DeliveryHealth,
+    delivery_health,
+    worker_heartbeats,
+)
 
 REGISTRY_EXTENSION = "rules_service.metrics_registry"
 # The histogram's upper bounds in seconds, as Prometheus writes them.
@@ -140,6 +145,45 @@ class DeliveryCollector(Collector):
         yield from delivery_families(delivery_health(self._uow_factory()))
 
 
+def worker_families(beats: list[Heartbeat] | None) -> list[Family]:
+    """Each notification worker's heartbeat and its totals since it started (label
+    ``worker``: ``host:pid``)."""
+    beat = GaugeMetricFamily(
+        "rules_service_worker_last_pass_timestamp_seconds", "Unix time of the worker's "
+        "latest heartbeat (written at most every 5 s while it runs).", labels=["worker"])
+    duration = GaugeMetricFamily(
+        "rules_service_worker_last_pass_duration_seconds", "How long the worker's latest "
+        "pass took.", labels=["worker"])
+    passes = CounterMetricFamily(
+        "rules_service_worker_passes", "Passes since the worker started.", labels=["worker"])
+    work = CounterMetricFamily(
+        "rules_service_worker_work", "What the worker's passes did since it started: "
+        "escalation_steps, events_dispatched, delivered, failed (retried later), dead.",
+        labels=["worker", "kind"])
+    for b in beats or ():
+        beat.add_metric([b.worker], b.beat_at.timestamp())
+        duration.add_metric([b.worker], b.last_pass_ms / 1000.0)
+        passes.add_metric([b.worker], b.passes)
+        for kind in ("escalation_steps", "events_dispatched", "delivered", "failed", "dead"):
+            work.add_metric([b.worker, kind], getattr(b, kind))
+    return [beat, duration, passes, work]
+
+
+class WorkerCollector(Collector):
+    """Collects the workers' heartbeats from the database at scrape time."""
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
+        self._uow_factory = uow_factory
+
+    def describe(self) -> Iterator[Metric]:
+        """The metric names, without touching the database."""
+        yield from worker_families(None)
+
+    def collect(self) -> Iterator[Metric]:
+        """One sample per worker heard from lately."""
+        yield from worker_families(worker_heartbeats(self._uow_factory()))
+
+
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 REQUEST_BUCKETS_S: tuple[float, ...] = tuple(ms / 1000.0 for ms in LATENCY_BUCKETS_MS)
 
@@ -179,6 +223,7 @@ def make_registry(uow_factory: Callable[[], UnitOfWork]) -> tuple[CollectorRegis
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(uow_factory))
     registry.register(DeliveryCollector(uow_factory))
+    registry.register(WorkerCollector(uow_factory))
     if os.environ.get(MULTIPROCESS_DIR):
         multiprocess.MultiProcessCollector(registry)
         return registry, RequestMetrics(None)

@@ -144,6 +144,9 @@ class DashboardEscalationFiguresSchema(Schema):
     response_time_target = fields.String(allow_none=True, metadata={
         "description": "the active runbook's escalation.response_time_target (per ruleset)"})
     response_time_target_seconds = fields.Float(allow_none=True)
+    breached = fields.Integer(required=True, metadata={
+        "description": "escalations due in the window that passed their response-time "
+                       "target while open (marked by the worker)"})
 
 
 class DashboardChangeApprovalSchema(Schema):

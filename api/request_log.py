@@ -37,9 +37,9 @@ from contextvars import ContextVar
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
-from pythonjsonlogger.json import JsonFormatter
 
 from rules_service.config import Settings
+from rules_service.log_format import json_formatter
 from rules_service.services import phases
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -49,8 +49,6 @@ LOGGER_NAME = "rules_service.request"
 # app.extensions key of a function observing each finished request (api/metrics.py):
 # (method, route, status, seconds, {phase: seconds}).
 OBSERVE_EXTENSION = "rules_service.observe_request"
-JSON_FIELDS = "%(levelname)s %(name)s %(message)s"
-JSON_RENAMES = {"levelname": "level", "name": "logger"}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 log = logging.getLogger(LOGGER_NAME)
@@ -97,7 +95,7 @@ def make_formatter(log_format: str) -> logging.Formatter:
     if log_format == "text":
         return logging.Formatter(TEXT_FORMAT, defaults={"request_id": "-"})
     # "time": ISO 8601 in UTC, as the decisions' own timestamps.
-    return JsonFormatter(JSON_FIELDS, rename_fields=JSON_RENAMES, timestamp="time")
+    return json_formatter()
 
 
 def configure_logging(settings: Settings) -> None:

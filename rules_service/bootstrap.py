@@ -33,6 +33,7 @@ class Container:
     clock: Clock = utcnow
     _uow_factory: UnitOfWorkFactory = field(init=False, repr=False)
     _evaluator: Evaluator | None = field(init=False, repr=False, default=None)
+    _schema_head: str | None = field(init=False, repr=False, default=None)
     live: LiveState = field(init=False, repr=False)
     decision_store: GroupCommitWriter = field(init=False, repr=False)
 
@@ -56,6 +57,15 @@ class Container:
         if self._evaluator is None:
             self._evaluator = default_evaluator(self.settings)
         return self._evaluator
+
+    @property
+    def schema_head(self) -> str | None:
+        """The newest migration this code ships (read from the package once)."""
+        if self._schema_head is None:
+            from rules_service.adapters.migrations_runner import head_revision
+
+            self._schema_head = head_revision(self.settings.database_url)
+        return self._schema_head
 
     def uow(self) -> UnitOfWork:
         """A fresh unit of work (one per request or thread: they are not thread-safe)."""

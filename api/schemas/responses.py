@@ -387,6 +387,15 @@ class EscalationDecisionSchema(Schema):
     evaluated_at = fields.String(metadata={"format": "date-time"})
 
 
+class EscalationStepSchema(Schema):
+    """One step an overdue escalation took along its runbook's path."""
+
+    step = fields.Integer(metadata={"description": "1 for the first step after due_at"})
+    principal = fields.String(allow_none=True, metadata={
+        "description": "who was told at this step (null: the path had no one left)"})
+    at = fields.String(metadata={"format": "date-time"})
+
+
 class EscalationSchema(Schema):
     """An escalation: a decision waiting for a person."""
 
@@ -405,6 +414,9 @@ class EscalationSchema(Schema):
     comment = fields.String()
     decision = fields.Nested(EscalationDecisionSchema, metadata={
         "description": "the decision's input and its deciding rules with their reasons"})
+    steps = fields.List(fields.Nested(EscalationStepSchema), metadata={
+        "description": "the steps taken along the runbook's escalation path after the due "
+                       "time passed, oldest first (empty until then)"})
 
 
 class DecisionSchema(Schema):
@@ -518,3 +530,16 @@ class HealthSchema(Schema):
 
     status = fields.String()
     database = fields.String()
+
+
+class ReadinessSchema(Schema):
+    """GET /readyz."""
+
+    status = fields.String(metadata={"description": "ready, or not ready"})
+    database = fields.String(metadata={"description": "ok, or unreachable"})
+    schema = fields.String(allow_none=True,
+                           metadata={"description": "the database's migration revision"})
+    expected_schema = fields.String(allow_none=True,
+                                    metadata={"description": "the newest migration of this "
+                                                             "code"})
+    reason = fields.String(allow_none=True, metadata={"description": "why not ready"})

@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -231,3 +231,12 @@ class HealthProbe:
         """Counts the rulesets: raises when the database is unreachable or not migrated
         (a real table is read, so a missing migration shows)."""
         self.session.scalar(select(func.count()).select_from(RulesetRow))
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the schema is at (None: never migrated); raises when the
+        database does not answer."""
+        connection = self.session.connection()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        value = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return None if value is None else str(value)

@@ -48,6 +48,17 @@ def upgrade(url: str, revision: str = "head", engine: Engine | None = None) -> N
         command.upgrade(cfg, revision)
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Takes the schema back to ``revision`` (each migration's own downgrade, in one
+    transaction each)."""
+    command.downgrade(alembic_config(url), revision)
+
+
+def known_revisions(url: str) -> set[str]:
+    """Every revision the package ships."""
+    return {s.revision for s in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()}
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None: not migrated)."""
     with engine.connect() as connection:

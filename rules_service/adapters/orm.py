@@ -497,3 +497,21 @@ class EscalationStepRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Passed over by a late walk: recorded, nobody paged.
     skipped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class WorkerHeartbeatRow(Base):
+    """One notification worker process: when it last finished a pass, and its totals since
+    it started (``worker`` is ``host:pid``)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    passes: Mapped[int] = mapped_column(BigInteger)
+    escalation_steps: Mapped[int] = mapped_column(BigInteger)
+    events_dispatched: Mapped[int] = mapped_column(BigInteger)
+    delivered: Mapped[int] = mapped_column(BigInteger)
+    failed: Mapped[int] = mapped_column(BigInteger)
+    dead: Mapped[int] = mapped_column(BigInteger)
+    last_pass_ms: Mapped[float] = mapped_column(Float)

@@ -153,9 +153,31 @@ class MaintenanceReport:
                f"{self.default_escalations} escalations"]
         if self.moved_months:
             out.append(f"moved them into their months: {', '.join(self.moved_months)}")
-        out.append(f"months with partitions: {self.months[0]} .. {self.months[-1]} "
-                   f"({len(self.months)})" if self.months else "months with partitions: none")
+        out.append(month_ranges(self.months))
         return out
+
+
+def month_ranges(labels: list[str]) -> str:
+    """``YYYY-MM`` labels as runs of consecutive months, each gap named:
+    ``months with partitions: 2026-01 .. 2026-03, 2026-06 (4; missing 2026-04, 2026-05)``."""
+    if not labels:
+        return "months with partitions: none"
+    numbers = sorted({int(m[:4]) * 12 + int(m[5:7]) - 1 for m in labels})
+
+    def name(n: int) -> str:
+        return f"{n // 12:04d}-{n % 12 + 1:02d}"
+
+    runs: list[tuple[int, int]] = []
+    for n in numbers:
+        if runs and runs[-1][1] == n - 1:
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    missing = [name(n) for (_, end), (start, _) in zip(runs, runs[1:], strict=False)
+               for n in range(end + 1, start)]
+    text = ", ".join(name(a) if a == b else f"{name(a)} .. {name(b)}" for a, b in runs)
+    gaps = f"; missing {', '.join(missing)}" if missing else ""
+    return f"months with partitions: {text} ({len(numbers)}{gaps})"
 
 
 def _default_months(connection: Connection) -> list[Month]:

@@ -24,8 +24,10 @@ from rules_service.adapters.database import READONLY_OPTION
 from rules_service.adapters.orm import (
     DecisionKeyRow,
     DecisionRow,
+    DeliveryRow,
     EscalationRow,
     EscalationStepRow,
+    OutboxEventRow,
     RulesetRow,
 )
 from rules_service.adapters.partitions import Month
@@ -38,6 +40,9 @@ ESCALATIONS: Table = EscalationRow.__table__  # type: ignore[assignment]
 KEYS: Table = DecisionKeyRow.__table__  # type: ignore[assignment]
 STEPS: Table = EscalationStepRow.__table__  # type: ignore[assignment]
 RULESETS: Table = RulesetRow.__table__  # type: ignore[assignment]
+OUTBOX: Table = OutboxEventRow.__table__  # type: ignore[assignment]
+DELIVERIES: Table = DeliveryRow.__table__  # type: ignore[assignment]
+SETTLED = ("delivered", "dead")
 
 DELETE_BATCH = 5000
 """Decisions deleted per transaction on SQLite, so writers wait at most one batch."""
@@ -180,3 +185,39 @@ class RetentionStore:
                         _in(ESCALATIONS.c.decision_evaluated_at, month)))
                     conn.execute(delete(DECISIONS).where(DECISIONS.c.id.in_(ids),
                                                          _in(DECISIONS.c.evaluated_at, month)))
+
+
+def _settled_events(cutoff: datetime) -> Any:
+    """Events older than the cutoff, fanned out, with every delivery delivered or dead."""
+    unsettled = select(DELIVERIES.c.event_id).where(
+        DELIVERIES.c.event_id == OUTBOX.c.id, DELIVERIES.c.state.not_in(SETTLED))
+    return select(OUTBOX.c.id).where(OUTBOX.c.occurred_at < cutoff,
+                                     OUTBOX.c.dispatched_at.is_not(None),
+                                     ~unsettled.exists())
+
+
+def prune_notifications(engine: Database, cutoff: datetime, *,
+                        dry_run: bool = False) -> tuple[int, int]:
+    """Removes notification events older than the cutoff whose deliveries are all settled
+    (delivered or dead), with those deliveries, in batches; returns (events, deliveries).
+    Events still waiting for a delivery or a retry are kept."""
+    if dry_run:
+        with engine.connect() as conn:
+            settled = _settled_events(cutoff).subquery()
+            events = conn.execute(select(func.count()).select_from(settled)).scalar()
+            deliveries = conn.execute(select(func.count()).select_from(DELIVERIES).where(
+                DELIVERIES.c.event_id.in_(select(settled.c.id)))).scalar()
+        return int(events or 0), int(deliveries or 0)
+    removed_events = removed_deliveries = 0
+    while True:
+        with engine.begin() as conn:
+            ids = [r[0] for r in conn.execute(_settled_events(cutoff).limit(DELETE_BATCH))]
+            if not ids:
+                return removed_events, removed_deliveries
+            deliveries = int(conn.execute(select(func.count()).select_from(DELIVERIES)
+                                          .where(DELIVERIES.c.event_id.in_(ids))).scalar()
+                             or 0)
+            removed_events += len(ids)
+            removed_deliveries += deliveries
+            conn.execute(delete(DELIVERIES).where(DELIVERIES.c.event_id.in_(ids)))
+            conn.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(ids)))

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from rules_service.adapters.database import HealthProbe
 from rules_service.adapters.decision_log import DecisionWriter
 from rules_service.adapters.escalations import EscalationRepository
+from rules_service.adapters.heartbeats import HeartbeatRepository
 from rules_service.adapters.orm import utcnow
 from rules_service.adapters.outbox import OutboxRepository
 from rules_service.adapters.principal_store import PrincipalStore
@@ -51,6 +52,7 @@ class UnitOfWork:
     people: PrincipalStore
     health: HealthProbe
     figures: FigureQueries
+    heartbeats: HeartbeatRepository
 
     def __init__(self, session_factory: sessionmaker[Session],
                  readonly_session_factory: sessionmaker[Session] | None = None,
@@ -97,6 +99,7 @@ class UnitOfWork:
         self.people = PrincipalStore(self._session)
         self.health = HealthProbe(self._session)
         self.figures = FigureQueries(self._session)
+        self.heartbeats = HeartbeatRepository(self._session)
         self._live_changed = False
         return self
 

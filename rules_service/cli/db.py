@@ -84,6 +84,25 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_downgrade(args: argparse.Namespace) -> int:
+    from rules_service.adapters import migrations_runner
+    from rules_service.adapters.database import make_engine
+
+    settings = Settings.from_env()
+    if args.revision not in migrations_runner.known_revisions(settings.database_url):
+        return _fail(f"unknown revision {args.revision!r}",
+                     ["give the newest migration of the release to go back to "
+                      "(its 'rules-service db current' said it)"])
+    migrations_runner.downgrade(settings.database_url, args.revision)
+    engine = make_engine(settings.database_url)
+    try:
+        current = migrations_runner.current_revision(engine)
+    finally:
+        engine.dispose()
+    print(f"database schema is at revision {current} ({_safe_url(settings.database_url)})")
+    return 0
+
+
 def _db_current(args: argparse.Namespace) -> int:
     from rules_service.adapters import migrations_runner
     from rules_service.adapters.database import make_engine
@@ -164,6 +183,19 @@ def _db_retention(args: argparse.Namespace) -> int:
         engine.dispose()
     for line in report.lines():
         print(line)
+    return 0
+
+
+def _db_backup(args: argparse.Namespace) -> int:
+    from rules_service.adapters import backup
+
+    settings = Settings.from_env()
+    try:
+        report = backup.backup_sqlite(settings.database_url, Path(args.path))
+    except (backup.BackupError, OSError) as exc:
+        return _fail(f"no backup made: {exc}")
+    print(f"backed up {report.source} to {report.target} ({report.size_bytes} bytes, "
+          f"readable by you only)")
     return 0
 
 
@@ -303,6 +335,10 @@ def _register_db(sub: argparse._SubParsersAction) -> None:
     up = db_sub.add_parser("upgrade", help="create or migrate the schema (Alembic)")
     up.add_argument("--revision", default="head", help="target revision (default: head)")
     up.set_defaults(handler=_guarded(_db_upgrade))
+    down = db_sub.add_parser("downgrade", help="take the schema back to REVISION (run with "
+                                                "the newer release installed; back up first)")
+    down.add_argument("revision", metavar="REVISION")
+    down.set_defaults(handler=_guarded(_db_downgrade))
     cur = db_sub.add_parser("current", help="show the schema revision; exit 1 if behind")
     cur.set_defaults(handler=_guarded(_db_current))
     part = db_sub.add_parser(
@@ -322,6 +358,11 @@ def _register_db(sub: argparse._SubParsersAction) -> None:
     ret.add_argument("--dry-run", action="store_true",
                      help="say what would be archived and removed; change nothing")
     ret.set_defaults(handler=_guarded(_db_retention))
+    bak = db_sub.add_parser(
+        "backup", help="SQLite: copy the database to PATH while the service runs (online "
+                       "backup; mode 0600); PostgreSQL: use pg_dump")
+    bak.add_argument("path", metavar="PATH", help="a new file")
+    bak.set_defaults(handler=_guarded(_db_backup))
 
 
 def _register_principals(sub: argparse._SubParsersAction) -> None:

@@ -12,6 +12,10 @@ import sys
 import threading
 from types import FrameType
 
+log = logging.getLogger("rules_service.worker")
+
+TEXT_FORMAT = "%(asctime)s worker %(levelname)s %(message)s"
+
 PARENT_CHECK_S = 1.0
 """How often a worker started beside the server checks that the server still runs."""
 
@@ -60,16 +64,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from rules_service.bootstrap import bootstrap
     from rules_service.config import Settings, SettingsError
+    from rules_service.log_format import configure_stderr
     from rules_service.services.delivery import DeliverySettings, Worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s "
-                                                   "%(message)s")
     try:
         settings = Settings.from_env()
         delivery = DeliverySettings.from_env()
     except SettingsError as exc:
         print(f"rules-service worker: {exc}", file=sys.stderr)
         return 2
+    configure_stderr(settings.log_format, settings.log_level, TEXT_FORMAT)
     container = bootstrap(settings)
     worker = Worker(container.uow, delivery, clock=container.clock)
     try:
@@ -89,7 +93,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if args.parent_pid is not None:
             threading.Thread(target=_watch_parent, args=(args.parent_pid, stop),
                              name="parent-watch", daemon=True).start()
-        print("rules-service worker: delivering (SIGTERM to stop)", flush=True)
+        log.info("worker started: delivering (SIGTERM to stop)")
         worker.run(stop)
         return 0
     except SQLAlchemyError as exc:

@@ -48,6 +48,7 @@ class EscalationView:
     resolution: str | None
     comment: str
     decision: dict[str, Any] | None = None
+    steps: tuple[dict[str, Any], ...] | None = None
 
     def is_overdue(self, now: datetime) -> bool:
         """Open and past its due time."""
@@ -63,6 +64,8 @@ class EscalationView:
             "resolution": self.resolution, "comment": self.comment}
         if self.decision is not None:
             out["decision"] = self.decision
+        if self.steps is not None:
+            out["steps"] = list(self.steps)
         if now is not None:
             out["overdue"] = self.is_overdue(now)
         return out
@@ -204,8 +207,14 @@ def escalation_context(decision: DecisionFacts) -> dict[str, Any]:
             "evaluated_at": iso(decision.evaluated_at)}
 
 
-def _escalation_in_context(escalation: Escalation) -> EscalationView:
-    view = _escalation_view(escalation, escalation.ruleset)
+def _escalation_in_context(uow: UnitOfWork, escalation: Escalation) -> EscalationView:
+    """The view with the decision's context and the steps taken along the runbook's path
+    (read only for escalations that took any)."""
+    taken = uow.escalations.steps(escalation.id) if escalation.steps_taken else []
+    view = dataclasses.replace(
+        _escalation_view(escalation, escalation.ruleset),
+        steps=tuple({"step": t.step, "principal": t.principal, "at": iso(t.at)}
+                    for t in taken))
     if escalation.decision is None:
         return view
     return dataclasses.replace(view, decision=escalation_context(escalation.decision))
@@ -464,7 +473,7 @@ def list_escalations(uow: UnitOfWork, *, status: str | None = None,
             ruleset_id = rs.id
         found = uow.escalations.find(status=status, ruleset_id=ruleset_id,
                                      overdue_at=uow.now() if overdue else None, limit=limit)
-        return [_escalation_in_context(e) for e in found]
+        return [_escalation_in_context(uow, e) for e in found]
 
 
 def resolve_escalation(uow: UnitOfWork, escalation_id: str, *, resolution: str,
@@ -485,6 +494,6 @@ def resolve_escalation(uow: UnitOfWork, escalation_id: str, *, resolution: str,
         assert version_row is not None  # foreign keys keep the version
         escalation.resolve(who, ruleset_of(version_row), resolution, comment, uow.now())
         uow.escalations.save(escalation)
-        view = _escalation_in_context(escalation)
+        view = _escalation_in_context(uow, escalation)
         uow.commit()
     return view

@@ -13,17 +13,21 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import uuid_utils
 
 from rules_service.adapters.database import DATABASE_ERRORS
+from rules_service.adapters.heartbeats import Heartbeat
 from rules_service.adapters.senders import (
     Attempt,
     SmtpSettings,
@@ -115,6 +119,41 @@ class PassReport:
                     self.failed, self.dead))
 
 
+HEARTBEAT_S = 5.0
+"""How often a running worker writes its heartbeat at most."""
+
+
+def worker_name() -> str:
+    """``host:pid``: the worker's name in its heartbeat."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Pulse:
+    """A worker's totals since it started, for its heartbeat."""
+
+    worker: str
+    started_at: datetime
+    passes: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
+    last_pass_ms: float = 0.0
+
+    def add(self, report: PassReport, duration_ms: float) -> None:
+        """Counts one pass."""
+        self.passes += 1
+        self.last_pass_ms = duration_ms
+        for name in ("escalation_steps", "events_dispatched", "delivered", "failed", "dead"):
+            self.totals[name] = self.totals.get(name, 0) + getattr(report, name)
+
+    def heartbeat(self, now: datetime) -> Heartbeat:
+        """The row to write."""
+        t = self.totals
+        return Heartbeat(self.worker, self.started_at, now, self.passes,
+                         t.get("escalation_steps", 0), t.get("events_dispatched", 0),
+                         t.get("delivered", 0), t.get("failed", 0), t.get("dead", 0),
+                         round(self.last_pass_ms, 3))
+
+
 @dataclass(frozen=True)
 class _Job:
     delivery_id: str
@@ -170,18 +209,39 @@ class Worker:
 
     def run(self, stop: threading.Event) -> None:
         """Passes until ``stop`` is set; idle passes wait ``poll_interval_s``. A failed
-        pass (the database is down, say) is logged and tried again, never fatal."""
+        pass (the database is down, say) is logged and tried again, never fatal. The
+        heartbeat is written at most every ``HEARTBEAT_S`` seconds, and at the end."""
+        pulse = Pulse(worker_name(), self._clock())
+        last_beat = 0.0
         while not stop.is_set():
+            started = time.monotonic()
             try:
-                busy = self.run_once().busy
+                report = self.run_once()
             except DATABASE_ERRORS as exc:
                 log.warning("worker pass failed (%s); trying again shortly", exc)
-                busy = False
+                report = PassReport()
             except Exception:  # one bad row must not stop every notification
                 log.exception("worker pass failed; trying again shortly")
-                busy = False
-            if not busy:
+                report = PassReport()
+            pulse.add(report, (time.monotonic() - started) * 1000)
+            if time.monotonic() - last_beat >= HEARTBEAT_S:
+                last_beat = time.monotonic() if self.beat(pulse) else last_beat
+            if not report.busy:
                 stop.wait(self.settings.poll_interval_s)
+        self.beat(pulse)
+
+    def beat(self, pulse: Pulse) -> bool:
+        """Writes the worker's heartbeat and totals (read by /metrics); False when the
+        database did not take it (tried again on the next pass)."""
+        try:
+            uow = self._uow()
+            with uow:
+                uow.heartbeats.save(pulse.heartbeat(uow.now()))
+                uow.commit()
+        except DATABASE_ERRORS as exc:
+            log.warning("worker heartbeat not written (%s)", exc)
+            return False
+        return True
 
     # ------------------------------------------------------------------ escalation timers
 
@@ -292,6 +352,9 @@ class Worker:
                     log.warning("delivery %s was taken over while it was sent",
                                 job.delivery_id)
             uow.commit()
+        for job, state in zip(batch, states, strict=True):
+            if state != "delivered":
+                _log_failure(job, attempt, state)
         return states
 
     def _send(self, batch: list[_Job]) -> Attempt:
@@ -314,6 +377,28 @@ class Worker:
                    "X-Rules-Timestamp": str(timestamp),
                    "X-Rules-Signature": rules.signature(job.secret, timestamp, body)}
         return self._webhook(job.target, body, headers, self.settings.timeout_s)
+
+
+def _log_failure(job: _Job, attempt: Attempt, state: str) -> None:
+    """One line per failed attempt: which delivery, to where (scheme and host only), the
+    receiver's HTTP status (null: no answer), why, and whether it will be tried again."""
+    log.warning("delivery %s of %s to %s failed (%s): %s", job.delivery_id, job.event_type,
+                target_place(job.target), attempt.status or "no answer",
+                "retried later" if state == "failed" else "dead, not retried",
+                extra={"delivery_id": job.delivery_id, "event": job.event_type,
+                       "event_id": job.event_id, "target": target_place(job.target),
+                       "status": attempt.status, "error": attempt.error,
+                       "attempt": job.attempts, "state": state})
+
+
+def target_place(target: str) -> str:
+    """Where a delivery goes, without path, query or credentials: ``https://host:port``
+    or ``mailto:`` with the address's domain."""
+    if target.lower().startswith("mailto:"):
+        return "mailto:*@" + target.rpartition("@")[2]
+    parts = urlsplit(target)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
 def _new_id() -> str:

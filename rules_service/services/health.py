@@ -1,4 +1,4 @@
-"""Health check: is the database reachable and migrated?"""
+"""Liveness (is the database reachable?) and readiness (is its schema this code's?)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,45 @@ def check(uow: UnitOfWork) -> HealthReport:
         log.warning("health check failed: %s", exc)
         return HealthReport(False, "unreachable or not migrated")
     return HealthReport(True, "ok")
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether this process should take traffic: the database answers and its schema is
+    at the newest migration this code ships (``expected``)."""
+
+    database: str
+    schema: str | None
+    expected: str | None
+    reason: str | None
+
+    @property
+    def ready(self) -> bool:
+        """True when nothing stands in the way."""
+        return self.reason is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"status": "ready" if self.ready else "not ready", "database": self.database,
+                "schema": self.schema, "expected_schema": self.expected,
+                "reason": self.reason}
+
+
+def readiness(uow: UnitOfWork, expected: str | None) -> Readiness:
+    """Reads the schema's revision and compares it with ``expected`` (the code's head)."""
+    try:
+        with uow.readonly():
+            current = uow.health.schema_revision()
+    except DATABASE_ERRORS as exc:
+        log.warning("readiness check failed: %s", exc)
+        return Readiness("unreachable", None, expected, "the database does not answer")
+    if current == expected:
+        return Readiness("ok", current, expected, None)
+    if current is None:
+        reason = (f"the database is not migrated; this code needs schema {expected}: "
+                  "run 'rules-service db upgrade'")
+    else:
+        reason = (f"the schema is at {current}, this code needs {expected}: run "
+                  "'rules-service db upgrade' (or, if a newer release migrated it, run "
+                  "that release here)")
+    return Readiness("ok", current, expected, reason)

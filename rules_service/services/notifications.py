@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import uuid_utils
 
+from rules_service.adapters.heartbeats import Heartbeat
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain import lifecycle
 from rules_service.domain import notifications as rules
@@ -281,6 +282,12 @@ def delivery_health(uow: UnitOfWork) -> DeliveryHealth:
         waiting = [t for t in (oldest, oldest_event) if t is not None]
         age = (now - lifecycle.ensure_utc(min(waiting))).total_seconds() if waiting else 0.0
         return DeliveryHealth(counts, max(0.0, age))
+
+
+def worker_heartbeats(uow: UnitOfWork) -> list[Heartbeat]:
+    """Each notification worker heard from lately: its last pass and its totals."""
+    with uow.readonly():
+        return uow.heartbeats.all()
 
 
 # --------------------------------------------------------------------------- escalations

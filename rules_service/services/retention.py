@@ -37,7 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from rules_service.adapters.partitions import Month
-from rules_service.adapters.retention_store import Counts, Database, RetentionStore
+from rules_service.adapters.retention_store import (
+    Counts,
+    Database,
+    RetentionStore,
+    prune_notifications,
+)
 from rules_service.services.views import iso
 
 
@@ -74,11 +79,17 @@ class RetentionReport:
     cutoff: datetime
     months: list[MonthOutcome] = field(default_factory=list)
     old_rows_in_default: int = 0
+    notifications: tuple[int, int] = (0, 0)
+    dry_run: bool = False
 
     def lines(self) -> list[str]:
         """The report, for people."""
         out = [f"retention: months that ended before {iso(self.cutoff)}"]
         out += [m.line() for m in self.months] or ["nothing old enough"]
+        events, deliveries = self.notifications
+        verb = "would be removed" if self.dry_run else "removed"
+        out.append(f"notifications: {events} events and {deliveries} deliveries older "
+                   f"than the cutoff, all delivered or dead, {verb}")
         if self.old_rows_in_default:
             out.append(f"{self.old_rows_in_default} old decisions are in the default "
                        f"partition: run 'rules-service db partitions' first")
@@ -211,4 +222,6 @@ def apply_retention(engine: Database, *, older_than: timedelta, archive_dir: Pat
         outcome.action = ("archived, partitions dropped" if postgres
                           else "archived, rows deleted")
         report.months.append(outcome)
+    report.dry_run = dry_run
+    report.notifications = prune_notifications(engine, cutoff, dry_run=dry_run)
     return report

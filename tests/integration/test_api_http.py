@@ -18,7 +18,7 @@ from tests.integration.api_fixtures import Api, error_of
 from tests.integration.conftest import definition
 
 NAME = "refunds"
-PUBLIC = {"/healthz"}
+PUBLIC = {"/healthz", "/readyz"}
 # The docs take a token or a session (or nobody with RULES_SERVICE_PUBLIC_DOCS): tested below.
 DOCS = {"/openapi.json", "/docs", "/docs/static/<path:filename>",
         "/docs/static/rules-service-init.js"}

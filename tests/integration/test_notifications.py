@@ -312,13 +312,21 @@ def test_an_escalation_left_open_walks_its_runbook_path_on_the_clock(
 
     steps = notifications.escalation_steps(container.uow(), escalation)
     assert [(s.step, s.principal) for s in steps] == [(1, "biz"), (2, "ops")]
+    listed = api.get("/v1/escalations?status=open").get_json()["escalations"]
+    assert [(s["step"], s["principal"]) for s in listed[0]["steps"]] == [(1, "biz"),
+                                                                         (2, "ops")]
     assert notifications.escalation_breaches(container.uow()) == 1
     figures = dashboard.dashboard(container.uow())
     assert figures["overall"]["escalations"]["breached"] == 1
     assert [r["escalations"]["breached"] for r in figures["rulesets"]] == [1]
+    served = api.get("/v1/dashboard").get_json()
+    assert served["overall"]["escalations"]["breached"] == 1
+    assert [r["escalations"]["breached"] for r in served["rulesets"]] == [1]
 
-    assert api.post(f"/v1/escalations/{escalation}/resolve", {"resolution": "approve"},
-                    who="appr").status_code == 200
+    resolved = api.post(f"/v1/escalations/{escalation}/resolve", {"resolution": "approve"},
+                        who="appr")
+    assert resolved.status_code == 200
+    assert [s["step"] for s in resolved.get_json()["steps"]] == [1, 2]
     drain(worker)
     told = [json.loads(r.body) for r in receiver.accepted()]
     assert [(e["type"], e["data"].get("step")) for e in told] == [
@@ -509,3 +517,37 @@ def test_a_persons_new_escalations_come_as_one_digest_and_an_overdue_one_at_once
         (1, "biz", True), (2, "ops", False)]
     assert api.post(f"/v1/escalations/{ids[0]}/resolve", {"resolution": "approve"},
                     who="ops").status_code == 200
+
+
+def test_a_running_worker_writes_its_heartbeat_and_totals_for_metrics(
+        api: Api, container: Container, mailbox: Mailbox) -> None:
+    from rules_service.services.delivery import worker_name
+
+    activate(api)  # events for the worker to fan out and mail
+    running = Worker(container.uow, DeliverySettings(
+        poll_interval_s=0.01, smtp=SmtpSettings(host=mailbox.host, port=mailbox.port)),
+        clock=container.clock)
+    before = api.get("/metrics").get_data(as_text=True)
+    assert "rules_service_worker_passes_total{" not in before
+    stop = threading.Event()
+    thread = threading.Thread(target=running.run, args=(stop,))
+    thread.start()
+    try:
+        for _ in range(500):  # the first heartbeat comes after the first pass
+            if notifications.worker_heartbeats(container.uow()):
+                break
+            threading.Event().wait(0.01)
+    finally:
+        stop.set()
+        thread.join()
+    [beat] = notifications.worker_heartbeats(container.uow())
+    assert beat.worker == worker_name() and beat.passes >= 1
+    assert beat.events_dispatched >= 1 and beat.beat_at == container.clock()
+    text = api.get("/metrics").get_data(as_text=True)
+    label = f'worker="{worker_name()}"'
+    assert f"rules_service_worker_passes_total{{{label}}} {float(beat.passes)}" in text
+    assert (f'rules_service_worker_work_total{{kind="events_dispatched",{label}}} '
+            f"{float(beat.events_dispatched)}") in text
+    stamp = [line for line in text.splitlines()
+             if line.startswith(f"rules_service_worker_last_pass_timestamp_seconds{{{label}}}")]
+    assert [float(line.split()[-1]) for line in stamp] == [container.clock().timestamp()]

@@ -162,16 +162,21 @@ def test_a_refused_proposal_shows_the_editor_again_with_the_reason(app: Flask,
 
 
 def test_an_operator_resolves_an_overdue_escalation(app: Flask, live: None, api: Api,
-                                                    clock: FakeClock) -> None:
+                                                    clock: FakeClock,
+                                                    container: Container) -> None:
     from datetime import timedelta
+
+    from rules_service.services.delivery import Worker
 
     decision = api.post(f"/v1/rulesets/{NAME}/evaluate", {"input": {"amount": 500}},
                         who="bot").get_json()
     escalation = decision["escalation"]["id"]
     clock.advance(timedelta(hours=5))
+    assert Worker(container.uow, clock=container.clock).walk_escalations() == 1
     client = browser_as(app, "appr")
     page = client.get("/escalations?state=overdue&ruleset=refunds").text
     assert escalation in page and "status-overdue" in page and "&#34;amount&#34;: 500" in page
+    assert "<dt>Escalated</dt>" in page and "no one left on the runbook" in page
     response = post_form(client, "/escalations", f"/escalations/{escalation}/resolve",
                          {"resolution": "approve", "comment": "checked", "back": "/escalations"})
     assert response.status_code == 303

@@ -185,3 +185,26 @@ def test_deleting_a_subscription_gives_up_its_deliveries(uow: FakeUnitOfWork) ->
     with pytest.raises(Conflict) as caught:
         notifications.retry_delivery(uow, delivery.id, actor="admin")
     assert caught.value.code == "subscription_deleted"
+
+
+def test_each_failed_delivery_is_logged_once_with_its_status_and_no_credentials(
+        uow: FakeUnitOfWork, caplog: pytest.LogCaptureFixture) -> None:
+    notifications.create_subscription(uow, url="https://hooks.example.com:8443/x?k=v",
+                                      events=["escalation.opened"], secret=SECRET,
+                                      actor="admin")
+    uow.principals.items["controller"].email = None
+    _opened(uow)
+    receiver = Receiver([Attempt(False, 401, "HTTP 401"), Attempt(False, None, "timed out")])
+    worker = _worker(uow, receiver, max_attempts=2, backoff_base_s=10.0, backoff_cap_s=15.0)
+    worker.dispatch_events()
+    with caplog.at_level("INFO", logger="rules_service.services.delivery"):
+        assert worker.deliver_due() == (0, 1, 0)
+        uow.clock.now = uow.clock.now + timedelta(seconds=20)
+        assert worker.deliver_due() == (0, 0, 1)
+        assert worker.deliver_due() == (0, 0, 0)
+    lines = [r for r in caplog.records if r.name == "rules_service.services.delivery"]
+    assert [(r.status, r.state, r.attempt) for r in lines] == [  # type: ignore[attr-defined]
+        (401, "failed", 1), (None, "dead", 2)]
+    assert {r.target for r in lines} == {"https://hooks.example.com:8443"}  # type: ignore[attr-defined]
+    assert "(401): retried later" in lines[0].getMessage()
+    assert "(no answer): dead, not retried" in lines[1].getMessage()
