@@ -98,10 +98,9 @@ def _rewrite(text: str, values: Mapping[str, Any]) -> str | None:
         original_lines = {key: doc["thresholds"].lc.key(key)[0] for key in values}
         for key, value in values.items():
             doc["thresholds"][key] = value
-        edited = _dump(yaml, doc)
-        if untouched != text:
-            edited = _take_lines(text, edited, original_lines)
-    except (RuamelError, KeyError, AttributeError, TypeError, ValueError):
+        dumped = _dump(yaml, doc)
+        edited = dumped if untouched == text else _take_lines(text, dumped, original_lines)
+    except (RuamelError, KeyError, AttributeError, TypeError, ValueError, IndexError):
         return None
     if edited is None:
         return None
