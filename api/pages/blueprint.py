@@ -152,7 +152,8 @@ def _error_page(exc: Exception) -> Any:
     from rules_service.adapters.database import is_unavailable
 
     sign_in_again = None
-    if isinstance(exc, CSRFError) and not session.get(SESSION_KEY):
+    if isinstance(exc, CSRFError) and not session.get(SESSION_KEY) \
+            and request.endpoint not in PUBLIC_ENDPOINTS:
         # The session is gone (signed out, or expired): its token went with it.
         status, message = 401, ("your session has ended (you signed out, or it expired), so "
                                 "this form was not sent. Sign in again to go on; the propose "
