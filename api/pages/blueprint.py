@@ -190,10 +190,19 @@ def _error_page(exc: Exception) -> Any:
     from api.errors import describe_error, error_response, handle_exception, unavailable_headers
     from rules_service.adapters.database import is_unavailable
 
-    if isinstance(exc, CSRFError):
+    sign_in_again = None
+    if isinstance(exc, CSRFError) and not session.get(SESSION_KEY) \
+            and request.endpoint not in PUBLIC_ENDPOINTS:
+        # The session is gone (signed out, or expired): its token went with it.
+        status, message = 401, ("your session has ended (you signed out, or it expired), so "
+                                "this form was not sent. Sign in again to go on; the propose "
+                                "page keeps its draft in this browser.")
+        details: list[dict[str, Any]] = []
+        sign_in_again = url_for("pages.sign_in", next=_page_sent_from())
+    elif isinstance(exc, CSRFError):
         status, message = 400, ("the form was refused: it did not carry this session's "
                                 "security token. Reload the page and send it again.")
-        details: list[dict[str, Any]] = []
+        details = []
     elif isinstance(exc, DomainError | HTTPException) or is_unavailable(exc):
         status, _, message, details, _ = describe_error(exc)
     else:
@@ -201,10 +210,19 @@ def _error_page(exc: Exception) -> Any:
             else _internal(exc)
     headers = unavailable_headers() if status == 503 else {}
     if request.path.startswith(HELPER_PREFIX):
-        return error_response(status, "csrf_failed" if isinstance(exc, CSRFError)
+        return error_response(status, "unauthenticated" if sign_in_again else "csrf_failed"
+                              if isinstance(exc, CSRFError)
                               else describe_error(exc)[1], message, details, headers)
-    return render_template("error.html", status=status, message=message,
-                           details=details), status, headers
+    return render_template("error.html", status=status, message=message, details=details,
+                           sign_in_again=sign_in_again), status, headers
+
+
+def _page_sent_from() -> str:
+    """The page a refused form was sent from (this site's only), else the form's address."""
+    parts = urlsplit(request.referrer or "")
+    if parts.netloc == request.host and parts.path:
+        return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+    return safe_next(request.path)
 
 
 def _internal(exc: Exception) -> Any:

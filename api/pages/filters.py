@@ -88,3 +88,33 @@ bp.add_app_template_global(highlight, "highlight")
 def reject_keys(mapping: dict[str, Any], *keys: str) -> dict[str, Any]:
     """The mapping without the given keys (shown elsewhere on the page)."""
     return {k: v for k, v in mapping.items() if k not in keys}
+
+
+_INDEXED = re.compile(r"([A-Za-z_]\w*)\[(\d+)\]")
+_SINGULAR = {"rules": "rule", "tests": "test", "tables": "table", "rows": "row",
+             "steps": "step", "inputs": "input"}
+
+
+def place_words(place: str, line: int | None = None) -> str:
+    """Where a problem is, counted as people count: ``rules[8].when`` on line 34 as
+    ``rule 9 (when), line 34``; an empty place is the file."""
+    named: list[str] = []
+    fields: list[str] = []
+    for part in place.split(".") if place else []:
+        match = _INDEXED.fullmatch(part)
+        if match:
+            word = _SINGULAR.get(match[1], match[1])
+            named.append(f"{word} {int(match[2]) + 1}")
+            fields = []
+        else:
+            fields.append(part)
+    where = ", ".join(named)
+    if fields:
+        field = ".".join(fields)
+        where = f"{where} ({field})" if where else field
+    if line is not None:
+        where = f"{where}, line {line}" if where else f"line {line}"
+    return where or "the file"
+
+
+bp.add_app_template_filter(place_words, "place_words")

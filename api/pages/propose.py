@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from api.errors import domain_status
 from api.pages.blueprint import bp, person_name
+from api.pages.filters import place_words
 from api.services import container
 from rules_service.domain.errors import DomainError, RequestInvalid
 from rules_service.domain.lifecycle import ensure_utc
@@ -70,13 +71,18 @@ def propose_post(name: str) -> Any:
                                           actor=person_name())
     except DomainError as exc:
         _, thresholds, base, open_ = _starting_point(name)
-        problems = [p.to_dict() for p in getattr(exc, "problems", ()) or ()]
+        # The form shows the values that were refused, as the file sent holds them.
+        thresholds = drafts.draft_thresholds(content) or thresholds
+        problems = [p.to_dict() for p in
+                    drafts.lines_for(content, getattr(exc, "problems", ()) or ())]
         return render_template("propose.html", name=name, content=content,
                                thresholds=thresholds, base=base, note=note,
                                effective_at=effective, error=exc.message,
                                problems=problems, open_versions=open_
                                ), domain_status(exc, default=422)
-    return redirect(url_for("pages.version", name=name, number=view.version), 303)
+    # ``proposed`` tells the version page to clear the draft this browser kept.
+    return redirect(url_for("pages.version", name=name, number=view.version, proposed=1),
+                    303)
 
 
 def _draft() -> tuple[str, dict[str, Any]]:
@@ -92,7 +98,21 @@ def _draft() -> tuple[str, dict[str, Any]]:
 def check_draft(name: str) -> Response:
     """Every problem of the draft with its line, and its embedded tests' results."""
     content, _ = _draft()
-    return jsonify(drafts.check_draft(container().evaluator, name, content).to_dict())
+    answer = drafts.check_draft(container().evaluator, name, content).to_dict()
+    for problem in answer["problems"]:
+        problem["where"] = place_words(problem["place"], problem.get("line"))
+    return jsonify(answer)
+
+
+@bp.post("/pages-api/rulesets/<name>/thresholds")
+def draft_thresholds(name: str) -> Response:
+    """The draft with the thresholds form's values written in; a field whose value cannot
+    be written keeps its old value in the file and gets a problem."""
+    content, body = _draft()
+    typed = body.get("values")
+    if not isinstance(typed, dict) or not all(isinstance(v, str) for v in typed.values()):
+        raise RequestInvalid([Problem("values", "send {\"values\": {\"name\": \"text\"}}")])
+    return jsonify(drafts.set_draft_thresholds(content, typed))
 
 
 @bp.post("/pages-api/rulesets/<name>/try")

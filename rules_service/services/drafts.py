@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rules_service.adapters.ruleset_files.edit import place_lines, read_thresholds, set_thresholds
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain.diff import diff_definitions
 from rules_service.domain.errors import DomainError, InputInvalid, NotFound
@@ -31,11 +32,14 @@ MAX_TRIES = 50
 
 @dataclass(frozen=True)
 class DraftCheck:
-    """A draft's problems (each with its line where known) and its embedded tests' results."""
+    """A draft's problems (each with its line where known), its embedded tests' results
+    (each with the line the test starts on) and its thresholds as the form shows them."""
 
     problems: tuple[Problem, ...] = ()
     tests: tuple[TestResult, ...] = ()
     ruleset: Ruleset | None = field(default=None, repr=False)
+    test_lines: tuple[int | None, ...] = ()
+    thresholds: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -44,8 +48,11 @@ class DraftCheck:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
+        lines = self.test_lines + (None,) * (len(self.tests) - len(self.test_lines))
         return {"ok": self.ok, "problems": [p.to_dict() for p in self.problems],
-                "tests": [t.to_dict() for t in self.tests]}
+                "tests": [{**t.to_dict(), "line": line}
+                          for t, line in zip(self.tests, lines, strict=False)],
+                "thresholds": self.thresholds}
 
 
 def check_draft(evaluator: Evaluator, name: str, content: str) -> DraftCheck:
@@ -53,8 +60,34 @@ def check_draft(evaluator: Evaluator, name: str, content: str) -> DraftCheck:
     try:
         ruleset, _ = parse_proposal(name, content, None)
     except DomainError as exc:
-        return DraftCheck(tuple(getattr(exc, "problems", ()) or (Problem("", exc.message),)))
-    return DraftCheck((), tuple(run_tests(ruleset, evaluator)), ruleset)
+        return DraftCheck(tuple(getattr(exc, "problems", ()) or (Problem("", exc.message),)),
+                          thresholds=read_thresholds(content))
+    tests = tuple(run_tests(ruleset, evaluator))
+    failing = [f"tests[{i}]" for i, t in enumerate(tests) if not t.passed]
+    lines = place_lines(content, failing) if failing else {}
+    return DraftCheck((), tests, ruleset,
+                      tuple(lines.get(f"tests[{i}]") for i in range(len(tests))),
+                      dict(ruleset.thresholds))
+
+
+def set_draft_thresholds(content: str, typed: dict[str, str]) -> dict[str, Any]:
+    """The draft with the thresholds form's values written in (comments and layout kept),
+    and the problem of each field that could not be written, which keeps its old value."""
+    text, problems = set_thresholds(content, typed)
+    return {"content": text, "problems": [p.to_dict() for p in problems]}
+
+
+def lines_for(content: str, problems: Sequence[Problem]) -> list[Problem]:
+    """The problems, each without a line given the line of its place in ``content``."""
+    missing = [p.place for p in problems if p.line is None and p.place]
+    lines = place_lines(content, missing) if missing else {}
+    return [Problem(p.place, p.message, lines.get(p.place), p.column) if p.line is None
+            else p for p in problems]
+
+
+def draft_thresholds(content: str) -> dict[str, Any] | None:
+    """The thresholds the draft's text holds, or None when it cannot be read."""
+    return read_thresholds(content)
 
 
 def _decide_each(evaluator: Evaluator, ruleset: Ruleset, inputs: Sequence[Any]

@@ -84,10 +84,15 @@ def text_of(driver: Any, css: str) -> str:
 
 
 def set_editor(driver: Any, content: str) -> None:
-    """Replaces the YAML editor's text and lets the page know, as typing would."""
+    """Replaces the YAML editor's text (in CodeMirror, as typing would change it)."""
     driver.execute_script(
-        "const t = document.getElementById('content'); t.value = arguments[0];"
-        "t.dispatchEvent(new Event('input', {bubbles: true}));", content)
+        "document.querySelector('.CodeMirror').CodeMirror.setValue(arguments[0]);", content)
+
+
+def editor_text(driver: Any) -> str:
+    """The YAML editor's text."""
+    return str(driver.execute_script(
+        "return document.querySelector('.CodeMirror').CodeMirror.getValue();"))
 
 
 def record_decisions(server: Server) -> str:
@@ -147,8 +152,8 @@ def test_each_person_does_their_job_in_the_browser(
         limit = driver.find_element(By.CSS_SELECTOR, "[data-threshold=auto_approve_limit]")
         limit.clear()
         limit.send_keys("600")
-        content = driver.find_element(By.ID, "content").get_attribute("value")
-        assert "auto_approve_limit: 600" in content
+        browser.wait_for(driver, lambda d: "auto_approve_limit: 600" in editor_text(d))
+        content = editor_text(driver)
 
         # ...mistypes a threshold's name in a rule, and sees the problem with its line...
         broken = content.replace("amount <= thresholds.auto_approve_limit",
@@ -156,7 +161,7 @@ def test_each_person_does_their_job_in_the_browser(
         line = next(i for i, t in enumerate(broken.splitlines(), 1) if "auto_aprove" in t)
         set_editor(driver, broken)
         problem = browser.wait_for(driver, lambda d: text_of(d, "#problems li"))
-        assert problem.startswith(f"line {line}:") and "auto_aprove_limit" in problem
+        assert problem.startswith(f"rule 9 (when), line {line}:") and "auto_aprove_limit" in problem
 
         # ...fixes it, tries a claim, sees the changes and their impact, and proposes.
         set_editor(driver, content)

@@ -144,7 +144,8 @@ def test_a_draft_is_tried_previewed_and_proposed_with_an_effective_time(
     response = client.post(f"/rulesets/{NAME}/propose", data={
         "csrf_token": token, "content": draft, "note": "a bit more",
         "effective_at": "2099-01-01T09:00"})
-    assert response.status_code == 303 and response.headers["Location"].endswith("/versions/3")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/versions/3?proposed=1")
     version = api.get(f"/v1/rulesets/{NAME}/versions/3").get_json()
     assert version["author"] == "biz" and version["effective_at"].startswith("2099-01-01T09:00")
 

@@ -99,13 +99,30 @@ def character_problem(text: str, index: int) -> Problem:
                        "cannot contain; remove it", *_position(text, index))
 
 
+# Contexts whose mark is where the mistake is: YAML notices a key without its ':', an
+# unclosed bracket or an unclosed quote only at the next token, often on the next line.
+_CAUSE_CONTEXTS = ("while scanning a simple key", "while parsing a flow",
+                   "while scanning a quoted scalar")
+
+
+def _cause_mark(exc: yaml.YAMLError) -> yaml.Mark | None:
+    """The mark of the place that holds the mistake."""
+    context = getattr(exc, "context", None) or ""
+    context_mark = getattr(exc, "context_mark", None)
+    if context_mark is not None and context.startswith(_CAUSE_CONTEXTS):
+        return context_mark
+    return getattr(exc, "problem_mark", None) or context_mark
+
+
 def _yaml_problem(exc: yaml.YAMLError, text: str) -> Problem:
     if isinstance(exc, yaml.reader.ReaderError) and 0 <= exc.position < len(text):
         return character_problem(text, exc.position)
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    mark = _cause_mark(exc)
     detail = getattr(exc, "problem", None) or str(exc)
     hint = ""
-    if "mapping values are not allowed" in detail:
+    if "could not find expected ':'" in detail:
+        hint = " (a name without the ':' after it?)"
+    elif "mapping values are not allowed" in detail:
         hint = " (a ':' followed by a space inside a value? put the value in quotes)"
     elif "'\\t'" in detail or "tab" in detail:
         hint = " (indent with spaces, not tabs)"
