@@ -74,6 +74,7 @@ def test_a_file_the_form_cannot_rewrite_in_place_is_left_alone() -> None:
     assert edited == compact and "edit it in the file" in problems[0].message
 
 
+@pytest.mark.slow  # 40 round trips through ruamel.yaml: about 20 s
 @settings(max_examples=40, deadline=None)
 @given(st.one_of(st.integers(-10**15, 10**15),
                  st.decimals(min_value=-10**9, max_value=10**9, places=4,
