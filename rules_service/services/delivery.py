@@ -10,6 +10,7 @@ workers share the work on PostgreSQL (``FOR UPDATE SKIP LOCKED``); on SQLite run
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import os
@@ -20,15 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import uuid_utils
 
 from rules_service.adapters.database import DATABASE_ERRORS
 from rules_service.adapters.senders import Attempt, SmtpSettings, post_webhook, send_email
 from rules_service.adapters.unit_of_work import Clock, UnitOfWork, utcnow
-from rules_service.config import SettingsError, env_float, env_int
+from rules_service.config import SettingsError, env_float, env_int, env_webhook_allow
 from rules_service.domain import notifications as rules
 from rules_service.domain.versions import Version
+from rules_service.domain.webhook_targets import AllowList
 from rules_service.services.governance import ruleset_of
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class DeliverySettings:
     batch: int = 100
     concurrency: int = 4
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    webhook_allow: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.lease_s <= self.timeout_s:
@@ -78,7 +82,7 @@ class DeliverySettings:
             lease_s=env_float(env, "RULES_SERVICE_DELIVERY_LEASE", d.lease_s, 1.0),
             poll_interval_s=env_float(env, "RULES_SERVICE_WORKER_POLL_INTERVAL",
                                         d.poll_interval_s, 0.01),
-            smtp=smtp)
+            smtp=smtp, webhook_allow=env_webhook_allow(env))
 
 
 @dataclass(frozen=True)
@@ -121,12 +125,13 @@ class Worker:
 
     def __init__(self, uow_factory: Callable[[], UnitOfWork],
                  settings: DeliverySettings | None = None, *, clock: Clock = utcnow,
-                 rng: random.Random | None = None, webhook: Webhook = post_webhook) -> None:
+                 rng: random.Random | None = None, webhook: Webhook | None = None) -> None:
         self._uow = uow_factory
         self._clock = clock
         self.settings = settings or DeliverySettings()
         self._rng = rng or random.Random()  # jitter, not secrecy
-        self._webhook = webhook
+        self._webhook = webhook or functools.partial(
+            post_webhook, allow=AllowList.parse(self.settings.webhook_allow)[0])
         self._policy = rules.RetryPolicy(self.settings.max_attempts,
                                          self.settings.backoff_base_s,
                                          self.settings.backoff_cap_s)
@@ -186,7 +191,7 @@ class Worker:
             if not events:
                 return 0
             names = uow.outbox.ruleset_names(e.ruleset_id for e in events)
-            subscriptions = uow.subscriptions.all()
+            subscriptions = uow.subscriptions.live()
             contacts = uow.subscriptions.contacts()
             deliveries: list[rules.Delivery] = []
             for event in events:
@@ -205,13 +210,34 @@ class Worker:
         jobs = self._claim()
         if not jobs:
             return 0, 0, 0
-        if len(jobs) == 1 or self.settings.concurrency <= 1:
-            states = [self._deliver(job) for job in jobs]
+        lanes: dict[str, list[_Job]] = {}
+        for job in jobs:  # one lane per receiver: a slow one holds up only its own lane
+            lanes.setdefault(_receiver(job.target), []).append(job)
+        if len(lanes) == 1 or self.settings.concurrency <= 1:
+            states = [state for lane in lanes.values() for state in self._deliver_lane(lane)]
         else:
-            with ThreadPoolExecutor(max_workers=min(self.settings.concurrency, len(jobs)),
+            with ThreadPoolExecutor(max_workers=min(self.settings.concurrency, len(lanes)),
                                     thread_name_prefix="delivery") as pool:
-                states = list(pool.map(self._deliver, jobs))
+                states = [state for done in pool.map(self._deliver_lane, lanes.values())
+                          for state in done]
         return (states.count("delivered"), states.count("failed"), states.count("dead"))
+
+    def _deliver_lane(self, lane: list[_Job]) -> list[str]:
+        """One receiver's deliveries in turn; once it gives no answer, the rest of its
+        deliveries in this pass fail without being sent (they are tried again later)."""
+        states = []
+        silent: Attempt | None = None
+        for job in lane:
+            if silent is not None:
+                states.append(self._record(job, Attempt(
+                    False, None, "not sent: the receiver gave no answer to an earlier "
+                                 "delivery in the same pass")))
+                continue
+            state, attempt = self._deliver(job)
+            states.append(state)
+            if not attempt.delivered and attempt.status is None:
+                silent = attempt
+        return states
 
     def _claim(self) -> list[_Job]:
         uow = self._uow()
@@ -234,12 +260,15 @@ class Worker:
             uow.commit()
         return jobs
 
-    def _deliver(self, job: _Job) -> str:
+    def _deliver(self, job: _Job) -> tuple[str, Attempt]:
         try:
             attempt = self._send(job)
         except Exception as exc:  # a bug in one send must not stop the rest
             log.exception("delivery %s raised", job.delivery_id)
             attempt = Attempt(False, None, f"{type(exc).__name__}: {exc}"[:500])
+        return self._record(job, attempt), attempt
+
+    def _record(self, job: _Job, attempt: Attempt) -> str:
         uow = self._uow()
         with uow:
             now = uow.now()
@@ -260,12 +289,19 @@ class Worker:
                                              job.event_id, job.occurred_at),
                               message_id_key=job.event_id, timeout_s=self.settings.timeout_s)
         if job.secret is None:
-            return Attempt(False, None, "the subscription was deleted")
+            return Attempt(False, None, "the subscription was deleted or its creator revoked")
         timestamp = int(self._clock().timestamp())
         headers = {"X-Rules-Event": job.event_type, "X-Rules-Delivery": job.delivery_id,
                    "X-Rules-Timestamp": str(timestamp),
                    "X-Rules-Signature": rules.signature(job.secret, timestamp, body)}
         return self._webhook(job.target, body, headers, self.settings.timeout_s)
+
+
+def _receiver(target: str) -> str:
+    """Who a target's deliveries go to: the webhook's host, or the mail server."""
+    if target.lower().startswith("mailto:"):
+        return "mailto:"
+    return (urlsplit(target).hostname or target).lower()
 
 
 def _new_id() -> str:
