@@ -210,3 +210,21 @@ def test_markdown_shows_html_as_text() -> None:
                         "summary": ["<img src=x onerror=alert(1)>"]},
                        "https://rules.example.com")
     assert "<img" not in page and "&lt;img" in page
+
+
+def test_gunicorns_master_gives_its_workers_one_secret_key(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from rules_service import gunicorn_conf
+
+    monkeypatch.delenv("RULES_SERVICE_SECRET_KEY", raising=False)
+    setting = SimpleNamespace(default="/run/x.ctl")
+    cfg = SimpleNamespace(settings={"control_socket": setting}, control_socket="/run/y.ctl",
+                          bind=["127.0.0.1:8080"])
+    gunicorn_conf.on_starting(SimpleNamespace(cfg=cfg))
+    import os
+
+    shared = os.environ["RULES_SERVICE_SECRET_KEY"]
+    assert len(shared) >= 32
+    assert Settings.from_env().secret_key == shared == Settings.from_env().secret_key
