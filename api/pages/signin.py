@@ -27,7 +27,8 @@ def sign_in_post() -> Any:
     password = request.form.get("password", "")
     target = safe_next(request.form.get("next"))
     try:
-        person = accounts.sign_in_with_password(container().uow(), name, password)
+        person = accounts.sign_in_with_password(container().uow(), name, password,
+                                                request.remote_addr or "")
     except (accounts.SignInRefused, accounts.SignInLocked) as exc:
         return render_template("sign_in.html", next=target, name=name,
                                error=exc.message), domain_status(exc)

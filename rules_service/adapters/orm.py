@@ -494,3 +494,17 @@ class EscalationStepRow(Base):
     step: Mapped[int] = mapped_column(Integer)
     principal: Mapped[str | None] = mapped_column(String(200), nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SignInThrottleRow(Base):
+    """Sign-in attempts in a row that did not succeed, per name and client address.
+
+    Any name is kept, known or not; rows untouched for a day are pruned."""
+
+    __tablename__ = "sign_in_throttles"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
