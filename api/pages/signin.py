@@ -38,6 +38,9 @@ def sign_in_post() -> Any:
 
 @bp.post("/sign-out")
 def sign_out() -> Response:
-    """Ends the session."""
+    """Ends the session, and has the browser drop what this site stored (a token pasted
+    into /docs by an earlier version kept it in localStorage)."""
     session.clear()
-    return redirect("/sign-in", 303)
+    response = redirect("/sign-in", 303)
+    response.headers["Clear-Site-Data"] = '"storage"'
+    return response
