@@ -131,9 +131,9 @@ def sign_in_with_password(uow: UnitOfWork, name: str, password: str,
         uow.throttles.save(throttle, now)
         account = uow.people.get(name)
         uow.commit()
-    known = account is not None and account.password_hash is not None
-    if not _verify(account.password_hash if known else _DUMMY_HASH, password) \
-            or not known or not account.may_sign_in:
+    password_hash = account.password_hash if account is not None else None
+    if not _verify(password_hash or _DUMMY_HASH, password) or account is None \
+            or password_hash is None or not account.may_sign_in:
         raise SignInRefused("wrong name or password")
     return _signed_in(uow, name, address, password)
 
