@@ -183,7 +183,8 @@ def create_private_file(path: str) -> None:
     """
     if path.startswith("file:") or os.path.exists(path):
         return
-    with contextlib.suppress(FileExistsError):  # another process made it first
+    # Made meanwhile by another process, or not creatable: SQLite then says why on connect.
+    with contextlib.suppress(OSError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
