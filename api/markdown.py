@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 
@@ -20,8 +21,10 @@ _ROLE_TITLES = {"business_owner": "Business owner", "operations_owner": "Operati
 
 
 def _escape(text: str) -> str:
-    # Table cells and list items must stay on one line and keep their pipes literal.
-    return " ".join(str(text).split()).replace("|", "\\|")
+    # Table cells and list items stay on one line and keep their pipes literal; HTML is
+    # shown as text, never rendered by a Markdown viewer.
+    return (html.escape(" ".join(str(text).split()), quote=False)
+            .replace("|", "\\|"))
 
 
 def _title(key: str) -> str:

@@ -263,7 +263,6 @@ _DOCS_PAGE = """<!DOCTYPE html>
 <body>
   <div id="swagger-ui"></div>
   <script src="{base}/swagger-ui-bundle.js"></script>
-  <script src="{base}/swagger-ui-standalone-preset.js"></script>
   <script src="{base}/rules-service-init.js"></script>
 </body>
 </html>
@@ -275,8 +274,8 @@ _DOCS_INIT = """window.onload = function () {
     dom_id: "#swagger-ui",
     deepLinking: true,
     validatorUrl: null,
-    persistAuthorization: true,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    persistAuthorization: false,
+    presets: [SwaggerUIBundle.presets.apis],
     layout: "BaseLayout"
   });
 };
@@ -284,10 +283,8 @@ _DOCS_INIT = """window.onload = function () {
 
 
 def swagger_ui_directory() -> Path:
-    """Where the installed swagger-ui-bundle package keeps its static files."""
-    from swagger_ui_bundle import swagger_ui_path
-
-    return Path(swagger_ui_path)
+    """Swagger UI's files, vendored from npm's swagger-ui-dist (version in its VERSION)."""
+    return Path(__file__).resolve().parent / "static" / "swagger-ui"
 
 
 class OpenApiDocumentSchema(Schema):
@@ -325,7 +322,7 @@ def docs_init() -> Response:
 
 @bp.get("/docs/static/<path:filename>")
 def docs_static(filename: str) -> Response:
-    """Swagger UI's own files, from the installed package."""
+    """Swagger UI's own files, vendored in this package."""
     return send_from_directory(swagger_ui_directory(), filename, max_age=3600)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from api.auth import current_principal
 from api.markdown import render_diff, render_runbook
@@ -58,7 +58,7 @@ def diff(name: str, query: dict[str, Any]) -> Response:
     result = diffs.diff_versions(c.uow(), c.evaluator, name, from_version=query["from_version"],
                                  to_version=query["to_version"], impact=query["impact"])
     if query["format"] == "markdown":
-        return Response(render_diff(result.to_dict(), request.url_root.rstrip("/")),
+        return Response(render_diff(result.to_dict(), _base_url()),
                         mimetype="text/markdown")
     return dump(DiffSchema, result.to_dict())
 
@@ -84,7 +84,7 @@ def runbook(name: str, query: dict[str, Any]) -> Response:
     """
     view = runbook_service.get_runbook(container().uow(), name)
     if query["format"] == "markdown":
-        return Response(render_runbook(view, request.url_root.rstrip("/")),
+        return Response(render_runbook(view, _base_url()),
                         mimetype="text/markdown")
     return dump(RunbookSchema, view.to_dict())
 
@@ -95,3 +95,9 @@ def audit(name: str, query: dict[str, Any]) -> Response:
     """The ruleset's audit trail: every transition, who, when, and why."""
     events = governance.list_audit_events(container().uow(), name, version=query["version"])
     return dump(AuditSchema, {"events": [e.to_dict() for e in events]})
+
+
+def _base_url() -> str:
+    """Where commands in Markdown point: ``RULES_SERVICE_BASE_URL``, never the request's
+    Host header; without it, the placeholder ``$BASE_URL`` for the reader to fill in."""
+    return str(container().settings.base_url) or "$BASE_URL"

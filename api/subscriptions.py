@@ -27,7 +27,8 @@ def create_subscription(body: dict[str, Any]) -> Response:
     """Subscribe a webhook or an email address to event types (admin, or a ruleset owner)."""
     view = notifications.create_subscription(
         container().uow(), url=body["url"], events=body["events"], ruleset=body["ruleset"],
-        secret=body["secret"], actor=current_principal().name)
+        secret=body["secret"], actor=current_principal().name,
+        allow=container().settings.webhook_allow)
     return dump(SubscriptionSchema, view.to_dict(), status=201)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,6 +14,9 @@ from urllib.parse import urlsplit
 DEFAULT_DATABASE_FILE = Path("instance") / "rules-service.db"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
+MIN_SECRET_KEY_LENGTH = 32
+"""Shortest ``RULES_SERVICE_SECRET_KEY`` accepted: a short key can be guessed offline
+from one signed session cookie."""
 
 
 class SettingsError(ValueError):
@@ -74,18 +79,58 @@ def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
                         f"got {raw!r}")
 
 
-def env_base_url(env: Mapping[str, str], name: str) -> str:
-    """An http(s) address people reach the pages at, without its trailing slash; empty
-    when unset. SettingsError for anything else (no scheme, another scheme, no host)."""
+def env_secret_key(env: Mapping[str, str]) -> str:
+    """``RULES_SERVICE_SECRET_KEY``, at least ``MIN_SECRET_KEY_LENGTH`` characters; a random
+    key of this process when unset (gunicorn's master sets one shared by its workers)."""
+    raw = env.get("RULES_SERVICE_SECRET_KEY", "").strip()
+    if not raw:
+        return secrets.token_hex(32)
+    if len(raw) < MIN_SECRET_KEY_LENGTH:
+        raise SettingsError(f"RULES_SERVICE_SECRET_KEY must be at least "
+                            f"{MIN_SECRET_KEY_LENGTH} characters, got {len(raw)}; make one "
+                            f"with: python3 -c 'import secrets; print(secrets.token_hex(32))'")
+    return raw
+
+
+def env_base_url(env: Mapping[str, str], name: str = "RULES_SERVICE_BASE_URL") -> str:
+    """An http(s) address people reach the pages at (``RULES_SERVICE_BASE_URL``), without
+    its trailing slash; "" when unset. SettingsError for anything else."""
     raw = (env.get(name) or "").strip()
     if not raw:
         return ""
     parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname \
-            or parts.query or parts.fragment:
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment or "@" in parts.netloc or any(c.isspace() for c in raw):
         raise SettingsError(f"{name} must be an http:// or https:// address like "
                             f"https://rules.example.com, got {raw!r}")
     return raw.rstrip("/")
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?")
+
+
+def allow_entry_problem(entry: str) -> str | None:
+    """Why an entry of ``RULES_SERVICE_WEBHOOK_ALLOW`` cannot be used (None: it can)."""
+    if "/" in entry or ":" in entry or entry.replace(".", "").isdigit():
+        try:
+            ipaddress.ip_network(entry.strip("[]"), strict=False)
+        except ValueError:
+            return f"{entry!r} is not an address or CIDR range"
+        return None
+    if not _HOST_NAME.fullmatch(entry):
+        return f"{entry!r} is not a host name, address or CIDR range"
+    return None
+
+
+def env_webhook_allow(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``RULES_SERVICE_WEBHOOK_ALLOW``: comma-separated hosts and CIDR ranges webhooks may
+    reach although they are loopback, link-local or private."""
+    entries = tuple(e.strip() for e in env.get("RULES_SERVICE_WEBHOOK_ALLOW", "").split(",")
+                    if e.strip())
+    problems = [p for p in map(allow_entry_problem, entries) if p]
+    if problems:
+        raise SettingsError("RULES_SERVICE_WEBHOOK_ALLOW: " + "; ".join(problems))
+    return entries
 
 
 def default_database_url(cwd: Path | None = None) -> str:
@@ -123,11 +168,14 @@ class Settings:
     # Days of decisions kept by ``rules-service db retention`` (0: kept forever).
     retention_days: int = 0
     # The address people reach the pages at (RULES_SERVICE_BASE_URL), no trailing slash:
-    # links in notices point there, never at a request's Host header. Empty: no links.
+    # absolute links in notices and Markdown point there, never at a request's Host header.
+    # Empty: no links.
     base_url: str = ""
     # A folder the worker writes email to instead of sending it (RULES_SERVICE_MAIL_DIR):
     # the demo's local mail sink, shown at /mail. Empty: email goes out through SMTP.
     mail_dir: str = ""
+    # Hosts and CIDR ranges webhooks may reach although internal (RULES_SERVICE_WEBHOOK_ALLOW).
+    webhook_allow: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -138,8 +186,7 @@ class Settings:
             database_url=url,
             # Without a configured key each process gets a random one: nothing persistent
             # depends on it (tokens are hashed with plain SHA-256).
-            secret_key=env.get("RULES_SERVICE_SECRET_KEY", "").strip()
-            or secrets.token_hex(32),
+            secret_key=env_secret_key(env),
             engine_workers=env_int(env, "RULES_SERVICE_ENGINE_WORKERS", cls.engine_workers, 1),
             engine_timeout_s=env_float(env, "RULES_SERVICE_ENGINE_TIMEOUT", cls.engine_timeout_s,
                                     0.01),
@@ -170,6 +217,7 @@ class Settings:
             public_docs=env_bool(env, "RULES_SERVICE_PUBLIC_DOCS", cls.public_docs),
             secure_cookies=env_bool(env, "RULES_SERVICE_SECURE_COOKIES", cls.secure_cookies),
             retention_days=env_int(env, "RULES_SERVICE_RETENTION_DAYS", cls.retention_days, 0),
-            base_url=env_base_url(env, "RULES_SERVICE_BASE_URL"),
+            base_url=env_base_url(env),
             mail_dir=env.get("RULES_SERVICE_MAIL_DIR", "").strip(),
+            webhook_allow=env_webhook_allow(env),
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from typing import Any
@@ -83,9 +84,13 @@ def control_socket_for(bind_addresses: list[str], default_path: str) -> str:
 
 
 def on_starting(server: Any) -> None:
-    """Before the master binds and opens its control socket: a socket of its own, and the
-    workers' shared metrics directory."""
+    """Before the master binds and opens its control socket: a socket of its own, the
+    workers' shared metrics directory, and one secret key shared by every worker it forks
+    when ``RULES_SERVICE_SECRET_KEY`` is unset (each worker would otherwise sign sessions
+    with its own)."""
     _share_request_metrics()
+    if not os.environ.get("RULES_SERVICE_SECRET_KEY", "").strip():
+        os.environ["RULES_SERVICE_SECRET_KEY"] = secrets.token_hex(32)
     setting = server.cfg.settings["control_socket"]
     if server.cfg.control_socket == setting.default:  # not chosen by the operator
         server.cfg.set("control_socket", control_socket_for(server.cfg.bind, setting.default))

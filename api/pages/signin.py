@@ -27,7 +27,8 @@ def sign_in_post() -> Any:
     password = request.form.get("password", "")
     target = safe_next(request.form.get("next"))
     try:
-        person = accounts.sign_in_with_password(container().uow(), name, password)
+        person = accounts.sign_in_with_password(container().uow(), name, password,
+                                                request.remote_addr or "")
     except (accounts.SignInRefused, accounts.SignInLocked) as exc:
         return render_template("sign_in.html", next=target, name=name,
                                error=exc.message), domain_status(exc)
@@ -37,6 +38,9 @@ def sign_in_post() -> Any:
 
 @bp.post("/sign-out")
 def sign_out() -> Response:
-    """Ends the session."""
+    """Ends the session, and has the browser drop what this site stored (a token pasted
+    into /docs by an earlier version kept it in localStorage)."""
     session.clear()
-    return redirect("/sign-in", 303)
+    response = redirect("/sign-in", 303)
+    response.headers["Clear-Site-Data"] = '"storage"'
+    return response

@@ -15,7 +15,9 @@ which errors mean "the database is unavailable" (the API answers them 503).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -174,6 +176,18 @@ def _postgresql_engine(url: str, timeouts: DatabaseTimeouts | None, echo: bool) 
     return engine
 
 
+def create_private_file(path: str) -> None:
+    """Creates the SQLite database file readable by its owner only (0600), unless it exists.
+
+    An empty file is a valid database; SQLite gives its -wal and -shm files the same mode.
+    """
+    if path.startswith("file:") or os.path.exists(path):
+        return
+    # Made meanwhile by another process, or not creatable: SQLite then says why on connect.
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def make_engine(url: str, *, sqlite_busy_timeout_s: float = 30.0, echo: bool = False,
                 timeouts: DatabaseTimeouts | None = None) -> Engine:
     """An engine for the URL, with the SQLite transaction discipline set up when needed.
@@ -192,6 +206,8 @@ def make_engine(url: str, *, sqlite_busy_timeout_s: float = 30.0, echo: bool = F
         kwargs["poolclass"] = StaticPool
     elif timeouts is not None:
         kwargs["pool_timeout"] = timeouts.pool_s
+    if not in_memory:
+        create_private_file(database)
     engine = create_engine(url, echo=echo, **kwargs)
     busy_ms = int(sqlite_busy_timeout_s * 1000)
 

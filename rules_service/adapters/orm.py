@@ -515,3 +515,17 @@ class WorkerHeartbeatRow(Base):
     failed: Mapped[int] = mapped_column(BigInteger)
     dead: Mapped[int] = mapped_column(BigInteger)
     last_pass_ms: Mapped[float] = mapped_column(Float)
+
+
+class SignInThrottleRow(Base):
+    """Sign-in attempts in a row that did not succeed, per name and client address.
+
+    Any name is kept, known or not; rows untouched for a day are pruned."""
+
+    __tablename__ = "sign_in_throttles"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

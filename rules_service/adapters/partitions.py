@@ -23,7 +23,7 @@ from sqlalchemy import Connection, text
 PARTITIONED = {"decisions": "evaluated_at", "escalations": "decision_evaluated_at"}
 """Each partitioned table and its partition key."""
 
-PARTITION_NAME = re.compile(r"^(decisions|escalations)_(p(\d{4})_(\d{2})|default)$")
+PARTITION_NAME = re.compile(r"^(decisions|escalations)_(p(\d{4})_(\d{2})|default)\Z")
 
 
 def is_partition(name: str | None) -> bool:

@@ -1,20 +1,26 @@
-"""Outbound delivery: webhooks over HTTP(S) with the standard library's urllib, email through
+"""Outbound delivery: webhooks over HTTP(S) with the standard library's http.client, email through
 SMTP with smtplib. Each send returns an ``Attempt``; nothing here retries or touches the
 database (the worker does both)."""
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
+import http.client
+import ipaddress
 import smtplib
+import socket
 import ssl
+import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from rules_service.domain.webhook_targets import Address, AllowList, literal_address
 
 USER_AGENT = "rules-service-webhooks/1"
 
@@ -28,19 +34,91 @@ class Attempt:
     error: str | None = None
 
 
-def post_webhook(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Attempt:
-    """POSTs the body; any 2xx is delivered, anything else (or no answer in time) is not."""
-    request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310
-        "Content-Type": "application/json", "User-Agent": USER_AGENT, **headers})
+def resolve(host: str, port: int) -> list[Address]:
+    """The addresses a host name resolves to (a literal address is itself); [] when it
+    does not resolve."""
+    literal = literal_address(host)
+    if literal is not None:
+        return [literal]
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
-            status = int(response.status)
-            response.read(65536)
-    except urllib.error.HTTPError as exc:
-        return Attempt(False, exc.code, f"HTTP {exc.code}")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Attempt(False, None, f"{type(exc).__name__}: {reason}"[:500])
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0])
+                              for info in found))
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an address already checked, with the certificate checked for the host."""
+
+    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout,
+                         context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Plain HTTP to an address already checked (the Host header names the host)."""
+
+    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+def post_webhook(url: str, body: bytes, headers: dict[str, str], timeout_s: float,
+                 allow: AllowList | None = None) -> Attempt:
+    """POSTs the body to an address the allow list permits; any 2xx is delivered. A
+    redirect is not followed (a failed attempt), and the whole exchange, from resolving
+    the host to the last byte of the answer, must end within ``timeout_s``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return Attempt(False, None, "refused: the URL's port is not a number")
+    addresses = resolve(host, port)
+    if not addresses:
+        return Attempt(False, None, f"refused: {host} does not resolve")
+    refusal = (allow or AllowList()).refusal(host, addresses)
+    if refusal is not None:
+        return Attempt(False, None, f"refused: {refusal}")
+    kind = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    connection = kind(host, str(addresses[0]), port, timeout_s)
+    # A watchdog ends the exchange at the deadline: a receiver that answers one byte at a
+    # time never lets a per-read timeout fire.
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        if connection.sock is not None:
+            with contextlib.suppress(OSError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(timeout_s, expire)
+    watchdog.start()
+    try:
+        path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        connection.request("POST", path, body=body, headers={
+            "Content-Type": "application/json", "User-Agent": USER_AGENT, **headers})
+        response = connection.getresponse()
+        status = int(response.status)
+        response.read(65536)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if expired.is_set():
+            return Attempt(False, None, f"no complete answer within {timeout_s:g} s")
+        return Attempt(False, None, f"{type(exc).__name__}: {exc}"[:500])
+    finally:
+        watchdog.cancel()
+        connection.close()
+    if expired.is_set():
+        return Attempt(False, None, f"no complete answer within {timeout_s:g} s")
     if 200 <= status < 300:
         return Attempt(True, status)
     return Attempt(False, status, f"HTTP {status}")

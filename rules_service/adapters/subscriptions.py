@@ -63,6 +63,13 @@ class SubscriptionRepository:
         """Every subscription, in no particular order."""
         return [subscription_of(r) for r in self.session.scalars(select(SubscriptionRow))]
 
+    def live(self) -> list[Subscription]:
+        """Every subscription whose creator is a known, unrevoked principal."""
+        return [subscription_of(r) for r in self.session.scalars(
+            select(SubscriptionRow).join(PrincipalRow,
+                                         PrincipalRow.name == SubscriptionRow.created_by)
+            .where(PrincipalRow.revoked_at.is_(None)))]
+
     def delete(self, subscription_id: str) -> None:
         """Deletes a subscription; its deliveries still to be made are given up (dead)."""
         self.session.execute(
@@ -75,11 +82,13 @@ class SubscriptionRepository:
             self.session.delete(row)
 
     def secrets(self, ids: Iterable[str | None]) -> dict[str, str | None]:
-        """The signing secrets of subscriptions by id."""
+        """The signing secrets of subscriptions by id; a subscription whose creator is
+        revoked has none (its deliveries are not sent)."""
         wanted = {i for i in ids if i}
         return {sub_id: secret for sub_id, secret in self.session.execute(
             select(SubscriptionRow.id, SubscriptionRow.secret)
-            .where(SubscriptionRow.id.in_(wanted)))}
+            .join(PrincipalRow, PrincipalRow.name == SubscriptionRow.created_by)
+            .where(SubscriptionRow.id.in_(wanted), PrincipalRow.revoked_at.is_(None)))}
 
     def contacts(self) -> dict[str, str]:
         """The email address of every unrevoked principal that has one, by name."""

@@ -25,6 +25,7 @@ from rules_service.adapters.repositories import (
     VersionRepository,
 )
 from rules_service.adapters.rollup_queries import FigureQueries
+from rules_service.adapters.sign_in_throttles import SignInThrottleStore
 from rules_service.adapters.subscriptions import DeliveryRepository, SubscriptionRepository
 
 Clock = Callable[[], datetime]
@@ -50,6 +51,7 @@ class UnitOfWork:
     subscriptions: SubscriptionRepository
     deliveries: DeliveryRepository
     people: PrincipalStore
+    throttles: SignInThrottleStore
     health: HealthProbe
     figures: FigureQueries
     heartbeats: HeartbeatRepository
@@ -97,6 +99,7 @@ class UnitOfWork:
         self.subscriptions = SubscriptionRepository(self._session)
         self.deliveries = DeliveryRepository(self._session)
         self.people = PrincipalStore(self._session)
+        self.throttles = SignInThrottleStore(self._session)
         self.health = HealthProbe(self._session)
         self.figures = FigureQueries(self._session)
         self.heartbeats = HeartbeatRepository(self._session)

@@ -1,9 +1,10 @@
 """A principal's account: who it is, its bearer tokens (as hashes), and its sign-in state.
 
 The rules that belong to the account live here: who may sign in to the pages (a known,
-unrevoked person, never an automation), the slow-down after failed sign-ins (after
-``FREE_FAILURES`` failures in a row each further attempt waits, from ``FIRST_WAIT``
-doubling up to ``LONGEST_WAIT``), and revoking or re-enabling it with its tokens.
+unrevoked person, never an automation), the slow-down after failed sign-ins (a
+``SignInThrottle`` per name and client address: after ``FREE_FAILURES`` attempts in a row
+that did not succeed each further attempt waits, from ``FIRST_WAIT`` doubling up to
+``LONGEST_WAIT``), and revoking or re-enabling it with its tokens.
 Hashing passwords and tokens is the services' job; the account only holds the hashes.
 """
 
@@ -29,6 +30,35 @@ def wait_after(failures: int) -> timedelta | None:
     doublings = min(failures - FREE_FAILURES, 20)
     wait: timedelta = FIRST_WAIT * (2 ** doublings)
     return min(wait, LONGEST_WAIT)
+
+
+@dataclass
+class SignInThrottle:
+    """Sign-in attempts in a row that did not succeed, for one name from one address.
+
+    Kept for any name, known or not, so the slow-down says nothing about which names
+    exist; kept per client address, so guesses from one address never delay a person
+    signing in from another. An attempt counts as failed from the moment it starts (so
+    parallel guesses each count and each wait) until it succeeds.
+    """
+
+    name: str
+    address: str
+    failures: int = 0
+    locked_until: datetime | None = None
+
+    def refused_until(self, now: datetime) -> datetime | None:
+        """Until when an attempt at ``now`` is refused (None: it may try)."""
+        locked = self.locked_until
+        if locked is not None and ensure_utc(locked) > now:
+            return ensure_utc(locked)
+        return None
+
+    def attempt(self, now: datetime) -> None:
+        """Counts an attempt as failed; after ``FREE_FAILURES`` the next one has to wait."""
+        self.failures += 1
+        wait = wait_after(self.failures)
+        self.locked_until = now + wait if wait is not None else None
 
 
 @dataclass
@@ -91,19 +121,6 @@ class Account:
         self.password_hash = password_hash
         self.failed_sign_ins = 0
         self.sign_in_locked_until = None
-
-    def locked_until(self, now: datetime) -> datetime | None:
-        """Until when a sign-in attempt at ``now`` is refused (None: it may try)."""
-        locked = self.sign_in_locked_until
-        if locked is not None and ensure_utc(locked) > now:
-            return ensure_utc(locked)
-        return None
-
-    def sign_in_failed(self, now: datetime) -> None:
-        """Counts a failed sign-in; from the fourth in a row the next one has to wait."""
-        self.failed_sign_ins += 1
-        wait = wait_after(self.failed_sign_ins)
-        self.sign_in_locked_until = now + wait if wait is not None else None
 
     def signed_in(self) -> None:
         """A successful sign-in: the count of failures starts again."""

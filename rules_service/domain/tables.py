@@ -51,7 +51,7 @@ class Cell:
 
 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
-_THRESHOLD = re.compile(r"^thresholds\.([A-Za-z_][A-Za-z0-9_]*)$")
+_THRESHOLD = re.compile(r"^thresholds\.([A-Za-z_][A-Za-z0-9_]*)\Z")
 
 
 def _operand(text: str) -> Operand:

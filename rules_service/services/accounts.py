@@ -10,6 +10,7 @@ the same rule about who may sign in at all (a known, unrevoked, human principal)
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,6 +30,9 @@ __all__ = ["FIRST_WAIT", "FREE_FAILURES", "LONGEST_WAIT", "MAX_PASSWORD_LENGTH",
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
+
+# Anything a principal name could be (see ``services.principals``); other names are unknown.
+_PLAUSIBLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}")
 
 _hasher = PasswordHasher()
 # Verified against when the name is unknown, so a wrong name costs as long as a wrong password.
@@ -94,6 +98,7 @@ def set_password(uow: UnitOfWork, name: str, password: str) -> None:
             raise RequestInvalid(problems)
         account.set_password_hash(_hasher.hash(password))
         uow.people.save(account)
+        uow.throttles.forget(name)
         uow.commit()
 
 
@@ -109,35 +114,54 @@ def principal_for_sign_in(uow: UnitOfWork, name: str) -> SignedIn | None:
             if account is not None and account.may_sign_in else None
 
 
-def sign_in_with_password(uow: UnitOfWork, name: str, password: str) -> SignedIn:
-    """Checks a name and password; 401 ``sign_in_refused`` or 429 ``sign_in_locked``.
+def sign_in_with_password(uow: UnitOfWork, name: str, password: str,
+                          address: str = "") -> SignedIn:
+    """Checks a name and password from a client ``address``; 401 ``sign_in_refused`` or 429
+    ``sign_in_locked``.
 
-    Failures in a row are counted on the principal (so every server process sees them);
-    from the fourth on, each attempt must wait twice as long as the last, up to 15 minutes.
+    Attempts in a row that did not succeed are counted per name and address, for any name
+    (known or not), in the database (so every server process sees them); from the fourth
+    on, each attempt must wait twice as long as the last, up to 15 minutes. The attempt is
+    counted before the password is checked, under a row lock, so parallel guesses each
+    count; the check itself (about 200 ms of argon2) runs outside any transaction.
     """
-    if not isinstance(password, str) or len(password) > MAX_PASSWORD_LENGTH:
+    if not isinstance(password, str) or len(password) > MAX_PASSWORD_LENGTH \
+            or not isinstance(name, str) or not _PLAUSIBLE_NAME.fullmatch(name):
+        # No principal has such a name: refused like any wrong name, nothing stored.
+        _verify(_DUMMY_HASH, password if isinstance(password, str) else "")
         raise SignInRefused("wrong name or password")
+    address = address[:64]
     with uow:
         now = ensure_utc(uow.now())
-        account = uow.people.get(name) if isinstance(name, str) and name else None
-        if account is None or account.password_hash is None:
-            _verify(_DUMMY_HASH, password)
-            raise SignInRefused("wrong name or password")
-        locked = account.locked_until(now)
+        throttle = uow.throttles.locked(name, address, now)
+        locked = throttle.refused_until(now)
         if locked is not None:
             raise SignInLocked(locked, now)
-        if not _verify(account.password_hash, password) or not account.may_sign_in:
-            account.sign_in_failed(now)
-            uow.people.save(account)
+        throttle.attempt(now)
+        uow.throttles.save(throttle, now)
+        account = uow.people.get(name)
+        uow.commit()
+    password_hash = account.password_hash if account is not None else None
+    if not _verify(password_hash or _DUMMY_HASH, password) or account is None \
+            or password_hash is None or not account.may_sign_in:
+        raise SignInRefused("wrong name or password")
+    return _signed_in(uow, name, address, password)
+
+
+def _signed_in(uow: UnitOfWork, name: str, address: str, password: str) -> SignedIn:
+    """After a right password: forgets the throttle, rehashes if the defaults changed."""
+    with uow:
+        uow.throttles.forget(name, address)
+        account = uow.people.get(name)
+        if account is None or not account.may_sign_in:  # revoked meanwhile
             uow.commit()
             raise SignInRefused("wrong name or password")
         account.signed_in()
-        if _hasher.check_needs_rehash(account.password_hash):
+        if account.password_hash and _hasher.check_needs_rehash(account.password_hash):
             account.password_hash = _hasher.hash(password)
-        signed_in = SignedIn(account.name, account.is_admin)
         uow.people.save(account)
         uow.commit()
-    return signed_in
+        return SignedIn(account.name, account.is_admin)
 
 
 def _verify(password_hash: str, password: str) -> bool:

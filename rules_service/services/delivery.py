@@ -10,6 +10,8 @@ workers share the work on PostgreSQL (``FOR UPDATE SKIP LOCKED``); on SQLite run
 
 from __future__ import annotations
 
+import functools
+import html
 import logging
 import os
 import random
@@ -36,10 +38,17 @@ from rules_service.adapters.senders import (
     write_email,
 )
 from rules_service.adapters.unit_of_work import Clock, UnitOfWork, utcnow
-from rules_service.config import SettingsError, env_base_url, env_float, env_int
+from rules_service.config import (
+    SettingsError,
+    env_base_url,
+    env_float,
+    env_int,
+    env_webhook_allow,
+)
 from rules_service.domain import notifications as rules
 from rules_service.domain.escalations import DecisionFacts
 from rules_service.domain.versions import Version
+from rules_service.domain.webhook_targets import AllowList
 from rules_service.services.governance import ruleset_of
 from rules_service.services.notices import Notice, email_content
 
@@ -65,6 +74,7 @@ class DeliverySettings:
     """The address people reach the pages at; notices link there (empty: no links)."""
     mail_dir: str = ""
     """A folder email is written to instead of sent (the demo's mail sink; empty: SMTP)."""
+    webhook_allow: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.lease_s <= self.timeout_s:
@@ -99,7 +109,8 @@ class DeliverySettings:
             smtp=smtp,
             digest_s=env_float(env, "RULES_SERVICE_NOTICE_DIGEST", d.digest_s, 0.0),
             base_url=env_base_url(env, "RULES_SERVICE_BASE_URL"),
-            mail_dir=env.get("RULES_SERVICE_MAIL_DIR", "").strip())
+            mail_dir=env.get("RULES_SERVICE_MAIL_DIR", "").strip(),
+            webhook_allow=env_webhook_allow(env))
 
 
 @dataclass(frozen=True)
@@ -188,12 +199,13 @@ class Worker:
 
     def __init__(self, uow_factory: Callable[[], UnitOfWork],
                  settings: DeliverySettings | None = None, *, clock: Clock = utcnow,
-                 rng: random.Random | None = None, webhook: Webhook = post_webhook) -> None:
+                 rng: random.Random | None = None, webhook: Webhook | None = None) -> None:
         self._uow = uow_factory
         self._clock = clock
         self.settings = settings or DeliverySettings()
         self._rng = rng or random.Random()  # jitter, not secrecy
-        self._webhook = webhook
+        self._webhook = webhook or functools.partial(
+            post_webhook, allow=AllowList.parse(self.settings.webhook_allow)[0])
         self._policy = rules.RetryPolicy(self.settings.max_attempts,
                                          self.settings.backoff_base_s,
                                          self.settings.backoff_cap_s)
@@ -274,7 +286,7 @@ class Worker:
             if not events:
                 return 0
             names = uow.outbox.ruleset_names(e.ruleset_id for e in events)
-            subscriptions = uow.subscriptions.all()
+            subscriptions = uow.subscriptions.live()
             contacts = uow.subscriptions.contacts()
             deliveries: list[rules.Delivery] = []
             for event in events:
@@ -296,18 +308,37 @@ class Worker:
         if not jobs:
             return 0, 0, 0
         groups: dict[str, list[_Job]] = {}
-        for job in jobs:
+        for job in jobs:  # a person's gathered emails due together go as one
             key = job.target.lower() if job.gathered else job.delivery_id
             groups.setdefault(key, []).append(job)
-        batches = list(groups.values())
-        if len(batches) == 1 or self.settings.concurrency <= 1:
-            done = [self._deliver(batch) for batch in batches]
+        lanes: dict[str, list[list[_Job]]] = {}
+        for batch in groups.values():  # one lane per receiver: a slow one holds up its own
+            lanes.setdefault(_receiver(batch[0].target), []).append(batch)
+        if len(lanes) == 1 or self.settings.concurrency <= 1:
+            states = [state for lane in lanes.values() for state in self._deliver_lane(lane)]
         else:
-            with ThreadPoolExecutor(max_workers=min(self.settings.concurrency, len(batches)),
+            with ThreadPoolExecutor(max_workers=min(self.settings.concurrency, len(lanes)),
                                     thread_name_prefix="delivery") as pool:
-                done = list(pool.map(self._deliver, batches))
-        states = [state for batch in done for state in batch]
+                states = [state for done in pool.map(self._deliver_lane, lanes.values())
+                          for state in done]
         return (states.count("delivered"), states.count("failed"), states.count("dead"))
+
+    def _deliver_lane(self, lane: list[list[_Job]]) -> list[str]:
+        """One receiver's deliveries in turn; once it gives no answer, the rest of its
+        deliveries in this pass fail without being sent (they are tried again later)."""
+        states: list[str] = []
+        silent: Attempt | None = None
+        for batch in lane:
+            if silent is not None:
+                states += self._record(batch, Attempt(
+                    False, None, "not sent: the receiver gave no answer to an earlier "
+                                 "delivery in the same pass"))
+                continue
+            done, attempt = self._deliver(batch)
+            states += done
+            if not attempt.delivered and attempt.status is None:
+                silent = attempt
+        return states
 
     def _claim(self) -> list[_Job]:
         uow = self._uow()
@@ -330,7 +361,7 @@ class Worker:
             uow.commit()
         return jobs
 
-    def _deliver(self, batch: list[_Job]) -> list[str]:
+    def _deliver(self, batch: list[_Job]) -> tuple[list[str], Attempt]:
         """Sends one delivery, or one person's due emails as one digest, and records the
         attempt on each of them."""
         try:
@@ -338,6 +369,10 @@ class Worker:
         except Exception as exc:  # a bug in one send must not stop the rest
             log.exception("delivery %s raised", batch[0].delivery_id)
             attempt = Attempt(False, None, f"{type(exc).__name__}: {exc}"[:500])
+        return self._record(batch, attempt), attempt
+
+    def _record(self, batch: list[_Job], attempt: Attempt) -> list[str]:
+        """Records one attempt on each delivery of ``batch``; one log line per failure."""
         states = []
         uow = self._uow()
         with uow:
@@ -371,7 +406,7 @@ class Worker:
         body = rules.webhook_body(job.event_id, job.event_type, job.occurred_at, job.ruleset,
                                   job.data)
         if job.secret is None:
-            return Attempt(False, None, "the subscription was deleted")
+            return Attempt(False, None, "the subscription was deleted or its creator revoked")
         timestamp = int(self._clock().timestamp())
         headers = {"X-Rules-Event": job.event_type, "X-Rules-Delivery": job.delivery_id,
                    "X-Rules-Timestamp": str(timestamp),
@@ -399,6 +434,13 @@ def target_place(target: str) -> str:
     parts = urlsplit(target)
     host = parts.hostname or "?"
     return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def _receiver(target: str) -> str:
+    """Who a target's deliveries go to: the webhook's host, or the mail server."""
+    if target.lower().startswith("mailto:"):
+        return "mailto:"
+    return (urlsplit(target).hostname or target).lower()
 
 
 def _new_id() -> str:

@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
@@ -16,11 +17,19 @@ from urllib.parse import urlsplit
 import uuid_utils
 
 from rules_service.adapters.heartbeats import Heartbeat
+from rules_service.adapters import senders
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain import lifecycle
 from rules_service.domain import notifications as rules
 from rules_service.domain.errors import Forbidden, NotFound, RequestInvalid
 from rules_service.domain.problems import Problem
+from rules_service.domain.webhook_targets import (
+    Address,
+    AllowList,
+    literal_address,
+    status_class,
+    strip_credentials,
+)
 from rules_service.services.governance import resolve_actor, ruleset_of
 from rules_service.services.views import iso
 
@@ -28,7 +37,7 @@ MAX_PAGE = 1000
 MIN_SECRET_LENGTH = 16
 """Shortest webhook secret accepted: a short HMAC key is a guessable one."""
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$|^[^@\s]+@localhost$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z|^[^@\s]+@localhost\Z")
 
 
 @dataclass(frozen=True)
@@ -81,8 +90,8 @@ class DeliveryView:
 
 
 def _subscription_view(row: rules.Subscription) -> SubscriptionView:
-    return SubscriptionView(row.id, row.url, list(row.events), row.ruleset, row.created_by,
-                            row.created_at)
+    return SubscriptionView(row.id, strip_credentials(row.url), list(row.events), row.ruleset,
+                            row.created_by, row.created_at)
 
 
 # --------------------------------------------------------------------------- subscriptions
@@ -135,16 +144,39 @@ def _check_owner(uow: UnitOfWork, actor: str, ruleset: str | None, what: str) ->
                         f"admin can {what}")
 
 
+def _check_target(url: str, allow: tuple[str, ...],
+                  resolve: Callable[[str, int], list[Address]]) -> list[Problem]:
+    """A webhook's host may not be, or resolve to, an internal address unless allowed (a
+    host that does not resolve yet is checked again at each delivery)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return []
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return [Problem("url", "the URL's port is not a number from 1 to 65535")]
+    literal = literal_address(parts.hostname)
+    addresses = [literal] if literal is not None else resolve(parts.hostname, port)
+    refusal = AllowList.parse(allow)[0].refusal(parts.hostname, addresses)
+    return [Problem("url", refusal)] if refusal else []
+
+
 def create_subscription(uow: UnitOfWork, *, url: str, events: list[str],
                         ruleset: str | None = None, secret: str | None = None,
-                        actor: str) -> SubscriptionView:
+                        actor: str, allow: tuple[str, ...] = (),
+                        resolve: Callable[[str, int], list[Address]] = senders.resolve
+                        ) -> SubscriptionView:
     """Subscribes a webhook or an email address to event types, for one ruleset or all.
 
-    422 lists every problem; 403 unless admin (or an owner of that ruleset); 404 unknown
-    ruleset.
+    422 lists every problem (a target at an internal address the allow list does not
+    name is one); 403 unless admin (or an owner of that ruleset); 404 unknown ruleset.
+    A user name and password in the URL are dropped.
     """
     wanted = list(dict.fromkeys(events or []))
     problems = _check_subscription(url, wanted, secret)
+    if not problems:
+        url = strip_credentials(url)
+        problems = _check_target(url, allow, resolve)
     if problems:
         raise RequestInvalid(problems)
     with uow:
@@ -199,7 +231,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise RequestInvalid([Problem("cursor", "not a cursor this service gave out")]) from None
 
 
-def _delivery_views(uow: UnitOfWork, rows: list[rules.Delivery]) -> list[DeliveryView]:
+def _delivery_views(uow: UnitOfWork, rows: list[rules.Delivery], *, admin: bool = True
+                    ) -> list[DeliveryView]:
+    """The deliveries as shown: an admin reads the status and error of the last attempt,
+    anyone else the status class only (never the socket's error)."""
     events = uow.outbox.by_ids({r.event_id for r in rows})
     names = uow.outbox.ruleset_names(e.ruleset_id for e in events.values())
     out = []
@@ -210,9 +245,11 @@ def _delivery_views(uow: UnitOfWork, rows: list[rules.Delivery]) -> list[Deliver
                                                 names.get(event.ruleset_id or 0), event.data))
         out.append(DeliveryView(
             row.id, row.event_id, row.event_type, row.subscription_id, row.recipient,
-            row.target, row.state, row.attempts,
+            strip_credentials(row.target), row.state, row.attempts,
             row.next_attempt_at if row.state in ("queued", "failed") else None,
-            row.last_status, row.last_error, row.created_at, row.delivered_at, payload))
+            row.last_status if admin else None,
+            row.last_error if admin else status_class(row.last_status, row.last_error),
+            row.created_at, row.delivered_at, payload))
     return out
 
 
@@ -238,7 +275,7 @@ def list_deliveries(uow: UnitOfWork, *, actor: str, state: str | None = None,
                                    subscription=subscription, before=before,
                                    created_by=None if who.is_admin else who.name)
         next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-        return _delivery_views(uow, rows[:limit]), next_cursor
+        return _delivery_views(uow, rows[:limit], admin=who.is_admin), next_cursor
 
 
 def retry_delivery(uow: UnitOfWork, delivery_id: str, *, actor: str) -> DeliveryView:
@@ -257,7 +294,7 @@ def retry_delivery(uow: UnitOfWork, delivery_id: str, *, actor: str) -> Delivery
             raise Forbidden("only an admin or the subscription's creator can retry it")
         delivery.retry(uow.now())
         uow.deliveries.save(delivery)
-        [view] = _delivery_views(uow, [delivery])
+        [view] = _delivery_views(uow, [delivery], admin=who.is_admin)
         uow.commit()
     return view
 

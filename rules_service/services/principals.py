@@ -17,7 +17,7 @@ from rules_service.services.views import IssuedToken, PrincipalView
 MAX_TOKEN_LENGTH = 512
 """Longer bearer tokens are refused without a look-up."""
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}\Z")
 
 
 def hash_token(token: str) -> str:

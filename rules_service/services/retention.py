@@ -34,7 +34,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from rules_service.adapters.partitions import Month
 from rules_service.adapters.retention_store import (
@@ -138,6 +138,13 @@ def verify_archive(path: Path, expected: int) -> list[str]:
     return ids
 
 
+def _private_open(path: Path) -> BinaryIO:
+    """Opens ``path`` for writing, created (or truncated) readable by its owner only."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an earlier file of that name keeps its mode otherwise
+    return os.fdopen(descriptor, "wb")
+
+
 def archive_month(engine: Database, month: Month, directory: Path, stamp: str,
                   database: str) -> MonthOutcome:
     """Writes and verifies the month's archive and manifest, from one snapshot; removes
@@ -148,7 +155,7 @@ def archive_month(engine: Database, month: Month, directory: Path, stamp: str,
     with RetentionStore(engine).snapshot(month) as ((decisions, escalations, _), lines):
         written = 0
         # mtime=0: the same rows make the same bytes, so the sha256 is reproducible.
-        with partial.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
+        with _private_open(partial) as raw, gzip.GzipFile(fileobj=raw, mode="wb",
                                                       mtime=0) as zipped:
             for record in lines:
                 zipped.write(json.dumps(record, default=_json_default,
@@ -169,7 +176,8 @@ def archive_month(engine: Database, month: Month, directory: Path, stamp: str,
         "format": "gzip JSON Lines: one decision per line, with its escalation and steps",
     }
     manifest_path = directory / f"{base}.manifest.json"
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    with _private_open(manifest_path) as out:
+        out.write((json.dumps(manifest, indent=2) + "\n").encode())
     _fsync(manifest_path)
     return MonthOutcome(month.label, "archived", decisions, escalations, str(final), digest)
 

@@ -33,7 +33,9 @@ def server_env(database_url: str) -> dict[str, str]:
     """The environment of a server (or CLI call) on ``database_url``."""
     env = {**os.environ,
            "RULES_SERVICE_DATABASE_URL": database_url,
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           # The tests' webhook receivers listen on this host.
+           "RULES_SERVICE_WEBHOOK_ALLOW": "127.0.0.1"}
     env.pop("RULES_SERVICE_TEST_DATABASE", None)
     return env
 

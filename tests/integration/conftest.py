@@ -79,7 +79,8 @@ def engine_pool() -> Iterator[EnginePool]:
 def container(database_url: str, clock: FakeClock,
               engine_pool: EnginePool) -> Iterator[Container]:
     """Services wired to the test database, the real engine and the fake clock."""
-    c = bootstrap(Settings(database_url=database_url, sqlite_busy_timeout_s=30.0),
+    c = bootstrap(Settings(database_url=database_url, sqlite_busy_timeout_s=30.0,
+                           base_url="http://localhost", webhook_allow=("127.0.0.1",)),
                   evaluator=engine_pool, clock=clock)
     _empty_tables(c)
     try:

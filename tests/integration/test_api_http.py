@@ -299,6 +299,17 @@ def test_interactive_docs_are_served_from_the_package(api: Api) -> None:
     assert api.get("/docs/static/../../etc/passwd").status_code == 404
 
 
+def test_interactive_docs_keep_no_token_and_bundle_a_current_dompurify(api: Api) -> None:
+    """/docs kept a pasted token in localStorage and bundled DOMPurify 2.3.10."""
+    init = api.get("/docs/static/rules-service-init.js").get_data(as_text=True)
+    assert "persistAuthorization: false" in init
+    bundle = api.get("/docs/static/swagger-ui-bundle.js")
+    found = re.search(rb'\.version="(\d+)\.(\d+)\.(\d+)",\w+\.removed', bundle.get_data())
+    assert found, "the bundle names its DOMPurify"
+    assert tuple(int(part) for part in found.groups()) >= (3, 2, 4)
+    assert re.search(rb'PACKAGE_VERSION:"5\.', bundle.get_data()), "Swagger UI 5"
+
+
 DOCS_PATHS = ("/openapi.json", "/docs", "/docs/static/rules-service-init.js",
               "/docs/static/swagger-ui.css")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -290,6 +291,8 @@ def test_retention_archives_then_removes_whole_months_and_keeps_open_escalations
     assert manifest["escalations"] == len(escalated)
     assert manifest["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
     assert manifest["period"] == old.label
+    # The archive holds decision inputs: only its owner may read it (was 0644).
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in (archive, manifest_path)} == {"0o600"}
 
     # The month is gone, with its keys; the blocked month and the recent ones are whole.
     assert _count(container, DecisionRow, DecisionRow.evaluated_at < old.end) == 0

@@ -52,7 +52,8 @@ def worker(container: Container, mailbox: Mailbox) -> Worker:
     settings = DeliverySettings(max_attempts=5, backoff_base_s=10, backoff_cap_s=60,
                                 timeout_s=5, lease_s=30, concurrency=1,
                                 smtp=SmtpSettings(host=mailbox.host, port=mailbox.port),
-                                digest_s=DIGEST_S, base_url="https://rules.example.com")
+                                digest_s=DIGEST_S, base_url="https://rules.example.com",
+                                webhook_allow=("127.0.0.1",))
     return Worker(container.uow, settings, clock=container.clock, rng=random.Random(7))
 
 
@@ -436,7 +437,8 @@ def test_two_workers_share_the_work_without_sending_anything_twice(
         api: Api, container: Container, mailbox: Mailbox,
         receiver: Receiver) -> None:
     settings = DeliverySettings(timeout_s=5, lease_s=30, batch=5, concurrency=2,
-                                smtp=SmtpSettings(host=mailbox.host, port=mailbox.port))
+                                smtp=SmtpSettings(host=mailbox.host, port=mailbox.port),
+                                webhook_allow=("127.0.0.1",))
     workers = [Worker(container.uow, settings, clock=container.clock) for _ in range(2)]
     activate(api)
     drain(workers[0])

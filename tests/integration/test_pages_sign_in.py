@@ -105,7 +105,10 @@ def test_an_automation_cannot_have_a_password(container: Container,
 def test_sign_out_ends_the_session(browser: FlaskClient) -> None:
     sign_in(browser, "biz")
     token = csrf_of(browser.get("/").text)
-    assert browser.post("/sign-out", data={"csrf_token": token}).status_code == 303
+    signed_out = browser.post("/sign-out", data={"csrf_token": token})
+    assert signed_out.status_code == 303
+    # The browser drops what the site stored (a token /docs once kept in localStorage).
+    assert signed_out.headers["Clear-Site-Data"] == '"storage"'
     assert browser.get("/").status_code == 302
 
 

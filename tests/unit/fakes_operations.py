@@ -238,6 +238,13 @@ class FakeSubscriptions:
     def all(self) -> list[Subscription]:
         return list(self.items.values())
 
+    def _live(self, subscription: Subscription) -> bool:
+        creator = self.principals.get(subscription.created_by)
+        return creator is not None and creator.revoked_at is None
+
+    def live(self) -> list[Subscription]:
+        return [s for s in self.items.values() if self._live(s)]
+
     def delete(self, subscription_id: str) -> None:
         assert self.deliveries is not None
         for d in self.deliveries.items.values():
@@ -249,7 +256,8 @@ class FakeSubscriptions:
         del self.items[subscription_id]
 
     def secrets(self, ids: Any) -> dict[str, str | None]:
-        return {i: self.items[i].secret for i in ids if i and i in self.items}
+        return {i: self.items[i].secret for i in ids
+                if i and i in self.items and self._live(self.items[i])}
 
     def contacts(self) -> dict[str, str]:
         return {p.name: p.email for p in self.principals.items.values()

@@ -11,6 +11,7 @@ from rules_service.domain.accounts import (
     FREE_FAILURES,
     LONGEST_WAIT,
     Account,
+    SignInThrottle,
     wait_after,
 )
 
@@ -25,32 +26,30 @@ def test_three_failures_in_a_row_are_free_then_the_wait_doubles_up_to_fifteen_mi
     assert wait_after(FREE_FAILURES + 9) == LONGEST_WAIT == timedelta(minutes=15)
 
 
-def test_failed_sign_ins_lock_the_account_until_the_wait_is_over() -> None:
-    account = Account("biz", NOW, password_hash="h")
+def test_attempts_lock_the_throttle_until_the_wait_is_over() -> None:
+    throttle = SignInThrottle("biz", "192.0.2.1")
     for _ in range(FREE_FAILURES - 1):
-        account.sign_in_failed(NOW)
-        assert account.locked_until(NOW) is None
-    account.sign_in_failed(NOW)
-    assert account.failed_sign_ins == FREE_FAILURES
-    assert account.locked_until(NOW) == NOW + FIRST_WAIT
-    assert account.locked_until(NOW + FIRST_WAIT) is None
-    account.sign_in_failed(NOW + FIRST_WAIT)
-    assert account.locked_until(NOW + FIRST_WAIT) == NOW + 3 * FIRST_WAIT
+        throttle.attempt(NOW)
+        assert throttle.refused_until(NOW) is None
+    throttle.attempt(NOW)
+    assert throttle.failures == FREE_FAILURES
+    assert throttle.refused_until(NOW) == NOW + FIRST_WAIT
+    assert throttle.refused_until(NOW + FIRST_WAIT) is None
+    throttle.attempt(NOW + FIRST_WAIT)
+    assert throttle.refused_until(NOW + FIRST_WAIT) == NOW + 3 * FIRST_WAIT
 
 
 def test_a_naive_lock_time_is_taken_as_utc() -> None:
-    account = Account("biz", NOW, sign_in_locked_until=datetime(2024, 5, 1, 12, 0, 5))
-    assert account.locked_until(NOW) == NOW + timedelta(seconds=5)
+    throttle = SignInThrottle("biz", "", locked_until=datetime(2024, 5, 1, 12, 0, 5))
+    assert throttle.refused_until(NOW) == NOW + timedelta(seconds=5)
 
 
-def test_a_success_or_a_new_password_forgets_the_failures() -> None:
-    account = Account("biz", NOW, password_hash="h")
-    for _ in range(FREE_FAILURES + 1):
-        account.sign_in_failed(NOW)
+def test_a_success_or_a_new_password_forgets_the_old_columns() -> None:
+    account = Account("biz", NOW, password_hash="h", failed_sign_ins=4,
+                      sign_in_locked_until=NOW)
     account.signed_in()
     assert (account.failed_sign_ins, account.sign_in_locked_until) == (0, None)
-    for _ in range(FREE_FAILURES + 1):
-        account.sign_in_failed(NOW)
+    account = Account("biz", NOW, password_hash="h", failed_sign_ins=4)
     account.set_password_hash("new")
     assert (account.password_hash, account.failed_sign_ins,
             account.sign_in_locked_until) == ("new", 0, None)

@@ -27,8 +27,8 @@ from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import ROLES, FieldType, Outcome
 from rules_service.language.parser import RESERVED
 
-SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*\Z")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 OUTCOMES = tuple(o.value for o in Outcome)
 FIELD_TYPES = tuple(t.value for t in FieldType)
 
