@@ -225,15 +225,34 @@ def change_title(change: VersionChange) -> str:
             f"{change.at:%Y-%m-%d %H:%M} UTC")
 
 
+MARKER_GAP = 0.04
+"""Version changes closer than this share of the window share one marker."""
+
+
+def _one_marker(group: list[tuple[float, VersionChange]]) -> Marker:
+    labels = list(dict.fromkeys(f"v{c.version}" for _, c in group))
+    label = ", ".join(labels) if len(labels) <= 2 else f"{len(group)} changes"
+    return Marker(group[0][0], label, "\n".join(change_title(c) for _, c in group))
+
+
 def change_markers(slices: Sequence[Slice], changes: Sequence[VersionChange]) -> list[Marker]:
-    """Each version change inside the slices' window, placed where it happened."""
+    """Each version change inside the slices' window, placed where it happened; changes
+    too close to tell apart share one marker whose title lists them all."""
     if not slices:
         return []
     start, end = slices[0].since, slices[-1].until
     span = (end - start).total_seconds()
-    return [Marker((c.at - start).total_seconds() / span, f"v{c.version}",
-                   change_title(c))
-            for c in changes if start <= c.at <= end and span > 0]
+    if span <= 0:
+        return []
+    placed = sorted((((c.at - start).total_seconds() / span, c)
+                     for c in changes if start <= c.at <= end), key=lambda p: p[0])
+    groups: list[list[tuple[float, VersionChange]]] = []
+    for at, change in placed:
+        if groups and at - groups[-1][0][0] < MARKER_GAP:
+            groups[-1].append((at, change))
+        else:
+            groups.append([(at, change)])
+    return [_one_marker(g) for g in groups]
 
 
 def dashboard_charts(slices: Sequence[Slice],

@@ -4,11 +4,16 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
 
+from api.pages import charts
+from rules_service.services.rollbacks import VersionChange
+from rules_service.services.trends import Slice
 from tests.integration.api_fixtures import Api
+from tests.integration.conftest import FakeClock
 from tests.integration.test_pages import NAME, browser_as, live, post_form
 
 __all__ = ["live"]
@@ -103,22 +108,40 @@ def test_the_runbook_reads_as_prose(app: Flask, two_active: None) -> None:
 
 @pytest.mark.parametrize("chosen", [f"&ruleset={NAME}", ""])
 def test_the_dashboard_marks_each_version_change(app: Flask, two_active: None, api: Api,
-                                                 chosen: str) -> None:
+                                                 clock: FakeClock, chosen: str) -> None:
+    clock.advance(timedelta(minutes=20))
     assert api.post(f"/v1/rulesets/{NAME}/rollback", {"to_version": 1, "reason": "too high"},
                     who="ops").status_code == 200
     page = browser_as(app, "ops").get(f"/dashboard?window=1h{chosen}").text
     throughput = page.split('data-chart="throughput"')[1].split("</svg>")[0]
-    labels = re.findall(r'<g class="marker"><title>([^<]+)</title>.*?>(v\d+)</text></g>',
-                        throughput)
-    assert [label for _, label in labels] == ["v1", "v2", "v1"]
-    assert labels[-1][0].startswith(f"{NAME}: version 1 rolled back to by ops")
-    assert page.count('<g class="marker">') == 3 * 7  # on every chart
-    assert "version 2 activated by biz" in page.split('id="version-changes"')[1]
+    markers = re.findall(r'<g class="marker"><title>([^<]+)</title><line x1="([\d.]+)"'
+                         r'.*?>([^<]+)</text></g>', throughput)
+    # Both activations of the first minutes share a marker; the rollback has its own.
+    assert [label for _, _, label in markers] == ["v1, v2", "v1"]
+    (first, x1, _), (last, x2, _) = markers
+    assert float(x1) < float(x2)
+    assert first.count(f"{NAME}: version") == 2 and "version 2 activated by biz" in first
+    assert last.startswith(f"{NAME}: version 1 rolled back to by ops")
+    assert page.count('<g class="marker">') == 2 * 7  # on every chart
+    listed = page.split('id="version-changes"')[1].split("</p>")[0]
+    assert "version 2 activated by biz" in listed and "version 1 rolled back to by ops" in listed
+
+
+def test_version_changes_far_apart_get_a_marker_each_close_ones_share_one() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    slices = [Slice(start, start + timedelta(hours=1), {})]
+
+    def change(minute: float, version: int) -> VersionChange:
+        return VersionChange(NAME, version, None, "activated", "biz",
+                             start + timedelta(minutes=minute))
+    marks = charts.change_markers(slices, [change(30, 3), change(0, 1), change(1, 2),
+                                           change(1.5, 4), change(61, 5)])
+    assert [(round(m.at, 3), m.label) for m in marks] == [(0, "3 changes"), (0.5, "v3")]
+    assert marks[0].title.count("\n") == 2
 
 
 def test_the_dashboard_marks_nothing_outside_its_window(app: Flask, two_active: None,
-                                                        clock) -> None:
-    from datetime import timedelta
+                                                        clock: FakeClock) -> None:
     clock.advance(timedelta(hours=2))
     page = browser_as(app, "ops").get(f"/dashboard?window=1h&ruleset={NAME}").text
     assert '<g class="marker">' not in page and 'id="version-changes"' not in page
