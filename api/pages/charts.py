@@ -230,8 +230,8 @@ MARKER_GAP = 0.04
 
 
 def _one_marker(group: list[tuple[float, VersionChange]]) -> Marker:
-    labels = list(dict.fromkeys(f"v{c.version}" for _, c in group))
-    label = ", ".join(labels) if len(labels) <= 2 else f"{len(group)} changes"
+    versions = [f"v{c.version}" for _, c in group]
+    label = "→".join(versions) if len(versions) <= 3 else f"{len(versions)} changes→{versions[-1]}"
     return Marker(group[0][0], label, "\n".join(change_title(c) for _, c in group))
 
 

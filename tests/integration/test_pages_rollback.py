@@ -117,7 +117,7 @@ def test_the_dashboard_marks_each_version_change(app: Flask, two_active: None, a
     markers = re.findall(r'<g class="marker"><title>([^<]+)</title><line x1="([\d.]+)"'
                          r'.*?>([^<]+)</text></g>', throughput)
     # Both activations of the first minutes share a marker; the rollback has its own.
-    assert [label for _, _, label in markers] == ["v1, v2", "v1"]
+    assert [label for _, _, label in markers] == ["v1→v2", "v1"]
     (first, x1, _), (last, x2, _) = markers
     assert float(x1) < float(x2)
     assert first.count(f"{NAME}: version") == 2 and "version 2 activated by biz" in first
@@ -136,8 +136,10 @@ def test_version_changes_far_apart_get_a_marker_each_close_ones_share_one() -> N
                              start + timedelta(minutes=minute))
     marks = charts.change_markers(slices, [change(30, 3), change(0, 1), change(1, 2),
                                            change(1.5, 4), change(61, 5)])
-    assert [(round(m.at, 3), m.label) for m in marks] == [(0, "3 changes"), (0.5, "v3")]
+    assert [(round(m.at, 3), m.label) for m in marks] == [(0, "v1→v2→v4"), (0.5, "v3")]
     assert marks[0].title.count("\n") == 2
+    crowded = charts.change_markers(slices, [change(m / 10, m) for m in range(1, 6)])
+    assert [m.label for m in crowded] == ["5 changes→v5"]
 
 
 def test_the_dashboard_marks_nothing_outside_its_window(app: Flask, two_active: None,
