@@ -231,7 +231,12 @@ MARKER_GAP = 0.04
 
 def _one_marker(group: list[tuple[float, VersionChange]]) -> Marker:
     versions = [f"v{c.version}" for _, c in group]
-    label = "→".join(versions) if len(versions) <= 3 else f"{len(versions)} changes→{versions[-1]}"
+    if len({c.ruleset for _, c in group}) > 1:
+        label = f"{len(versions)} changes"  # of several rulesets: the title names them
+    elif len(versions) <= 3:
+        label = "→".join(versions)
+    else:
+        label = f"{len(versions)} changes→{versions[-1]}"
     return Marker(group[0][0], label, "\n".join(change_title(c) for _, c in group))
 
 

@@ -140,6 +140,9 @@ def test_version_changes_far_apart_get_a_marker_each_close_ones_share_one() -> N
     assert marks[0].title.count("\n") == 2
     crowded = charts.change_markers(slices, [change(m / 10, m) for m in range(1, 6)])
     assert [m.label for m in crowded] == ["5 changes→v5"]
+    other = VersionChange("payouts", 7, None, "activated", "biz", start)
+    assert [m.label for m in charts.change_markers(slices, [change(0, 1), other])] == [
+        "2 changes"]
 
 
 def test_the_dashboard_marks_nothing_outside_its_window(app: Flask, two_active: None,
