@@ -12,6 +12,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from rules_service.services.rollbacks import VersionChange
 from rules_service.services.trends import Slice
 
 WIDTH, HEIGHT = 480, 230
@@ -19,6 +20,15 @@ LEFT, RIGHT, TOP, BOTTOM = 48, 10, 34, 30
 COLOURS = ("#0a5bc4", "#b35c00", "#a40e26", "#116329", "#6639ba")
 
 Series = dict[str, list[float | None]]
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A moment marked across a chart: ``at`` is its place in the window, 0 to 1."""
+
+    at: float
+    label: str
+    title: str
 
 
 @dataclass(frozen=True)
@@ -159,12 +169,30 @@ def _legend(series: Series) -> list[str]:
     return parts
 
 
+def _markers(f: _Frame, markers: Sequence[Marker]) -> list[str]:
+    """A dashed vertical line per marker, labelled at its top, its title the tooltip."""
+    parts = []
+    for i, m in enumerate(markers):
+        x = LEFT + f.plot_w * min(max(m.at, 0.0), 1.0)
+        anchor = "end" if x > WIDTH - RIGHT - 40 else "start"
+        dx = -3 if anchor == "end" else 3
+        parts.append(f'<g class="marker"><title>{escape(m.title)}</title>'
+                     f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" '
+                     f'stroke="#6e7781" stroke-width="1.5" stroke-dasharray="4 3"/>'
+                     f'<text x="{x + dx:.1f}" y="{TOP + 12 + 14 * (i % 3)}" '
+                     f'text-anchor="{anchor}" font-size="13" font-weight="600" '
+                     f'fill="#1b1f24">{escape(m.label)}</text></g>')
+    return parts
+
+
 def draw(key: str, title: str, unit: str, labels: Sequence[str], series: Series, *,
-         kind: str = "line") -> Chart:
-    """A line chart, or (``kind="bars"``) stacked bars, of ``series`` over ``labels``."""
+         kind: str = "line", markers: Sequence[Marker] = ()) -> Chart:
+    """A line chart, or (``kind="bars"``) stacked bars, of ``series`` over ``labels``,
+    with ``markers`` drawn across it."""
     f = _frame(labels, series, kind)
     parts = _axes(f, key, title, unit, labels)
     parts += _bars(f, labels, series) if kind == "bars" else _lines(f, series)
+    parts += _markers(f, markers)
     parts += _legend(series)
     parts.append("</svg>")
     # Every text that came from data went through escape() above.
@@ -189,40 +217,89 @@ def _hours(value: Any) -> float | None:
     return round(value / 3600, 2) if isinstance(value, int | float) else None
 
 
-def dashboard_charts(slices: Sequence[Slice]) -> list[Chart]:
-    """The dashboard's charts, one point (or bar) per slice of the window."""
+def change_title(change: VersionChange) -> str:
+    """A version change in words: "refunds: version 1 rolled back to by ops, 2026-12-02
+    10:05 UTC"."""
+    how = "rolled back to" if change.rolled_back else "activated"
+    return (f"{change.ruleset}: version {change.version} {how} by {change.actor}, "
+            f"{change.at:%Y-%m-%d %H:%M} UTC")
+
+
+MARKER_GAP = 0.04
+"""Version changes closer than this share of the window share one marker."""
+
+
+def _one_marker(group: list[tuple[float, VersionChange]]) -> Marker:
+    versions = [f"v{c.version}" for _, c in group]
+    if len({c.ruleset for _, c in group}) > 1:
+        label = f"{len(versions)} changes"  # of several rulesets: the title names them
+    elif len(versions) <= 3:
+        label = "→".join(versions)
+    else:
+        label = f"{len(versions)} changes→{versions[-1]}"
+    return Marker(group[0][0], label, "\n".join(change_title(c) for _, c in group))
+
+
+def change_markers(slices: Sequence[Slice], changes: Sequence[VersionChange]) -> list[Marker]:
+    """Each version change inside the slices' window, placed where it happened; changes
+    too close to tell apart share one marker whose title lists them all."""
+    if not slices:
+        return []
+    start, end = slices[0].since, slices[-1].until
+    span = (end - start).total_seconds()
+    if span <= 0:
+        return []
+    placed = sorted((((c.at - start).total_seconds() / span, c)
+                     for c in changes if start <= c.at <= end), key=lambda p: p[0])
+    groups: list[list[tuple[float, VersionChange]]] = []
+    for at, change in placed:
+        if groups and at - groups[-1][0][0] < MARKER_GAP:
+            groups[-1].append((at, change))
+        else:
+            groups.append([(at, change)])
+    return [_one_marker(g) for g in groups]
+
+
+def dashboard_charts(slices: Sequence[Slice],
+                     changes: Sequence[VersionChange] = ()) -> list[Chart]:
+    """The dashboard's charts, one point (or bar) per slice of the window, each marking
+    when the active version changed."""
     span = (slices[-1].until - slices[0].since) if slices else None
     fmt = "%H:%M" if span is not None and span.total_seconds() <= 86400 else "%m-%d"
     labels = [s.since.strftime(fmt) for s in slices]
     f = [s.figures for s in slices]
+    marks = change_markers(slices, changes)
 
     def series(*paths: tuple[str, tuple[str, ...]], scale: Any = None) -> Series:
         return {name: [(scale or (lambda v: v))(_get(x, *path)) for x in f]
                 for name, path in paths}
 
+    def chart(key: str, title: str, unit: str, data: Series, kind: str = "line") -> Chart:
+        return draw(key, title, unit, labels, data, kind=kind, markers=marks)
+
     return [
-        draw("throughput", "Decisions", "decisions per slice", labels,
-             series(("decisions", ("decisions", "count"))), kind="bars"),
-        draw("outcomes", "Outcome mix", "decisions", labels,
-             series(("approve", ("outcomes", "approve", "count")),
-                    ("escalate", ("outcomes", "escalate", "count")),
-                    ("reject", ("outcomes", "reject", "count"))), kind="bars"),
-        draw("rates", "Escalated and fallback shares", "% of decisions", labels,
-             series(("escalated", ("exception_rate",)), ("fallback", ("fallbacks", "rate")),
-                    scale=_pct)),
-        draw("latency", "Evaluation latency", "milliseconds", labels,
-             series(("p50", ("latency_ms", "p50")), ("p95", ("latency_ms", "p95")),
-                    ("p99", ("latency_ms", "p99")))),
-        draw("escalations", "Escalations against target", "escalations", labels,
-             series(("raised", ("escalations", "raised")),
-                    ("resolved", ("escalations", "resolved")),
-                    ("within target", ("escalations", "resolved_within_target")))),
-        draw("approval", "Change approval delay", "hours (median)", labels,
-             series(("proposed→approved",
-                     ("change_approval", "proposed_to_approved_seconds", "median")),
-                    ("proposed→active",
-                     ("change_approval", "proposed_to_active_seconds", "median")),
-                    scale=_hours)),
-        draw("hours", "Hours saved by automatic decisions", "hours", labels,
-             series(("hours saved", ("impact", "hours_saved"))), kind="bars"),
+        chart("throughput", "Decisions", "decisions per slice",
+              series(("decisions", ("decisions", "count"))), kind="bars"),
+        chart("outcomes", "Outcome mix", "decisions",
+              series(("approve", ("outcomes", "approve", "count")),
+                     ("escalate", ("outcomes", "escalate", "count")),
+                     ("reject", ("outcomes", "reject", "count"))), kind="bars"),
+        chart("rates", "Escalated and fallback shares", "% of decisions",
+              series(("escalated", ("exception_rate",)), ("fallback", ("fallbacks", "rate")),
+                     scale=_pct)),
+        chart("latency", "Evaluation latency", "milliseconds",
+              series(("p50", ("latency_ms", "p50")), ("p95", ("latency_ms", "p95")),
+                     ("p99", ("latency_ms", "p99")))),
+        chart("escalations", "Escalations against target", "escalations",
+              series(("raised", ("escalations", "raised")),
+                     ("resolved", ("escalations", "resolved")),
+                     ("within target", ("escalations", "resolved_within_target")))),
+        chart("approval", "Change approval delay", "hours (median)",
+              series(("proposed→approved",
+                      ("change_approval", "proposed_to_approved_seconds", "median")),
+                     ("proposed→active",
+                      ("change_approval", "proposed_to_active_seconds", "median")),
+                     scale=_hours)),
+        chart("hours", "Hours saved by automatic decisions", "hours",
+              series(("hours saved", ("impact", "hours_saved"))), kind="bars"),
     ]

@@ -7,13 +7,14 @@ from flask import render_template, request
 from api.pages import charts
 from api.pages.blueprint import bp
 from api.services import container
-from rules_service.services import governance, trends
+from rules_service.services import governance, rollbacks, trends
 
 
 @bp.get("/dashboard")
 def dashboard() -> str:
     """Throughput, outcome mix, exception and fallback rates, latency, escalations against
-    target, approval delay and hours saved, each drawn over the chosen window."""
+    target, approval delay and hours saved, each drawn over the chosen window, with the
+    moments the active version changed marked across each chart."""
     c = container()
     ruleset = request.args.get("ruleset") or None
     asked = request.args.get("window", "")
@@ -21,7 +22,10 @@ def dashboard() -> str:
     whole, slices = trends.dashboard_series(c.uow, ruleset=ruleset, window=window)
     names = [s.name for s in governance.list_rulesets(c.uow())]
     figures = trends.pick(whole, ruleset)
+    changes = (rollbacks.changes_between(c.uow(), ruleset, slices[0].since, slices[-1].until)
+               if slices else [])
     return render_template("dashboard.html", whole=whole, figures=figures,
-                           charts=charts.dashboard_charts(slices), rulesets=names,
+                           charts=charts.dashboard_charts(slices, changes), changes=changes,
+                           rulesets=names,
                            windows=list(trends.WINDOWS), chosen={"ruleset": ruleset,
                                                                  "window": window})

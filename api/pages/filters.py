@@ -11,6 +11,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from api.pages.blueprint import bp
+from rules_service.domain.lifecycle import parse_duration
 from rules_service.language import wording
 
 
@@ -32,6 +33,22 @@ def humanize(key: Any) -> str:
     """``normal_steps`` as ``Normal steps``."""
     text = str(key).replace("_", " ")
     return text[:1].upper() + text[1:]
+
+
+@bp.app_template_filter("duration_words")
+def duration_words(text: Any) -> str:
+    """A written duration as people say it: ``8h`` as ``8 hours``, ``1h30m`` as ``1 hour
+    30 minutes``; anything else as written."""
+    try:
+        seconds = int(parse_duration(str(text)).total_seconds())
+    except ValueError:
+        return str(text)
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'' if count == 1 else 's'}")
+    return " ".join(parts) or "no time"
 
 
 @bp.app_template_filter("role_words")

@@ -11,7 +11,7 @@ from api.pages.blueprint import bp, person_name
 from api.services import container
 from rules_service.domain.errors import Conflict, DomainError
 from rules_service.domain.lifecycle import MAX_VERSION_NUMBER
-from rules_service.services import governance, inbox
+from rules_service.services import governance, inbox, rollbacks
 from rules_service.services import runbook as runbooks
 
 
@@ -34,19 +34,40 @@ def ruleset(name: str) -> str:
     except Conflict:
         runbook = None  # no active version yet: nothing is run
     events = governance.list_audit_events(c.uow(), name)
+    offer = rollbacks.offer(c.uow(), name, person_name())
     return render_template("ruleset.html", detail=detail, runbook=runbook,
-                           events=list(reversed(events)))
+                           events=list(reversed(events)), offer=offer,
+                           rolled_back=rollbacks.rolled_back(events))
+
+
+def _chosen_version() -> int | None:
+    try:
+        number = int(request.values.get("to_version", ""))
+    except ValueError:
+        return None
+    return number if 1 <= number <= MAX_VERSION_NUMBER else None
+
+
+@bp.get("/rulesets/<name>/rollback")
+def rollback_preview(name: str) -> str | Response:
+    """What rolling back to the chosen version would change, and the form that confirms it
+    (403 for whoever may not roll back)."""
+    to_version = _chosen_version()
+    if to_version is None:
+        flash("Choose the version to roll back to", "error")
+        return redirect(url_for("pages.ruleset", name=name), 303)
+    c = container()
+    change = rollbacks.preview(c.uow(), c.evaluator, name, to_version, person_name())
+    return render_template("rollback.html", preview=change,
+                           reason=request.args.get("reason", ""))
 
 
 @bp.post("/rulesets/<name>/rollback")
 def rollback(name: str) -> Response:
-    """Makes an earlier version active again, with a reason."""
-    try:
-        to_version = int(request.form.get("to_version", ""))
-    except ValueError:
-        to_version = 0
-    if not 1 <= to_version <= MAX_VERSION_NUMBER:
-        flash("choose the version to roll back to", "error")
+    """Makes an earlier version active again, with a reason (the preview's confirmation)."""
+    to_version = _chosen_version()
+    if to_version is None:
+        flash("Choose the version to roll back to", "error")
         return redirect(url_for("pages.ruleset", name=name), 303)
     try:
         done = governance.rollback(container().uow(), name, to_version=to_version,
@@ -54,5 +75,6 @@ def rollback(name: str) -> Response:
     except DomainError as exc:
         flash(exc.message, "error")
     else:
-        flash(f"version {done.active_version} is active again", "ok")
+        flash(f"Version {done.active_version} is active again; version "
+              f"{done.previous_version} was rolled back", "ok")
     return redirect(url_for("pages.ruleset", name=name), 303)

@@ -11,7 +11,6 @@ workers share the work on PostgreSQL (``FOR UPDATE SKIP LOCKED``); on SQLite run
 from __future__ import annotations
 
 import functools
-import html
 import logging
 import os
 import random

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import uuid_utils
 
-from rules_service.adapters.heartbeats import Heartbeat
 from rules_service.adapters import senders
+from rules_service.adapters.heartbeats import Heartbeat
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain import lifecycle
 from rules_service.domain import notifications as rules

@@ -143,7 +143,7 @@ def test_each_person_does_their_job_in_the_browser(
         browser.screenshot(driver, shots, "rulesets")
         driver.get(f"{server.base}/rulesets/{RULESET}")
         assert "finance-deputy" in driver.page_source and "Normal steps" in driver.page_source
-        browser.screenshot(driver, shots, "ruleset")
+        browser.screenshot(driver, shots, "ruleset-before")
         driver.get(f"{server.base}/rulesets/{RULESET}/propose")
         browser.wait_for(driver, lambda d: "No problems" in text_of(d, "#check-status"))
         # Version 2 is already open on the same base: said before proposing.
@@ -326,12 +326,43 @@ def test_each_person_does_their_job_in_the_browser(
         assert "amount = 580" in missed and "(misses by 80)" in missed
         browser.screenshot(driver, shots, "decision")
 
-        # The dashboard's charts have data.
-        driver.get(f"{server.base}/dashboard?window=1h")
+        # The operator on call rolls back from the top of the ruleset page, whose runbook
+        # reads as prose: what it changes is shown first, nothing happens until confirmed.
+        sign_in(driver, server, "ops-oncall", passwords["ops-oncall"])
+        driver.get(f"{server.base}/rulesets/{RULESET}")
+        panel = driver.find_element(By.ID, "rollback")
+        assert panel.location["y"] < driver.find_element(By.ID, "versions").location["y"]
+        runbook = text_of(driver, ".runbook")
+        assert "who have 4 hours to resolve it" in runbook, runbook
+        assert "Window hours" not in runbook and "Method" not in runbook
+        assert "Engine fallback (the service could not decide):" in runbook
+        panel.find_element(By.CSS_SELECTOR, "button").click()
+        browser.wait_for(driver, lambda d: "What changes from version 3 to version 1"
+                         in text_of(d, "#rollback-preview"))
+        assert "auto_approve_limit from 600 to 500" in text_of(driver, "#rollback-preview")
+        status, body, _ = server.call("GET", f"/v1/rulesets/{RULESET}", who="demo-admin")
+        assert body["active_version"] == 3  # the preview changed nothing
+        browser.screenshot(driver, shots, "rollback-preview")
+        driver.find_element(By.ID, "reason").send_keys("600 lets through claims we must see")
+        driver.find_element(By.CSS_SELECTOR, "#confirm-rollback button").click()
+        browser.wait_for(driver, lambda d: "Version 1 is active again" in text_of(d, ".flash"))
+        row = driver.find_element(By.XPATH, "//h2[@id='versions']/following-sibling::div[1]"
+                                            "//tr[th/a[normalize-space()='3']]")
+        assert "rolled back" in row.text
+        browser.screenshot(driver, shots, "ruleset")
+
+        # The dashboard's charts have data, and mark when the version changed.
+        driver.get(f"{server.base}/dashboard?window=1h&ruleset={RULESET}")
         bars = driver.find_elements(By.CSS_SELECTOR, "[data-chart=throughput] rect.bar")
         assert bars
         assert driver.find_elements(By.CSS_SELECTOR, "[data-chart=outcomes] rect.bar")
+        marks = [m.get_attribute("textContent") for m in driver.find_elements(
+            By.CSS_SELECTOR, "[data-chart=throughput] g.marker")]
+        assert marks and "rolled back to by ops-oncall" in marks[-1], marks
         browser.screenshot(driver, shots, "dashboard")
+        driver.get(f"{server.base}/dashboard?window=1h")
+        assert driver.find_elements(By.CSS_SELECTOR, "[data-chart=throughput] g.marker")
+        browser.screenshot(driver, shots, "dashboard-all")
         # Every page above worked under its security policy, which refused nothing.
         assert browser.policy_violations(driver) == []
 
@@ -353,3 +384,10 @@ def test_each_person_does_their_job_in_the_browser(
             ".some(w => w.scrollWidth > w.clientWidth + 1)")
         assert not wraps
         browser.screenshot(phone, shots, "home-phone")
+        # The ruleset page at a phone's width, as the operator who may roll back sees it.
+        sign_in(phone, server, "ops-oncall", passwords["ops-oncall"])
+        phone.get(f"{server.base}/rulesets/{RULESET}")
+        assert phone.find_elements(By.CSS_SELECTOR, "#rollback select")
+        assert not phone.execute_script(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1")
+        browser.screenshot(phone, shots, "ruleset-phone")
