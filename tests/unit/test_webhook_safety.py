@@ -10,6 +10,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -213,12 +214,15 @@ def test_markdown_shows_html_as_text() -> None:
 
 
 def test_gunicorns_master_gives_its_workers_one_secret_key(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from types import SimpleNamespace
 
     from rules_service import gunicorn_conf
 
     monkeypatch.delenv("RULES_SERVICE_SECRET_KEY", raising=False)
+    # The master also shares a metrics directory through the environment: keep this
+    # test's own, so the apps later tests build keep their metrics in memory.
+    monkeypatch.setenv(gunicorn_conf.METRICS_DIR_VARIABLE, str(tmp_path))
     setting = SimpleNamespace(default="/run/x.ctl")
     cfg = SimpleNamespace(settings={"control_socket": setting}, control_socket="/run/y.ctl",
                           bind=["127.0.0.1:8080"])
