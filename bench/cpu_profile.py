@@ -17,22 +17,17 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from bench import cpu
-from bench import inputs as bench_inputs
 from bench.common import RULESET_NAME, BenchError
-from bench.databases import DATABASES, PG_ADMIN_DSN, throwaway
-from bench.load import SCRIPT, THREADS, TIMEOUT, run_wrk, wrk_path
-from bench.profile import PROFILES
-from bench.servers import gunicorn, stop_on_signals
+from bench.databases import DATABASES, PG_ADMIN_DSN
+from bench.profile import PROFILES, evaluate_under_load, load_output, py_spy
+from bench.servers import stop_on_signals
 
 RATE = 200
 WARM_UP_S = 10
@@ -110,51 +105,26 @@ def render(title: str, steps: dict[str, int], leaves: dict[str, int], total: int
 
 def profile(kind: str, seconds: int, connections: int, label: str) -> Path:
     """Loads evaluate with wrk, samples on-CPU stacks and the tree's CPU meanwhile."""
-    pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(pyspy).exists():
-        raise BenchError("py-spy is not installed: .venv/bin/pip install py-spy")
-    rs = bench_inputs.ruleset()
+    pyspy = py_spy()
     with tempfile.TemporaryDirectory(prefix="rules-cpu-profile-") as tmp_name:
         tmp = Path(tmp_name)
-        bodies = bench_inputs.write_bodies(tmp / "bodies.jsonl",
-                                           bench_inputs.raw_inputs(rs, 500))
-        with throwaway(kind, tmp) as db, gunicorn(
-                "service", "api:create_app()", env=db.env, ready_path="/healthz",
-                log_dir=tmp) as server:
-            url = f"{server.base}/v1/rulesets/{RULESET_NAME}/evaluate"
-            token = db.tokens["demo-automation"]
-            run_wrk(url, bodies=bodies, token=token, connections=connections,
-                    seconds=WARM_UP_S)
+        with evaluate_under_load(kind, tmp, connections, seconds, WARM_UP_S) as (db, server):
             backends = (cpu.postgres_backends(PG_ADMIN_DSN, db.url.rsplit("/", 1)[1])()
                         if kind == "postgresql" else None)
-            env_wrk = {"BENCH_BODIES": str(bodies), "BENCH_TOKEN": token,
-                       "BENCH_PATH": url.split(str(server.port), 1)[1]}
-            load = subprocess.Popen(
-                [wrk_path(), "-t", str(THREADS), "-c", str(connections), "-d",
-                 f"{seconds + 4}s", "--timeout", TIMEOUT, "-s", str(SCRIPT), url],
-                env={**os.environ, **env_wrk}, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True)
-            try:
-                time.sleep(2)
-                raw = tmp / "raw.txt"
-                before, started = cpu.sample(server.process.pid, backends), _answered(tmp)
-                subprocess.run([pyspy, "record", "--pid", str(server.process.pid),
-                                "--subprocesses", "--nonblocking", "--rate", str(RATE),
-                                "--format", "raw", "--duration", str(seconds),
-                                "--output", str(raw)],
-                               check=True, capture_output=True, timeout=seconds + 60)
-                after, finished = cpu.sample(server.process.pid, backends), _answered(tmp)
-                out, _ = load.communicate(timeout=seconds + 60)
-            finally:
-                if load.poll() is None:
-                    load.kill()
-            cpu_ms = cpu.per_request_ms(before, after, finished - started)
-            wrk_line = next((ln for ln in out.splitlines() if "Requests/sec" in ln), "")
-            steps, leaves, total = summarise(raw)
-            run = {"db": kind, "connections": connections, "seconds": seconds,
-                   "requests_in_window": finished - started, "wrk": wrk_line.strip()}
-            text = render(f"on-CPU profile ({label}) of POST /v1/rulesets/{RULESET_NAME}/"
-                          f"evaluate on {kind}", steps, leaves, total, cpu_ms, run)
+            raw = tmp / "raw.txt"
+            before, started = cpu.sample(server.process.pid, backends), _answered(tmp)
+            subprocess.run([pyspy, "record", "--pid", str(server.process.pid),
+                            "--subprocesses", "--nonblocking", "--rate", str(RATE),
+                            "--format", "raw", "--duration", str(seconds),
+                            "--output", str(raw)],
+                           check=True, capture_output=True, timeout=seconds + 60)
+            after, finished = cpu.sample(server.process.pid, backends), _answered(tmp)
+        cpu_ms = cpu.per_request_ms(before, after, finished - started)
+        steps, leaves, total = summarise(raw)
+        run = {"db": kind, "connections": connections, "seconds": seconds,
+               "requests_in_window": finished - started, "wrk": load_output[-1]}
+        text = render(f"on-CPU profile ({label}) of POST /v1/rulesets/{RULESET_NAME}/"
+                      f"evaluate on {kind}", steps, leaves, total, cpu_ms, run)
     PROFILES.mkdir(parents=True, exist_ok=True)
     target = PROFILES / f"cpu-{label}-{kind}.txt"
     target.write_text(text)

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from bench import inputs as bench_inputs
 from bench.common import ROOT, RULESET_NAME, BenchError
@@ -103,47 +107,67 @@ def render(title: str, categories: dict[str, int], steps: dict[str, int],
     return "\n".join(lines) + "\n"
 
 
-def profile(kind: str, seconds: int, connections: int, label: str) -> Path:
-    """Loads evaluate with wrk and samples the gunicorn workers with py-spy meanwhile."""
+def py_spy() -> str:
+    """The py-spy command of this environment; BenchError when it is not installed."""
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(pyspy).exists():
         raise BenchError("py-spy is not installed: .venv/bin/pip install py-spy")
+    return pyspy
+
+
+@contextmanager
+def evaluate_under_load(kind: str, tmp: Path, connections: int, seconds: int,
+                        warm_up_s: float) -> Iterator[tuple[Any, Any]]:
+    """The service on a throwaway database, warmed up, with wrk loading evaluate for
+    ``seconds`` (plus a margin) in the background; yields (database, server) two seconds
+    into the load and collects wrk's output into ``load_output`` when the block ends."""
     rs = bench_inputs.ruleset()
+    bodies = bench_inputs.write_bodies(tmp / "bodies.jsonl", bench_inputs.raw_inputs(rs, 500))
+    with throwaway(kind, tmp) as db, gunicorn(
+            "service", "api:create_app()", env=db.env, ready_path="/healthz",
+            log_dir=tmp) as server:
+        url = f"{server.base}/v1/rulesets/{RULESET_NAME}/evaluate"
+        token = db.tokens["demo-automation"]
+        run_wrk(url, bodies=bodies, token=token, connections=connections, seconds=warm_up_s)
+        env_wrk = {"BENCH_BODIES": str(bodies), "BENCH_TOKEN": token,
+                   "BENCH_PATH": url.split(str(server.port), 1)[1]}
+        load = subprocess.Popen(
+            [wrk_path(), "-t", str(THREADS), "-c", str(connections), "-d",
+             f"{seconds + 4}s", "--timeout", TIMEOUT, "-s", str(SCRIPT), url],
+            env={**os.environ, **env_wrk}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(2)
+            yield db, server
+            out, _ = load.communicate(timeout=seconds + 60)
+            load_output.append(next((ln for ln in out.splitlines() if "Requests/sec" in ln),
+                                    "").strip())
+        finally:
+            if load.poll() is None:
+                load.kill()
+
+
+load_output: list[str] = []
+"""wrk's Requests/sec line of each ``evaluate_under_load`` run, newest last."""
+
+
+def profile(kind: str, seconds: int, connections: int, label: str) -> Path:
+    """Loads evaluate with wrk and samples the gunicorn workers with py-spy meanwhile."""
+    pyspy = py_spy()
     with tempfile.TemporaryDirectory(prefix="rules-profile-") as tmp_name:
         tmp = Path(tmp_name)
-        bodies = bench_inputs.write_bodies(tmp / "bodies.jsonl",
-                                           bench_inputs.raw_inputs(rs, 500))
-        with throwaway(kind, tmp) as db, gunicorn(
-                "service", "api:create_app()", env=db.env, ready_path="/healthz",
-                log_dir=tmp) as server:
-            url = f"{server.base}/v1/rulesets/{RULESET_NAME}/evaluate"
-            token = db.tokens["demo-automation"]
-            run_wrk(url, bodies=bodies, token=token, connections=connections, seconds=3)
-            env_wrk = {"BENCH_BODIES": str(bodies), "BENCH_TOKEN": token,
-                       "BENCH_PATH": url.split(str(server.port), 1)[1]}
-            load = subprocess.Popen(
-                [wrk_path(), "-t", str(THREADS), "-c", str(connections), "-d",
-                 f"{seconds + 4}s", "--timeout", TIMEOUT, "-s", str(SCRIPT), url],
-                env={**__import__("os").environ, **env_wrk}, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True)
-            try:
-                time.sleep(2)
-                raw = tmp / "raw.txt"
-                subprocess.run([pyspy, "record", "--pid", str(server.process.pid),
-                                "--subprocesses", "--idle", "--nonblocking", "--rate", "100",
-                                "--format", "raw", "--duration", str(seconds),
-                                "--output", str(raw)],
-                               check=True, capture_output=True, timeout=seconds + 60)
-                out, _ = load.communicate(timeout=seconds + 60)
-            finally:
-                if load.poll() is None:
-                    load.kill()
-            wrk_line = next((ln for ln in out.splitlines() if "Requests/sec" in ln), "")
-            categories, steps, leaves, total = summarise(raw)
-            run = {"db": kind, "connections": connections, "seconds": seconds,
-                   "wrk": wrk_line.strip()}
-            text = render(f"py-spy profile ({label}) of POST /v1/rulesets/{RULESET_NAME}/"
-                          f"evaluate on {kind}", categories, steps, leaves, total, run)
+        with evaluate_under_load(kind, tmp, connections, seconds, 3) as (_, server):
+            raw = tmp / "raw.txt"
+            subprocess.run([pyspy, "record", "--pid", str(server.process.pid),
+                            "--subprocesses", "--idle", "--nonblocking", "--rate", "100",
+                            "--format", "raw", "--duration", str(seconds),
+                            "--output", str(raw)],
+                           check=True, capture_output=True, timeout=seconds + 60)
+        categories, steps, leaves, total = summarise(raw)
+        run = {"db": kind, "connections": connections, "seconds": seconds,
+               "wrk": load_output[-1]}
+        text = render(f"py-spy profile ({label}) of POST /v1/rulesets/{RULESET_NAME}/"
+                      f"evaluate on {kind}", categories, steps, leaves, total, run)
     PROFILES.mkdir(parents=True, exist_ok=True)
     target = PROFILES / f"{label}-{kind}.txt"
     target.write_text(text)
