@@ -22,6 +22,7 @@ from rules_service.domain.notifications import (
     OutboxEvent,
     Subscription,
 )
+from tests.unit.fakes import FakeClock
 
 RULESETS_DIR = Path(__file__).resolve().parents[2] / "rulesets"
 NOON = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -317,19 +318,11 @@ class FakeDeliveries:
 
 
 @dataclass
-class FakeClock:
-    now: datetime = NOON
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
 class FakeUnitOfWork:
     """Shaped like ``UnitOfWork``: enter, commit, leave (rolls back what was not committed
     only in the sense that ``committed`` counts the commits the service made)."""
 
-    clock: FakeClock = field(default_factory=FakeClock)
+    clock: FakeClock = field(default_factory=lambda: FakeClock(NOON))
     committed: int = 0
 
     def __post_init__(self) -> None:
