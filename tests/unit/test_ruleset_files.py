@@ -362,6 +362,12 @@ def test_an_empty_file_is_a_problem(text: str) -> None:
     assert "empty" in p.message
 
 
+@pytest.mark.parametrize("text", ["~\n", "null\n", "Null", "--- null\n"])
+def test_a_file_holding_only_null_is_a_problem(text: str) -> None:
+    (p,) = problems(text)
+    assert p.place == "" and "null" in p.message
+
+
 def test_a_file_that_is_not_a_mapping_is_a_problem() -> None:
     (p,) = problems("- a\n- b\n")
     assert p.place == "" and "not a list" in p.message

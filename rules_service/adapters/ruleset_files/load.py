@@ -89,7 +89,10 @@ def load_ruleset_text(text: str, source: str = "<text>") -> Ruleset:
         raise RulesetInvalid([character_problem(text, surrogate.start())])
     data, src, problems = read_text(text, source)
     if data is None:
-        raise RulesetInvalid(problems)
+        # A document of only `null` (or `~`) parses without a problem but holds no ruleset.
+        raise RulesetInvalid(problems or [Problem(
+            "", "a ruleset must be a group of settings (name:, title:, rules: ...), "
+                "not an empty value (null)")])
     return _load(data, src, problems)
 
 
