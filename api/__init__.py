@@ -75,6 +75,11 @@ def create_app(settings: Settings | None = None, container: Any | None = None) -
         if callable(warm_up):
             threading.Thread(target=warm_up, name="engine-warm-up", daemon=True).start()
     app.extensions[EXTENSION] = container
+    # Count recorded decisions into the figures' rollups in the background (each API
+    # process folds; one at a time across processes).
+    folder = getattr(container, "rollup_folder", None)
+    if folder is not None:
+        folder.start()
     register_error_handlers(app)
     init_request_log(app, settings)
     init_auth(app)

@@ -15,6 +15,7 @@ from rules_service.adapters.database import (
 )
 from rules_service.adapters.decision_log import GroupCommitWriter
 from rules_service.adapters.orm import utcnow
+from rules_service.adapters.rollup_fold import RollupFolder
 from rules_service.adapters.unit_of_work import Clock, UnitOfWork, UnitOfWorkFactory
 from rules_service.config import Settings
 from rules_service.domain.evaluator import Evaluator
@@ -36,17 +37,20 @@ class Container:
     _schema_head: str | None = field(init=False, repr=False, default=None)
     live: LiveState = field(init=False, repr=False)
     decision_store: GroupCommitWriter = field(init=False, repr=False)
+    rollup_folder: RollupFolder = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._uow_factory = UnitOfWorkFactory(self.session_factory,
                                               self.readonly_session_factory, self.clock,
                                               on_live_change=self._live_changed)
         self._evaluator = self.given_evaluator
-        # Both start their threads on first use, so building a container forks safely.
+        # Their threads start on first use (the folder's with ``rollup_folder.start()``, by
+        # the API and the worker), so building a container forks safely.
         self.live = LiveState(self._uow_factory, self.clock,
                               poll_interval_s=self.settings.live_poll_interval_s)
         self.decision_store = GroupCommitWriter(
             self.engine, wait_s=database_timeouts(self.settings).write_wait_s)
+        self.rollup_folder = RollupFolder(self.engine)
 
     def _live_changed(self) -> None:
         self.live.invalidate()
@@ -75,6 +79,7 @@ class Container:
         """Releases the database connections and the evaluator's workers."""
         self.live.close()
         self.decision_store.close()
+        self.rollup_folder.close()
         # A given evaluator belongs to the caller (tests share one pool across containers).
         if self.given_evaluator is None:
             closer: Any = getattr(self._evaluator, "close", None)

@@ -16,9 +16,11 @@ which errors mean "the database is unavailable" (the API answers them 503).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import math
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,3 +258,48 @@ class HealthProbe:
             return None
         value = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
         return None if value is None else str(value)
+
+
+class WriterTurn:
+    """On an SQLite file, the writers of every process (the decision log's writer, the
+    rollup fold) take turns through a blocking lock on a file beside the database: a
+    waiter wakes the moment the lock is free. SQLite's own busy handler sleeps and retries,
+    so with two processes writing all the time one of them can miss the lock again and
+    again (seconds at p99). Other databases need no turn: entering it does nothing.
+
+    Each instance holds its own open file, so two threads of one process with an instance
+    each exclude one another too; one instance serves one thread.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._path = _sqlite_turn_path(engine)
+        self._file: int | None = None
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self._path is None:
+            yield
+            return
+        if self._file is None:
+            self._file = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Closes the lock file (a later turn opens it again)."""
+        file, self._file = self._file, None
+        if file is not None:
+            os.close(file)
+
+
+def _sqlite_turn_path(engine: Engine) -> str | None:
+    """Where an SQLite database file's writers take turns; None for other databases."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database or ""
+    if database in ("", ":memory:") or "mode=memory" in str(engine.url):
+        return None
+    return f"{database}-writer.lock"

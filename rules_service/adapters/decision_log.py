@@ -1,6 +1,9 @@
-"""The decision log's write side: decisions, their escalations and the rollups, through
-SQLAlchemy Core, one statement per table, and a group-commit writer that lets concurrent
-requests of one process share a transaction.
+"""The decision log's write side: decisions, their keys, escalations and outbox events,
+and each decision's ``rollup_pending`` row, through SQLAlchemy Core, one statement per
+table, and a group-commit writer that lets concurrent requests of one process share a
+transaction. Every row written is the decision's own: nothing shared between writers is
+locked. The rollups count each decision a moment later, through its pending row
+(``adapters.rollup_fold``).
 
 A decision is returned to its caller only after the transaction holding it has committed
 (``GroupCommitWriter.write`` blocks until then), so nothing answered is ever lost. A
@@ -19,13 +22,10 @@ returns that one decision.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -34,8 +34,13 @@ from sqlalchemy import Connection, Engine, Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from rules_service.adapters import outbox, rollups
-from rules_service.adapters.database import WRITE_TIMEOUT_S, DatabaseUnavailable, is_unavailable
+from rules_service.adapters import outbox, rollup_fold
+from rules_service.adapters.database import (
+    WRITE_TIMEOUT_S,
+    DatabaseUnavailable,
+    WriterTurn,
+    is_unavailable,
+)
 from rules_service.adapters.orm import DecisionKeyRow, DecisionRow, EscalationRow
 
 log = logging.getLogger(__name__)
@@ -104,10 +109,12 @@ class DecisionRecord:
         return {"caller": self.caller, "idempotency_key": self.idempotency_key,
                 "decision_id": self.id, "evaluated_at": self.evaluated_at}
 
-    def rolled(self) -> rollups.RolledDecision:
-        """What the rollups count of it."""
-        return rollups.RolledDecision(self.ruleset_id, self.version, self.evaluated_at,
-                                      self.outcome, self.fallback, self.duration_ms)
+    def pending_row(self) -> dict[str, Any]:
+        """The ``rollup_pending`` row: what the rollups will count of it."""
+        return {"decision_id": self.id, "ruleset_id": self.ruleset_id,
+                "version": self.version, "evaluated_at": self.evaluated_at,
+                "outcome": self.outcome, "fallback": self.fallback,
+                "duration_ms": self.duration_ms}
 
 
 class DecisionWriter:
@@ -124,7 +131,7 @@ class DecisionWriter:
 
 def write_decisions(connection: Connection, records: Sequence[DecisionRecord]) -> set[str]:
     """Inserts decisions, their escalations (with their ``escalation.opened`` outbox events)
-    and rollups in the caller's transaction; returns
+    and their pending rollup rows in the caller's transaction; returns
     the ids inserted (a decision whose caller already used its idempotency key is skipped).
 
     One statement per table, whatever the number of records.
@@ -152,18 +159,8 @@ def write_decisions(connection: Connection, records: Sequence[DecisionRecord]) -
         connection.execute(insert(ESCALATIONS), escalations)
         # Only escalations actually opened (a skipped replay opens nothing) are told.
         outbox.add_events(connection, outbox.escalation_opened_rows(escalations))
-    rollups.add_decisions(connection, (r.rolled() for r in stored))
+    rollup_fold.hold(connection, [r.pending_row() for r in stored])
     return inserted
-
-
-def _sqlite_turn_path(engine: Engine) -> str | None:
-    """Where an SQLite database file's writers take turns; None for other databases."""
-    if engine.dialect.name != "sqlite":
-        return None
-    database = engine.url.database or ""
-    if database in ("", ":memory:") or "mode=memory" in str(engine.url):
-        return None
-    return f"{database}-writer.lock"
 
 
 class DecisionStore(Protocol):
@@ -206,8 +203,7 @@ class GroupCommitWriter:
         self._max_group = max_group
         self._wait_s = wait_s
         self._claims = threading.Lock()
-        self._turn_path = _sqlite_turn_path(engine)
-        self._turn_file: int | None = None
+        self._turn = WriterTurn(engine)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -246,9 +242,7 @@ class GroupCommitWriter:
         if thread is not None:
             self._queue.put(_STOP)
             thread.join(timeout=WRITE_TIMEOUT_S)
-        turn_file, self._turn_file = self._turn_file, None
-        if turn_file is not None:
-            os.close(turn_file)
+        self._turn.close()
 
     def _start(self) -> None:
         if self._thread is not None:
@@ -339,23 +333,6 @@ class GroupCommitWriter:
             for pending in waiting:
                 pending.inserted = {r.id for r in pending.records if r.id in inserted}
             return
-
-    @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        """On an SQLite file, the writers of every process take turns through a blocking
-        lock on a file beside the database: a waiter wakes the moment the lock is free.
-        SQLite's own busy handler sleeps and retries, so with two processes writing all the
-        time one of them can miss the lock again and again (seconds at p99)."""
-        if self._turn_path is None:
-            yield
-            return
-        if self._turn_file is None:
-            self._turn_file = os.open(self._turn_path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._turn_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._turn_file, fcntl.LOCK_UN)
 
     def _release(self) -> None:
         connection, self._connection = self._connection, None

@@ -361,9 +361,9 @@ def _decision_rollup_table(name: str) -> Table:
 
 decision_rollups = _decision_rollup_table("decision_rollups")
 """Decisions counted per ruleset, minute, version, outcome and fallback, with a latency
-histogram (``HISTOGRAM_COLUMNS``). Written in the same transaction as the decisions it
-counts (``adapters.rollups.add_decisions``), so the figures cost O(buckets) and are always
-exact. Only ever used through SQLAlchemy Core, so it is a Table, not a mapped class."""
+histogram (``HISTOGRAM_COLUMNS``). Added to by the fold (``adapters.rollup_fold``), which
+counts each recorded decision exactly once, a moment after it commits, so the figures
+cost O(buckets). Only ever used through SQLAlchemy Core, so it is a Table, not a mapped class."""
 
 decision_rollups_hourly = _decision_rollup_table("decision_rollups_hourly")
 """The same counts per UTC hour, written alongside the minutes."""
@@ -384,6 +384,23 @@ decision_totals = Table(
 """All-time counts per ruleset, version, outcome and fallback, with the latency histogram:
 what the counters and the histogram of /metrics expose, in a few rows whatever the age
 of the service."""
+
+rollup_pending = Table(
+    "rollup_pending", Base.metadata,
+    Column("position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("decision_id", String(36), nullable=False),
+    Column("ruleset_id", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("evaluated_at", UTCDateTime(), nullable=False),
+    Column("outcome", String(10), nullable=False),
+    Column("fallback", Boolean, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+)
+"""One row per recorded decision not yet counted in the rollups, inserted in the
+decision's own transaction (insert-only: nothing shared between writers); the fold
+(``adapters.rollup_fold``) deletes it in the transaction that adds it to the rollups."""
+
 
 def _escalation_rollup_table(name: str) -> Table:
     return Table(

@@ -93,6 +93,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if args.parent_pid is not None:
             threading.Thread(target=_watch_parent, args=(args.parent_pid, stop),
                              name="parent-watch", daemon=True).start()
+        container.rollup_folder.start()  # counts recorded decisions into the rollups
         log.info("worker started: delivering (SIGTERM to stop)")
         worker.run(stop)
         return 0

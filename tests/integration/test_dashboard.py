@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session
 
 from api import create_app
-from rules_service.adapters import rollups
+from rules_service.adapters import rollup_fold, rollups
 from rules_service.adapters.orm import DecisionRow, EscalationRow, RulesetRow
 from rules_service.bootstrap import Container
 from rules_service.domain import figures
@@ -365,6 +365,7 @@ def test_decisions_recorded_and_resolved_by_the_services_are_counted(
     for fired, ms in ((["small"], 2.0), (["huge"], 4.0), ([], 6.0)):
         decisions.record_decision(uow(), ruleset="refunds", version=1, caller="bot",
                                   evaluation=decide(ruleset, fired, {"amount": 1}, ms))
+    rollup_fold.fold_pending(container.engine)  # what the API's background fold does
     clock.advance(5 * HOUR)  # past the 4h response-time target of both escalations
     refunds = dashboard.dashboard(uow())["rulesets"][0]
     assert refunds["outcomes"]["escalate"]["count"] == 2

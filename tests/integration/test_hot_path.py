@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import IntegrityError
 
+from rules_service.adapters import rollup_fold
 from rules_service.adapters.decision_log import DecisionRecord, GroupCommitWriter
 from rules_service.adapters.orm import DecisionRow
 from rules_service.bootstrap import Container
@@ -25,7 +26,7 @@ from tests.integration.conftest import FakeClock, definition
 NAME = "refunds"
 BASE = f"/v1/rulesets/{NAME}"
 EVALUATE = f"{BASE}/evaluate"
-IGNORED_THREADS = ("live-state-poller",)
+IGNORED_THREADS = ("live-state-poller", "rollup-fold")
 
 
 def activate(api: Api, limit: int = 100, **extra: Any) -> int:
@@ -40,7 +41,8 @@ def activate(api: Api, limit: int = 100, **extra: Any) -> int:
 
 @contextmanager
 def statements(container: Container) -> Iterator[list[str]]:
-    """Every SQL statement sent while the block runs (the live-state poller's aside)."""
+    """Every SQL statement sent while the block runs (the live-state poller's and the
+    rollup fold's aside)."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -70,12 +72,11 @@ def test_a_warm_evaluate_reads_nothing_and_writes_once(api: Api, container: Cont
     assert [s for s in sent if s.startswith("SELECT")] == []
     inserts = [s.split("(")[0].split()[-1].lower() for s in sent if s.startswith("INSERT")]
     # Per decision: (its idempotency key,) the decision, (its escalation and the
-    # escalation.opened outbox event,) the rollups by day, hour and minute and the
-    # all-time totals: one statement per table.
-    rolled = ["decision_rollups_daily", "decision_rollups_hourly", "decision_rollups",
-              "decision_totals"]
-    assert inserts == ["decisions", *rolled,
-                       "decision_keys", "decisions", "escalations", "outbox_events", *rolled]
+    # escalation.opened outbox event,) and its pending rollup row: one statement per
+    # table, every row its own (the rollups, shared by every writer, are the fold's).
+    assert inserts == ["decisions", "rollup_pending",
+                       "decision_keys", "decisions", "escalations", "outbox_events",
+                       "rollup_pending"]
     assert {approve.get_json()["decision_id"], escalate.get_json()["decision_id"]} \
         <= stored_ids(container)
 
@@ -226,6 +227,7 @@ def test_one_bad_record_fails_only_its_own_request(api: Api, container: Containe
         assert [results[i] for i in (0, 1, 3)] == [{records[i].id} for i in (0, 1, 3)]
         stored = stored_ids(container)
         assert {records[i].id for i in (0, 1, 3)} <= stored and records[2].id not in stored
+        rollup_fold.fold_pending(container.engine)
         with container.engine.connect() as conn:
             counted = conn.scalar(text("SELECT SUM(count) FROM decision_rollups"))
         assert counted == len(stored)

@@ -9,6 +9,7 @@ import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 
+from rules_service.adapters import rollup_fold
 from rules_service.bootstrap import Container
 from rules_service.services import accounts
 from tests.integration.api_fixtures import Api
@@ -205,9 +206,11 @@ def test_decisions_are_searched_and_one_shows_why(app: Flask, live: None, api: A
     assert "(misses by 400)" in why and "<code>500</code>" in why
 
 
-def test_the_dashboard_draws_its_figures_as_charts(app: Flask, live: None, api: Api) -> None:
+def test_the_dashboard_draws_its_figures_as_charts(app: Flask, live: None, api: Api,
+                                                   container: Container) -> None:
     for amount in (5, 500, 7):
         api.post(f"/v1/rulesets/{NAME}/evaluate", {"input": {"amount": amount}}, who="bot")
+    rollup_fold.fold_pending(container.engine)  # not waiting for the background fold
     page = browser_as(app, "ops").get("/dashboard?window=1h&ruleset=refunds").text
     charts = re.findall(r'data-chart="(\w+)"', page)
     assert {"throughput", "outcomes", "rates", "latency", "escalations", "approval",

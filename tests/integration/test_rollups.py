@@ -18,7 +18,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import sqlite
 
-from rules_service.adapters import migrations_runner, partitions, rollups
+from rules_service.adapters import migrations_runner, partitions, rollup_fold, rollups
 from rules_service.adapters.orm import (
     CYCLE_COLUMNS,
     HISTOGRAM_COLUMNS,
@@ -177,6 +177,7 @@ def busy(container: Container, people: dict[str, str], clock: FakeClock) -> Cont
                 decisions.resolve_escalation(uow(), open_.id, resolution="approve",
                                              actor="appr")
         clock.advance(timedelta(minutes=17, seconds=41))
+    rollup_fold.fold_pending(container.engine)
     return container
 
 
@@ -235,6 +236,7 @@ def test_an_idempotent_replay_changes_no_rollup(busy: Container, clock: FakeCloc
     replay = evaluation.evaluate(busy.live, busy.decision_store, ScriptedEngine(), "refunds",
                                  {"amount": 37}, caller="bot", idempotency_key="k1")
     assert isinstance(replay, decisions.DecisionView) and replay.replayed
+    assert rollup_fold.fold_pending(busy.engine) == 0
     with busy.engine.connect() as connection:
         assert _rollups(connection) == before
 
@@ -247,6 +249,7 @@ def test_a_refused_idempotency_conflict_and_a_dry_run_count_nothing(busy: Contai
                             {"amount": 77777}, caller="bot", idempotency_key="k1")
     evaluation.evaluate(busy.live, busy.decision_store, ScriptedEngine(), "refunds",
                         {"amount": 5}, caller="bot", dry_run=True)
+    assert rollup_fold.fold_pending(busy.engine) == 0
     with busy.engine.connect() as connection:
         assert _rollups(connection) == before
 
