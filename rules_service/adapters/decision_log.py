@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Table, insert
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from rules_service.adapters import outbox, rollup_fold
+from rules_service.adapters.bulk_insert import insert_rows
 from rules_service.adapters.database import (
     WRITE_TIMEOUT_S,
     DatabaseUnavailable,
@@ -153,10 +154,10 @@ def write_decisions(connection: Connection, records: Sequence[DecisionRecord]) -
         stored = list(records)
     inserted = {r.id for r in stored}
     if stored:
-        connection.execute(insert(DECISIONS), [r.decision_row() for r in stored])
+        insert_rows(connection, DECISIONS, [r.decision_row() for r in stored])
     escalations = [row for row in (r.escalation_row() for r in stored) if row is not None]
     if escalations:
-        connection.execute(insert(ESCALATIONS), escalations)
+        insert_rows(connection, ESCALATIONS, escalations)
         # Only escalations actually opened (a skipped replay opens nothing) are told.
         outbox.add_events(connection, outbox.escalation_opened_rows(escalations))
     rollup_fold.hold(connection, [r.pending_row() for r in stored])

@@ -17,6 +17,7 @@ import uuid_utils
 from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from rules_service.adapters.bulk_insert import insert_rows
 from rules_service.adapters.orm import (
     DeliveryRow,
     EscalationRow,
@@ -51,8 +52,7 @@ def event_row(event_type: str, ruleset_id: int | None, occurred_at: datetime,
 
 def add_events(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Inserts events in the caller's transaction: one statement, whatever their number."""
-    if rows:
-        connection.execute(insert(OUTBOX), list(rows))
+    insert_rows(connection, OUTBOX, rows)
 
 
 def escalation_opened_rows(opened: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

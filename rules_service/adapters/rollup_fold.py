@@ -44,9 +44,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, func, insert, select
+from sqlalchemy import Connection, Engine, Table, delete, func, select
 
 from rules_service.adapters import rollups
+from rules_service.adapters.bulk_insert import insert_rows
 from rules_service.adapters.database import WriterTurn
 from rules_service.adapters.orm import rollup_pending
 
@@ -71,8 +72,7 @@ FOLD_LOCK_KEY = 0x726F6C6C  # "roll"
 def hold(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Inserts the pending rows of decisions being recorded, in the caller's transaction
     (one statement; ``DecisionRecord.pending_row`` gives each row)."""
-    if rows:
-        connection.execute(insert(PENDING), list(rows))
+    insert_rows(connection, PENDING, rows)
 
 
 def fold_batch(connection: Connection, limit: int = FOLD_BATCH) -> int:
