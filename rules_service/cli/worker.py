@@ -1,5 +1,6 @@
 """CLI: ``rules-service worker``, the process that delivers notifications and carries out
-escalation timers (``services.delivery.Worker``)."""
+escalation timers (``services.delivery.Worker``); while it runs it also folds recorded
+decisions into the rollups (``adapters.rollup_fold``), as each API process does."""
 
 from __future__ import annotations
 
