@@ -48,7 +48,7 @@ from sqlalchemy import Connection, Engine, Table, delete, func, select
 
 from rules_service.adapters import rollups
 from rules_service.adapters.bulk_insert import insert_rows
-from rules_service.adapters.database import WriterTurn
+from rules_service.adapters.database import READONLY_OPTION, WriterTurn
 from rules_service.adapters.orm import rollup_pending
 
 log = logging.getLogger(__name__)
@@ -127,10 +127,11 @@ def fold_pending(engine: Engine, *, wait: bool = True, limit: int = FOLD_BATCH,
             turn.close()
 
 
-def pending_count(engine: Engine) -> int:
-    """How many recorded decisions wait to be counted."""
-    with engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(PENDING)).scalar_one())
+def anything_pending(engine: Engine) -> bool:
+    """Whether any decision waits to be counted: a read, so an idle folder never takes
+    SQLite's write lock."""
+    with engine.connect().execution_options(**{READONLY_OPTION: True}) as connection:
+        return connection.execute(select(PENDING.c.position).limit(1)).first() is not None
 
 
 class RollupFolder:
@@ -168,7 +169,8 @@ class RollupFolder:
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
             try:
-                self.folded += fold_pending(self._engine, wait=False, turn=self._turn)
+                if anything_pending(self._engine):
+                    self.folded += fold_pending(self._engine, wait=False, turn=self._turn)
             except Exception as exc:  # the database is down: the rows wait for the next turn
                 log.warning("folding decisions into the rollups failed (%s); trying again "
                             "in %g s", str(exc).splitlines()[0] if str(exc) else

@@ -2,8 +2,10 @@
 
 The operations figures (``services.dashboard``, /metrics) read these tables, never the
 decisions themselves, so they cost O(buckets) however many decisions there are. The
-counting happens in the caller's transaction, on its ``Connection``: a rollup row
-commits with the decisions it counts or not at all, so the figures are exact.
+counting happens in the caller's transaction, on its ``Connection``: for decisions, the
+fold's transaction that also deletes their pending rows (``adapters.rollup_fold``); for
+resolutions, the resolving transaction. A rollup row commits with what it counts or not
+at all, so the figures are exact.
 
 Each function aggregates in Python per key first, then sends one upsert statement per
 table (``INSERT .. ON CONFLICT (primary key) DO UPDATE SET count = count +

@@ -3,9 +3,11 @@
 The database does the counting, and the decisions are never scanned: every decision
 figure is read from the rollups (``adapters.rollups``; the queries are in
 ``adapters.rollup_queries``), which count the decisions by ruleset, version, outcome and
-fallback, with a latency histogram, per minute, hour and day and for all time, in the
-same transaction that records them. A figure therefore costs O(buckets), not
-O(decisions), and is right however many server processes recorded the rows. Escalation
+fallback, with a latency histogram, per minute, hour and day and for all time: the
+rollup fold (``adapters.rollup_fold``) adds each recorded decision to them exactly once,
+at most ``rollup_fold.FIGURES_BEHIND_S`` after it is recorded. A figure therefore costs
+O(buckets), not O(decisions), and is right however many server processes recorded the
+rows. Escalation
 cycle times come from the escalation rollups (per minute, hour and day of resolution);
 open and overdue escalations from COUNTs over an index covering them (status, ruleset,
 due time), so they cost O(open escalations).

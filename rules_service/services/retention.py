@@ -19,10 +19,11 @@ For each calendar month (UTC) that ended before ``now - older_than``, oldest fir
    the foreign key's cascade). The SQL of all this is in ``adapters.retention_store``.
 
 The rollups (``decision_rollups*``, ``decision_totals``, ``escalation_rollups*``) are not
-touched, so the dashboard and /metrics keep every figure they take from them for the
-removed months. The dashboard's breach count is the exception: it counts escalations rows
-(``notifications.breaches_by_ruleset``), so breaches of a removed month are no longer
-counted.
+touched (a decision still waiting to be folded is counted from its own ``rollup_pending``
+row, which retention leaves alone), so the dashboard and /metrics keep every figure they
+take from them for the removed months. The dashboard's breach count is the exception: it
+counts escalations rows (``notifications.breaches_by_ruleset``), so breaches of a removed
+month are no longer counted.
 """
 
 from __future__ import annotations
