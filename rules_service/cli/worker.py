@@ -63,6 +63,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Runs the worker until SIGTERM or SIGINT (the pass in progress is finished first)."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from rules_service.adapters.rollup_fold import fold_pending
     from rules_service.bootstrap import bootstrap
     from rules_service.config import Settings, SettingsError
     from rules_service.log_format import configure_stderr
@@ -80,9 +81,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         if args.once:
             report = worker.run_once()
+            folded = fold_pending(container.engine)
             print(f"escalation steps {report.escalation_steps}, events "
                   f"{report.events_dispatched}, delivered {report.delivered}, failed "
-                  f"{report.failed}, dead {report.dead}")
+                  f"{report.failed}, dead {report.dead}, decisions folded into the "
+                  f"figures {folded}")
             return 0
         stop = threading.Event()
 

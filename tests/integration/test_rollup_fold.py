@@ -28,6 +28,7 @@ from rules_service.adapters.decision_log import DecisionRecord, GroupCommitWrite
 from rules_service.adapters.orm import DecisionRow, RulesetRow, decision_totals, rollup_pending
 from rules_service.adapters.rollup_fold import RollupFolder
 from rules_service.bootstrap import Container
+from rules_service.cli import main
 from tests.integration.api_fixtures import Api
 from tests.integration.test_hot_path import EVALUATE, activate
 from tests.integration.test_rollups import _assert_rollups_equal_a_scan
@@ -204,3 +205,14 @@ def test_metrics_count_new_decisions_within_the_bound_with_no_fold_by_hand(
     while (seen := _decisions_in_metrics(api)) != before + 4:
         assert time.monotonic() - answered < rollup_fold.FIGURES_BEHIND_S, seen
         time.sleep(0.02)
+
+
+def test_a_worker_pass_folds_what_is_pending(container: Container, ruleset_id: int,
+                                             database_url: str,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    _write(container.engine, _records(ruleset_id, 0, 9))
+    monkeypatch.setenv("RULES_SERVICE_DATABASE_URL", database_url)
+    assert main(["worker", "--once"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("decisions folded into the figures 9")
+    assert _counted(container.engine) == (9, 9, 0)
