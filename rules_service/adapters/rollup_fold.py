@@ -137,8 +137,8 @@ def anything_pending(engine: Engine) -> bool:
 class RollupFolder:
     """Folds in a background thread every ``interval_s``, skipping a turn while another
     process folds. The thread starts with ``start`` (after a fork, never before) and
-    stops with ``close``; a failed fold (the database is down) is logged and tried again
-    at the next turn."""
+    stops with ``close``; a failed fold (the database is down) is logged once per outage
+    and tried again at every turn."""
 
     def __init__(self, engine: Engine, *, interval_s: float = FOLD_INTERVAL_S) -> None:
         self._engine = engine
@@ -167,11 +167,18 @@ class RollupFolder:
         self._turn.close()
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.wait(self._interval_s):
             try:
                 if anything_pending(self._engine):
                     self.folded += fold_pending(self._engine, wait=False, turn=self._turn)
             except Exception as exc:  # the database is down: the rows wait for the next turn
-                log.warning("folding decisions into the rollups failed (%s); trying again "
-                            "in %g s", str(exc).splitlines()[0] if str(exc) else
-                            type(exc).__name__, self._interval_s)
+                if not failing:  # once per outage, not twice a second
+                    log.warning("folding decisions into the rollups failed (%s); trying "
+                                "again every %g s", str(exc).splitlines()[0] if str(exc)
+                                else type(exc).__name__, self._interval_s)
+                failing = True
+            else:
+                if failing:
+                    log.info("folding decisions into the rollups works again")
+                failing = False

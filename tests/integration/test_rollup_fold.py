@@ -8,6 +8,7 @@ the revision before the fold; and the figures of ``/metrics`` follow the decisio
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -17,12 +18,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, insert, inspect, select
+from sqlalchemy.exc import OperationalError
 
 from rules_service.adapters import migrations_runner, rollup_fold
 from rules_service.adapters.database import make_engine
@@ -235,3 +238,34 @@ def test_going_back_to_the_previous_schema_counts_what_was_pending(
     finally:
         migrations_runner.upgrade(database_url)
     assert _counted(container.engine) == (110, 110, 0)
+
+
+def test_a_folder_outlives_failed_folds_and_says_so_once(
+        container: Container, ruleset_id: int, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    real, failures = rollup_fold.fold_pending, [0]
+
+    def failing_three_times(engine: Engine, **kwargs: Any) -> int:
+        if failures[0] < 3:
+            failures[0] += 1
+            raise OperationalError("DELETE", {}, Exception("the database is away"))
+        return real(engine, **kwargs)
+
+    monkeypatch.setattr(rollup_fold, "fold_pending", failing_three_times)
+    _write(container.engine, _records(ruleset_id, 0, 5))
+    folder = RollupFolder(container.engine, interval_s=0.01)
+    with caplog.at_level(logging.INFO, logger=rollup_fold.__name__):
+        folder.start()
+        try:
+            deadline = time.monotonic() + 30
+            while _counted(container.engine)[1] < 5:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        finally:
+            folder.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert failures[0] == 3 and folder.folded == 5
+    assert [m for m in messages if "failed" in m] == [
+        "folding decisions into the rollups failed ((builtins.Exception) the database is "
+        "away); trying again every 0.01 s"]
+    assert messages[-1] == "folding decisions into the rollups works again"
