@@ -207,7 +207,9 @@ def rollout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rollout]:
     workdir = tmp_path_factory.mktemp("rolling")
     tree = extract_release(release, tmp_path_factory.mktemp("previous-release"))
     with throwaway_database(workdir) as url, ExitStack() as stack:
-        old_env = {**server_env(url), "PYTHONPATH": str(tree)}
+        # One engine process per server: the test's CPU goes to the requests.
+        new_env = {**server_env(url), "RULES_SERVICE_ENGINE_WORKERS": "1"}
+        old_env = {**new_env, "PYTHONPATH": str(tree)}
         imported = subprocess.run(
             [sys.executable, "-c", "import api, rules_service; "
                                    "print(api.__file__); print(rules_service.__file__)"],
@@ -228,8 +230,8 @@ def rollout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rollout]:
             ["serve", "--host", "127.0.0.1", "--port", str(old_port)], workdir, old_env,
             old_port, tokens, command=OLD_COMMAND))
         new = stack.enter_context(running(
-            ["serve", "--host", "127.0.0.1", "--port", str(new_port)], workdir,
-            server_env(url), new_port, tokens))
+            ["serve", "--host", "127.0.0.1", "--port", str(new_port)], workdir, new_env,
+            new_port, tokens))
         decisions_before = _decision_ids(url)
         tally, upgrade_started, upgrade_s, old_ready, new_ready = _run_load(
             old, tokens["demo-automation"], url, workdir, new)
