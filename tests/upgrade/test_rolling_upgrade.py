@@ -223,7 +223,8 @@ def rollout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rollout]:
         old_schema = _schema_revision(url)
         assert old_schema == newest_migration(tree), (old_schema, newest_migration(tree))
         head = migrations_runner.head_revision(url)
-        assert old_schema != head, "the previous release is already at this release's schema"
+        if old_schema == head:
+            pytest.skip(f"no migration since the previous release {release}: nothing rolls")
 
         old_port, new_port = free_port(), free_port()
         old = stack.enter_context(running(
