@@ -32,6 +32,7 @@ from rules_service.domain.lifecycle import (
     VersionFact,
     VersionStatus,
 )
+from rules_service.domain.pause import Pause
 from rules_service.domain.versions import (
     AuditEvent,
     LoadedVersion,
@@ -196,7 +197,8 @@ class RulesetRepository:
 
     @staticmethod
     def _entry(row: RulesetRow) -> RulesetEntry:
-        return RulesetEntry(row.id, row.name, row.title, row.created_at)
+        return RulesetEntry(row.id, row.name, row.title, row.created_at, pause_of(row),
+                            row.review_told_at)
 
     def get(self, name: str) -> RulesetEntry | None:
         """The ruleset by name, or None."""
@@ -221,7 +223,8 @@ class RulesetRepository:
         self._rows[row.id] = row
         return RulesetRecord(
             id=row.id, name=row.name, title=row.title, created_at=row.created_at,
-            loaded=self.versions.current(row.id), history=self.versions.facts(row.id))
+            loaded=self.versions.current(row.id), history=self.versions.facts(row.id),
+            paused=pause_of(row))
 
     def get_for_update(self, name: str) -> RulesetRecord | None:
         """The ruleset with its active and open versions, its row locked until the
@@ -258,12 +261,30 @@ class RulesetRepository:
             row = self.session.get(RulesetRow, record.id)
             assert row is not None
         row.title = record.title
+        pause = record.paused
+        row.paused_by = pause.by if pause is not None else None
+        row.paused_at = pause.at if pause is not None else None
+        row.paused_reason = pause.reason if pause is not None else None
         # The active version last: the one-active-version index checks each row as it is
         # written, so the version it supersedes must step down first.
         versions = sorted(record.loaded,
                           key=lambda v: (v.status is VersionStatus.ACTIVE, v.number))
         for version in versions:
             self.versions.save(version)
+
+
+    def review_told(self, ruleset_id: int, at: datetime) -> None:
+        """Remembers that the review reminder of the active version was told at ``at``."""
+        row = self.session.get(RulesetRow, ruleset_id)
+        if row is not None:
+            row.review_told_at = at
+
+
+def pause_of(row: RulesetRow) -> Pause | None:
+    """The pause a ruleset row holds, or None."""
+    if row.paused_at is None:
+        return None
+    return Pause(row.paused_by or "", row.paused_at, row.paused_reason or "")
 
 
 class AuditRepository:
@@ -485,6 +506,11 @@ class LiveStateRepository:
                 parsed(row.content_hash, row.definition, name, row.number), ruleset_id)
             out.append((ruleset_id, name, loaded))
         return out
+
+    def pauses(self) -> dict[str, Pause]:
+        """The pause in force of every paused ruleset, by name."""
+        rows = self.session.scalars(select(RulesetRow).where(RulesetRow.paused_at.is_not(None)))
+        return {row.name: pause for row in rows if (pause := pause_of(row)) is not None}
 
     def live_tokens(self) -> Sequence[tuple[str, str, bool, bool]]:
         """(token hash, principal name, is_admin, is_automation) of every usable token."""

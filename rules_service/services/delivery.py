@@ -448,7 +448,8 @@ def _new_id() -> str:
 
 def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
     """Who hears of an event without subscribing: a proposal, the holders of the
-    required sign-off roles; an activation or rollback, the four owners; a new escalation,
+    required sign-off roles; an activation, rollback, pause or resume, the four owners; a
+    review falling due, the business owner (primary and backup); a new escalation,
     the holder of its role; an overdue one, the person on the runbook's path the walk has
     reached (never the steps it passed over); a version gone stale, its author and everyone
     who signed it."""
@@ -465,8 +466,11 @@ def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
         return rules.signoff_recipients(ruleset_of(_authority(uow, row)))
     if event.type == "version.stale":
         return rules.stale_recipients(row.author, (s.principal for s in row.signoffs))
-    if event.type in ("version.activated", "version.rolled_back"):
+    if event.type in ("version.activated", "version.rolled_back", "ruleset.paused",
+                      "ruleset.resumed"):
         return rules.owner_recipients(ruleset_of(row))
+    if event.type == rules.REVIEW_DUE:
+        return rules.business_owner_recipients(ruleset_of(row))
     if event.type == "escalation.opened":
         holder = rules.escalation_recipient(ruleset_of(row), str(data.get("to_role")))
         return [holder] if holder else []
