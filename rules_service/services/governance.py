@@ -20,7 +20,7 @@ from typing import Any
 # Other use cases parse stored versions through this name.
 from rules_service.adapters.ruleset_cache import ruleset_of as ruleset_of
 from rules_service.adapters.ruleset_files import load_ruleset_definition, load_ruleset_text
-from rules_service.domain import lifecycle, review
+from rules_service.domain import lifecycle, review_rhythm
 from rules_service.domain.errors import (
     Conflict,
     NotFound,
@@ -330,7 +330,7 @@ def _summary(rs: RulesetEntry, active: Version | None, open_rows: list[Version],
         scheduled_versions=tuple(ScheduledVersion(v.number, v.effective_at) for v in open_rows
                                  if v.status is VersionStatus.APPROVED),
         latest_version=latest, created_at=rs.created_at, paused=rs.paused,
-        review_due_at=review.due_at(active.ruleset, active.activated_at)
+        review_due_at=review_rhythm.due_at(active.ruleset, active.activated_at)
         if active is not None else None)
 
 
