@@ -306,6 +306,9 @@ class RollbackCallSchema(Schema):
 class RunbookLiveSchema(Schema):
     """The state of the ruleset right now."""
 
+    paused = fields.Nested(PauseSchema, allow_none=True, metadata={
+        "description": "the pause in force (every decision goes to the approver), or null"})
+    review_due_at = fields.String(allow_none=True, metadata={"format": "date-time"})
     active = fields.Nested(ActiveSinceSchema)
     open_versions = fields.List(fields.Nested(OpenVersionSchema))
     escalations = fields.Nested(LiveEscalationsSchema)
@@ -546,6 +549,12 @@ class InboxSchema(Schema):
     signoffs = fields.List(fields.Nested(SignoffWaitingSchema))
     escalations = fields.List(fields.Nested(EscalationWaitingSchema))
     proposals = fields.List(fields.Nested(ProposalWaitingSchema))
+    paused = fields.List(fields.Dict(), metadata={
+        "description": "rulesets the caller owns (operations or business owner) that are "
+                       "paused: ruleset, by, at, reason, message"})
+    reviews = fields.List(fields.Dict(), metadata={
+        "description": "active versions whose review (review_every) fell due, for their "
+                       "business owner: ruleset, version, activated_at, due_at"})
 
 
 class HealthSchema(Schema):

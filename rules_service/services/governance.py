@@ -21,6 +21,7 @@ from typing import Any
 from rules_service.adapters.ruleset_cache import ruleset_of as ruleset_of
 from rules_service.adapters.ruleset_files import load_ruleset_definition, load_ruleset_text
 from rules_service.domain import lifecycle, review_rhythm
+from rules_service.domain import pause as pausing
 from rules_service.domain.errors import (
     Conflict,
     NotFound,
@@ -302,6 +303,15 @@ def pause(uow: AbstractUnitOfWork, name: str, *, reason: str, actor: str) -> Rul
         _store(uow, record)
         uow.commit()
     return get_ruleset(uow, name)
+
+
+def may_pause(uow: AbstractUnitOfWork, name: str, actor: str) -> bool:
+    """Whether ``actor`` may pause or resume ``name`` now (what the pages offer)."""
+    with uow.readonly():
+        who = resolve_actor(uow, actor)
+        rs = ruleset_named(uow, name)
+        active = uow.versions.active(rs.id)
+        return active is not None and pausing.may_pause(who, active.ruleset)
 
 
 def resume(uow: AbstractUnitOfWork, name: str, *, actor: str) -> RulesetDetail:
