@@ -273,11 +273,18 @@ class RulesetRepository:
             self.versions.save(version)
 
 
-    def review_told(self, ruleset_id: int, at: datetime) -> None:
-        """Remembers that the review reminder of the active version was told at ``at``."""
-        row = self.session.get(RulesetRow, ruleset_id)
-        if row is not None:
-            row.review_told_at = at
+    def claim_review(self, ruleset_id: int, activated_at: datetime, now: datetime) -> bool:
+        """Marks the review reminder of the version active since ``activated_at`` as told;
+        False when it was told already (by this worker or a racing one), so it is told
+        once per activation."""
+        table: Table = RulesetRow.__table__  # type: ignore[assignment]
+        result = self.session.execute(
+            table.update()
+            .where(table.c.id == ruleset_id,
+                   or_(table.c.review_told_at.is_(None),
+                       table.c.review_told_at < activated_at))
+            .values(review_told_at=now))
+        return bool(getattr(result, "rowcount", 0) == 1)
 
 
 def pause_of(row: RulesetRow) -> Pause | None:

@@ -48,6 +48,7 @@ from rules_service.domain import notifications as rules
 from rules_service.domain.escalations import DecisionFacts
 from rules_service.domain.versions import Version
 from rules_service.domain.webhook_targets import AllowList
+from rules_service.services import reviews_due
 from rules_service.services.governance import ruleset_of
 from rules_service.services.notices import Notice, email_content
 
@@ -132,6 +133,9 @@ class PassReport:
 HEARTBEAT_S = 5.0
 """How often a running worker writes its heartbeat at most."""
 
+REVIEW_CHECK_S = 60.0
+"""How often the worker looks for policies whose review fell due."""
+
 
 def worker_name() -> str:
     """``host:pid``: the worker's name in its heartbeat."""
@@ -208,12 +212,18 @@ class Worker:
         self._policy = rules.RetryPolicy(self.settings.max_attempts,
                                          self.settings.backoff_base_s,
                                          self.settings.backoff_cap_s)
+        self._next_review_check: datetime | None = None
 
     # ------------------------------------------------------------------ the loop
 
     def run_once(self) -> PassReport:
-        """One pass: escalation steps due, then fan-out, then the deliveries due."""
+        """One pass: escalation steps due (and, at most once a minute, the reviews that
+        fell due), then fan-out, then the deliveries due."""
         steps = self.walk_escalations()
+        now = self._clock()
+        if self._next_review_check is None or now >= self._next_review_check:
+            self._next_review_check = now + timedelta(seconds=REVIEW_CHECK_S)
+            reviews_due.tell_reviews_due(self._uow())
         dispatched = self.dispatch_events()
         delivered, failed, dead = self.deliver_due()
         return PassReport(steps, dispatched, delivered, failed, dead)
