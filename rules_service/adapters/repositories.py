@@ -440,6 +440,15 @@ class DecisionRepository:
         found = func.json_extract(DecisionRow.input, where)
         return or_(*(found == literal(v) for v in values))
 
+    def count_paused(self, ruleset_id: int, since: datetime, until: datetime) -> int:
+        """Decisions of a ruleset taken while it was paused, in [since, until) (the
+        ruleset's time index bounds the scan to the paused period)."""
+        return int(self.session.scalar(
+            select(func.count()).select_from(DecisionRow).where(
+                DecisionRow.ruleset_id == ruleset_id, DecisionRow.evaluated_at >= since,
+                DecisionRow.evaluated_at < until, DecisionRow.paused_outcome.is_not(None)))
+            or 0)
+
     def recent_outcomes(self, ruleset_id: int, limit: int
                         ) -> Sequence[tuple[str, dict[str, Any], str]]:
         """(id, input, outcome) of a ruleset's newest decisions: just what a replay needs."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -256,3 +257,27 @@ def test_another_instance_sees_a_pause_within_the_freshness_bound(
         assert other.live.reloads >= 3
     finally:
         other.close()
+
+
+def test_the_dashboard_counts_decisions_taken_while_paused_and_gives_the_periods(
+        api: Api, active: None, clock: FakeClock) -> None:
+    assert api.post(f"{BASE}/evaluate", {"input": {"amount": 5}}).status_code == 200
+    clock.advance(timedelta(minutes=1))
+    assert pause(api).status_code == 200
+    for amount in (5, 500, 7):
+        assert api.post(f"{BASE}/evaluate", {"input": {"amount": amount}}).status_code == 200
+    clock.advance(timedelta(minutes=5))
+    assert api.post(f"{BASE}/resume", who="biz").status_code == 200
+    for amount in (5, 9):
+        assert api.post(f"{BASE}/evaluate", {"input": {"amount": amount}}).status_code == 200
+    board = api.get(f"/v1/dashboard?ruleset={NAME}&since=1h").get_json()
+    [entry] = board["rulesets"]
+    assert entry["decisions"]["count"] == 6
+    assert entry["paused"]["decisions"] == 3
+    [period] = entry["paused"]["periods"]
+    assert (period["by"], period["reason"], period["resumed_by"]) == ("ops", REASON, "biz")
+    assert period["until"] is not None
+    assert board["overall"]["paused"]["decisions"] == 3
+    assert pause(api).status_code == 200  # a pause still in force runs to the window's end
+    ongoing = api.get(f"/v1/dashboard?ruleset={NAME}&since=1h").get_json()["rulesets"][0]
+    assert [p["until"] for p in ongoing["paused"]["periods"]] == [period["until"], None]

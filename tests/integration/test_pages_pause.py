@@ -143,3 +143,18 @@ def test_a_review_falls_due_for_the_business_owner_until_a_new_version(
                     who="ops").status_code == 200
     assert api.get(f"/v1/rulesets/{NAME}").get_json()["review_due_at"] is None
     assert api.get("/v1/me/inbox", who="biz").get_json()["reviews"] == []
+
+
+def test_the_dashboard_shades_paused_periods_and_counts_their_decisions(
+        app: Flask, api: Api, live: None, clock: FakeClock) -> None:
+    assert api.post(f"/v1/rulesets/{NAME}/pause", {"reason": "fraud wave"}, who="ops") \
+        .status_code == 200
+    assert api.post(f"/v1/rulesets/{NAME}/evaluate", {"input": {"amount": 5}}) \
+        .status_code == 200
+    clock.advance(timedelta(minutes=30))
+    assert api.post(f"/v1/rulesets/{NAME}/resume", who="ops").status_code == 200
+    page = browser_as(app, "ops").get(f"/dashboard?ruleset={NAME}&window=24h").text
+    assert 'id="paused-periods"' in page and "fraud wave" in page
+    assert page.count('class="paused-band"') == 7  # one per chart
+    card = page.split('id="paused-decisions"')[1].split("</li>")[0]
+    assert "1 decision went to people" in card

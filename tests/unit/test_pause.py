@@ -207,3 +207,21 @@ def test_the_review_is_due_from_the_active_versions_activation(
     assert summary.review_due_at == activated + timedelta(days=30)
     assert not summary.review_due(activated)
     assert summary.review_due(activated + timedelta(days=30))
+
+
+def test_paused_periods_pair_each_pause_with_the_resume_after_it() -> None:
+    from rules_service.domain.lifecycle import AuditAction
+    from rules_service.domain.versions import AuditEvent
+    from rules_service.services.pause_periods import PausedPeriod, periods_of
+
+    def at(minutes: int) -> datetime:
+        return NOW + timedelta(minutes=minutes)
+
+    events = [AuditEvent(1, AuditAction.PAUSED, "ops", at(0), "one"),
+              AuditEvent(1, AuditAction.RESUMED, "biz", at(10)),
+              AuditEvent(1, AuditAction.PAUSED, "biz", at(20), "two")]
+    periods = periods_of(NAME, events)
+    assert periods == [PausedPeriod(NAME, at(0), at(10), "ops", "one", "biz"),
+                       PausedPeriod(NAME, at(20), None, "biz", "two")]
+    assert periods[0].overlaps(at(5), at(6)) and not periods[0].overlaps(at(11), at(19))
+    assert periods[1].overlaps(at(1000), at(2000))
