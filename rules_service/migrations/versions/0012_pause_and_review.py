@@ -34,12 +34,15 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Reverts this revision: pauses in force and the rules' answers while paused are lost
-    (the decisions themselves stay, recorded as the escalations they were)."""
-    with op.batch_alter_table("decisions") as batch:
-        batch.drop_column("paused_reason")
-        batch.drop_column("paused_outcome")
-    with op.batch_alter_table("rulesets") as batch:
-        batch.drop_column("review_told_at")
-        batch.drop_column("paused_reason")
-        batch.drop_column("paused_at")
-        batch.drop_column("paused_by")
+    (the decisions themselves stay, recorded as the escalations they were).
+
+    A plain ``ALTER TABLE ... DROP COLUMN`` on both databases (SQLite 3.35 and later): a
+    batch copy of ``rulesets`` on SQLite would drop the table, and with it, through the
+    cascading foreign keys, every version and decision."""
+    for table, column in _ADDED:
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+
+
+_ADDED = (("decisions", "paused_reason"), ("decisions", "paused_outcome"),
+          ("rulesets", "review_told_at"), ("rulesets", "paused_reason"),
+          ("rulesets", "paused_at"), ("rulesets", "paused_by"))
