@@ -15,6 +15,7 @@ _SECTIONS = (
     ("exceptions", "Exceptions"),
     ("escalation", "Escalation"),
     ("rollback", "Rollback"),
+    ("restart", "Restart checklist"),
 )
 _ROLE_TITLES = {"business_owner": "Business owner", "operations_owner": "Operations owner",
                 "approver": "Approver", "maintainer": "Maintainer"}
@@ -116,8 +117,15 @@ def _live(live: dict[str, Any], base_url: str) -> list[str]:
     if not live:
         return []
     out = ["## Right now", ""]
+    paused = live.get("paused")
+    if paused:
+        out.append(f"- **Paused** by {_escape(paused['by'])} since {paused['at']}: "
+                   f"{_escape(paused['reason'])}. Every decision goes to the approver; "
+                   f"follow the restart checklist before resuming.")
     active = live.get("active") or {}
     out.append(f"- Active: version {active.get('version')} since {active.get('since')}")
+    if live.get("review_due_at"):
+        out.append(f"- Review due: {live['review_due_at']}")
     waiting = live.get("open_versions") or []
     if not waiting:
         out.append("- No version is waiting for sign-off or its time.")
@@ -166,7 +174,7 @@ def render_runbook(view: RunbookView, base_url: str = "") -> str:
             out += _exceptions(value)
         elif key == "escalation":
             out += _escalation(value, view.response_time_target)
-        elif key == "normal_steps" and isinstance(value, list):
+        elif key in ("normal_steps", "restart") and isinstance(value, list):
             out += [f"{i}. {_escape(_scalar(step))}" for i, step in enumerate(value, 1)]
         else:
             out += _block(value)

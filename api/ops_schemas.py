@@ -185,8 +185,19 @@ class DashboardFiguresSchema(Schema):
     impact = fields.Nested(DashboardImpactSchema, required=True)
 
 
+class DashboardPausedSchema(Schema):
+    """Decisions taken while paused in the window (people decided them), and the paused
+    periods overlapping it (per ruleset)."""
+
+    decisions = fields.Integer(required=True)
+    periods = fields.List(fields.Dict(), metadata={
+        "description": "since, until (null while paused), by, reason, resumed_by"})
+
+
 class DashboardRulesetFiguresSchema(DashboardFiguresSchema):
     """The figures of one ruleset."""
+
+    paused = fields.Nested(DashboardPausedSchema, required=True)
 
     ruleset = fields.String(required=True)
     title = fields.String(required=True)
@@ -195,6 +206,8 @@ class DashboardRulesetFiguresSchema(DashboardFiguresSchema):
 
 class DashboardOverallFiguresSchema(DashboardFiguresSchema):
     """The figures of every ruleset shown, together."""
+
+    paused = fields.Nested(DashboardPausedSchema, required=True)
 
     rulesets = fields.Integer(required=True)
 

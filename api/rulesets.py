@@ -1,4 +1,4 @@
-"""Rulesets: listing, detail, diff, rollback, runbook and audit trail."""
+"""Rulesets: listing, detail, diff, rollback, pause and resume, runbook and audit trail."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from api.schemas import (
     AuditSchema,
     DiffQuery,
     DiffSchema,
+    PauseRequest,
     RollbackRequest,
     RollbackSchema,
     RulesetDetailSchema,
@@ -70,6 +71,24 @@ def rollback(name: str, body: dict[str, Any]) -> Response:
     result = governance.rollback(container().uow(), name, to_version=body["to_version"],
                                  reason=body["reason"], actor=current_principal().name)
     return dump(RollbackSchema, result.to_dict())
+
+
+@bp.post("/<name>/pause")
+@documented(body=PauseRequest, responses={200: RulesetDetailSchema}, errors=(403, 404, 409))
+def pause(name: str, body: dict[str, Any]) -> Response:
+    """Stop automatic decisions: every decision is still recorded, but escalates to the
+    approver with the reason, keeping what the rules decided (`paused_outcome`)."""
+    detail = governance.pause(container().uow(), name, reason=body["reason"],
+                              actor=current_principal().name)
+    return dump(RulesetDetailSchema, detail.to_dict())
+
+
+@bp.post("/<name>/resume")
+@documented(responses={200: RulesetDetailSchema}, errors=(403, 404, 409))
+def resume(name: str) -> Response:
+    """End the pause: the rules decide again."""
+    detail = governance.resume(container().uow(), name, actor=current_principal().name)
+    return dump(RulesetDetailSchema, detail.to_dict())
 
 
 @bp.get("/<name>/runbook")

@@ -12,6 +12,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from rules_service.services.pause_periods import PausedPeriod
 from rules_service.services.rollbacks import VersionChange
 from rules_service.services.trends import Slice
 
@@ -28,6 +29,16 @@ class Marker:
 
     at: float
     label: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Band:
+    """A stretch of the window shaded across a chart (a paused period): ``start`` and
+    ``end`` are its place in the window, 0 to 1."""
+
+    start: float
+    end: float
     title: str
 
 
@@ -185,12 +196,27 @@ def _markers(f: _Frame, markers: Sequence[Marker]) -> list[str]:
     return parts
 
 
+def _bands(f: _Frame, bands: Sequence[Band]) -> list[str]:
+    """A shaded stretch per band, under the data, its title the tooltip."""
+    parts = []
+    for b in bands:
+        x0 = LEFT + f.plot_w * min(max(b.start, 0.0), 1.0)
+        x1 = LEFT + f.plot_w * min(max(b.end, 0.0), 1.0)
+        parts.append(f'<g class="paused-band"><title>{escape(b.title)}</title>'
+                     f'<rect x="{x0:.1f}" y="{TOP}" width="{max(x1 - x0, 2.0):.1f}" '
+                     f'height="{HEIGHT - BOTTOM - TOP}" fill="#f4b400" fill-opacity="0.18"/>'
+                     f'</g>')
+    return parts
+
+
 def draw(key: str, title: str, unit: str, labels: Sequence[str], series: Series, *,
-         kind: str = "line", markers: Sequence[Marker] = ()) -> Chart:
+         kind: str = "line", markers: Sequence[Marker] = (),
+         bands: Sequence[Band] = ()) -> Chart:
     """A line chart, or (``kind="bars"``) stacked bars, of ``series`` over ``labels``,
-    with ``markers`` drawn across it."""
+    with ``bands`` shaded under it and ``markers`` drawn across it."""
     f = _frame(labels, series, kind)
     parts = _axes(f, key, title, unit, labels)
+    parts += _bands(f, bands)
     parts += _bars(f, labels, series) if kind == "bars" else _lines(f, series)
     parts += _markers(f, markers)
     parts += _legend(series)
@@ -260,22 +286,45 @@ def change_markers(slices: Sequence[Slice], changes: Sequence[VersionChange]) ->
     return [_one_marker(g) for g in groups]
 
 
-def dashboard_charts(slices: Sequence[Slice],
-                     changes: Sequence[VersionChange] = ()) -> list[Chart]:
+def pause_bands(slices: Sequence[Slice], periods: Sequence[PausedPeriod]) -> list[Band]:
+    """Each paused period, clipped to the slices' window (one still in force runs to its
+    end)."""
+    if not slices:
+        return []
+    start, end = slices[0].since, slices[-1].until
+    span = (end - start).total_seconds()
+    if span <= 0:
+        return []
+    out = []
+    for p in periods:
+        since, until = max(p.since, start), min(p.until or end, end)
+        if since > until:
+            continue
+        title = (f"{p.ruleset}: paused by {p.by} {p.since:%Y-%m-%d %H:%M} UTC"
+                 + (f" until {p.until:%Y-%m-%d %H:%M} UTC" if p.until else ", still paused")
+                 + f": {p.reason}")
+        out.append(Band((since - start).total_seconds() / span,
+                        (until - start).total_seconds() / span, title))
+    return out
+
+
+def dashboard_charts(slices: Sequence[Slice], changes: Sequence[VersionChange] = (),
+                     paused: Sequence[PausedPeriod] = ()) -> list[Chart]:
     """The dashboard's charts, one point (or bar) per slice of the window, each marking
-    when the active version changed."""
+    when the active version changed and shading when a ruleset was paused."""
     span = (slices[-1].until - slices[0].since) if slices else None
     fmt = "%H:%M" if span is not None and span.total_seconds() <= 86400 else "%m-%d"
     labels = [s.since.strftime(fmt) for s in slices]
     f = [s.figures for s in slices]
     marks = change_markers(slices, changes)
+    bands = pause_bands(slices, paused)
 
     def series(*paths: tuple[str, tuple[str, ...]], scale: Any = None) -> Series:
         return {name: [(scale or (lambda v: v))(_get(x, *path)) for x in f]
                 for name, path in paths}
 
     def chart(key: str, title: str, unit: str, data: Series, kind: str = "line") -> Chart:
-        return draw(key, title, unit, labels, data, kind=kind, markers=marks)
+        return draw(key, title, unit, labels, data, kind=kind, markers=marks, bands=bands)
 
     return [
         chart("throughput", "Decisions", "decisions per slice",

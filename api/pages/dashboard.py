@@ -7,14 +7,15 @@ from flask import render_template, request
 from api.pages import charts
 from api.pages.blueprint import bp
 from api.services import container
-from rules_service.services import governance, rollbacks, trends
+from rules_service.services import governance, pause_periods, rollbacks, trends
 
 
 @bp.get("/dashboard")
 def dashboard() -> str:
     """Throughput, outcome mix, exception and fallback rates, latency, escalations against
     target, approval delay and hours saved, each drawn over the chosen window, with the
-    moments the active version changed marked across each chart."""
+    moments the active version changed marked across each chart and the paused periods
+    shaded."""
     c = container()
     ruleset = request.args.get("ruleset") or None
     asked = request.args.get("window", "")
@@ -24,8 +25,11 @@ def dashboard() -> str:
     figures = trends.pick(whole, ruleset)
     changes = (rollbacks.changes_between(c.uow(), ruleset, slices[0].since, slices[-1].until)
                if slices else [])
+    paused = (pause_periods.paused_between(c.uow(), ruleset, slices[0].since,
+                                           slices[-1].until) if slices else [])
     return render_template("dashboard.html", whole=whole, figures=figures,
-                           charts=charts.dashboard_charts(slices, changes), changes=changes,
+                           charts=charts.dashboard_charts(slices, changes, paused),
+                           changes=changes, paused=paused,
                            rulesets=names,
                            windows=list(trends.WINDOWS), chosen={"ruleset": ruleset,
                                                                  "window": window})

@@ -1,4 +1,5 @@
-"""The rulesets list and one ruleset's page (versions, owners, runbook, audit, rollback)."""
+"""The rulesets list and one ruleset's page (versions, owners, runbook, audit, rollback,
+pause and resume)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def index() -> str:
     c = container()
     rows = [governance.get_ruleset(c.uow(), s.name) for s in governance.list_rulesets(c.uow())]
     g.inbox = inbox.inbox(c.uow(), person_name())  # the navigation's count reads it too
-    return render_template("index.html", rulesets=rows, waiting=g.inbox)
+    return render_template("index.html", rulesets=rows, waiting=g.inbox, now=c.clock())
 
 
 @bp.get("/rulesets/<name>")
@@ -37,7 +38,9 @@ def ruleset(name: str) -> str:
     offer = rollbacks.offer(c.uow(), name, person_name())
     return render_template("ruleset.html", detail=detail, runbook=runbook,
                            events=list(reversed(events)), offer=offer,
-                           rolled_back=rollbacks.rolled_back(events))
+                           rolled_back=rollbacks.rolled_back(events),
+                           may_pause=governance.may_pause(c.uow(), name, person_name()),
+                           now=c.clock())
 
 
 def _chosen_version() -> int | None:
@@ -77,4 +80,30 @@ def rollback(name: str) -> Response:
     else:
         flash(f"Version {done.active_version} is active again; version "
               f"{done.previous_version} was rolled back", "ok")
+    return redirect(url_for("pages.ruleset", name=name), 303)
+
+
+@bp.post("/rulesets/<name>/pause")
+def pause(name: str) -> Response:
+    """Stops automatic decisions, with the reason asked for on the ruleset's page."""
+    try:
+        governance.pause(container().uow(), name, reason=request.form.get("reason", ""),
+                         actor=person_name())
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"{name} is paused: every decision goes to the approver until it is resumed",
+              "ok")
+    return redirect(url_for("pages.ruleset", name=name), 303)
+
+
+@bp.post("/rulesets/<name>/resume")
+def resume(name: str) -> Response:
+    """Ends the pause: the rules decide again."""
+    try:
+        governance.resume(container().uow(), name, actor=person_name())
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"{name} is running again: its rules decide", "ok")
     return redirect(url_for("pages.ruleset", name=name), 303)

@@ -75,6 +75,14 @@ class RollbackRequest(Schema):
                            validate=validate.Length(min=1, max=TEXT_LIMIT))
 
 
+class PauseRequest(Schema):
+    """Body of POST /v1/rulesets/{name}/pause."""
+
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=TEXT_LIMIT),
+                           metadata={"description": "what people are looking at; every "
+                                                    "escalation while paused carries it"})
+
+
 class EvaluateRequest(Schema):
     """Body of POST /v1/rulesets/{name}/evaluate."""
 

@@ -125,6 +125,14 @@ class ScheduledVersionSchema(Schema):
     effective_at = fields.String(allow_none=True, metadata={"format": "date-time"})
 
 
+class PauseSchema(Schema):
+    """A pause in force: who paused the ruleset, since when, and why."""
+
+    by = fields.String()
+    at = fields.String(metadata={"format": "date-time"})
+    reason = fields.String()
+
+
 class RulesetSummarySchema(Schema):
     """A ruleset in a listing."""
 
@@ -135,6 +143,11 @@ class RulesetSummarySchema(Schema):
     scheduled_versions = fields.List(fields.Nested(ScheduledVersionSchema))
     latest_version = fields.Integer(allow_none=True)
     created_at = fields.String(metadata={"format": "date-time"})
+    paused = fields.Nested(PauseSchema, allow_none=True, metadata={
+        "description": "null unless paused: then every decision escalates to the approver"})
+    review_due_at = fields.String(allow_none=True, metadata={
+        "format": "date-time", "description": "last activation + review_every; null when "
+                                              "the ruleset sets no review rhythm"})
 
 
 class RulesetListSchema(Schema):
@@ -293,6 +306,9 @@ class RollbackCallSchema(Schema):
 class RunbookLiveSchema(Schema):
     """The state of the ruleset right now."""
 
+    paused = fields.Nested(PauseSchema, allow_none=True, metadata={
+        "description": "the pause in force (every decision goes to the approver), or null"})
+    review_due_at = fields.String(allow_none=True, metadata={"format": "date-time"})
     active = fields.Nested(ActiveSinceSchema)
     open_versions = fields.List(fields.Nested(OpenVersionSchema))
     escalations = fields.Nested(LiveEscalationsSchema)
@@ -384,6 +400,9 @@ class EscalationDecisionSchema(Schema):
     deciding_rules = fields.List(fields.Nested(DecidingRuleSchema))
     fallback = fields.Boolean()
     fallback_reason = fields.String(allow_none=True)
+    paused = fields.Boolean(metadata={"description": "taken while the ruleset was paused"})
+    paused_outcome = fields.String(allow_none=True)
+    paused_reason = fields.String(allow_none=True, metadata={"description": "the pause's"})
     evaluated_at = fields.String(metadata={"format": "date-time"})
 
 
@@ -437,6 +456,13 @@ class DecisionSchema(Schema):
     evaluated_at = fields.String(metadata={"format": "date-time"})
     duration_ms = fields.Float()
     dry_run = fields.Boolean(metadata={"description": "present (true) only for dry runs"})
+    paused = fields.Boolean(metadata={
+        "description": "the ruleset was paused: people decide, outcome is escalate"})
+    paused_outcome = fields.String(allow_none=True, metadata={
+        "description": "while paused: what the rules decided, kept for comparison"})
+    paused_reason = fields.String(allow_none=True)
+    pause = fields.Dict(metadata={"description": "dry runs of a paused ruleset: by, at, "
+                                                "reason and what a recorded decision gets"})
     input = fields.Dict()
     caller = fields.String()
     idempotency_key = fields.String(allow_none=True)
@@ -523,6 +549,12 @@ class InboxSchema(Schema):
     signoffs = fields.List(fields.Nested(SignoffWaitingSchema))
     escalations = fields.List(fields.Nested(EscalationWaitingSchema))
     proposals = fields.List(fields.Nested(ProposalWaitingSchema))
+    paused = fields.List(fields.Dict(), metadata={
+        "description": "rulesets the caller owns (operations or business owner) that are "
+                       "paused: ruleset, by, at, reason, message"})
+    reviews = fields.List(fields.Dict(), metadata={
+        "description": "active versions whose review (review_every) fell due, for their "
+                       "business owner: ruleset, version, activated_at, due_at"})
 
 
 class HealthSchema(Schema):

@@ -81,6 +81,8 @@ class DecisionRecord:
     evaluated_at: datetime
     duration_ms: float
     escalation: EscalationRecord | None = None
+    paused_outcome: str | None = None
+    paused_reason: str | None = None
 
     def decision_row(self) -> dict[str, Any]:
         """The ``decisions`` row."""
@@ -90,7 +92,8 @@ class DecisionRecord:
                 "fallback": self.fallback, "fallback_reason": self.fallback_reason,
                 "caller": self.caller, "idempotency_key": self.idempotency_key,
                 "request_hash": self.request_hash, "evaluated_at": self.evaluated_at,
-                "duration_ms": self.duration_ms}
+                "duration_ms": self.duration_ms, "paused_outcome": self.paused_outcome,
+                "paused_reason": self.paused_reason}
 
     def escalation_row(self) -> dict[str, Any] | None:
         """The ``escalations`` row, when the decision opens one."""

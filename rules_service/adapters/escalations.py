@@ -18,7 +18,7 @@ from rules_service.domain.escalations import DecisionFacts, Escalation, StepTake
 def _facts(row: DecisionRow) -> DecisionFacts:
     return DecisionFacts(dict(row.input), row.outcome, list(row.fired_rules),
                          list(row.deciding_rules), row.fallback, row.fallback_reason,
-                         row.evaluated_at)
+                         row.evaluated_at, row.paused_outcome, row.paused_reason)
 
 
 def escalation_of(row: EscalationRow, ruleset: str | None = None, *,

@@ -97,6 +97,11 @@ class RulesetRow(Base):
     name: Mapped[str] = mapped_column(String(63), unique=True)
     title: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The pause in force (all three set) or none; and when the review reminder was told.
+    paused_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    paused_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    review_told_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class VersionRow(Base):
@@ -235,6 +240,9 @@ class DecisionRow(Base):
     # The partition key, so part of the primary key (see the module docstring).
     evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     duration_ms: Mapped[float] = mapped_column(Float)
+    # Taken while the ruleset was paused: what its rules decided, and the pause's reason.
+    paused_outcome: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    paused_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     ruleset: Mapped[RulesetRow] = relationship(lazy="joined")
     escalation: Mapped[EscalationRow | None] = relationship(

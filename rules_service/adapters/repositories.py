@@ -32,6 +32,7 @@ from rules_service.domain.lifecycle import (
     VersionFact,
     VersionStatus,
 )
+from rules_service.domain.pause import Pause
 from rules_service.domain.versions import (
     AuditEvent,
     LoadedVersion,
@@ -196,7 +197,8 @@ class RulesetRepository:
 
     @staticmethod
     def _entry(row: RulesetRow) -> RulesetEntry:
-        return RulesetEntry(row.id, row.name, row.title, row.created_at)
+        return RulesetEntry(row.id, row.name, row.title, row.created_at, pause_of(row),
+                            row.review_told_at)
 
     def get(self, name: str) -> RulesetEntry | None:
         """The ruleset by name, or None."""
@@ -221,7 +223,8 @@ class RulesetRepository:
         self._rows[row.id] = row
         return RulesetRecord(
             id=row.id, name=row.name, title=row.title, created_at=row.created_at,
-            loaded=self.versions.current(row.id), history=self.versions.facts(row.id))
+            loaded=self.versions.current(row.id), history=self.versions.facts(row.id),
+            paused=pause_of(row))
 
     def get_for_update(self, name: str) -> RulesetRecord | None:
         """The ruleset with its active and open versions, its row locked until the
@@ -258,12 +261,37 @@ class RulesetRepository:
             row = self.session.get(RulesetRow, record.id)
             assert row is not None
         row.title = record.title
+        pause = record.paused
+        row.paused_by = pause.by if pause is not None else None
+        row.paused_at = pause.at if pause is not None else None
+        row.paused_reason = pause.reason if pause is not None else None
         # The active version last: the one-active-version index checks each row as it is
         # written, so the version it supersedes must step down first.
         versions = sorted(record.loaded,
                           key=lambda v: (v.status is VersionStatus.ACTIVE, v.number))
         for version in versions:
             self.versions.save(version)
+
+
+    def claim_review(self, ruleset_id: int, activated_at: datetime, now: datetime) -> bool:
+        """Marks the review reminder of the version active since ``activated_at`` as told;
+        False when it was told already (by this worker or a racing one), so it is told
+        once per activation."""
+        table: Table = RulesetRow.__table__  # type: ignore[assignment]
+        result = self.session.execute(
+            table.update()
+            .where(table.c.id == ruleset_id,
+                   or_(table.c.review_told_at.is_(None),
+                       table.c.review_told_at < activated_at))
+            .values(review_told_at=now))
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def pause_of(row: RulesetRow) -> Pause | None:
+    """The pause a ruleset row holds, or None."""
+    if row.paused_at is None:
+        return None
+    return Pause(row.paused_by or "", row.paused_at, row.paused_reason or "")
 
 
 class AuditRepository:
@@ -412,6 +440,15 @@ class DecisionRepository:
         found = func.json_extract(DecisionRow.input, where)
         return or_(*(found == literal(v) for v in values))
 
+    def count_paused(self, ruleset_id: int, since: datetime, until: datetime) -> int:
+        """Decisions of a ruleset taken while it was paused, in [since, until) (the
+        ruleset's time index bounds the scan to the paused period)."""
+        return int(self.session.scalar(
+            select(func.count()).select_from(DecisionRow).where(
+                DecisionRow.ruleset_id == ruleset_id, DecisionRow.evaluated_at >= since,
+                DecisionRow.evaluated_at < until, DecisionRow.paused_outcome.is_not(None)))
+            or 0)
+
     def recent_outcomes(self, ruleset_id: int, limit: int
                         ) -> Sequence[tuple[str, dict[str, Any], str]]:
         """(id, input, outcome) of a ruleset's newest decisions: just what a replay needs."""
@@ -485,6 +522,11 @@ class LiveStateRepository:
                 parsed(row.content_hash, row.definition, name, row.number), ruleset_id)
             out.append((ruleset_id, name, loaded))
         return out
+
+    def pauses(self) -> dict[str, Pause]:
+        """The pause in force of every paused ruleset, by name."""
+        rows = self.session.scalars(select(RulesetRow).where(RulesetRow.paused_at.is_not(None)))
+        return {row.name: pause for row in rows if (pause := pause_of(row)) is not None}
 
     def live_tokens(self) -> Sequence[tuple[str, str, bool, bool]]:
         """(token hash, principal name, is_admin, is_automation) of every usable token."""

@@ -115,7 +115,8 @@ def _lines(conn: Connection, month: Month) -> Iterator[dict[str, Any]]:
             "fallback": row["fallback"], "fallback_reason": row["fallback_reason"],
             "caller": row["caller"], "idempotency_key": row["idempotency_key"],
             "request_hash": row["request_hash"], "evaluated_at": row["evaluated_at"],
-            "duration_ms": row["duration_ms"], "escalation": escalation}
+            "duration_ms": row["duration_ms"], "paused_outcome": row["paused_outcome"],
+            "paused_reason": row["paused_reason"], "escalation": escalation}
 
 
 class RetentionStore:

@@ -123,6 +123,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         # Table findings are for the approver to weigh; they never fail validation.
         for warning in analyze_tables(ruleset.definition):
             print(f"  warning: {warning}")
+        # So is an incomplete runbook: the people on call need every part of it.
+        if ruleset.runbook_gaps:
+            print(f"  warning: the runbook lacks {', '.join(ruleset.runbook_gaps)}: "
+                  f"people running this policy without its builders need every part "
+                  f"(runbook.{ruleset.runbook_gaps[0]} first)")
         if sight is False:
             sight = _principals_in_sight()
         if isinstance(sight, tuple):

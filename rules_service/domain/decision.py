@@ -33,6 +33,15 @@ class Evaluation:
     escalate_to: str | None = None
     duration_ms: float = 0.0
     input: dict[str, object] = field(default_factory=dict, compare=False)
+    paused_outcome: Outcome | None = None
+    """While the ruleset is paused: what its rules decided (the recorded outcome is then
+    an escalation); None otherwise."""
+    paused_reason: str | None = None
+
+    @property
+    def paused(self) -> bool:
+        """True when the ruleset was paused: people decide, not the rules."""
+        return self.paused_outcome is not None
 
     @property
     def fired_ids(self) -> tuple[str, ...]:

@@ -30,6 +30,9 @@ class DecisionFacts:
     fallback: bool
     fallback_reason: str | None
     evaluated_at: datetime
+    paused_outcome: str | None = None
+    """Taken while the ruleset was paused: what its rules decided."""
+    paused_reason: str | None = None
 
 
 @dataclass(frozen=True)

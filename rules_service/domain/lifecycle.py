@@ -53,6 +53,8 @@ class AuditAction(StrEnum):
     WITHDRAWN = "withdrawn"
     STALE = "stale"
     ROLLED_BACK = "rolled_back"
+    PAUSED = "paused"
+    RESUMED = "resumed"
 
 
 class SignoffDecision(StrEnum):

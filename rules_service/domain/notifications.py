@@ -23,6 +23,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "version.proposed", "version.signed_off", "version.approved", "version.rejected",
     "version.activated", "version.rolled_back", "version.withdrawn", "version.stale",
     "escalation.opened", "escalation.overdue", "escalation.resolved",
+    "ruleset.paused", "ruleset.resumed", "ruleset.review_due",
 )
 """Every event type a subscription may name; the only ones ever told."""
 
@@ -35,9 +36,15 @@ VERSION_EVENTS: dict[AuditAction, str] = {
     AuditAction.ROLLED_BACK: "version.rolled_back",
     AuditAction.WITHDRAWN: "version.withdrawn",
     AuditAction.STALE: "version.stale",
+    AuditAction.PAUSED: "ruleset.paused",
+    AuditAction.RESUMED: "ruleset.resumed",
 }
 """The audit actions worth telling, and their event types (``superseded`` is told as the
-activation or rollback that caused it)."""
+activation or rollback that caused it); a pause and a resume are told as the ruleset's."""
+
+REVIEW_DUE = "ruleset.review_due"
+"""Told once per activation, when the policy's review rhythm (``review_every``) says the
+active version is due for a review."""
 
 DELIVERY_STATES: tuple[str, ...] = ("queued", "delivered", "failed", "dead")
 """A delivery is queued, delivered, failed (to be retried) or dead (no more tries)."""
@@ -51,6 +58,11 @@ def signoff_recipients(authority: Ruleset) -> list[str]:
 def owner_recipients(ruleset: Ruleset) -> list[str]:
     """Who hears of an activation or rollback: the primary of each of the four roles."""
     return _unique(ruleset.owners[role].primary for role in ROLES if role in ruleset.owners)
+
+
+def business_owner_recipients(ruleset: Ruleset) -> list[str]:
+    """Who hears that a policy is due for review: the business owner, primary and backup."""
+    return _unique(ruleset.holders_of("business_owner"))
 
 
 def stale_recipients(author: str, signers: Iterable[str]) -> list[str]:
@@ -167,6 +179,11 @@ _SUMMARIES: dict[str, str] = {
     "escalation.overdue": "{a_ruleset} escalation to the {to_role} is overdue (step {step})",
     "escalation.resolved": "{a_ruleset} escalation was resolved ({resolution}) by "
                            "{resolved_by}",
+    "ruleset.paused": "{ruleset} was paused by {actor}: {comment}; every decision goes to "
+                      "the approver until it is resumed",
+    "ruleset.resumed": "{ruleset} was resumed by {actor}: its rules decide again",
+    "ruleset.review_due": "{ruleset} version {version} is due for review (active since "
+                          "{activated_at}, reviewed every {review_every})",
 }
 
 

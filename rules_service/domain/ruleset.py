@@ -30,6 +30,12 @@ class Outcome(StrEnum):
 
 _SEVERITY = {Outcome.APPROVE: 0, Outcome.ESCALATE: 1, Outcome.REJECT: 2}
 
+RUNBOOK_PARTS: tuple[str, ...] = ("purpose", "boundaries", "normal_steps", "exceptions",
+                                  "escalation", "rollback", "restart")
+"""What a complete runbook holds: what the policy is for and where it stops, the day's
+steps, the known exceptions, who is escalated to and how fast, how to roll back, and the
+checklist for restarting after a pause or a rollback."""
+
 ROLES: tuple[str, ...] = ("business_owner", "operations_owner", "approver", "maintainer")
 
 __all__ = ["MAX_RULES", "ROLES", "FieldType", "InputField", "Outcome", "RoleHolders", "Rule",
@@ -94,6 +100,8 @@ class Ruleset:
     runbook: dict[str, Any] = field(default_factory=dict)
     impact: dict[str, Any] = field(default_factory=dict)
     definition: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    review_every: str | None = None
+    """How long an active version runs before its business owner reviews it (``90d``)."""
 
     @property
     def content_hash(self) -> str:
@@ -122,6 +130,11 @@ class Ruleset:
         esc = self.runbook.get("escalation") or {}
         target = esc.get("response_time_target") if isinstance(esc, dict) else None
         return str(target) if target is not None else None
+
+    @property
+    def runbook_gaps(self) -> tuple[str, ...]:
+        """The parts of a complete runbook this one lacks, in ``RUNBOOK_PARTS`` order."""
+        return tuple(part for part in RUNBOOK_PARTS if not self.runbook.get(part))
 
     @property
     def minutes_saved_per_auto_decision(self) -> float:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from rules_service.domain import lifecycle
+from rules_service.domain import pause as pausing
 from rules_service.domain.errors import Conflict, RequestInvalid
 from rules_service.domain.lifecycle import (
     Actor,
@@ -22,6 +23,7 @@ from rules_service.domain.lifecycle import (
     VersionFact,
     VersionStatus,
 )
+from rules_service.domain.pause import Pause
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Ruleset
 
@@ -58,6 +60,9 @@ class RulesetEntry:
     name: str
     title: str
     created_at: datetime
+    paused: Pause | None = None
+    review_told_at: datetime | None = None
+    """When ``ruleset.review_due`` was last told (once per activation)."""
 
 
 @dataclass(frozen=True)
@@ -257,6 +262,8 @@ class RulesetRecord:
     history: list[VersionFact] = field(default_factory=list)
     """Every version's number, status, author and note, oldest first."""
     events: list[AuditEvent] = field(default_factory=list)
+    paused: Pause | None = None
+    """The pause in force, or None: while set, people decide instead of the rules."""
 
     # ------------------------------------------------------------------ facts
 
@@ -448,6 +455,28 @@ class RulesetRecord:
         return self.activate(target, actor.name, now, action=AuditAction.ROLLED_BACK,
                              comment=reason, details={"from_version": self.active_number,
                                                       "to_version": target.number})
+
+    def pause(self, actor: Actor, reason: str, now: datetime) -> Pause:
+        """Stops automatic decisions: 403 unless operations or business owner of the
+        active version (or admin); 409 ``already_paused``. Audited as ``paused``."""
+        pausing.check_can_pause(actor, self.active_ruleset, self.name)
+        self.paused = pausing.start(self.paused, actor.name, pausing.pause_reason(reason), now,
+                                  self.name)
+        self.events.append(AuditEvent(self.active_number, AuditAction.PAUSED, actor.name,
+                                      now, self.paused.reason))
+        return self.paused
+
+    def resume(self, actor: Actor, now: datetime) -> Pause:
+        """The rules decide again: the same people as ``pause``; 409 ``not_paused``.
+        Audited as ``resumed``, naming the pause it ends; returns that pause."""
+        pausing.check_can_pause(actor, self.active_ruleset, self.name)
+        ended = pausing.check_paused(self.paused, self.name)
+        self.paused = None
+        self.events.append(AuditEvent(
+            self.active_number, AuditAction.RESUMED, actor.name, now, "",
+            {"paused_by": ended.by, "paused_at": ended.at.isoformat(),
+             "reason": ended.reason}))
+        return ended
 
 
 __all__ = ["AuditEvent", "LoadedVersion", "OpenAlongside", "RulesetEntry", "RulesetRecord",

@@ -68,6 +68,7 @@ from rules_service.domain.figures import (
 )
 from rules_service.domain.lifecycle import ensure_utc
 from rules_service.domain.problems import Problem
+from rules_service.services import pause_periods
 from rules_service.services.governance import activate_due
 
 DEFAULT_WINDOW = timedelta(days=7)
@@ -198,8 +199,10 @@ def dashboard(uow: UnitOfWork, *, ruleset: str | None = None,
             breaches=queries.breaches(ids, start, end),
             changes=queries.change_tallies(ids, start, exact_upper),
             states=queries.version_states(ids))
-    per_ruleset = [_ruleset_entry(rid, name, title, got, start, end)
-                   for rid, name, title in rows]
+        paused = {rid: pause_periods.figures(uow, rid, name, start, end)
+                  for rid, name, _ in rows}
+    per_ruleset = [{**_ruleset_entry(rid, name, title, got, start, end),
+                    "paused": paused[rid]} for rid, name, title in rows]
     return {
         "window": {"since": start.isoformat(), "until": end.isoformat(),
                    "hours": figures.window_hours(start, end)},
@@ -207,7 +210,8 @@ def dashboard(uow: UnitOfWork, *, ruleset: str | None = None,
         "percentile_method": figures.PERCENTILE_METHOD,
         "generated_at": now.isoformat(),
         "ruleset": ruleset,
-        "overall": _overall(per_ruleset, got, start, end),
+        "overall": {**_overall(per_ruleset, got, start, end),
+                    "paused": {"decisions": sum(p["decisions"] for p in paused.values())}},
         "rulesets": per_ruleset,
     }
 

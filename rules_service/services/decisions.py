@@ -91,6 +91,10 @@ class DecisionView:
     idempotency_key: str | None
     replayed: bool = False
     explanation: dict[str, Any] | None = None
+    paused_outcome: str | None = None
+    """Taken while the ruleset was paused: what its rules decided (``outcome`` is then
+    an escalation to the approver)."""
+    paused_reason: str | None = None
 
     def to_dict(self, *, full: bool = False) -> dict[str, Any]:
         """The decision as the API answers it; ``full`` adds input, caller and idempotency
@@ -103,7 +107,10 @@ class DecisionView:
             "escalation": None if esc is None else {
                 "id": esc.id, "to_role": esc.to_role, "due_at": iso(esc.due_at)},
             "fallback": self.fallback, "fallback_reason": self.fallback_reason,
-            "evaluated_at": iso(self.evaluated_at), "duration_ms": self.duration_ms}
+            "evaluated_at": iso(self.evaluated_at), "duration_ms": self.duration_ms,
+            "paused": self.paused_outcome is not None, "paused_outcome": self.paused_outcome}
+        if self.paused_outcome is not None:
+            out["paused_reason"] = self.paused_reason
         if full:
             out.update({"input": self.input, "caller": self.caller,
                         "idempotency_key": self.idempotency_key})
@@ -188,6 +195,10 @@ class StoredDecision(Protocol):
     def request_hash(self) -> str | None: ...
     @property
     def escalation(self) -> StoredEscalation | None: ...
+    @property
+    def paused_outcome(self) -> str | None: ...
+    @property
+    def paused_reason(self) -> str | None: ...
 
 
 def _escalation_view(row: StoredEscalation, ruleset: str) -> EscalationView:
@@ -204,6 +215,9 @@ def escalation_context(decision: DecisionFacts) -> dict[str, Any]:
             "deciding_rules": [{"id": rule, "reason": reasons.get(rule)}
                                for rule in decision.deciding_rules],
             "fallback": decision.fallback, "fallback_reason": decision.fallback_reason,
+            "paused": decision.paused_outcome is not None,
+            "paused_outcome": decision.paused_outcome,
+            "paused_reason": decision.paused_reason,
             "evaluated_at": iso(decision.evaluated_at)}
 
 
@@ -227,7 +241,8 @@ def decision_view(row: StoredDecision, ruleset: str, escalation: StoredEscalatio
     return DecisionView(row.id, ruleset, row.version, row.outcome,
                         list(row.fired_rules), list(row.deciding_rules), esc, row.fallback,
                         row.fallback_reason, row.evaluated_at, row.duration_ms,
-                        dict(row.input), row.caller, row.idempotency_key, replayed)
+                        dict(row.input), row.caller, row.idempotency_key, replayed,
+                        paused_outcome=row.paused_outcome, paused_reason=row.paused_reason)
 
 
 def _view(row: StoredDecision, replayed: bool = False) -> DecisionView:
@@ -266,7 +281,9 @@ def decision_record(ruleset_id: int, version: int, ruleset: Ruleset, evaluation:
         fallback_reason=evaluation.fallback_reason, caller=caller,
         idempotency_key=idempotency_key or None, request_hash=request_hash,
         evaluated_at=now, duration_ms=round(float(evaluation.duration_ms), 3),
-        escalation=escalation)
+        escalation=escalation,
+        paused_outcome=evaluation.paused_outcome.value if evaluation.paused_outcome else None,
+        paused_reason=evaluation.paused_reason)
 
 
 def record_view(record: DecisionRecord, ruleset: str) -> DecisionView:
@@ -279,7 +296,8 @@ def record_view(record: DecisionRecord, ruleset: str) -> DecisionView:
                         record.fired_rules, record.deciding_rules, escalation,
                         record.fallback, record.fallback_reason, record.evaluated_at,
                         record.duration_ms, record.input, record.caller,
-                        record.idempotency_key)
+                        record.idempotency_key, paused_outcome=record.paused_outcome,
+                        paused_reason=record.paused_reason)
 
 
 def _replay(row: StoredDecision, digest: str | None) -> DecisionView:

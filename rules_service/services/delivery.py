@@ -48,6 +48,7 @@ from rules_service.domain import notifications as rules
 from rules_service.domain.escalations import DecisionFacts
 from rules_service.domain.versions import Version
 from rules_service.domain.webhook_targets import AllowList
+from rules_service.services import reviews_due
 from rules_service.services.governance import ruleset_of
 from rules_service.services.notices import Notice, email_content
 
@@ -132,6 +133,9 @@ class PassReport:
 HEARTBEAT_S = 5.0
 """How often a running worker writes its heartbeat at most."""
 
+REVIEW_CHECK_S = 60.0
+"""How often the worker looks for policies whose review fell due."""
+
 
 def worker_name() -> str:
     """``host:pid``: the worker's name in its heartbeat."""
@@ -208,12 +212,18 @@ class Worker:
         self._policy = rules.RetryPolicy(self.settings.max_attempts,
                                          self.settings.backoff_base_s,
                                          self.settings.backoff_cap_s)
+        self._next_review_check: datetime | None = None
 
     # ------------------------------------------------------------------ the loop
 
     def run_once(self) -> PassReport:
-        """One pass: escalation steps due, then fan-out, then the deliveries due."""
+        """One pass: escalation steps due (and, at most once a minute, the reviews that
+        fell due), then fan-out, then the deliveries due."""
         steps = self.walk_escalations()
+        now = self._clock()
+        if self._next_review_check is None or now >= self._next_review_check:
+            self._next_review_check = now + timedelta(seconds=REVIEW_CHECK_S)
+            reviews_due.tell_reviews_due(self._uow())
         dispatched = self.dispatch_events()
         delivered, failed, dead = self.deliver_due()
         return PassReport(steps, dispatched, delivered, failed, dead)
@@ -448,7 +458,8 @@ def _new_id() -> str:
 
 def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
     """Who hears of an event without subscribing: a proposal, the holders of the
-    required sign-off roles; an activation or rollback, the four owners; a new escalation,
+    required sign-off roles; an activation, rollback, pause or resume, the four owners; a
+    review falling due, the business owner (primary and backup); a new escalation,
     the holder of its role; an overdue one, the person on the runbook's path the walk has
     reached (never the steps it passed over); a version gone stale, its author and everyone
     who signed it."""
@@ -465,8 +476,11 @@ def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
         return rules.signoff_recipients(ruleset_of(_authority(uow, row)))
     if event.type == "version.stale":
         return rules.stale_recipients(row.author, (s.principal for s in row.signoffs))
-    if event.type in ("version.activated", "version.rolled_back"):
+    if event.type in ("version.activated", "version.rolled_back", "ruleset.paused",
+                      "ruleset.resumed"):
         return rules.owner_recipients(ruleset_of(row))
+    if event.type == rules.REVIEW_DUE:
+        return rules.business_owner_recipients(ruleset_of(row))
     if event.type == "escalation.opened":
         holder = rules.escalation_recipient(ruleset_of(row), str(data.get("to_role")))
         return [holder] if holder else []

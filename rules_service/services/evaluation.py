@@ -5,6 +5,10 @@ Each function is one use case over ``services.decisions`` (recording, idempotenc
 against its schema, evaluate, record. A recorded decision always comes from a version
 that went through sign-off (the active one, or a pinned once-active one); a dry run may
 pin any version, which is how a proposal is tried before anyone signs it.
+
+While a ruleset is paused, what is recorded is an escalation to the approver with the
+rules' own answer kept beside it (``domain.pause.while_paused``); a dry run answers what
+the rules decide and says that the ruleset is paused.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from rules_service.domain.errors import Conflict, InputInvalid, RequestInvalid
 from rules_service.domain.evaluator import Evaluator
 from rules_service.domain.explanation import RuleParts, explain, rule_parts
 from rules_service.domain.inputs import validate_input
+from rules_service.domain.pause import Pause, while_paused
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Outcome, Ruleset
 from rules_service.services import decisions
@@ -39,10 +44,13 @@ class DryRunDecision:
     evaluated_at: datetime
     due_at: datetime | None
     explanation: dict[str, Any] | None = None
+    pause: Pause | None = None
+    """The pause in force: a recorded decision would go to the approver instead."""
 
     def to_dict(self, *, full: bool = False) -> dict[str, Any]:
         """The decision JSON with ``decision_id`` null and ``dry_run`` true (and the
-        explanation when it was asked for)."""
+        explanation when it was asked for); when the ruleset is paused, ``paused`` is
+        true and ``pause`` says by whom, since when and why."""
         ev = self.evaluation
         escalation = None
         if ev.outcome is Outcome.ESCALATE:
@@ -55,7 +63,13 @@ class DryRunDecision:
             "deciding_rules": list(ev.deciding_rules), "escalation": escalation,
             "fallback": ev.fallback, "fallback_reason": ev.fallback_reason,
             "evaluated_at": iso(self.evaluated_at), "duration_ms": round(ev.duration_ms, 3),
-            "dry_run": True}
+            "dry_run": True, "paused": self.pause is not None}
+        if self.pause is not None:
+            out["pause"] = {"by": self.pause.by, "at": iso(self.pause.at),
+                            "reason": self.pause.reason,
+                            "message": f"{self.ruleset} is {self.pause.sentence()}; these "
+                                       f"are the rules' answers, but a recorded decision "
+                                       f"goes to the approver until it is resumed"}
         if full:
             out["input"] = dict(ev.input)
         if self.explanation is not None:
@@ -108,11 +122,14 @@ def evaluate(live: LiveState, store: DecisionStore, evaluator: Evaluator, name: 
     with phase("engine"):
         evaluation = evaluator.evaluate(loaded.ruleset, data)
     now = live.clock()
+    pause = live.pause_of(loaded.name)
     answer: Decision
     if dry_run:
         answer = DryRunDecision(loaded.name, loaded.version, evaluation, now,
-                                decisions.escalation_due_at(loaded.ruleset, now))
+                                decisions.escalation_due_at(loaded.ruleset, now), pause=pause)
     else:
+        if pause is not None:
+            evaluation = while_paused(evaluation, pause)
         record = decisions.decision_record(
             loaded.ruleset_id, loaded.version, loaded.ruleset, evaluation, caller=caller,
             now=now, idempotency_key=idempotency_key, request_hash=digest)
@@ -168,12 +185,15 @@ def evaluate_batch(live: LiveState, store: DecisionStore, evaluator: Evaluator, 
     with phase("engine"):
         evaluations = evaluator.evaluate_many(loaded.ruleset, data)
     now = live.clock()
+    pause = live.pause_of(loaded.name)
     answers: list[Decision]
     if dry_run:
         due = decisions.escalation_due_at(loaded.ruleset, now)
-        answers = [DryRunDecision(loaded.name, loaded.version, ev, now, due)
+        answers = [DryRunDecision(loaded.name, loaded.version, ev, now, due, pause=pause)
                    for ev in evaluations]
     else:
+        if pause is not None:
+            evaluations = [while_paused(ev, pause) for ev in evaluations]
         records = [decisions.decision_record(loaded.ruleset_id, loaded.version,
                                              loaded.ruleset, ev, caller=caller, now=now)
                    for ev in evaluations]

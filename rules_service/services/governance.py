@@ -1,4 +1,5 @@
-"""Governance use cases: propose, sign off, withdraw, activate, roll back, and the reads.
+"""Governance use cases: propose, sign off, withdraw, activate, roll back, pause and
+resume, and the reads.
 
 Each function is one use case. It takes a fresh unit of work (one per request or thread),
 plain arguments and the acting principal's name; it returns views from
@@ -19,7 +20,8 @@ from typing import Any
 # Other use cases parse stored versions through this name.
 from rules_service.adapters.ruleset_cache import ruleset_of as ruleset_of
 from rules_service.adapters.ruleset_files import load_ruleset_definition, load_ruleset_text
-from rules_service.domain import lifecycle
+from rules_service.domain import lifecycle, review_rhythm
+from rules_service.domain import pause as pausing
 from rules_service.domain.errors import (
     Conflict,
     NotFound,
@@ -288,6 +290,43 @@ def rollback(uow: AbstractUnitOfWork, name: str, *, to_version: int, reason: str
     return RollbackResult(name, to_version, previous)
 
 
+def pause(uow: AbstractUnitOfWork, name: str, *, reason: str, actor: str) -> RulesetDetail:
+    """Stops automatic decisions of ``name``: from now on (within the live state's
+    freshness bound in every process) each decision escalates to the approver with
+    ``reason``. 403 unless operations_owner/business_owner of the active version or admin;
+    409 ``already_paused``; 422 without a reason. Audited and told as ``ruleset.paused``."""
+    activate_due(uow)
+    with uow:
+        who = resolve_actor(uow, actor)
+        record = _locked(uow, name)
+        record.pause(who, reason, uow.now())
+        _store(uow, record)
+        uow.commit()
+    return get_ruleset(uow, name)
+
+
+def may_pause(uow: AbstractUnitOfWork, name: str, actor: str) -> bool:
+    """Whether ``actor`` may pause or resume ``name`` now (what the pages offer)."""
+    with uow.readonly():
+        who = resolve_actor(uow, actor)
+        rs = ruleset_named(uow, name)
+        active = uow.versions.active(rs.id)
+        return active is not None and pausing.may_pause(who, active.ruleset)
+
+
+def resume(uow: AbstractUnitOfWork, name: str, *, actor: str) -> RulesetDetail:
+    """The rules of ``name`` decide again; the same people as ``pause``; 409
+    ``not_paused``. Audited and told as ``ruleset.resumed``."""
+    activate_due(uow)
+    with uow:
+        who = resolve_actor(uow, actor)
+        record = _locked(uow, name)
+        record.resume(who, uow.now())
+        _store(uow, record)
+        uow.commit()
+    return get_ruleset(uow, name)
+
+
 # --------------------------------------------------------------------------- reads
 
 
@@ -300,7 +339,9 @@ def _summary(rs: RulesetEntry, active: Version | None, open_rows: list[Version],
                                if v.status is VersionStatus.PENDING),
         scheduled_versions=tuple(ScheduledVersion(v.number, v.effective_at) for v in open_rows
                                  if v.status is VersionStatus.APPROVED),
-        latest_version=latest, created_at=rs.created_at)
+        latest_version=latest, created_at=rs.created_at, paused=rs.paused,
+        review_due_at=review_rhythm.due_at(active.ruleset, active.activated_at)
+        if active is not None else None)
 
 
 def list_rulesets(uow: AbstractUnitOfWork) -> list[RulesetSummary]:

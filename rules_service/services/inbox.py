@@ -1,5 +1,6 @@
 """What waits for a person: the roles they hold, the sign-offs they may give, the
-escalations they may resolve, and their own open proposals.
+escalations they may resolve, their own open proposals, the paused rulesets they own
+(operations or business owner) and the reviews that fell due (business owner).
 
 Who may do what is decided by the domain's rules (``Version.signoff_roles_open_to``,
 ``lifecycle.may_resolve_escalation``), the same ones sign-off and resolve apply.
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from rules_service.domain import lifecycle
+from rules_service.domain import lifecycle, review_rhythm
 from rules_service.domain.escalations import Escalation
 from rules_service.domain.lifecycle import Actor
+from rules_service.domain.pause import PAUSE_ROLES, Pause
 from rules_service.domain.ruleset import Ruleset
 from rules_service.domain.versions import Version
 from rules_service.services.governance import resolve_actor
@@ -128,23 +130,62 @@ class ProposalWaiting:
 
 
 @dataclass(frozen=True)
+class PausedWaiting:
+    """A ruleset the person owns that is paused: people decide until someone resumes it."""
+
+    ruleset: str
+    pause: Pause
+
+    @property
+    def sentence(self) -> str:
+        """``paused by ops since 2026-01-05 09:00 UTC: why``."""
+        return self.pause.sentence()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"ruleset": self.ruleset, "by": self.pause.by, "at": iso(self.pause.at),
+                "reason": self.pause.reason, "message": self.sentence}
+
+
+@dataclass(frozen=True)
+class ReviewWaiting:
+    """An active version whose review time passed, for its business owner."""
+
+    ruleset: str
+    version: int
+    activated_at: datetime | None
+    due_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"ruleset": self.ruleset, "version": self.version,
+                "activated_at": iso(self.activated_at), "due_at": iso(self.due_at)}
+
+
+@dataclass(frozen=True)
 class Inbox:
     """Everything waiting for one person."""
 
     signoffs: tuple[SignoffWaiting, ...]
     escalations: tuple[EscalationWaiting, ...]
     proposals: tuple[ProposalWaiting, ...]
+    paused: tuple[PausedWaiting, ...] = ()
+    reviews: tuple[ReviewWaiting, ...] = ()
 
     @property
     def count(self) -> int:
-        """What waits for the person to act: sign-offs and escalations."""
-        return len(self.signoffs) + len(self.escalations)
+        """What waits for the person to act: sign-offs, escalations, paused rulesets to
+        resume and reviews due."""
+        return (len(self.signoffs) + len(self.escalations) + len(self.paused)
+                + len(self.reviews))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"signoffs": [s.to_dict() for s in self.signoffs],
                 "escalations": [e.to_dict() for e in self.escalations],
-                "proposals": [p.to_dict() for p in self.proposals]}
+                "proposals": [p.to_dict() for p in self.proposals],
+                "paused": [p.to_dict() for p in self.paused],
+                "reviews": [r.to_dict() for r in self.reviews]}
 
 
 def _governing(uow: AbstractUnitOfWork) -> list[tuple[str, Ruleset]]:
@@ -183,12 +224,35 @@ def inbox(uow: InboxUnitOfWork, name: str) -> Inbox:
                          for v in group]
         open_versions.sort(key=lambda v: (v.ruleset_name, v.number))
         escalations = _escalations_for(uow, who)
+        paused, reviews = _rhythm_for(uow, who)
     signoffs = tuple(
         SignoffWaiting(v.ruleset_name, v.number, v.author, v.note, v.created_at,
                        tuple(roles))
         for v in open_versions if (roles := v.signoff_roles_open_to(who)))
     proposals = tuple(_proposal(v) for v in open_versions if v.author == who.name)
-    return Inbox(signoffs, escalations, proposals)
+    return Inbox(signoffs, escalations, proposals, paused, reviews)
+
+
+def _rhythm_for(uow: AbstractUnitOfWork, who: Actor
+                ) -> tuple[tuple[PausedWaiting, ...], tuple[ReviewWaiting, ...]]:
+    """The paused rulesets ``who`` owns (operations or business owner, primary or backup)
+    and the due reviews of the rulesets whose business owner they are."""
+    now = uow.now()
+    active = uow.versions.active_by_ruleset()
+    paused: list[PausedWaiting] = []
+    reviews: list[ReviewWaiting] = []
+    for entry in uow.rulesets.list_all():
+        version = active.get(entry.id)
+        if version is None:
+            continue
+        ruleset = version.ruleset
+        if entry.paused is not None and any(who.name in ruleset.holders_of(role)
+                                            for role in PAUSE_ROLES):
+            paused.append(PausedWaiting(entry.name, entry.paused))
+        due = review_rhythm.due_at(ruleset, version.activated_at)
+        if due is not None and due <= now and who.name in ruleset.holders_of("business_owner"):
+            reviews.append(ReviewWaiting(entry.name, version.number, version.activated_at, due))
+    return tuple(paused), tuple(reviews)
 
 
 def _proposal(version: Version) -> ProposalWaiting:

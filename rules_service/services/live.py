@@ -1,8 +1,9 @@
 """What the evaluate path keeps in process memory: active versions (parsed and compiled),
-token hashes and the next scheduled activation, so a warm evaluate reads no database.
+the pauses in force, token hashes and the next scheduled activation, so a warm evaluate
+reads no database.
 
-Freshness: every change to these (a transition of any version, a principal or token
-created or revoked) bumps a generation counter in the same transaction
+Freshness: every change to these (a transition of any version, a pause or resume, a
+principal or token created or revoked) bumps a generation counter in the same transaction
 (``UnitOfWork.live_changed``). The process that made the change reloads as soon as it
 commits; every other process (and instance) polls the counter every ``poll_interval_s``
 in a background thread and reloads when it moved. A change therefore reaches every process
@@ -27,6 +28,7 @@ from datetime import datetime
 from rules_service.adapters.database import DatabaseUnavailable, is_unavailable
 from rules_service.adapters.unit_of_work import Clock, UnitOfWork
 from rules_service.domain.errors import Conflict
+from rules_service.domain.pause import Pause
 from rules_service.domain.versions import LoadedVersion
 from rules_service.services import governance, principals
 
@@ -55,6 +57,7 @@ class _Snapshot:
     generation: int
     ruleset_ids: dict[str, int]
     active: dict[str, LoadedVersion]
+    pauses: dict[str, Pause]
     tokens: dict[str, LivePrincipal]
     next_due: datetime | None
     epoch: int
@@ -96,6 +99,11 @@ class LiveState:
             raise Conflict("no_active_version", f"ruleset {name} has no active version")
         # Unknown here: perhaps created since the last reload. Ask the database.
         return governance.load_version(self.uow_factory(), name)
+
+    def pause_of(self, name: str) -> Pause | None:
+        """The pause in force on ruleset ``name`` as this process last saw it (within the
+        freshness bound), or None."""
+        return self._current().pauses.get(name)
 
     def principal(self, token: str) -> LivePrincipal | None:
         """Who a bearer token belongs to, or None (unknown or revoked)."""
@@ -165,12 +173,13 @@ class LiveState:
                 ruleset_ids[name] = ruleset_id
                 if loaded is not None:
                     active[name] = loaded
+            pauses = uow.live.pauses()
             tokens = {digest: LivePrincipal(name, admin, automation)
                       for digest, name, admin, automation in uow.live.live_tokens()}
             times = uow.live.scheduled_times()
         now = self.clock()
         next_due = min((t or now for t in times), default=None)
-        return _Snapshot(generation, ruleset_ids, active, tokens, next_due, epoch)
+        return _Snapshot(generation, ruleset_ids, active, pauses, tokens, next_due, epoch)
 
     def _pinned_version(self, name: str, version: int, *, dry_run: bool) -> LoadedVersion:
         found = self._pinned.get((name, version))

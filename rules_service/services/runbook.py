@@ -3,7 +3,8 @@
 People on call read the runbook when something is wrong, so it carries the live state
 beside the written procedure: the active version and since when, versions waiting for
 sign-off or their time, open and overdue escalations against the response-time target,
-the fallback rate of the last 24 hours, and the exact rollback call.
+the fallback rate of the last 24 hours, the exact rollback call, whether the ruleset is
+paused (by whom, since when, why) and when its review falls due.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain.lifecycle import ROLLBACK_ROLES, VersionStatus
 from rules_service.services import dashboard, governance
-from rules_service.services.views import RunbookView, VersionView, iso
+from rules_service.services.views import RunbookView, VersionView, iso, pause_dict
 
 LIVE_WINDOW = timedelta(hours=24)
 
@@ -46,6 +47,8 @@ def get_runbook(uow: UnitOfWork, name: str) -> RunbookView:
     target = _rollback_target(detail.versions, loaded.version)
     ruleset = loaded.ruleset
     live = {
+        "paused": pause_dict(detail.summary.paused),
+        "review_due_at": iso(detail.summary.review_due_at),
         "active": {"version": loaded.version, "since": iso(active.activated_at)},
         "open_versions": [_open_version(v) for v in detail.versions
                           if VersionStatus(v.status).is_open],

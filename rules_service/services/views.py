@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from rules_service.domain.pause import Pause
 from rules_service.domain.versions import Version
 from rules_service.language.wording import either, role_words
 
@@ -166,13 +167,28 @@ class RulesetSummary:
     scheduled_versions: tuple[ScheduledVersion, ...]
     latest_version: int | None
     created_at: datetime
+    paused: Pause | None = None
+    review_due_at: datetime | None = None
+    """The active version's review falls due (last activation + ``review_every``)."""
+
+    def review_due(self, now: datetime) -> bool:
+        """True once the active version's review time has passed."""
+        return self.review_due_at is not None and self.review_due_at <= now
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"name": self.name, "title": self.title, "active_version": self.active_version,
                 "pending_versions": list(self.pending_versions),
                 "scheduled_versions": [s.to_dict() for s in self.scheduled_versions],
-                "latest_version": self.latest_version, "created_at": iso(self.created_at)}
+                "latest_version": self.latest_version, "created_at": iso(self.created_at),
+                "paused": pause_dict(self.paused), "review_due_at": iso(self.review_due_at)}
+
+
+def pause_dict(pause: Pause | None) -> dict[str, Any] | None:
+    """A pause as JSON: ``{"by", "at", "reason"}``, or None."""
+    if pause is None:
+        return None
+    return {"by": pause.by, "at": iso(pause.at), "reason": pause.reason}
 
 
 @dataclass(frozen=True)

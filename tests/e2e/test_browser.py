@@ -391,3 +391,42 @@ def test_each_person_does_their_job_in_the_browser(
         assert not phone.execute_script(
             "return document.documentElement.scrollWidth > window.innerWidth + 1")
         browser.screenshot(phone, shots, "ruleset-phone")
+
+
+def test_an_operations_owner_pauses_and_resumes_in_the_browser(
+        demo: tuple[Server, dict[str, str], str], shots: Path) -> None:
+    """One form with the reason pauses the ruleset; every decision then goes to a person
+    (the rules' answer kept), the list and the runbook say so, and Resume ends it."""
+    from selenium.webdriver.common.by import By
+
+    server, passwords, _ = demo
+    claim = {"input": {"amount": 20, "category": "meals"}}
+    with browser.chromium() as driver:
+        sign_in(driver, server, "ops-oncall", passwords["ops-oncall"])
+        driver.get(f"{server.base}/rulesets/{RULESET}")
+        driver.find_element(By.ID, "pause-reason").send_keys("card fraud wave")
+        driver.find_element(By.ID, "pause-button").click()
+        browser.wait_for(driver, lambda d: "is paused" in text_of(d, ".flash"))
+        sentence = text_of(driver, "#paused-sentence")
+        assert "is paused by ops-oncall since" in sentence and "card fraud wave" in sentence
+        assert "Paused by ops-oncall" in text_of(driver, ".runbook")
+        browser.screenshot(driver, shots, "paused")
+
+        def decided(paused: bool) -> Any:
+            _, body, _ = server.call("POST", f"/v1/rulesets/{RULESET}/evaluate", claim,
+                                     who="demo-automation")
+            return body if body["paused"] is paused else None
+
+        body = browser.wait_for(driver, lambda d: decided(True), timeout=5)
+        assert (body["outcome"], body["paused_outcome"]) == ("escalate", "approve")
+        driver.get(f"{server.base}/")
+        assert "paused by ops-oncall" in text_of(driver, "table.rulesets")
+        assert "card fraud wave" in text_of(driver, "#waiting-paused")
+
+        driver.get(f"{server.base}/rulesets/{RULESET}")
+        driver.find_element(By.ID, "resume-button").click()
+        browser.wait_for(driver, lambda d: "running again" in text_of(d, ".flash"))
+        assert driver.find_elements(By.ID, "pause-button")
+        assert browser.wait_for(driver, lambda d: decided(False), timeout=5)["outcome"] \
+            == "approve"
+        assert browser.policy_violations(driver) == []

@@ -52,7 +52,8 @@ def test_the_inbox_of_an_approver_a_business_owner_and_the_author(
     assert (mine["version"], mine["status"], mine["missing_signoffs"]) == \
         (2, "pending", ["business_owner", "approver"])
     ops = api.get("/v1/me/inbox", who="ops").get_json()
-    assert ops == {"signoffs": [], "escalations": [], "proposals": []}
+    assert ops == {"signoffs": [], "escalations": [], "proposals": [], "paused": [],
+                   "reviews": []}
 
 
 def test_what_was_done_leaves_the_inbox(api: Api, pending_v2: str) -> None:

@@ -128,7 +128,8 @@ class FakeRulesetStore:
         loaded = [v for v in self.versions.for_ruleset(entry.id)
                   if v.status is VersionStatus.ACTIVE or v.is_open]
         return RulesetRecord(entry.id, entry.name, entry.title, entry.created_at,
-                             loaded=loaded, history=self.versions.facts(entry.id))
+                             loaded=loaded, history=self.versions.facts(entry.id),
+                             paused=entry.paused)
 
     def get_for_update(self, name: str) -> RulesetRecord | None:
         entry = self.store.rulesets.get(name)
@@ -150,7 +151,7 @@ class FakeRulesetStore:
 
     def save(self, record: RulesetRecord) -> None:
         self.store.rulesets[record.name] = replace(self.store.rulesets[record.name],
-                                                   title=record.title)
+                                                   title=record.title, paused=record.paused)
         for version in record.loaded:
             self.versions.save(version)
         actives = [v for v in self.store.versions.values()

@@ -90,7 +90,8 @@ def test_a_decided_version_waits_for_nobody(uow: FakeUnitOfWork) -> None:
     with_active_v1(uow)
     for who in EVERYONE:
         assert inbox.inbox(uow, who).to_dict() == {"signoffs": [], "escalations": [],
-                                                   "proposals": []}
+                                                   "proposals": [], "paused": [],
+                                                   "reviews": []}
 
 
 def escalation(ident: str, to_role: str, due_in: timedelta | None, clock: FakeClock,

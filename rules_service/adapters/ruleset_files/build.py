@@ -82,6 +82,8 @@ def canonical_definition(data: Mapping[str, Any]) -> dict[str, Any]:
         "tests": tests,
         "runbook": data["runbook"],
         "impact": data.get("impact", {}),
+        # Only written when set, so a ruleset without a review rhythm hashes as before.
+        **({"review_every": data["review_every"]} if data.get("review_every") else {}),
     }
     # A deep copy, so nothing in the Ruleset shares mutable state with its definition.
     return copy.deepcopy(definition)
@@ -143,4 +145,5 @@ def build_ruleset(definition: dict[str, Any], parsed: Mapping[str, Expr]) -> Rul
         runbook=d["runbook"],
         impact=d["impact"],
         definition=definition,
+        review_every=d.get("review_every"),
     )

@@ -8,7 +8,9 @@ unknown keys are errors (a typo must never be silently ignored), and nothing is 
 Required: name, title, owners (all four roles, each with a primary AND a backup), rules
 or tables (at least one of them), default, fallback, runbook with purpose and escalation (path and
 response_time_target). Optional: description, signoff (default [approver]), thresholds,
-inputs, tests, impact and the other runbook sections.
+inputs, tests, impact, review_every (how often the business owner reviews the active
+version, a duration like 90d) and the other runbook sections (restart: the checklist for
+resuming after a pause or a rollback).
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validates_schema
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validates,
+    validates_schema,
+)
 
 from rules_service.domain.inputs import MAX_SAFE_INTEGER
 from rules_service.domain.lifecycle import parse_duration
@@ -409,6 +419,7 @@ class RunbookSchema(StrictSchema):
     exceptions = fields.List(fields.Nested(ExceptionSchema), allow_none=True)
     escalation = fields.Nested(EscalationSchema, required=True)
     rollback = Text(allow_none=True)
+    restart = fields.List(Text(), allow_none=True)
 
 
 class ImpactSchema(StrictSchema):
@@ -435,6 +446,17 @@ class RulesetSchema(StrictSchema):
     tests = fields.List(fields.Nested(RuleTestSchema), load_default=list)
     runbook = fields.Nested(RunbookSchema, required=True)
     impact = fields.Nested(ImpactSchema, load_default=dict)
+    review_every = Text(max_length=20)
+
+    @validates("review_every")
+    def _review_every(self, value: str, **kwargs: Any) -> None:
+        try:
+            zero = parse_duration(value).total_seconds() == 0
+        except ValueError:
+            raise ValidationError(f"'{value}' is not a duration; write it like 90d, 30d "
+                                  f"or 12h") from None
+        if zero:
+            raise ValidationError("must be longer than zero")
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _lists_not_empty(self, data: dict[str, Any], original_data: Any,
