@@ -315,6 +315,12 @@ def heading(monday: date) -> str:
             f"beside the week of {(monday - WEEK).isoformat()}; {COMPARISON_NOTE}.")
 
 
+def is_quiet(changes: Sequence[Change]) -> bool:
+    """Whether neither week had a decision (the report then says so once)."""
+    return all(c.this_week is None and c.week_before is None for c in changes
+               if c.key == "decisions")
+
+
 def ruleset_lines(name: str, title: str, version: int | None,
                   owners: Mapping[str, Mapping[str, str | None]], changes: Sequence[Change],
                   per_hour: float | None, dashboard_url: str | None) -> list[str]:
@@ -323,8 +329,7 @@ def ruleset_lines(name: str, title: str, version: int | None,
     a decision, one line says so instead of each figure having none."""
     active = f"version {version} active" if version is not None else "no active version"
     lines = [f"{name}: {title} ({active})", f"  {owners_words(owners)}"]
-    quiet = all(c.this_week is None and c.week_before is None for c in changes
-                if c.key == "decisions")
+    quiet = is_quiet(changes)
     if quiet:
         lines.append("  no decisions this week, nor the week before")
     for change in changes:

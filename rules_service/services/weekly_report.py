@@ -43,6 +43,19 @@ class RulesetReport:
     week_before: dict[str, Any] = field(repr=False)
 
     @property
+    def quiet(self) -> bool:
+        """Whether neither week had a decision."""
+        return words.is_quiet(self.changes)
+
+    @property
+    def shown_changes(self) -> list[Change]:
+        """The figures worth a line: all of them, unless neither week had a decision; then
+        only those with a value in either week."""
+        if not self.quiet:
+            return list(self.changes)
+        return [c for c in self.changes if c.this_week is not None or c.week_before is not None]
+
+    @property
     def recipients(self) -> list[str]:
         """Who receives it by email: the business and operations owners, primary and backup."""
         return words.recipients(self.owners)
