@@ -210,3 +210,26 @@ def test_a_ruleset_quiet_both_weeks_says_so_once() -> None:
                      "  no decisions this week, nor the week before",
                      "  approval delay (median, proposed to active) 1h 00m (no version "
                      "activated the week before)"]
+
+
+def test_the_email_lists_each_figure_the_owners_and_the_links() -> None:
+    from rules_service.services.notices import Notice, email_content
+
+    changes = w.compare_weeks(entry(12, escalated=3), entry(10, escalated=2))
+    data = {"week_start": "2026-11-23", "week_end": "2026-11-30",
+            "owners": w.owners_of(DEFINITION), "headline": w.headline(changes),
+            "figures": [c.to_dict() for c in changes]}
+    notice = Notice("ev-1", "report.weekly", NOW, "refunds", data)
+    subject, text, html = email_content([notice], "https://rules.example.com")
+    assert subject == ("[rules-service] Weekly report of refunds, week of 2026-11-23: "
+                       "exception rate 25.0% (up from 20.0%, +5.0 percentage points)")
+    lines = text.splitlines()
+    assert "Open it: https://rules.example.com/reports/weekly?week=2026-11-23&ruleset=refunds" \
+        in lines
+    assert "decisions: 12 (up from 10, +20.0%)" in lines
+    assert "exception rate: 25.0% (up from 20.0%, +5.0 percentage points)" in lines
+    assert "owners: business owner: biz (backup biz-backup); operations owner: ops" in lines
+    assert "week: 2026-11-23 00:00 to 2026-11-30 00:00 UTC" in lines
+    assert "dashboard: https://rules.example.com/dashboard?ruleset=refunds&window=7d" in lines
+    assert "figures:" not in text  # the raw data is not dumped
+    assert "+5.0 percentage points" in html
