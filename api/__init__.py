@@ -40,6 +40,7 @@ BLUEPRINT_MODULES: tuple[str, ...] = (
     "api.escalations",
     "api.me",
     "api.ops",
+    "api.reports",
     "api.subscriptions",
     "api.deliveries",
     "api.pages",

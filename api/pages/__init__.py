@@ -15,6 +15,7 @@ from api.pages import (  # noqa: F401
     filters,
     mail,
     propose,
+    reports,
     review,
     rulesets,
     signin,

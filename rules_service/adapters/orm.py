@@ -14,7 +14,7 @@ SQLite keeps one table of each, with the same keys, so one code path serves both
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -554,3 +555,15 @@ class SignInThrottleRow(Base):
     failures: Mapped[int] = mapped_column(Integer)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class WeeklyReportRow(Base):
+    """A week whose scheduled report went out (the week's Monday): written in the same
+    transaction as the report's events, so each week's report is sent once, whatever the
+    number of workers or their restarts."""
+
+    __tablename__ = "weekly_reports"
+
+    week_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rulesets: Mapped[int] = mapped_column(Integer)

@@ -11,9 +11,10 @@ import json
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from rules_service.domain import weekly_report
 from rules_service.domain.errors import Conflict
 from rules_service.domain.lifecycle import AuditAction
 from rules_service.domain.ruleset import ROLES, Ruleset
@@ -23,7 +24,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "version.proposed", "version.signed_off", "version.approved", "version.rejected",
     "version.activated", "version.rolled_back", "version.withdrawn", "version.stale",
     "escalation.opened", "escalation.overdue", "escalation.resolved",
-    "ruleset.paused", "ruleset.resumed", "ruleset.review_due",
+    "ruleset.paused", "ruleset.resumed", "ruleset.review_due", "report.weekly",
 )
 """Every event type a subscription may name; the only ones ever told."""
 
@@ -184,6 +185,7 @@ _SUMMARIES: dict[str, str] = {
     "ruleset.resumed": "{ruleset} was resumed by {actor}: its rules decide again",
     "ruleset.review_due": "{ruleset} version {version} is due for review (active since "
                           "{activated_at}, reviewed every {review_every})",
+    "report.weekly": "Weekly report of {ruleset}, week of {week_start}: {headline}",
 }
 
 
@@ -222,6 +224,12 @@ def page_path(event_type: str, ruleset: str | None, data: Mapping[str, Any]) -> 
     version's review page, or the ruleset's page; None when there is nothing to link."""
     if event_type.startswith("escalation.") and data.get("escalation_id"):
         return f"/escalations#esc-{data['escalation_id']}"
+    if event_type == "report.weekly" and isinstance(data.get("week_start"), str):
+        try:
+            monday = date.fromisoformat(data["week_start"])
+        except ValueError:
+            return None
+        return weekly_report.report_path(ruleset, monday)
     if ruleset is None:
         return None
     if event_type.startswith("version.") and isinstance(data.get("version"), int):

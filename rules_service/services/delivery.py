@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,17 +40,20 @@ from rules_service.adapters.unit_of_work import Clock, UnitOfWork, utcnow
 from rules_service.config import (
     SettingsError,
     env_base_url,
+    env_bool,
     env_float,
     env_int,
     env_webhook_allow,
 )
 from rules_service.domain import notifications as rules
+from rules_service.domain import weekly_report
 from rules_service.domain.escalations import DecisionFacts
 from rules_service.domain.versions import Version
 from rules_service.domain.webhook_targets import AllowList
 from rules_service.services import reviews_due
 from rules_service.services.governance import ruleset_of
 from rules_service.services.notices import Notice, email_content
+from rules_service.services.weekly_report import send_scheduled_weekly_report
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,10 @@ class DeliverySettings:
     mail_dir: str = ""
     """A folder email is written to instead of sent (the demo's mail sink; empty: SMTP)."""
     webhook_allow: tuple[str, ...] = ()
+    weekly_report: bool = False
+    """Whether the worker sends the weekly report every Monday at 07:00 UTC. On when read
+    from the environment unless ``RULES_SERVICE_WEEKLY_REPORT=off``; off for a worker set
+    up in code unless asked."""
 
     def __post_init__(self) -> None:
         if self.lease_s <= self.timeout_s:
@@ -110,7 +117,8 @@ class DeliverySettings:
             digest_s=env_float(env, "RULES_SERVICE_NOTICE_DIGEST", d.digest_s, 0.0),
             base_url=env_base_url(env, "RULES_SERVICE_BASE_URL"),
             mail_dir=env.get("RULES_SERVICE_MAIL_DIR", "").strip(),
-            webhook_allow=env_webhook_allow(env))
+            webhook_allow=env_webhook_allow(env),
+            weekly_report=env_bool(env, "RULES_SERVICE_WEEKLY_REPORT", True))
 
 
 @dataclass(frozen=True)
@@ -190,8 +198,10 @@ class _Job:
 
     @property
     def gathered(self) -> bool:
-        """A person's email: sent together with that person's other notices due now."""
-        return self.recipient is not None and self.target.lower().startswith("mailto:")
+        """A person's email: sent together with that person's other notices due now (a
+        weekly report always goes alone, a document to keep or pass on)."""
+        return (self.recipient is not None and self.target.lower().startswith("mailto:")
+                and self.event_type != "report.weekly")
 
 
 Webhook = Callable[[str, bytes, dict[str, str], float], Attempt]
@@ -209,6 +219,7 @@ class Worker:
         self._rng = rng or random.Random()  # jitter, not secrecy
         self._webhook = webhook or functools.partial(
             post_webhook, allow=AllowList.parse(self.settings.webhook_allow)[0])
+        self._weekly_done: date | None = None
         self._policy = rules.RetryPolicy(self.settings.max_attempts,
                                          self.settings.backoff_base_s,
                                          self.settings.backoff_cap_s)
@@ -218,12 +229,14 @@ class Worker:
 
     def run_once(self) -> PassReport:
         """One pass: escalation steps due (and, at most once a minute, the reviews that
-        fell due), then fan-out, then the deliveries due."""
+        fell due), the weekly report when due, then fan-out, then the deliveries due."""
         steps = self.walk_escalations()
         now = self._clock()
         if self._next_review_check is None or now >= self._next_review_check:
             self._next_review_check = now + timedelta(seconds=REVIEW_CHECK_S)
             reviews_due.tell_reviews_due(self._uow())
+        if self.settings.weekly_report:
+            self.send_weekly_report()
         dispatched = self.dispatch_events()
         delivered, failed, dead = self.deliver_due()
         return PassReport(steps, dispatched, delivered, failed, dead)
@@ -282,6 +295,20 @@ class Worker:
                 taken += 1
             uow.commit()
         return taken
+
+    # ------------------------------------------------------------------ weekly report
+
+    def send_weekly_report(self) -> date | None:
+        """Queues the weekly report when it is due and no worker has sent it; returns the
+        week sent. Once this worker knows the week is done it asks nobody until the next."""
+        due = weekly_report.scheduled_week(self._clock())
+        if due is None or due == self._weekly_done:
+            return None
+        sent = send_scheduled_weekly_report(self._uow)
+        if sent is not None:
+            log.info("weekly report of the week of %s queued", sent.isoformat())
+        self._weekly_done = due
+        return sent
 
     # ------------------------------------------------------------------ fan-out
 
@@ -462,8 +489,12 @@ def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
     review falling due, the business owner (primary and backup); a new escalation,
     the holder of its role; an overdue one, the person on the runbook's path the walk has
     reached (never the steps it passed over); a version gone stale, its author and everyone
-    who signed it."""
+    who signed it; a weekly report, the business and operations owners (primary and backup)
+    it names."""
     data = event.data or {}
+    if event.type == "report.weekly":
+        owners = data.get("owners")
+        return weekly_report.recipients(owners) if isinstance(owners, dict) else []
     if event.type == "escalation.overdue":
         return [data["notify"]] if data.get("notify") else []
     number = data.get("version")

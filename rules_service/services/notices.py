@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from rules_service.domain import notifications as rules
+from rules_service.domain import weekly_report
 from rules_service.domain.escalations import DecisionFacts
 
 _SHOWN_ELSEWHERE = ("details", "escalation_id", "decision_id", "due_at", "skipped")
@@ -46,9 +47,31 @@ def _fired(decision: DecisionFacts) -> str:
     return "; ".join(parts) or "none (the ruleset's default decided)"
 
 
+def _report_facts(notice: Notice, base_url: str) -> list[tuple[str, str]]:
+    """A weekly report's lines: each figure beside the week before, the owners, the week,
+    and the dashboard's address."""
+    data = notice.data
+    facts = [(str(c.get("label")), str(c.get("words"))) for c in data.get("figures") or []
+             if isinstance(c, dict)]
+    facts.append(("compared", weekly_report.COMPARISON_NOTE))
+    owners = data.get("owners")
+    facts.append(("owners", weekly_report.owners_words(owners if isinstance(owners, dict)
+                                                       else {})))
+    facts.append(("week", f"{data.get('week_start')} 00:00 to {data.get('week_end')} "
+                          f"00:00 UTC"))
+    if base_url and notice.ruleset:
+        facts.append(("dashboard", base_url + weekly_report.dashboard_path(notice.ruleset)))
+    return facts
+
+
 def _section(notice: Notice, base_url: str) -> _Section:
     data = notice.data
     path = rules.page_path(notice.event_type, notice.ruleset, data)
+    if notice.event_type == "report.weekly":
+        link = f"{base_url}{path}" if base_url and path else None
+        told = [*_report_facts(notice, base_url), ("occurred at", notice.occurred_at.isoformat()),
+                ("event id", notice.event_id)]
+        return _Section(rules.summary(notice.event_type, notice.ruleset, data), link, told)
     facts: list[tuple[str, str]] = []
     if data.get("due_at"):
         facts.append(("due", str(data["due_at"])))

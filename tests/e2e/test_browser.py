@@ -363,6 +363,15 @@ def test_each_person_does_their_job_in_the_browser(
         driver.get(f"{server.base}/dashboard?window=1h")
         assert driver.find_elements(By.CSS_SELECTOR, "[data-chart=throughput] g.marker")
         browser.screenshot(driver, shots, "dashboard-all")
+        # The weekly report, one click from the dashboard: each figure beside the week before.
+        driver.find_element(By.ID, "weekly-report-link").click()
+        assert driver.current_url.startswith(f"{server.base}/reports/weekly")
+        assert "each figure beside the week of" in driver.find_element(By.ID, "report-week").text
+        section = driver.find_element(By.ID, f"report-{RULESET}")
+        # Its decisions were all made this week, so the last complete week had none.
+        assert "No decisions this week, nor the week before." in section.text
+        assert "business owner:" in section.text
+        browser.screenshot(driver, shots, "weekly-report")
         # Every page above worked under its security policy, which refused nothing.
         assert browser.policy_violations(driver) == []
 
