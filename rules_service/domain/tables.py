@@ -4,7 +4,8 @@ A row compiles to the same condition AST a rule's ``when`` parses to, so the typ
 the engine, the reference evaluator, tests, decisions and impact replay treat rows exactly
 as rules. A cell is ``-`` (any value, absent included), a literal (equality), a list
 (``in``), an operator with a value or threshold (``> 5``, ``<= thresholds.limit``), or an
-inclusive range ``lo..hi`` of numbers or thresholds.
+inclusive range ``lo..hi`` of numbers or thresholds. A value alone reads as it does after
+``==``: ``"eu"`` is the text eu, ``1e3`` the number 1000.
 """
 
 from __future__ import annotations
@@ -79,6 +80,28 @@ def _operand(text: str) -> Operand:
     return expr
 
 
+def _bare_value(text: str) -> str | float:
+    """A value written alone (a cell or a list item), not after an operator.
+
+    Text in quotes means the text inside them, as after ``==``; a number with an exponent
+    (``1e3``, which YAML leaves as text) is that number, as in ``== 1e3`` and ``1e3..1e4``;
+    anything else is the text as written.
+    """
+    if text[:1] in ('"', "'"):
+        try:
+            expr = parse_condition(text)
+        except ConditionSyntaxError:
+            expr = None
+        if not isinstance(expr, Literal) or not isinstance(expr.value, str):
+            raise CellError(
+                f"{text} is not one quoted text; write the text without quotes (eu) or in "
+                'one pair of quotes ("eu"), with a backslash before a quote inside it (\\")')
+        return expr.value
+    if _NUMBER.match(text) and "e" in text.lower():
+        return float(text)
+    return text
+
+
 def read_cell(column: str, cell: Any) -> Cell:
     """The condition a cell stands for on ``column`` (a dotted input field)."""
     ref = FieldRef(tuple(column.split(".")))
@@ -103,7 +126,8 @@ def read_cell(column: str, cell: Any) -> Cell:
                         f"{op.group(1)} {op.group(2).strip()}")
         if text.startswith("thresholds."):
             return Cell("equals", Compare(CompareOp.EQ, ref, _operand(text)), text)
-        return Cell("equals", Compare(CompareOp.EQ, ref, Literal(text)), text)
+        value = _bare_value(text)
+        return Cell("equals", Compare(CompareOp.EQ, ref, Literal(value)), text)
     if isinstance(cell, bool | int | float):
         return Cell("equals", Compare(CompareOp.EQ, ref, Literal(cell)), show_cell(cell))
     if isinstance(cell, list):
@@ -113,8 +137,10 @@ def read_cell(column: str, cell: Any) -> Cell:
         for item in cell:
             if isinstance(item, str) and item.strip().startswith("thresholds."):
                 items.append(_operand(item))
-            elif isinstance(item, bool | int | float | str):
-                items.append(Literal(item.strip() if isinstance(item, str) else item))
+            elif isinstance(item, str):
+                items.append(Literal(_bare_value(item.strip())))
+            elif isinstance(item, bool | int | float):
+                items.append(Literal(item))
             else:
                 raise CellError(f"a list may hold only values, not {type(item).__name__}")
         return Cell("in", InList(ref, tuple(items)),
