@@ -11,7 +11,7 @@ inclusive range ``lo..hi`` of numbers or thresholds. A value alone reads as it d
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,8 +102,38 @@ def _bare_value(text: str) -> str | float:
     return text
 
 
+def cell_key(cell: Any) -> Hashable | None:
+    """A cell as a dictionary key, equal only for cells that read the same (``1``, ``1.0``
+    and ``true`` differ); None for a cell that is no value or list."""
+    if isinstance(cell, list):
+        items = tuple(cell_key(item) for item in cell)
+        return None if None in items else ("list", *items)
+    return (type(cell), cell) if isinstance(cell, str | bool | int | float) else None
+
+
+_READ: dict[tuple[str, Hashable], Cell] = {}
+_READ_MOST = 65_536
+
+
 def read_cell(column: str, cell: Any) -> Cell:
-    """The condition a cell stands for on ``column`` (a dotted input field)."""
+    """The condition a cell stands for on ``column`` (a dotted input field).
+
+    A table repeats its cells (a category, a band) across thousands of rows: each distinct
+    cell of a column is read once and its Cell (immutable) shared.
+    """
+    key = cell_key(cell)
+    if key is None:
+        return _read_cell(column, cell)
+    found = _READ.get((column, key))
+    if found is None:
+        found = _read_cell(column, cell)
+        if len(_READ) >= _READ_MOST:
+            _READ.clear()
+        _READ[(column, key)] = found
+    return found
+
+
+def _read_cell(column: str, cell: Any) -> Cell:
     ref = FieldRef(tuple(column.split(".")))
     if isinstance(cell, str):
         text = cell.strip()

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -377,10 +379,38 @@ def _pack(pieces: list[_Piece], ruleset: Ruleset) -> tuple[list[Packing], dict[s
     return packs, shard_of
 
 
+_RECENT: dict[tuple[int, bool], tuple[weakref.ref[Ruleset], CompiledRuleset]] = {}
+_RECENT_LOCK = threading.Lock()
+
+
 def compile_ruleset(ruleset: Ruleset, index: bool = True) -> CompiledRuleset:
     """Compiles a validated ruleset into shards; raises EngineCompileError when durable
     cannot run it. With ``index``, each input is asserted only into the shards where a rule
-    can fire (engine/index.py); without, into every shard."""
+    can fire (engine/index.py); without, into every shard.
+
+    A ruleset object is compiled once while it lives: loading a file compiles it to refuse
+    what the engine cannot run, and the engine pool then gets the same compiled form (a
+    proposal's tests, its first evaluations) instead of compiling a big table again.
+    """
+    key = (id(ruleset), index)
+    with _RECENT_LOCK:
+        entry = _RECENT.get(key)
+    if entry is not None and entry[0]() is ruleset:
+        return entry[1]
+    compiled = _compile(ruleset, index)
+    with _RECENT_LOCK:
+        _RECENT[key] = (weakref.ref(ruleset), compiled)
+    weakref.finalize(ruleset, _forget, key, compiled)
+    return compiled
+
+
+def _forget(key: tuple[int, bool], compiled: CompiledRuleset) -> None:
+    with _RECENT_LOCK:
+        if key in _RECENT and _RECENT[key][1] is compiled:
+            del _RECENT[key]
+
+
+def _compile(ruleset: Ruleset, index: bool) -> CompiledRuleset:
     if len(ruleset.rules) > MAX_RULES:
         raise EngineCompileError(f"the ruleset has {len(ruleset.rules)} rules and rows; "
                                  f"a ruleset may hold at most {MAX_RULES:,}")

@@ -51,9 +51,13 @@ def _allowed(node: Node) -> tuple[str, tuple[Interval, ...]] | None:
         _, op, key, value = node
         if type(value) is not int:
             return None
-        bounds = {"==": (value, value), "<": (LOWEST, value - 1), "<=": (LOWEST, value),
-                  ">": (value + 1, HIGHEST), ">=": (value, HIGHEST)}.get(op)
-        return None if bounds is None else (key, (bounds,))
+        if op == "==":
+            return key, ((value, value),)
+        if op in ("<", "<="):
+            return key, ((LOWEST, value - (op == "<")),)
+        if op in (">", ">="):
+            return key, ((value + (op == ">"), HIGHEST),)
+        return None
     if node[0] == "or":
         tests = node[1]
         key = tests[0][2] if tests[0][0] == "test" else None

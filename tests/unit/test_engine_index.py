@@ -108,3 +108,32 @@ def test_without_the_index_every_input_reaches_every_shard(index: bool) -> None:
     assert (compiled.to_wire()["index"] is not None) is index
     if not index:
         assert compiled.work_per_input == compiled.engine_rules
+
+
+def test_a_flat_and_of_tests_costs_one_stack_entry_as_the_general_count_says() -> None:
+    from rules_service.engine.shards import _deeper, _entry, stack_cost
+
+    for n in range(1, 12):
+        node = ("and", tuple(atom("==", f"f{i}", i) for i in range(n))) if n > 1 \
+            else atom("==", "f0", 0)
+        assert stack_cost(node) == _entry(node) + _deeper(node, 0) == 1
+
+
+def test_a_loaded_table_is_compiled_once_for_the_load_and_the_engine(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from bench.tables import grid_definition
+    from rules_service.adapters.ruleset_files import load_ruleset_text
+    from rules_service.engine import EnginePool, compiler
+
+    calls = []
+    real = compiler._compile
+    monkeypatch.setattr(compiler, "_compile", lambda rs, index: calls.append(rs) or real(rs, index))
+    rs = load_ruleset_text(yaml.safe_dump(grid_definition(300), sort_keys=False))
+    assert len(calls) == 1  # the load refuses what the engine cannot run
+    pool = EnginePool(workers=1)  # no worker starts before an evaluation
+    assert pool._compile(rs) is compile_ruleset(rs)
+    assert len(calls) == 1
+    assert compile_ruleset(rs, index=False) is not compile_ruleset(rs)
+    assert len(calls) == 2
