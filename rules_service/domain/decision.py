@@ -61,7 +61,7 @@ def decide(ruleset: Ruleset, fired_ids: Iterable[str], data: dict[str, object] |
     """
     fired_set = set(fired_ids)
     positions = ruleset.rule_positions
-    unknown = fired_set - positions.keys()
+    unknown = {rule_id for rule_id in fired_set if rule_id not in positions}
     if unknown:
         raise ValueError(f"fired rules not in ruleset {ruleset.name}: {sorted(unknown)}")
     in_order = (ruleset.rules[i] for i in sorted(positions[rule_id] for rule_id in fired_set))
