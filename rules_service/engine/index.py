@@ -30,6 +30,11 @@ LOWEST = -(2 ** 62)
 HIGHEST = 2 ** 62
 """Beyond every fact code (codes and the absent markers are far inside)."""
 
+MAX_INDEX_BITS = 64_000_000
+"""A key whose bounds times rules pass this (8 MB of masks) is left out of the index."""
+MAX_BOUND_STRETCHES = 2_000
+"""Keys with more distinct stretches than this are not used for the work bound."""
+
 Interval = tuple[int, int]  # inclusive
 Constraints = dict[str, tuple[Interval, ...]]
 
@@ -112,6 +117,8 @@ class ShardIndex:
                     at[hi + 1] = at.get(hi + 1, 0) ^ bit
         self.keys: list[_KeyIndex] = []
         for key, at in sorted(events.items()):
+            if len(at) * len(rules) > MAX_INDEX_BITS:
+                continue  # too many distinct bounds for their rules: the key removes none
             free = self.everything & ~constrained[key]
             starts, masks, mask = [LOWEST], [free], 0
             for position in sorted(at):
@@ -137,13 +144,7 @@ class ShardIndex:
 
     def shards(self, fact: Mapping[str, Any]) -> list[int]:
         """The shards holding a candidate rule, in order."""
-        found = self.candidates(fact)
-        reached = []
-        while found:  # one step per shard reached: its lowest candidate, then the rest of it
-            shard = self.shard_of_bit[(found & -found).bit_length() - 1]
-            reached.append(shard)
-            found &= ~self.shard_masks[shard]
-        return sorted(reached)
+        return sorted(self._reached(self.candidates(fact)))
 
     def most_rules_reached(self, rules_in: Sequence[int]) -> int:
         """An upper bound on the durable rules one fact is asserted against.
@@ -153,15 +154,24 @@ class ShardIndex:
         over the keys holds for every fact.
         """
         bound = sum(rules_in)
-        for index in self.keys:
+        for masks in sorted((set(index.masks) for index in self.keys), key=len):
+            if len(masks) > MAX_BOUND_STRETCHES:
+                break  # the rest have more still; a looser bound is still a bound
             worst = 0
-            for mask in set(index.masks):
-                worst = max(worst, sum(n for n, shard in zip(rules_in, self.shard_masks,
-                                                             strict=True) if shard & mask))
+            for mask in masks:
+                worst = max(worst, sum(rules_in[shard] for shard in self._reached(mask)))
                 if worst >= bound:
                     break
             bound = min(bound, worst)
         return bound
+
+    def _reached(self, found: int) -> list[int]:
+        reached = []
+        while found:  # one step per shard reached: its lowest candidate, then the rest of it
+            shard = self.shard_of_bit[(found & -found).bit_length() - 1]
+            reached.append(shard)
+            found &= ~self.shard_masks[shard]
+        return reached
 
 
 def index_wire(rules: Sequence[tuple[str, Constraints]]) -> list[list[Any]]:

@@ -137,3 +137,16 @@ def test_a_loaded_table_is_compiled_once_for_the_load_and_the_engine(
     assert len(calls) == 1
     assert compile_ruleset(rs, index=False) is not compile_ruleset(rs)
     assert len(calls) == 2
+
+
+def test_a_key_with_too_many_bounds_for_its_rules_is_left_out_and_removes_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from rules_service.engine import index as index_module
+
+    rules = [(f"r{i}", f"amount >= {i} and amount < {i + 1}", "reject") for i in range(300)]
+    rs = ruleset((INDEX_INPUTS[2],), rules)
+    wire = compile_ruleset(rs).to_wire()
+    assert len(_index(wire).shards({"f0": 5, "g0": 5})) == 1
+    monkeypatch.setattr(index_module, "MAX_INDEX_BITS", 1000)
+    everything = list(range(len(wire["shards"])))
+    assert _index(wire).shards({"f0": 5, "g0": 5}) == everything
