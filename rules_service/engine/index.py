@@ -93,7 +93,7 @@ class _KeyIndex:
 class ShardIndex:
     """Which shards can fire a rule for an encoded fact.
 
-    ``rules`` lists each durable rule's ``[name, {key: [[lo, hi], ...]}]`` in order (the
+    ``rules`` lists each durable rule's ``[name, {key: ((lo, hi), ...)}]`` in order (the
     form index_wire sends to the workers), ``shard_of`` the shard each one sits in. Rules
     are bits of Python integers, so the candidates of a key are one bisect and of a fact
     one ``&`` per key.
@@ -175,6 +175,6 @@ class ShardIndex:
 
 
 def index_wire(rules: Sequence[tuple[str, Constraints]]) -> list[list[Any]]:
-    """The constraints in a plain, picklable form for the worker processes."""
-    return [[name, {key: [list(i) for i in intervals] for key, intervals in by_key.items()}]
-            for name, by_key in rules]
+    """The constraints in a plain, picklable form for the worker processes (tuples of
+    integers are already plain)."""
+    return [[name, by_key] for name, by_key in rules]
