@@ -209,11 +209,25 @@ def table_rows(table: Mapping[str, Any]) -> list[TableRow]:
     """Every row of a (checked) table, as the rules they stand for."""
     columns = list(table["columns"])
     out = []
+    texts: dict[int, tuple[Expr, str]] = {}  # rows share their repeated cells' conditions
     for row in table["rows"]:
         condition = row_condition(columns, row["when"])
-        out.append(TableRow(f"{table['id']}.{row['id']}", condition,
-                            format_condition(condition), row))
+        if isinstance(condition, And):
+            when = " and ".join(_text(part, texts) for part in condition.operands)
+        else:
+            when = format_condition(condition)
+        out.append(TableRow(f"{table['id']}.{row['id']}", condition, when, row))
     return out
+
+
+def _text(part: Expr, texts: dict[int, tuple[Expr, str]]) -> str:
+    """A cell's condition as text, written once however many rows share it; a part of an
+    ``and`` of cells is a comparison or a list, which the printer never wraps."""
+    known = texts.get(id(part))
+    if known is None or known[0] is not part:
+        known = (part, format_condition(part))
+        texts[id(part)] = known
+    return known[1]
 
 
 def cell_kind_and_text(cell: Any) -> tuple[str, str] | None:

@@ -179,6 +179,11 @@ class _Compiler:
         self.fields: dict[tuple[str, ...], FieldEncoding] = {}
         self.matches: list[MatchSpec] = []
         self.rule_id = ""
+        # A table's rows share the conditions of their repeated cells (the same objects):
+        # each is collected and put in normal form once (kept beside its id, so an id is
+        # only ever matched to its own object).
+        self.collected: dict[int, Expr] = {}
+        self.atoms: dict[tuple[int, bool], tuple[Expr, Node]] = {}
 
     def field(self, ref: FieldRef) -> FieldEncoding:
         enc = self.fields.get(ref.path)
@@ -201,6 +206,10 @@ class _Compiler:
 
     # First pass: collect constants per field so ranks are known before codes are assigned.
     def collect(self, expr: Expr) -> None:
+        if isinstance(expr, Compare | InList):
+            if self.collected.get(id(expr)) is expr:
+                return
+            self.collected[id(expr)] = expr
         where = f"rule {self.rule_id}"
         if isinstance(expr, And | Or):
             for e in expr.operands:
@@ -250,10 +259,14 @@ class _Compiler:
         if isinstance(expr, Exists):
             enc = self.field(expr.field)
             return test_node(">=" if positive else "<", enc.low_key, 0)
-        if isinstance(expr, Compare):
-            return self.compare(expr, positive)
-        if isinstance(expr, InList):
-            return self.in_list(expr, positive)
+        if isinstance(expr, Compare | InList):
+            known = self.atoms.get((id(expr), positive))
+            if known is not None and known[0] is expr:
+                return known[1]
+            node = self.compare(expr, positive) if isinstance(expr, Compare) \
+                else self.in_list(expr, positive)
+            self.atoms[(id(expr), positive)] = (expr, node)
+            return node
         if isinstance(expr, Matches):
             return self.match_atom(expr, positive)
         raise EngineCompileError(f"rule {self.rule_id}: not a condition: {expr!r}")

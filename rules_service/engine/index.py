@@ -22,6 +22,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from rules_service.engine.normal_form import Node
@@ -51,6 +52,7 @@ def constraints(piece: Node) -> Constraints:
     return out
 
 
+@lru_cache(maxsize=65_536)  # a table's rows repeat their cells' tests
 def _allowed(node: Node) -> tuple[str, tuple[Interval, ...]] | None:
     if node[0] == "test":
         _, op, key, value = node

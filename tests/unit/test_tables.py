@@ -301,3 +301,15 @@ def test_the_analysis_reads_numeric_cells_as_the_evaluator_does(cells: list[Any]
         slow = sum(1 << i for i, v in enumerate(classes)
                    if evaluate(read.condition, ta._nested("x", v), {}))
         assert ta._fast_mask(read.condition, numbers, {}) == slow
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**32))
+def test_a_rows_condition_text_is_the_printers_text_of_its_condition(seed: int) -> None:
+    import random
+
+    from tests.unit.engine_support import random_table_ruleset
+
+    rs = random_table_ruleset(random.Random(seed), 40)
+    for rule in rs.rules:
+        assert rule.when == format_condition(rule.condition)
