@@ -6,9 +6,10 @@ those on one fact key against a constant: ``==``, ``<``, ``<=``, ``>``, ``>=``, 
 of ``==`` tests on one key (a list cell, ``x in [...]``). Each such test allows the key a set
 of integers (intervals), and the rule can fire only when the fact's value lies in it. The
 index holds, per key, the sorted bounds of every rule's intervals and, between two bounds,
-the rules whose intervals cover that stretch (a hash for exact cells and a sorted sweep for
-ranges, both as one bisect); an input's candidates are the rules every key allows, and the
-fact is asserted only into the shards holding a candidate.
+the rules whose intervals cover that stretch (an exact cell is a one-value interval, a
+range cell or an operator a longer one, so both are found by the same bisect); an input's
+candidates are the rules every key allows, and the fact is asserted only into the shards
+holding a candidate.
 
 The engine still decides every rule of those shards: the index only leaves out shards where
 no rule can fire, because each left-out rule has a test that is false on the same integers
