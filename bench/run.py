@@ -9,7 +9,10 @@ the same run, on SQLite and on PostgreSQL.
   no-op; recorded decisions against 200 answers; evaluate-batch; impact replay of 10,000
   decisions; the dashboard and /metrics on 1,000,000 decisions; the workers' memory
   before and after the load;
-- decision tables (bench/tables.py, when that module exists): its ``run()`` dict.
+- decision tables (bench/tables.py, when that module exists): its ``run()`` dict;
+- big rulesets beside the small policy (bench/big_rulesets.py): the 12-rule policy, a
+  5,000-row table and 3,000 plain rules through the engine and through the app on each
+  database, in the same run, with the goals' ratios.
 
 Writes bench/results.json, prints the table and the goals as pass/fail lines, and rewrites
 the "Latest run" table in bench/README.md. Exit 1 only when a figure is wrong (an engine
@@ -31,9 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import big_rulesets, service
 from bench import engine as engine_bench
 from bench import inputs as bench_inputs
-from bench import service
 from bench.common import ROOT, BenchError, log
 from bench.databases import DATABASES
 from bench.load import wrk_path
@@ -96,6 +99,20 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             add(db, f"memory growth of the {label} (%) over "
                     f"{mem['evaluations_between']:,} evaluations", value, "within 10",
                 value is not None and abs(value) <= 10)
+    for where, fig in (results.get("big") or {}).items():
+        if not isinstance(fig, dict) or "goals" not in fig:
+            continue
+        ratios = fig["goals"]
+        add(where, "5,000-row table single p50 / 12-rule policy's", ratios[
+            "table_p50_over_policy"], "<= 2", ratios["table_p50_over_policy"] <= 2)
+        add(where, "5,000-row table batch rate / 12-rule policy's", ratios[
+            "table_batch_share_of_policy"], ">= 0.25", ratios["table_batch_share_of_policy"]
+            >= 0.25)
+        add(where, "3,000 plain rules batched decisions/s", ratios["plain_batch_per_s"],
+            ">= 1000", ratios["plain_batch_per_s"] >= 1000)
+    if results.get("big"):
+        load_s = results["big"]["load_table_file_s"]
+        add("-", "loading a 5,000-row table file (s)", load_s, "< 1", load_s < 1)
     return out
 
 
@@ -194,6 +211,9 @@ def table(results: dict[str, Any]) -> str:
     for g in results["goals"]:
         lines.append(f"| {g['goal']} | {g['db']} | {_fmt(g['value'])} | {g['target']} | "
                      f"{'pass' if g['pass'] else 'FAIL'} |")
+    if results.get("big") is not None:
+        lines += ["", "big rulesets (bench/big_rulesets.py): "
+                  f"`{json.dumps(results['big'])[:3000]}`"]
     if results.get("tables") is not None:
         lines += ["", "decision tables (bench/tables.py): "
                   f"`{json.dumps(results['tables'])[:2000]}`"]
@@ -246,6 +266,8 @@ def main() -> int:
                                                            bodies)
             log("decision tables")
             results["tables"] = tables_figures()
+            log("big rulesets beside the small policy")
+            results["big"] = big_rulesets.run(kinds)
         except BenchError as exc:
             print(f"bench: {exc}", file=sys.stderr)
             return 1

@@ -69,11 +69,12 @@ def decide(ruleset: Ruleset, fired_ids: Iterable[str], data: dict[str, object] |
     multiplicity the evaluator produced them in.
     """
     fired_set = set(fired_ids)
-    unknown = fired_set - {r.id for r in ruleset.rules}
+    positions = ruleset.rule_positions
+    unknown = {rule_id for rule_id in fired_set if rule_id not in positions}
     if unknown:
         raise ValueError(f"fired rules not in ruleset {ruleset.name}: {sorted(unknown)}")
-    fired = tuple(FiredRule(r.id, r.then, r.reason_text()) for r in ruleset.rules
-                  if r.id in fired_set)
+    in_order = (ruleset.rules[i] for i in sorted(positions[rule_id] for rule_id in fired_set))
+    fired = tuple(FiredRule(r.id, r.then, r.reason_text()) for r in in_order)
     if not fired:
         outcome = ruleset.default
         deciding: tuple[str, ...] = ()

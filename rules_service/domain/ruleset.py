@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from rules_service.language.ast import Expr
@@ -108,12 +109,14 @@ class Ruleset:
         """SHA-256 of the canonical definition: equal policies hash equal."""
         return definition_hash(self.definition)
 
+    @cached_property
+    def rule_positions(self) -> dict[str, int]:
+        """Each rule id's place in ``rules`` (worked out once per ruleset)."""
+        return {r.id: i for i, r in enumerate(self.rules)}
+
     def rule(self, rule_id: str) -> Rule:
         """The rule with that id (KeyError when there is none)."""
-        for r in self.rules:
-            if r.id == rule_id:
-                return r
-        raise KeyError(rule_id)
+        return self.rules[self.rule_positions[rule_id]]
 
     def holders_of(self, role: str) -> tuple[str, ...]:
         """Principals named (primary or backup) for a role."""

@@ -4,13 +4,14 @@ A row compiles to the same condition AST a rule's ``when`` parses to, so the typ
 the engine, the reference evaluator, tests, decisions and impact replay treat rows exactly
 as rules. A cell is ``-`` (any value, absent included), a literal (equality), a list
 (``in``), an operator with a value or threshold (``> 5``, ``<= thresholds.limit``), or an
-inclusive range ``lo..hi`` of numbers or thresholds.
+inclusive range ``lo..hi`` of numbers or thresholds. A value alone reads as it does after
+``==``: ``"eu"`` is the text eu, ``1e3`` the number 1000.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,8 +80,60 @@ def _operand(text: str) -> Operand:
     return expr
 
 
+def _bare_value(text: str) -> str | float:
+    """A value written alone (a cell or a list item), not after an operator.
+
+    Text in quotes means the text inside them, as after ``==``; a number with an exponent
+    (``1e3``, which YAML leaves as text) is that number, as in ``== 1e3`` and ``1e3..1e4``;
+    anything else is the text as written.
+    """
+    if text[:1] in ('"', "'"):
+        try:
+            expr = parse_condition(text)
+        except ConditionSyntaxError:
+            expr = None
+        if not isinstance(expr, Literal) or not isinstance(expr.value, str):
+            raise CellError(
+                f"{text} is not one quoted text; write the text without quotes (eu) or in "
+                'one pair of quotes ("eu"), with a backslash before a quote inside it (\\")')
+        return expr.value
+    if _NUMBER.match(text) and "e" in text.lower():
+        return float(text)
+    return text
+
+
+def cell_key(cell: Any) -> Hashable | None:
+    """A cell as a dictionary key, equal only for cells that read the same (``1``, ``1.0``
+    and ``true`` differ); None for a cell that is no value or list."""
+    if isinstance(cell, list):
+        items = tuple(cell_key(item) for item in cell)
+        return None if None in items else ("list", *items)
+    return (type(cell), cell) if isinstance(cell, str | bool | int | float) else None
+
+
+_READ: dict[tuple[str, Hashable], Cell] = {}
+_READ_MOST = 65_536
+
+
 def read_cell(column: str, cell: Any) -> Cell:
-    """The condition a cell stands for on ``column`` (a dotted input field)."""
+    """The condition a cell stands for on ``column`` (a dotted input field).
+
+    A table repeats its cells (a category, a band) across thousands of rows: each distinct
+    cell of a column is read once and its Cell (immutable) shared.
+    """
+    key = cell_key(cell)
+    if key is None:
+        return _read_cell(column, cell)
+    found = _READ.get((column, key))
+    if found is None:
+        found = _read_cell(column, cell)
+        if len(_READ) >= _READ_MOST:
+            _READ.clear()
+        _READ[(column, key)] = found
+    return found
+
+
+def _read_cell(column: str, cell: Any) -> Cell:
     ref = FieldRef(tuple(column.split(".")))
     if isinstance(cell, str):
         text = cell.strip()
@@ -103,7 +156,8 @@ def read_cell(column: str, cell: Any) -> Cell:
                         f"{op.group(1)} {op.group(2).strip()}")
         if text.startswith("thresholds."):
             return Cell("equals", Compare(CompareOp.EQ, ref, _operand(text)), text)
-        return Cell("equals", Compare(CompareOp.EQ, ref, Literal(text)), text)
+        value = _bare_value(text)
+        return Cell("equals", Compare(CompareOp.EQ, ref, Literal(value)), text)
     if isinstance(cell, bool | int | float):
         return Cell("equals", Compare(CompareOp.EQ, ref, Literal(cell)), show_cell(cell))
     if isinstance(cell, list):
@@ -113,8 +167,10 @@ def read_cell(column: str, cell: Any) -> Cell:
         for item in cell:
             if isinstance(item, str) and item.strip().startswith("thresholds."):
                 items.append(_operand(item))
-            elif isinstance(item, bool | int | float | str):
-                items.append(Literal(item.strip() if isinstance(item, str) else item))
+            elif isinstance(item, str):
+                items.append(Literal(_bare_value(item.strip())))
+            elif isinstance(item, bool | int | float):
+                items.append(Literal(item))
             else:
                 raise CellError(f"a list may hold only values, not {type(item).__name__}")
         return Cell("in", InList(ref, tuple(items)),
@@ -153,11 +209,25 @@ def table_rows(table: Mapping[str, Any]) -> list[TableRow]:
     """Every row of a (checked) table, as the rules they stand for."""
     columns = list(table["columns"])
     out = []
+    texts: dict[int, tuple[Expr, str]] = {}  # rows share their repeated cells' conditions
     for row in table["rows"]:
         condition = row_condition(columns, row["when"])
-        out.append(TableRow(f"{table['id']}.{row['id']}", condition,
-                            format_condition(condition), row))
+        if isinstance(condition, And):
+            when = " and ".join(_text(part, texts) for part in condition.operands)
+        else:
+            when = format_condition(condition)
+        out.append(TableRow(f"{table['id']}.{row['id']}", condition, when, row))
     return out
+
+
+def _text(part: Expr, texts: dict[int, tuple[Expr, str]]) -> str:
+    """A cell's condition as text, written once however many rows share it; a part of an
+    ``and`` of cells is a comparison or a list, which the printer never wraps."""
+    known = texts.get(id(part))
+    if known is None or known[0] is not part:
+        known = (part, format_condition(part))
+        texts[id(part)] = known
+    return known[1]
 
 
 def cell_kind_and_text(cell: Any) -> tuple[str, str] | None:

@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +56,13 @@ from rules_service.engine.durable_limits import (
     EngineCompileError,
 )
 from rules_service.engine.encoding import FactEncoder, FieldEncoding
+from rules_service.engine.index import (
+    HIGHEST,
+    Constraints,
+    ShardIndex,
+    constraints,
+    index_wire,
+)
 from rules_service.engine.normal_form import FALSE, Node, and_of, const_of, or_of, test_node
 from rules_service.engine.shards import (
     CATCH_ALL_RULE,
@@ -118,6 +128,8 @@ class CompiledRuleset:
     fields: tuple[tuple[int, tuple[str, ...], str, tuple[Any, ...], dict[str, int], bool, bool],
                   ...]
     matches: tuple[MatchSpec, ...]
+    index: tuple[tuple[str, Constraints], ...] | None = None  # None: every shard, every fact
+    work_per_input: int = 0  # most durable rules one input is asserted against
 
     @property
     def durable(self) -> dict[str, Any]:
@@ -141,6 +153,7 @@ class CompiledRuleset:
             "rule_index": self.rule_index,
             "fields": [list(f) for f in self.fields],
             "matches": [[m.key, list(m.path), m.pattern, m.rule_id] for m in self.matches],
+            "index": None if self.index is None else index_wire(self.index),
         }
 
 
@@ -166,6 +179,11 @@ class _Compiler:
         self.fields: dict[tuple[str, ...], FieldEncoding] = {}
         self.matches: list[MatchSpec] = []
         self.rule_id = ""
+        # A table's rows share the conditions of their repeated cells (the same objects):
+        # each is collected and put in normal form once (kept beside its id, so an id is
+        # only ever matched to its own object).
+        self.collected: dict[int, Expr] = {}
+        self.atoms: dict[tuple[int, bool], tuple[Expr, Node]] = {}
 
     def field(self, ref: FieldRef) -> FieldEncoding:
         enc = self.fields.get(ref.path)
@@ -188,6 +206,10 @@ class _Compiler:
 
     # First pass: collect constants per field so ranks are known before codes are assigned.
     def collect(self, expr: Expr) -> None:
+        if isinstance(expr, Compare | InList):
+            if self.collected.get(id(expr)) is expr:
+                return
+            self.collected[id(expr)] = expr
         where = f"rule {self.rule_id}"
         if isinstance(expr, And | Or):
             for e in expr.operands:
@@ -237,10 +259,14 @@ class _Compiler:
         if isinstance(expr, Exists):
             enc = self.field(expr.field)
             return test_node(">=" if positive else "<", enc.low_key, 0)
-        if isinstance(expr, Compare):
-            return self.compare(expr, positive)
-        if isinstance(expr, InList):
-            return self.in_list(expr, positive)
+        if isinstance(expr, Compare | InList):
+            known = self.atoms.get((id(expr), positive))
+            if known is not None and known[0] is expr:
+                return known[1]
+            node = self.compare(expr, positive) if isinstance(expr, Compare) \
+                else self.in_list(expr, positive)
+            self.atoms[(id(expr), positive)] = (expr, node)
+            return node
         if isinstance(expr, Matches):
             return self.match_atom(expr, positive)
         raise EngineCompileError(f"rule {self.rule_id}: not a condition: {expr!r}")
@@ -320,9 +346,84 @@ def _py_compare(op: CompareOp, a: Any, b: Any) -> bool:
 # -- compiling ------------------------------------------------------------------------------
 
 
-def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:
+_Piece = tuple[int, str, Node, Constraints]  # rule position, durable rule name, node, index
+
+
+def _pieces(comp: _Compiler, ruleset: Ruleset) -> list[_Piece]:
+    """Every durable rule of the ruleset: each rule's normal form, split to fit."""
+    out: list[_Piece] = []
+    for i, rule in enumerate(ruleset.rules):
+        comp.rule_id = rule.id
+        node = comp.nnf(rule.condition)
+        if node == FALSE:
+            continue
+        for j, piece in enumerate(split_rule(node, rule.id)):
+            out.append((i, f"r{i}" if j == 0 else f"r{i}_{j}", piece, constraints(piece)))
+    return out
+
+
+def _signature(pieces: list[_Piece]) -> Callable[[_Piece], tuple[int, ...]]:
+    """Orders pieces by the lowest value each indexed key allows them (any value last)."""
+    keys = sorted({key for *_, allowed in pieces for key in allowed})
+
+    def signature(piece: _Piece) -> tuple[int, ...]:
+        allowed = piece[3]
+        return tuple(allowed[k][0][0] if allowed.get(k) else HIGHEST for k in keys)
+    return signature
+
+
+def _pack(pieces: list[_Piece], ruleset: Ruleset) -> tuple[list[Packing], dict[str, int]]:
+    """The pieces in shards, each within durable's limits; and each piece's shard."""
+    packs: list[Packing] = [Packing()]
+    shard_of: dict[str, int] = {}
+    for i, name, piece, _ in pieces:
+        tests, stack, keys = test_count(piece), stack_cost(piece), keys_of(piece)
+        if not packs[-1].takes(tests, stack, keys):
+            packs.append(Packing())
+        if not packs[-1].takes(tests, stack, keys):
+            raise EngineCompileError(f"rule {ruleset.rules[i].id}: condition is too large for "
+                                     "the engine; split it into several rules")
+        pack = packs[-1]
+        pack.rules[name] = {"all": [{"m": to_durable(piece)}], "run": name}
+        pack.keys |= keys
+        pack.tests += tests
+        pack.stack += stack
+        shard_of[name] = len(packs) - 1
+    return packs, shard_of
+
+
+_RECENT: dict[tuple[int, bool], tuple[weakref.ref[Ruleset], CompiledRuleset]] = {}
+_RECENT_LOCK = threading.Lock()
+
+
+def compile_ruleset(ruleset: Ruleset, index: bool = True) -> CompiledRuleset:
     """Compiles a validated ruleset into shards; raises EngineCompileError when durable
-    cannot run it."""
+    cannot run it. With ``index``, each input is asserted only into the shards where a rule
+    can fire (engine/index.py); without, into every shard.
+
+    A ruleset object is compiled once while it lives: loading a file compiles it to refuse
+    what the engine cannot run, and the engine pool then gets the same compiled form (a
+    proposal's tests, its first evaluations) instead of compiling a big table again.
+    """
+    key = (id(ruleset), index)
+    with _RECENT_LOCK:
+        entry = _RECENT.get(key)
+    if entry is not None and entry[0]() is ruleset:
+        return entry[1]
+    compiled = _compile(ruleset, index)
+    with _RECENT_LOCK:
+        _RECENT[key] = (weakref.ref(ruleset), compiled)
+    weakref.finalize(ruleset, _forget, key, compiled)
+    return compiled
+
+
+def _forget(key: tuple[int, bool], compiled: CompiledRuleset) -> None:
+    with _RECENT_LOCK:
+        if key in _RECENT and _RECENT[key][1] is compiled:
+            del _RECENT[key]
+
+
+def _compile(ruleset: Ruleset, index: bool) -> CompiledRuleset:
     if len(ruleset.rules) > MAX_RULES:
         raise EngineCompileError(f"the ruleset has {len(ruleset.rules)} rules and rows; "
                                  f"a ruleset may hold at most {MAX_RULES:,}")
@@ -332,27 +433,12 @@ def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:
         comp.collect(rule.condition)
     for enc in comp.fields.values():
         enc.finish()
-    rule_index: dict[str, int] = {}
-    packs: list[Packing] = [Packing()]
-    for i, rule in enumerate(ruleset.rules):
-        comp.rule_id = rule.id
-        node = comp.nnf(rule.condition)
-        if node == FALSE:
-            continue
-        for j, piece in enumerate(split_rule(node, rule.id)):
-            name = f"r{i}" if j == 0 else f"r{i}_{j}"
-            tests, stack, keys = test_count(piece), stack_cost(piece), keys_of(piece)
-            if not packs[-1].takes(tests, stack, keys):
-                packs.append(Packing())
-            if not packs[-1].takes(tests, stack, keys):
-                raise EngineCompileError(f"rule {rule.id}: condition is too large for the "
-                                         "engine; split it into several rules")
-            pack = packs[-1]
-            pack.rules[name] = {"all": [{"m": to_durable(piece)}], "run": name}
-            pack.keys |= keys
-            pack.tests += tests
-            pack.stack += stack
-            rule_index[name] = i
+    pieces = _pieces(comp, ruleset)
+    if index:  # rules that share an indexed test side by side: an input reaches few shards
+        pieces.sort(key=_signature(pieces))
+    packs, shard_of = _pack(pieces, ruleset)
+    rule_index = {name: i for i, name, _, _ in pieces}
+    indexed = [(name, allowed) for _, name, _, allowed in pieces]
     fields = tuple(
         (e.index, e.path, e.kind, tuple(e.numbers), dict(e.strings), e.low, e.high)
         for e in comp.fields.values())
@@ -365,7 +451,12 @@ def compile_ruleset(ruleset: Ruleset) -> CompiledRuleset:
         Shard(name=f"{name}s{n}", durable={**p.rules, CATCH_ALL: dict(CATCH_ALL_RULE)},
               keys=tuple(sorted(p.keys - {SENTINEL_KEY})))
         for n, p in enumerate(packs))
+    rules_in = [len(s.durable) for s in shards]
+    work = sum(rules_in)
+    if index:
+        work = ShardIndex(index_wire(indexed), shard_of, len(shards)).most_rules_reached(rules_in)
     return CompiledRuleset(
         key=digest, name=name, shards=shards, rule_index=rule_index,
         rule_ids=tuple(r.id for r in ruleset.rules), fields=fields,
-        matches=tuple(comp.matches))
+        matches=tuple(comp.matches), index=tuple(indexed) if index else None,
+        work_per_input=work)

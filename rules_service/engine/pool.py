@@ -63,7 +63,8 @@ class EnginePool:
     def __init__(self, workers: int = 2, timeout_s: float = 2.0, *,
                  start_timeout_s: float = 60.0, acquire_timeout_s: float = 30.0,
                  batch_size: int = 500, cache_size: int = 32,
-                 recycle_after: int | None = 1_000_000, load_timeout_s: float = 60.0) -> None:
+                 recycle_after: int | None = 1_000_000, load_timeout_s: float = 60.0,
+                 index: bool = True) -> None:
         if workers < 1:
             raise ValueError("an engine pool needs at least one worker")
         self.workers = workers
@@ -74,6 +75,7 @@ class EnginePool:
         self.cache_size = max(1, cache_size)
         self.recycle_after = recycle_after
         self.load_timeout_s = load_timeout_s
+        self.index = index  # assert each input only where a rule can fire (engine/index.py)
         self._reset_after_fork()
         self._compiled: OrderedDict[int, tuple[Ruleset, CompiledRuleset | EngineCompileError]]
         self._compiled = OrderedDict()
@@ -172,7 +174,7 @@ class EnginePool:
                 return entry[1]
         result: CompiledRuleset | EngineCompileError
         try:
-            result = compile_ruleset(ruleset)
+            result = compile_ruleset(ruleset, index=self.index)
         except EngineCompileError as exc:
             result = exc
         with self._lock:
@@ -182,13 +184,15 @@ class EnginePool:
         return result
 
     def _chunk_size(self, compiled: CompiledRuleset) -> int:
-        # Every shard is asserted for every input, so an evaluation costs about one unit per
-        # durable rule; a round trip carries at most WORK_PER_TIMEOUT units (or one input).
-        return max(1, min(self.batch_size, WORK_PER_TIMEOUT // max(1, compiled.engine_rules)))
+        # An evaluation costs about one unit per durable rule it is asserted against (at most
+        # work_per_input, every rule without the index); a round trip carries at most
+        # WORK_PER_TIMEOUT units (or one input).
+        return max(1, min(self.batch_size,
+                          WORK_PER_TIMEOUT // max(1, compiled.work_per_input)))
 
     def _time_limit(self, compiled: CompiledRuleset, inputs: int) -> float:
         """The time a round trip may take: timeout_s per WORK_PER_TIMEOUT units of work."""
-        return self.timeout_s * max(1.0, inputs * compiled.engine_rules / WORK_PER_TIMEOUT)
+        return self.timeout_s * max(1.0, inputs * compiled.work_per_input / WORK_PER_TIMEOUT)
 
     def _run_chunk(self, ruleset: Ruleset, compiled: CompiledRuleset,
                    chunk: Sequence[dict[str, Any]]) -> list[Evaluation]:

@@ -88,6 +88,8 @@ def stack_cost(node: Node) -> int:
     every node's children but the one followed; summed over a shard's rules this bounds the
     stack whatever durable shares between rules.
     """
+    if node[0] == "test" or node[0] == "and" and all(c[0] == "test" for c in node[1]):
+        return 1  # one entry, then each test under the last (most table rows are this)
     return _entry(node) + _deeper(node, 0)
 
 

@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from rules_service.engine.compiler import CATCH_ALL, SENTINEL_KEY, EncodeError, FactEncoder
+from rules_service.engine.index import ShardIndex
 from rules_service.language.patterns import whole_value
 
 REGEX_TIMEOUT_S = 0.25
@@ -85,8 +86,9 @@ class Engine:
         engine = self
         self._host = QuietHost()
         self._fired: list[str] = []
-        # key -> ([(durable ruleset name, its fact keys)], encoder)
-        self._specs: dict[str, tuple[list[tuple[str, tuple[str, ...]]], FactEncoder]] = {}
+        # key -> ([(durable ruleset name, its fact keys)], encoder, index or None)
+        self._specs: dict[str, tuple[list[tuple[str, tuple[str, ...]]], FactEncoder,
+                                     ShardIndex | None]] = {}
         self._sid = 0
         self._search = _searcher()
 
@@ -98,7 +100,12 @@ class Engine:
         # durable deletes 'run' from the definition it is given.
         self._host.set_rulesets({name: copy.deepcopy(durable)
                                  for name, durable, _ in wire["shards"]})
-        self._specs[key] = (shards, FactEncoder(wire, self._search))
+        index = None
+        if wire.get("index") is not None:
+            shard_of = {rule: n for n, (_, durable, _) in enumerate(wire["shards"])
+                        for rule in durable}
+            index = ShardIndex(wire["index"], shard_of, len(shards))
+        self._specs[key] = (shards, FactEncoder(wire, self._search), index)
 
     def evict(self, key: str) -> None:
         """Drops a compiled ruleset from this process."""
@@ -120,10 +127,11 @@ class Engine:
     def evaluate(self, key: str, data: Any) -> tuple[str, Any]:
         """Fired durable rule names for one input, or an error for an input it cannot take.
 
-        The input is asserted into every shard, each fact carrying only the keys its shard
-        tests; rules are independent, so the union is what one engine would fire.
+        The input is asserted into every shard where a rule can fire (every shard without
+        an index), each fact carrying only the keys its shard tests; rules are independent,
+        so the union is what one engine would fire.
         """
-        shards, encoder = self._specs[key]
+        shards, encoder, index = self._specs[key]
         try:
             fact = encoder.encode(data)
         except EncodeError as exc:
@@ -131,7 +139,8 @@ class Engine:
         except PatternProblem as exc:
             return ("error", str(exc))
         fired: set[str] = set()
-        for name, keys in shards:
+        reached = shards if index is None else [shards[n] for n in index.shards(fact)]
+        for name, keys in reached:
             self._sid += 1
             sid = str(self._sid)
             shard_fact = {k: fact[k] for k in keys}

@@ -143,3 +143,25 @@ def test_cpu_profile_steps_take_the_most_specific_marker_first() -> None:
         "engine call")
     assert step_of(request).startswith("Flask")
     assert step_of("main (somewhere.py:1)") == OTHER
+
+
+def test_the_big_rulesets_bench_builds_its_plain_rules_and_reads_its_goals() -> None:
+    from bench import run as bench_run
+    from bench.big_rulesets import plain_definition
+    from rules_service.adapters.ruleset_files import load_ruleset_definition
+
+    plain = load_ruleset_definition(plain_definition(120))
+    assert len(plain.rules) == 120
+    assert REFERENCE.fired(plain, {"category": "hardware", "region": "eu", "amount": 50}) == [
+        "r0"]
+    figures = {"policy": {"single_p50_ms": 1.0, "batch_per_s": 4000.0},
+               "table": {"single_p50_ms": 2.5, "batch_per_s": 1000.0},
+               "plain": {"single_p50_ms": 1.0, "batch_per_s": 999.0}}
+    from bench.big_rulesets import _ratios
+
+    big = {"load_table_file_s": 0.9, "engine (1 worker)": {**figures, "goals": _ratios(figures)}}
+    goals = {g["goal"]: g["pass"] for g in bench_run.goals({"service": {}, "big": big})}
+    assert goals == {"5,000-row table single p50 / 12-rule policy's": False,
+                     "5,000-row table batch rate / 12-rule policy's": True,
+                     "3,000 plain rules batched decisions/s": False,
+                     "loading a 5,000-row table file (s)": True}

@@ -790,3 +790,32 @@ def test_any_valid_definition_round_trips_through_yaml_and_json(d: dict[str, Any
     from_dict = load_ruleset_definition(d)
     assert from_yaml.content_hash == from_json.content_hash == from_dict.content_hash
     assert load_ruleset_definition(from_yaml.definition).content_hash == from_yaml.content_hash
+
+
+def test_a_load_pauses_the_cycle_collector_and_leaves_it_as_it_was() -> None:
+    import gc
+
+    from rules_service.adapters.ruleset_files import load_ruleset_text
+
+    seen = []
+    real = gc.disable
+
+    def spy() -> None:
+        seen.append(gc.isenabled())
+        real()
+
+    assert gc.isenabled()
+    gc.disable = spy  # type: ignore[assignment]
+    try:
+        with pytest.raises(RulesetInvalid):
+            load_ruleset_text("name: [")
+    finally:
+        gc.disable = real  # type: ignore[assignment]
+    assert seen == [True] and gc.isenabled()  # paused during the load, resumed after
+    gc.disable()
+    try:
+        with pytest.raises(RulesetInvalid):
+            load_ruleset_text("name: [")
+        assert not gc.isenabled()  # a process that turned it off keeps it off
+    finally:
+        gc.enable()

@@ -155,16 +155,76 @@ def test_more_rows_than_a_file_may_hold_is_refused() -> None:
     ("!= hardware", 'x != "hardware"'),
     ("1..thresholds.t", "x >= 1 and x <= thresholds.t"),
     ("-2.5..7", "x >= -2.5 and x <= 7"),
+    ('"eu"', 'x == "eu"'),                  # quoted text is the text inside the quotes
+    ("'eu'", 'x == "eu"'),
+    ('"a \\"b\\""', 'x == "a \\"b\\""'),
+    ('"1e3"', 'x == "1e3"'),                # ... so quotes keep a number-like text text
+    ("1e3", "x == 1000.0"),                 # YAML leaves 1e3 as text; it is the number
+    (["1e3", '"eu"', "us"], 'x in [1000.0, "eu", "us"]'),
 ])
 def test_each_kind_of_cell_reads_as_a_condition(cell: Any, text: str | None) -> None:
     read = read_cell("x", cell)
     assert (format_condition(read.condition) if read.condition is not None else None) == text
 
 
-@pytest.mark.parametrize("cell", ["", "5..", "a..b", [], {"x": 1}, "> thresholds.1x"])
+@pytest.mark.parametrize("cell", ["", "5..", "a..b", [], {"x": 1}, "> thresholds.1x",
+                                  '"a"b"', '"eu', "'s-Hertogenbosch", ['"eu']])
 def test_a_cell_that_cannot_be_read_is_a_cell_error(cell: Any) -> None:
     with pytest.raises(CellError):
         read_cell("x", cell)
+
+
+def test_a_badly_quoted_cell_says_how_to_write_it() -> None:
+    with pytest.raises(CellError) as info:
+        read_cell("x", '"a"b"')
+    assert str(info.value) == (
+        '"a"b" is not one quoted text; write the text without quotes (eu) or in one pair of '
+        'quotes ("eu"), with a backslash before a quote inside it (\\")')
+
+
+_WORDS = st.text(alphabet="abcxyz _-.", min_size=1, max_size=8).filter(
+    lambda w: w.strip() == w and w not in ("-", "true", "false") and ".." not in w
+    and not w.startswith("-"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_WORDS)
+def test_quoted_text_means_the_same_as_the_text_bare_and_after_an_operator(word: str) -> None:
+    bare = read_cell("x", word).condition
+    for written in (f'"{word}"', f"'{word}'", f'== "{word}"'):
+        assert read_cell("x", written).condition == bare
+
+
+_EXPONENTS = st.builds(lambda m, f, e, s: f"{m}{f}e{s}{e}", st.integers(-99, 99),
+                       st.sampled_from(["", ".5", ".25"]), st.integers(0, 3),
+                       st.sampled_from(["", "+", "-"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_EXPONENTS)
+def test_an_exponent_reads_the_same_in_every_cell_form(number: str) -> None:
+    from rules_service.language.evaluator import evaluate
+
+    value = float(number)
+    for form in (number, [number], f"== {number}", f"{number}..{number}", value):
+        condition = read_cell("x", form).condition
+        assert condition is not None
+        assert evaluate(condition, {"x": value}, {}), form
+        assert not evaluate(condition, {"x": value + 1}, {}), form
+
+
+def test_quoted_text_cells_and_exponents_load_on_their_columns() -> None:
+    text = (TEXT.replace('[hardware, "<=', """['"hardware"', "<=""")
+            .replace('"500..2000"', '"5e2..2e3"').replace('"> 2000"', '"> 2e3"')
+            .replace("[[software, travel]", """[['"software"', travel]"""))
+    ruleset = load_ruleset_text(text)
+    evaluator = ReferenceEvaluator()
+    assert evaluator.fired(ruleset, {"amount": 400, "category": "hardware"}) == [
+        "limits.hw-small"]
+    assert evaluator.fired(ruleset, {"amount": 2000, "category": "hardware"}) == [
+        "limits.hw-mid"]
+    assert evaluator.fired(ruleset, {"amount": 2001, "category": "software"}) == [
+        "limits.any-big", "limits.sw"]
 
 
 def test_validate_lists_test_references_in_the_same_pass_as_broken_rules() -> None:
@@ -241,3 +301,15 @@ def test_the_analysis_reads_numeric_cells_as_the_evaluator_does(cells: list[Any]
         slow = sum(1 << i for i, v in enumerate(classes)
                    if evaluate(read.condition, ta._nested("x", v), {}))
         assert ta._fast_mask(read.condition, numbers, {}) == slow
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**32))
+def test_a_rows_condition_text_is_the_printers_text_of_its_condition(seed: int) -> None:
+    import random
+
+    from tests.unit.engine_support import random_table_ruleset
+
+    rs = random_table_ruleset(random.Random(seed), 40)
+    for rule in rs.rules:
+        assert rule.when == format_condition(rule.condition)

@@ -31,6 +31,19 @@ def _canonical_field(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def plain_copy(value: Any) -> Any:
+    """A deep copy of parsed data: dicts and lists copied, text, numbers, booleans and None
+    shared (they cannot change), anything else deep-copied; several times faster than
+    copy.deepcopy on a table of thousands of rows."""
+    if isinstance(value, dict):
+        return {k: plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_copy(v) for v in value]
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return copy.deepcopy(value)
+
+
 def canonical_definition(data: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical, JSON-able form of structure-checked ruleset data."""
     rules = []
@@ -86,7 +99,7 @@ def canonical_definition(data: Mapping[str, Any]) -> dict[str, Any]:
         **({"review_every": data["review_every"]} if data.get("review_every") else {}),
     }
     # A deep copy, so nothing in the Ruleset shares mutable state with its definition.
-    return copy.deepcopy(definition)
+    return plain_copy(definition)
 
 
 def _canonical_cell(cell: Any) -> Any:
@@ -124,7 +137,7 @@ def _input_field(name: str, spec: Mapping[str, Any]) -> InputField:
 
 
 def build_ruleset(definition: dict[str, Any], parsed: Mapping[str, Expr]) -> Ruleset:
-    d = copy.deepcopy(definition)
+    d = plain_copy(definition)
     return Ruleset(
         name=d["name"], title=d["title"], description=d["description"],
         owners={role: RoleHolders(h["primary"], h["backup"]) for role, h in d["owners"].items()},

@@ -18,7 +18,7 @@ from rules_service.domain.inputs import check_values
 from rules_service.domain.lookalikes import allowed_values_problems
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import ROLES, FieldType, InputField, Outcome
-from rules_service.domain.tables import CellError, read_cell
+from rules_service.domain.tables import CellError, cell_key, read_cell
 from rules_service.language.ast import Expr, FieldRef, ThresholdRef
 from rules_service.language.parser import ConditionSyntaxError, parse_condition
 from rules_service.language.patterns import regex_problem
@@ -52,6 +52,9 @@ class Checker:
         self.untyped_thresholds: set[str] = set()
         self.parsed: dict[str, Expr] = {}
         """Each condition text parsed here, so building the ruleset parses none again."""
+        self.cell_problems: dict[tuple[str, Any], list[str]] = {}
+        """The problems of each distinct cell of a column, found once however often it
+        repeats."""
 
     def clean(self, place: str) -> bool:
         """No structure problem at, under or above this place."""
@@ -407,19 +410,29 @@ class Checker:
     def cell(self, column: str, cell: Any, place: str,
              fields: dict[tuple[str, ...], InputField]) -> None:
         """One cell against its column's type."""
+        key = cell_key(cell)
+        messages = None if key is None else self.cell_problems.get((column, key))
+        if messages is None:
+            messages = self.cell_messages(column, cell, fields)
+            if key is not None:
+                self.cell_problems[(column, key)] = messages
+        for message in messages:
+            self.add(place, message)
+
+    def cell_messages(self, column: str, cell: Any,
+                      fields: dict[tuple[str, ...], InputField]) -> list[str]:
         try:
             read = read_cell(column, cell)
         except CellError as exc:
-            self.add(place, f"{column}: {exc}")
-            return
+            return [f"{column}: {exc}"]
         if read.condition is None:
-            return
+            return []
         _, threshold_refs = references(read.condition)
         if threshold_refs and not self.thresholds_ok \
                 or any(name in self.untyped_thresholds for name in threshold_refs):
-            return
-        for problem in check_condition(read.condition, fields, self.thresholds):
-            self.add(place, f"{column}: {problem.message}")
+            return []
+        return [f"{column}: {problem.message}"
+                for problem in check_condition(read.condition, fields, self.thresholds)]
 
     def condition(self, when: str, place: str, fields: dict[tuple[str, ...], InputField]) -> None:
         try:
