@@ -25,6 +25,7 @@ from rules_service.adapters.repositories import (
     VersionRepository,
 )
 from rules_service.adapters.rollup_queries import FigureQueries
+from rules_service.adapters.shadows import ShadowRepository
 from rules_service.adapters.sign_in_throttles import SignInThrottleStore
 from rules_service.adapters.subscriptions import DeliveryRepository, SubscriptionRepository
 
@@ -55,6 +56,7 @@ class UnitOfWork:
     health: HealthProbe
     figures: FigureQueries
     heartbeats: HeartbeatRepository
+    shadows: ShadowRepository
 
     def __init__(self, session_factory: sessionmaker[Session],
                  readonly_session_factory: sessionmaker[Session] | None = None,
@@ -103,6 +105,7 @@ class UnitOfWork:
         self.health = HealthProbe(self._session)
         self.figures = FigureQueries(self._session)
         self.heartbeats = HeartbeatRepository(self._session)
+        self.shadows = ShadowRepository(self._session)
         self._live_changed = False
         return self
 

@@ -1,5 +1,6 @@
 """CLI: ``rules-service worker``, the process that delivers notifications and carries out
-escalation timers (``services.delivery.Worker``)."""
+escalation timers (``services.delivery.Worker``), and decides recorded decisions again with
+each version in shadow (``services.shadow_runner.ShadowRunner``, in a thread of its own)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ PARENT_CHECK_S = 1.0
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     """Registers this module's subcommands."""
-    p = sub.add_parser("worker", help="deliver notifications (webhooks, email) and walk "
-                                      "overdue escalations along their runbook's path")
+    p = sub.add_parser("worker", help="deliver notifications (webhooks, email), walk "
+                                      "overdue escalations along their runbook's path and "
+                                      "run the versions in shadow")
     p.add_argument("--once", action="store_true",
                    help="make one pass and exit (for cron or a test)")
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
@@ -66,22 +68,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from rules_service.config import Settings, SettingsError
     from rules_service.log_format import configure_stderr
     from rules_service.services.delivery import DeliverySettings, Worker
+    from rules_service.services.shadow_runner import ShadowRunner, ShadowSettings
 
     try:
         settings = Settings.from_env()
         delivery = DeliverySettings.from_env()
+        shadow_settings = ShadowSettings.from_env()
     except SettingsError as exc:
         print(f"rules-service worker: {exc}", file=sys.stderr)
         return 2
     configure_stderr(settings.log_format, settings.log_level, TEXT_FORMAT)
     container = bootstrap(settings)
     worker = Worker(container.uow, delivery, clock=container.clock)
+    shadows = ShadowRunner(container.uow, container.evaluator, shadow_settings)
     try:
         if args.once:
+            shadowed = shadows.catch_up()
             report = worker.run_once()
             print(f"escalation steps {report.escalation_steps}, events "
                   f"{report.events_dispatched}, delivered {report.delivered}, failed "
-                  f"{report.failed}, dead {report.dead}")
+                  f"{report.failed}, dead {report.dead}, shadowed {shadowed.decided}, "
+                  f"shed {shadowed.shed}")
             return 0
         stop = threading.Event()
 
@@ -93,8 +100,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if args.parent_pid is not None:
             threading.Thread(target=_watch_parent, args=(args.parent_pid, stop),
                              name="parent-watch", daemon=True).start()
-        log.info("worker started: delivering (SIGTERM to stop)")
+        runner = threading.Thread(target=shadows.run, args=(stop,), name="shadow-runner",
+                                  daemon=True)
+        runner.start()
+        log.info("worker started: delivering and running shadows (SIGTERM to stop)")
         worker.run(stop)
+        runner.join(timeout=30)
         return 0
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

@@ -451,7 +451,7 @@ def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
     required sign-off roles; an activation or rollback, the four owners; a new escalation,
     the holder of its role; an overdue one, the person on the runbook's path the walk has
     reached (never the steps it passed over); a version gone stale, its author and everyone
-    who signed it."""
+    who signed it; a version in shadow that diverged, its author and business owner."""
     data = event.data or {}
     if event.type == "escalation.overdue":
         return [data["notify"]] if data.get("notify") else []
@@ -463,6 +463,8 @@ def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
         return []
     if event.type == "version.proposed":
         return rules.signoff_recipients(ruleset_of(_authority(uow, row)))
+    if event.type == "version.shadow_diverged":
+        return rules.shadow_recipients(row.author, ruleset_of(_authority(uow, row)))
     if event.type == "version.stale":
         return rules.stale_recipients(row.author, (s.principal for s in row.signoffs))
     if event.type in ("version.activated", "version.rolled_back"):
