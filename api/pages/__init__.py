@@ -17,6 +17,7 @@ from api.pages import (  # noqa: F401
     propose,
     review,
     rulesets,
+    shadow,
     signin,
 )
 from api.pages.blueprint import bp

@@ -7,14 +7,15 @@ from flask import render_template, request
 from api.pages import charts
 from api.pages.blueprint import bp
 from api.services import container
-from rules_service.services import governance, rollbacks, trends
+from rules_service.services import governance, rollbacks, shadow, trends
 
 
 @bp.get("/dashboard")
 def dashboard() -> str:
     """Throughput, outcome mix, exception and fallback rates, latency, escalations against
     target, approval delay and hours saved, each drawn over the chosen window, with the
-    moments the active version changed marked across each chart."""
+    moments the active version changed marked across each chart, and the versions
+    running in shadow."""
     c = container()
     ruleset = request.args.get("ruleset") or None
     asked = request.args.get("window", "")
@@ -27,5 +28,6 @@ def dashboard() -> str:
     return render_template("dashboard.html", whole=whole, figures=figures,
                            charts=charts.dashboard_charts(slices, changes), changes=changes,
                            rulesets=names,
+                           in_shadow=shadow.versions_in_shadow(c.uow(), ruleset),
                            windows=list(trends.WINDOWS), chosen={"ruleset": ruleset,
                                                                  "window": window})

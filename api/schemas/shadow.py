@@ -70,3 +70,16 @@ class ShadowSchema(Schema):
         "description": "stopped, activated, rejected, withdrawn, stale or restarted"})
     caught_up_to = fields.String(metadata={
         "description": "every sampled decision stamped before this time is counted"})
+
+
+class InShadowSchema(Schema):
+    """A version running in shadow now, in short."""
+
+    ruleset = fields.String()
+    version = fields.Integer()
+    since = fields.String(metadata={"format": "date-time"})
+    sample = fields.Float()
+    decisions = fields.Integer()
+    disagreements = fields.Integer()
+    disagreement_rate = fields.Float()
+    not_shadowed = fields.Integer()

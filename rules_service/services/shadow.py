@@ -9,7 +9,9 @@ end a shadow in the transaction of that transition (``governance._store``).
 
 from __future__ import annotations
 
-from rules_service.domain.errors import NotFound
+from dataclasses import dataclass
+
+from rules_service.domain.errors import DomainError, NotFound
 from rules_service.domain.shadow import (
     MAX_EXAMPLES,
     EndReason,
@@ -19,6 +21,7 @@ from rules_service.domain.shadow import (
     check_can_set_alert,
     check_settings,
     check_shadowable,
+    may_run_shadow,
 )
 from rules_service.services.governance import resolve_actor, ruleset_named, version_named
 from rules_service.services.unit_of_work import AbstractUnitOfWork
@@ -96,3 +99,57 @@ def running_shadows(uow: AbstractUnitOfWork, ruleset_id: int | None = None
                     ) -> list[Shadow]:
     """The shadows running now (of one ruleset, or all), in the caller's transaction."""
     return uow.shadows.running(ruleset_id)
+
+
+@dataclass(frozen=True)
+class ShadowControls:
+    """What the review page offers a person: start or stop the shadow, set the alert."""
+
+    may_run: bool
+    may_set_alert: bool
+
+
+def shadow_controls(uow: AbstractUnitOfWork, name: str, number: int,
+                    actor: str) -> ShadowControls:
+    """Asks the same rules ``start_shadow`` applies, so the page never offers what the
+    action refuses: the version open, and the person allowed."""
+    with uow.readonly():
+        rs = ruleset_named(uow, name)
+        version = version_named(uow, rs, number)
+        who = resolve_actor(uow, actor)
+        if not version.is_open or not may_run_shadow(who, version):
+            return ShadowControls(False, False)
+        try:
+            check_can_set_alert(who, version)
+        except DomainError:
+            return ShadowControls(True, False)
+        return ShadowControls(True, True)
+
+
+@dataclass(frozen=True)
+class InShadow:
+    """A version running in shadow now, with its counts so far (runbook, dashboard)."""
+
+    ruleset: str
+    report: ShadowReport
+
+    def to_dict(self) -> dict[str, object]:
+        """The short form: ruleset, version, since, sample and the two counts."""
+        body = self.report.to_dict()
+        return {"ruleset": self.ruleset, "version": body["version"], "since": body["since"],
+                "sample": body["sample"], "decisions": body["decisions"],
+                "disagreements": body["disagreements"],
+                "disagreement_rate": body["disagreement_rate"],
+                "not_shadowed": body["not_shadowed"]}
+
+
+def versions_in_shadow(uow: AbstractUnitOfWork, ruleset: str | None = None
+                       ) -> list[InShadow]:
+    """The versions running in shadow now (of one ruleset, or all), oldest shadow first;
+    404 for an unknown ruleset."""
+    with uow.readonly():
+        ruleset_id = ruleset_named(uow, ruleset).id if ruleset is not None else None
+        names = {entry.id: entry.name for entry in uow.rulesets.list_all()}
+        return [InShadow(names.get(s.ruleset_id, str(s.ruleset_id)),
+                         ShadowReport(s, uow.shadows.tally(s.id), ()))
+                for s in uow.shadows.running(ruleset_id)]
