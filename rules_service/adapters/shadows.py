@@ -32,6 +32,9 @@ from rules_service.domain.shadow import (
 EXAMPLE_POOL = 200
 """Newest disagreements read to pick the examples from (one per change in turn)."""
 
+RUNNER_LOCK = 0x5348_4144
+"""The PostgreSQL advisory lock held by the one shadow runner at work ("SHAD")."""
+
 
 def _shadow(row: ShadowRow) -> Shadow:
     return Shadow(row.id, row.ruleset_id, row.version, row.sample, row.alert_above,
@@ -46,6 +49,15 @@ class ShadowRepository:
         self.session = session
 
     # ------------------------------------------------------------------ shadows
+
+    def lead(self) -> bool:
+        """Takes the runners' lock until this transaction ends: True for the one runner
+        that may work now. On PostgreSQL an advisory lock (several workers may run); on
+        SQLite, where one worker runs, always True without starting a transaction."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return True
+        return bool(self.session.execute(
+            select(func.pg_try_advisory_xact_lock(RUNNER_LOCK))).scalar_one())
 
     def start(self, ruleset_id: int, version: int, *, sample: float,
               alert_above: float | None, actor: str, now: datetime) -> Shadow:

@@ -15,7 +15,8 @@ the engine path impact replay uses (``services.diffs.batch_decider``) outside an
 transaction, then stores one result per decision and moves the read position in one
 short transaction. A pass that dies before that commit leaves nothing behind and is done
 again; results are keyed by (shadow, decision), so a retried or racing pass never counts
-twice. Several workers may run: they only repeat each other's work.
+twice. Several workers may run on PostgreSQL: one pass at a time holds an advisory lock
+(``ShadowRepository.lead``) and the others skip theirs, so the work is not done twice.
 
 Decisions are stamped before they are committed, and not in stamp order, so the read
 position only moves to ``commit_margin_s`` before the time of the read: a decision that
@@ -119,14 +120,19 @@ class ShadowRunner:
         self.settings = settings or ShadowSettings()
 
     def run_once(self) -> ShadowPass:
-        """One pass over every shadow with work left."""
-        uow = self._uow()
-        with uow.readonly():
-            shadows = uow.shadows.with_work()
-        total = ShadowPass()
-        for shadow in shadows:
-            total += self.step(shadow.id)
-        return total
+        """One pass over every shadow with work left, by the one runner holding the lock
+        (another worker's runner passes without doing anything meanwhile)."""
+        lease = self._uow()
+        with lease:
+            if not lease.shadows.lead():
+                return ShadowPass()
+            uow = self._uow()
+            with uow.readonly():
+                shadows = uow.shadows.with_work()
+            total = ShadowPass()
+            for shadow in shadows:
+                total += self.step(shadow.id)
+            return total
 
     def run(self, stop: threading.Event) -> None:
         """Passes until ``stop`` is set; a failed pass is logged and tried again."""

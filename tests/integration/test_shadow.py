@@ -323,3 +323,22 @@ def test_the_business_owner_s_threshold_raises_the_alert_once(
     assert len(events) == 1 and events[0]["version"] == 2
     assert events[0]["by_change"] == {"escalate->approve": 25}
     assert api.get(SHADOW).get_json()["alerted_at"]
+
+
+def test_one_runner_works_at_a_time_across_processes(
+        api: Api, container: Container, clock: FakeClock) -> None:
+    active_v1_pending_v2(api)
+    clock.advance(timedelta(seconds=1))
+    assert put(api, SHADOW, {"sample": 1}).status_code == 200
+    evaluate(api, AMOUNTS)
+    holder = container.uow()
+    with holder:
+        assert holder.shadows.lead()
+        meanwhile = runner(container).run_once()
+    if container.engine.dialect.name == "postgresql":
+        assert meanwhile.decided == 0  # another worker's runner held the lock
+        assert result_rows(container) == 0
+    else:
+        assert meanwhile.decided == len(AMOUNTS)  # one worker on SQLite: no lock to wait for
+    runner(container).catch_up()
+    assert figures(api.get(SHADOW).get_json()) == recount(container, 1.0)

@@ -209,3 +209,27 @@ def test_withdrawal_rejection_and_activation_end_the_shadow(
     assert shadow.running_shadows(uow) == []
     with pytest.raises(Conflict):
         shadow.start_shadow(uow, NAME, 2, sample=1, actor="dev")
+
+
+OUTCOMES = ("approve", "escalate", "reject")
+RESULTS = st.lists(st.tuples(st.sampled_from(list(ResultState)), st.sampled_from(OUTCOMES),
+                             st.sampled_from(OUTCOMES), st.booleans()), max_size=60)
+
+
+@given(RESULTS)
+def test_the_tally_of_grouped_counts_equals_counting_results_one_by_one(
+        results: list[tuple[ResultState, str, str, bool]]) -> None:
+    one_by_one = [ShadowResult(f"d{i}", AT, state, active,
+                               shadowed if state is ResultState.DECIDED else None,
+                               fallback and state is ResultState.DECIDED)
+                  for i, (state, active, shadowed, fallback) in enumerate(results)]
+    grouped: dict[tuple[ResultState, str, str | None, bool], int] = {}
+    for r in one_by_one:
+        key = (r.state, r.active_outcome, r.shadow_outcome, r.fallback)
+        grouped[key] = grouped.get(key, 0) + 1
+    tally = ShadowTally.of(ResultCount(*key, n) for key, n in grouped.items())
+    assert tally.disagreements == sum(r.disagrees for r in one_by_one)
+    assert tally.decisions == sum(r.state is not ResultState.SHED for r in one_by_one)
+    assert tally.not_shadowed == sum(r.state is ResultState.SHED for r in one_by_one)
+    assert sum(tally.by_change.values()) == tally.disagreements
+    assert tally.input_rejected == sum(r.state is ResultState.REFUSED for r in one_by_one)
