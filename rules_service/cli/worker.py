@@ -80,7 +80,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     configure_stderr(settings.log_format, settings.log_level, TEXT_FORMAT)
     container = bootstrap(settings)
     worker = Worker(container.uow, delivery, clock=container.clock)
-    shadows = ShadowRunner(container.uow, container.evaluator, shadow_settings)
+    shadows = ShadowRunner(container.uow, lambda: container.evaluator, shadow_settings)
     try:
         if args.once:
             shadowed = shadows.catch_up()

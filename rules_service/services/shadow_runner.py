@@ -113,8 +113,11 @@ class _Work:
 class ShadowRunner:
     """Keeps every shadow's results up to date with the decision log."""
 
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], evaluator: Evaluator,
+    def __init__(self, uow_factory: Callable[[], UnitOfWork],
+                 evaluator: Callable[[], Evaluator],
                  settings: ShadowSettings | None = None) -> None:
+        """``evaluator`` is asked for the engine only when there is something to decide:
+        a worker with no version in shadow starts no engine processes."""
         self._uow = uow_factory
         self._evaluator = evaluator
         self.settings = settings or ShadowSettings()
@@ -204,7 +207,7 @@ class ShadowRunner:
             return []
         recorded = [RecordedDecision(i, data, Outcome(outcome))
                     for i, _, data, outcome in work.records]
-        decide = batch_decider(self._evaluator, version.ruleset, recorded)
+        decide = batch_decider(self._evaluator(), version.ruleset, recorded)
         out: list[ShadowResult] = []
         for (decision_id, at, data, outcome) in work.records:
             try:

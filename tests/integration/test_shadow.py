@@ -4,6 +4,9 @@ left alone, a runner dying mid-way, late commits and shedding."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -19,6 +22,7 @@ from rules_service.domain.shadow import in_sample
 from rules_service.engine.reference import ReferenceEvaluator
 from rules_service.services.governance import ruleset_of
 from rules_service.services.shadow_runner import ShadowRunner, ShadowSettings
+from tests.e2e.support import cli_command, server_env
 from tests.integration.api_fixtures import Api, error_of
 from tests.integration.conftest import FakeClock, definition
 
@@ -59,7 +63,7 @@ def evaluate(api: Api, amounts: list[Any]) -> list[dict[str, Any]]:
 
 
 def runner(container: Container, **settings: Any) -> ShadowRunner:
-    return ShadowRunner(container.uow, container.evaluator,
+    return ShadowRunner(container.uow, lambda: container.evaluator,
                         ShadowSettings(**{"commit_margin_s": 0.0, **settings}))
 
 
@@ -251,7 +255,8 @@ def test_a_runner_killed_mid_way_then_resumed_counts_exactly(
     clock.advance(timedelta(seconds=1))
     assert put(api, SHADOW, {"sample": 0.7}).status_code == 200
     evaluate(api, AMOUNTS * 2)
-    dying = ShadowRunner(container.uow, Dying(container.evaluator, 2),
+    killed = Dying(container.evaluator, 2)
+    dying = ShadowRunner(container.uow, lambda: killed,
                          ShadowSettings(batch=4, commit_margin_s=0.0))
     with pytest.raises(KeyboardInterrupt):
         dying.catch_up()
@@ -268,6 +273,35 @@ def test_a_runner_killed_mid_way_then_resumed_counts_exactly(
     assert result_rows(container) == body["decisions"]
 
 
+def test_a_worker_process_killed_mid_way_then_run_again_counts_exactly(
+        api: Api, container: Container, clock: FakeClock, database_url: str) -> None:
+    active_v1_pending_v2(api)
+    clock.advance(timedelta(seconds=1))
+    assert put(api, SHADOW, {"sample": 1}).status_code == 200
+    evaluate(api, AMOUNTS * 4)
+    env = {**server_env(database_url), "RULES_SERVICE_SHADOW_BATCH": "1",
+           "RULES_SERVICE_SHADOW_COMMIT_MARGIN": "0",
+           "RULES_SERVICE_WORKER_POLL_INTERVAL": "0.05"}
+    process = subprocess.Popen([*cli_command(), "worker"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while result_rows(container) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)  # no chance to finish anything
+        process.wait(30)
+    partial = result_rows(container)
+    assert 0 < partial < len(AMOUNTS) * 4
+    done = subprocess.run([*cli_command(), "worker", "--once"], env=env, timeout=300,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"shadowed {len(AMOUNTS) * 4 - partial}," in done.stdout
+    body = api.get(SHADOW).get_json()
+    assert body["decisions"] == result_rows(container) == len(AMOUNTS) * 4
+    assert figures(body) == recount(container, 1.0)
+
+
 def test_a_decision_committed_late_inside_the_margin_is_still_counted(
         api: Api, container: Container, clock: FakeClock) -> None:
     active_v1_pending_v2(api)
@@ -276,7 +310,7 @@ def test_a_decision_committed_late_inside_the_margin_is_still_counted(
     start = clock.now
     evaluate(api, AMOUNTS[:5])
     clock.now = start + timedelta(seconds=60)
-    margin = ShadowRunner(container.uow, container.evaluator,
+    margin = ShadowRunner(container.uow, lambda: container.evaluator,
                           ShadowSettings(commit_margin_s=10.0))
     margin.catch_up()
     assert api.get(SHADOW).get_json()["decisions"] == 5
