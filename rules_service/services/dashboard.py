@@ -67,6 +67,7 @@ from rules_service.domain.figures import (
 from rules_service.domain.lifecycle import ensure_utc
 from rules_service.domain.problems import Problem
 from rules_service.services.governance import activate_due
+from rules_service.services.shadow import versions_in_shadow
 
 DEFAULT_WINDOW = timedelta(days=7)
 MINUTE = timedelta(minutes=1)
@@ -198,6 +199,7 @@ def dashboard(uow: UnitOfWork, *, ruleset: str | None = None,
             states=queries.version_states(ids))
     per_ruleset = [_ruleset_entry(rid, name, title, got, start, end)
                    for rid, name, title in rows]
+    in_shadow = [s.to_dict() for s in versions_in_shadow(uow, ruleset)]
     return {
         "window": {"since": start.isoformat(), "until": end.isoformat(),
                    "hours": figures.window_hours(start, end)},
@@ -207,6 +209,7 @@ def dashboard(uow: UnitOfWork, *, ruleset: str | None = None,
         "ruleset": ruleset,
         "overall": _overall(per_ruleset, got, start, end),
         "rulesets": per_ruleset,
+        "in_shadow": in_shadow,
     }
 
 

@@ -53,6 +53,9 @@ def test_the_author_starts_a_shadow_on_the_review_page_and_sees_its_figures(
     assert "in shadow since" in markdown
     live = api.get("/v1/rulesets/refunds/runbook").get_json()["live"]
     assert live["open_versions"][0]["shadow"]["decisions"] == 4
+    [running] = api.get("/v1/dashboard").get_json()["in_shadow"]
+    assert (running["ruleset"], running["version"], running["decisions"],
+            running["disagreements"]) == ("refunds", 2, 4, 2)
     dashboard = dev.get("/dashboard").text
     assert 'id="in-shadow"' in dashboard and "refunds version 2" in dashboard
 
@@ -60,3 +63,4 @@ def test_the_author_starts_a_shadow_on_the_review_page_and_sees_its_figures(
     page = dev.get(PAGE).text
     assert "it ended: stopped (dev)" in page and 'id="shadow-stop"' not in page
     assert 'id="in-shadow"' not in dev.get("/dashboard").text
+    assert api.get("/v1/dashboard").get_json()["in_shadow"] == []
