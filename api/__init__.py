@@ -35,6 +35,7 @@ BLUEPRINT_MODULES: tuple[str, ...] = (
     "api.openapi",
     "api.rulesets",
     "api.versions",
+    "api.shadow",
     "api.evaluation",
     "api.decisions",
     "api.escalations",

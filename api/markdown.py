@@ -138,6 +138,11 @@ def _live(live: dict[str, Any], base_url: str) -> list[str]:
                 f"{m['role']} ({', '.join(m['holders']) or 'nobody holds it'})"
                 for m in missing) or "nothing")
         out.append(f"- Version {v['version']} by {_escape(v.get('author', ''))}: {state}")
+        shadow = v.get("shadow")
+        if shadow:
+            out.append(f"  - in shadow since {shadow['since']} on {shadow['sample']:.0%} of "
+                       f"live decisions: {shadow['disagreements']} of "
+                       f"{_count(shadow['decisions'], 'decision')} decided differently")
     esc = live.get("escalations") or {}
     target = esc.get("response_time_target")
     out.append(f"- Escalations: {esc.get('open', 0)} open, "

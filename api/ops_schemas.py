@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
 from api.schemas import in_utc
+from api.schemas.shadow import InShadowSchema
 from rules_service.domain.lifecycle import parse_duration
 
 
@@ -223,3 +224,5 @@ class DashboardSchema(Schema):
     ruleset = fields.String(allow_none=True)
     overall = fields.Nested(DashboardOverallFiguresSchema, required=True)
     rulesets = fields.List(fields.Nested(DashboardRulesetFiguresSchema), required=True)
+    in_shadow = fields.List(fields.Nested(InShadowSchema), required=True, metadata={
+        "description": "the versions running in shadow now, with their counts so far"})

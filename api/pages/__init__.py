@@ -18,6 +18,7 @@ from api.pages import (  # noqa: F401
     reports,
     review,
     rulesets,
+    shadow,
     signin,
 )
 from api.pages.blueprint import bp

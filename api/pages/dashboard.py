@@ -7,15 +7,15 @@ from flask import render_template, request
 from api.pages import charts
 from api.pages.blueprint import bp
 from api.services import container
-from rules_service.services import governance, pause_periods, rollbacks, trends
+from rules_service.services import governance, pause_periods, rollbacks, shadow, trends
 
 
 @bp.get("/dashboard")
 def dashboard() -> str:
     """Throughput, outcome mix, exception and fallback rates, latency, escalations against
     target, approval delay and hours saved, each drawn over the chosen window, with the
-    moments the active version changed marked across each chart and the paused periods
-    shaded."""
+    moments the active version changed marked across each chart, the paused periods
+    shaded, and the versions running in shadow."""
     c = container()
     ruleset = request.args.get("ruleset") or None
     asked = request.args.get("window", "")
@@ -31,5 +31,6 @@ def dashboard() -> str:
                            charts=charts.dashboard_charts(slices, changes, paused),
                            changes=changes, paused=paused,
                            rulesets=names,
+                           in_shadow=shadow.versions_in_shadow(c.uow(), ruleset),
                            windows=list(trends.WINDOWS), chosen={"ruleset": ruleset,
                                                                  "window": window})

@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 from api.pages.blueprint import bp, person_name
 from api.services import container
 from rules_service.domain.errors import DomainError
-from rules_service.services import diffs, governance, review
+from rules_service.services import diffs, governance, review, shadow
 
 IMPACT_REPLAY = 200
 """Recorded decisions replayed on the version under review."""
@@ -28,9 +28,12 @@ def version(name: str, number: int) -> str:
     tests = review.version_tests(c.uow(), c.evaluator, name, number)
     eligibility = review.signoff_eligibility(c.uow(), name, number, person_name())
     collisions = review.collisions(c.uow(), name, number)
+    in_shadow = shadow.find_shadow(c.uow(), name, number)
+    controls = shadow.shadow_controls(c.uow(), name, number, person_name())
     return render_template("version.html", v=view, diff=diff, tests=tests,
                            eligibility=eligibility, collisions=collisions,
-                           max_file_lines=MAX_FILE_LINES)
+                           max_file_lines=MAX_FILE_LINES, shadow=in_shadow,
+                           shadow_controls=controls)
 
 
 @bp.get("/rulesets/<name>/versions/<version:number>/file")

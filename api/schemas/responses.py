@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from api.schemas.shadow import InShadowSchema
+
 # --- errors -----------------------------------------------------------------------------
 
 
@@ -266,6 +268,8 @@ class OpenVersionSchema(Schema):
     note = fields.String()
     effective_at = fields.String(allow_none=True, metadata={"format": "date-time"})
     missing_signoffs = fields.List(fields.Nested(MissingSignoffSchema))
+    shadow = fields.Nested(InShadowSchema, allow_none=True, metadata={
+        "description": "its shadow on live decisions, when it runs in one"})
 
 
 class ActiveSinceSchema(Schema):

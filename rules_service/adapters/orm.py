@@ -567,3 +567,44 @@ class WeeklyReportRow(Base):
     week_start: Mapped[date] = mapped_column(Date, primary_key=True)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
     rulesets: Mapped[int] = mapped_column(Integer)
+
+
+class ShadowRow(Base):
+    """One start of a version in shadow: its sample, its threshold, how far its runner has
+    read the decision log (``scanned_until``), and when and why it ended."""
+
+    __tablename__ = "shadows"
+    __table_args__ = (Index("ix_shadows_ruleset_id_version", "ruleset_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ruleset_id: Mapped[int] = mapped_column(ForeignKey("rulesets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    sample: Mapped[float] = mapped_column(Float)
+    alert_above: Mapped[float | None] = mapped_column(Float, nullable=True)
+    started_by: Mapped[str] = mapped_column(String(200))
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    scanned_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True,
+                                                      index=True)
+    ended_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ShadowResultRow(Base):
+    """What a version in shadow decided for one recorded decision (``state`` decided or
+    refused), or that the decision was shed under overload (``shed``). The primary key
+    makes each (shadow, decision) counted once, however often a runner retries."""
+
+    __tablename__ = "shadow_results"
+    __table_args__ = (Index("ix_shadow_results_shadow_id_state_evaluated_at",
+                            "shadow_id", "state", "evaluated_at"),)
+
+    shadow_id: Mapped[int] = mapped_column(ForeignKey("shadows.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    decision_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(10))
+    active_outcome: Mapped[str] = mapped_column(String(10))
+    shadow_outcome: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -25,6 +25,7 @@ from rules_service.adapters.repositories import (
     VersionRepository,
 )
 from rules_service.adapters.rollup_queries import FigureQueries
+from rules_service.adapters.shadows import ShadowRepository
 from rules_service.adapters.sign_in_throttles import SignInThrottleStore
 from rules_service.adapters.subscriptions import DeliveryRepository, SubscriptionRepository
 from rules_service.adapters.weekly_reports import WeeklyReportLog
@@ -57,6 +58,7 @@ class UnitOfWork:
     figures: FigureQueries
     heartbeats: HeartbeatRepository
     weekly_reports: WeeklyReportLog
+    shadows: ShadowRepository
 
     def __init__(self, session_factory: sessionmaker[Session],
                  readonly_session_factory: sessionmaker[Session] | None = None,
@@ -106,6 +108,7 @@ class UnitOfWork:
         self.figures = FigureQueries(self._session)
         self.heartbeats = HeartbeatRepository(self._session)
         self.weekly_reports = WeeklyReportLog(self._session)
+        self.shadows = ShadowRepository(self._session)
         self._live_changed = False
         return self
 

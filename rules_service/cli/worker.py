@@ -1,6 +1,8 @@
 """CLI: ``rules-service worker``, the process that delivers notifications and carries out
 escalation timers (``services.delivery.Worker``); while it runs it also folds recorded
-decisions into the rollups (``adapters.rollup_fold``), as each API process does."""
+decisions into the rollups (``adapters.rollup_fold``), as each API process does, and decides
+recorded decisions again with each version in shadow
+(``services.shadow_runner.ShadowRunner``, in a thread of its own)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ PARENT_CHECK_S = 1.0
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     """Registers this module's subcommands."""
-    p = sub.add_parser("worker", help="deliver notifications (webhooks, email) and walk "
-                                      "overdue escalations along their runbook's path")
+    p = sub.add_parser("worker", help="deliver notifications (webhooks, email), walk "
+                                      "overdue escalations along their runbook's path and "
+                                      "run the versions in shadow")
     p.add_argument("--once", action="store_true",
                    help="make one pass and exit (for cron or a test)")
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
@@ -68,24 +71,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from rules_service.config import Settings, SettingsError
     from rules_service.log_format import configure_stderr
     from rules_service.services.delivery import DeliverySettings, Worker
+    from rules_service.services.shadow_runner import ShadowRunner, ShadowSettings
 
     try:
         settings = Settings.from_env()
         delivery = DeliverySettings.from_env()
+        shadow_settings = ShadowSettings.from_env()
     except SettingsError as exc:
         print(f"rules-service worker: {exc}", file=sys.stderr)
         return 2
     configure_stderr(settings.log_format, settings.log_level, TEXT_FORMAT)
     container = bootstrap(settings)
     worker = Worker(container.uow, delivery, clock=container.clock)
+    shadows = ShadowRunner(container.uow, lambda: container.evaluator, shadow_settings)
     try:
         if args.once:
+            shadowed = shadows.catch_up()
             report = worker.run_once()
             folded = fold_pending(container.engine)
             print(f"escalation steps {report.escalation_steps}, events "
                   f"{report.events_dispatched}, delivered {report.delivered}, failed "
                   f"{report.failed}, dead {report.dead}, decisions folded into the "
-                  f"figures {folded}")
+                  f"figures {folded}, shadowed {shadowed.decided}, shed {shadowed.shed}")
             return 0
         stop = threading.Event()
 
@@ -98,8 +105,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
             threading.Thread(target=_watch_parent, args=(args.parent_pid, stop),
                              name="parent-watch", daemon=True).start()
         container.rollup_folder.start()  # counts recorded decisions into the rollups
-        log.info("worker started: delivering (SIGTERM to stop)")
+        runner = threading.Thread(target=shadows.run, args=(stop,), name="shadow-runner",
+                                  daemon=True)
+        runner.start()
+        log.info("worker started: delivering and running shadows (SIGTERM to stop)")
         worker.run(stop)
+        runner.join(timeout=30)
         return 0
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

@@ -25,6 +25,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "version.activated", "version.rolled_back", "version.withdrawn", "version.stale",
     "escalation.opened", "escalation.overdue", "escalation.resolved",
     "ruleset.paused", "ruleset.resumed", "ruleset.review_due", "report.weekly",
+    "version.shadow_diverged",
 )
 """Every event type a subscription may name; the only ones ever told."""
 
@@ -69,6 +70,12 @@ def business_owner_recipients(ruleset: Ruleset) -> list[str]:
 def stale_recipients(author: str, signers: Iterable[str]) -> list[str]:
     """Who hears that a version went stale: its author and everyone who signed it."""
     return _unique([author, *signers])
+
+
+def shadow_recipients(author: str, authority: Ruleset) -> list[str]:
+    """Who hears that a version in shadow diverged: its author and the business owner
+    (primary and backup), who set the threshold."""
+    return _unique([author, *authority.holders_of("business_owner")])
 
 
 def escalation_recipient(ruleset: Ruleset, role: str) -> str | None:
@@ -176,6 +183,9 @@ _SUMMARIES: dict[str, str] = {
     "version.withdrawn": "{ruleset} version {version} was withdrawn by {actor}",
     "version.stale": "{ruleset} version {version} is stale: version {active_version} went "
                      "live on top of its base; propose the change again",
+    "version.shadow_diverged": "{ruleset} version {version} in shadow disagrees with the "
+                               "active version on {disagreements} of {decisions} decisions, "
+                               "above the alert threshold {alert_above}",
     "escalation.opened": "{a_ruleset} decision needs the {to_role} by {due_at}",
     "escalation.overdue": "{a_ruleset} escalation to the {to_role} is overdue (step {step})",
     "escalation.resolved": "{a_ruleset} escalation was resolved ({resolution}) by "

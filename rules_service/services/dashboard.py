@@ -70,6 +70,7 @@ from rules_service.domain.lifecycle import ensure_utc
 from rules_service.domain.problems import Problem
 from rules_service.services import pause_periods
 from rules_service.services.governance import activate_due
+from rules_service.services.shadow import versions_in_shadow
 
 DEFAULT_WINDOW = timedelta(days=7)
 MINUTE = timedelta(minutes=1)
@@ -203,6 +204,7 @@ def dashboard(uow: UnitOfWork, *, ruleset: str | None = None,
                   for rid, name, _ in rows}
     per_ruleset = [{**_ruleset_entry(rid, name, title, got, start, end),
                     "paused": paused[rid]} for rid, name, title in rows]
+    in_shadow = [s.to_dict() for s in versions_in_shadow(uow, ruleset)]
     return {
         "window": {"since": start.isoformat(), "until": end.isoformat(),
                    "hours": figures.window_hours(start, end)},
@@ -213,6 +215,7 @@ def dashboard(uow: UnitOfWork, *, ruleset: str | None = None,
         "overall": {**_overall(per_ruleset, got, start, end),
                     "paused": {"decisions": sum(p["decisions"] for p in paused.values())}},
         "rulesets": per_ruleset,
+        "in_shadow": in_shadow,
     }
 
 

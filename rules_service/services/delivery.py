@@ -490,7 +490,7 @@ def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
     the holder of its role; an overdue one, the person on the runbook's path the walk has
     reached (never the steps it passed over); a version gone stale, its author and everyone
     who signed it; a weekly report, the business and operations owners (primary and backup)
-    it names."""
+    it names; a version in shadow that diverged, its author and business owner."""
     data = event.data or {}
     if event.type == "report.weekly":
         owners = data.get("owners")
@@ -505,6 +505,8 @@ def default_recipients(uow: UnitOfWork, event: rules.OutboxEvent) -> list[str]:
         return []
     if event.type == "version.proposed":
         return rules.signoff_recipients(ruleset_of(_authority(uow, row)))
+    if event.type == "version.shadow_diverged":
+        return rules.shadow_recipients(row.author, ruleset_of(_authority(uow, row)))
     if event.type == "version.stale":
         return rules.stale_recipients(row.author, (s.principal for s in row.signoffs))
     if event.type in ("version.activated", "version.rolled_back", "ruleset.paused",

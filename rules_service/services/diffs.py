@@ -145,7 +145,7 @@ def _same_place(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a.get(k) == b.get(k) for k in set(a) | set(b) if k not in values)
 
 
-def _decider(evaluator: Evaluator, ruleset: Ruleset, records: list[RecordedDecision]
+def batch_decider(evaluator: Evaluator, ruleset: Ruleset, records: list[RecordedDecision]
              ) -> Callable[[Mapping[str, Any]], Evaluation]:
     """A decide function for replay_impact, answering each record in turn from one batch."""
     # Validate every input first, then evaluate the valid ones in one batch: an engine pool
@@ -173,8 +173,8 @@ def _decider(evaluator: Evaluator, ruleset: Ruleset, records: list[RecordedDecis
 def replay(evaluator: Evaluator, before: Ruleset | None, after: Ruleset,
             records: list[RecordedDecision]) -> ImpactReport:
     """Each recorded input decided by both versions: only their differences are the change."""
-    decide_before = _decider(evaluator, before, records) if before is not None else None
-    return replay_impact(records, _decider(evaluator, after, records),
+    decide_before = batch_decider(evaluator, before, records) if before is not None else None
+    return replay_impact(records, batch_decider(evaluator, after, records),
                          decide_before=decide_before)
 
 

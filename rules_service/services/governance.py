@@ -34,6 +34,7 @@ from rules_service.domain.lifecycle import SYSTEM_ACTOR, Actor, SignoffDecision,
 from rules_service.domain.notifications import VERSION_EVENTS
 from rules_service.domain.problems import Problem
 from rules_service.domain.ruleset import Ruleset
+from rules_service.domain.shadow import ENDING_ACTIONS, end_reason_for
 from rules_service.domain.testing import failing_tests_as_problems, run_tests
 from rules_service.domain.versions import (
     LoadedVersion,
@@ -109,12 +110,16 @@ def _store(uow: AbstractUnitOfWork, record: RulesetRecord) -> None:
     """Saves the record and publishes its events, in the caller's transaction.
 
     Every event is audited, announces a change of what processes keep in memory (the
-    active version, the next scheduled activation), and most tell subscribers.
+    active version, the next scheduled activation), and most tell subscribers. A version
+    activated, rejected, withdrawn or gone stale leaves shadow mode.
     """
     uow.rulesets.save(record)
     for event in record.events:
         uow.audit.add(record.id, event)
         uow.live_changed()
+        if event.action in ENDING_ACTIONS and event.version is not None:
+            uow.shadows.end_for_version(record.id, event.version, event.at, event.actor,
+                                        end_reason_for(event.action))
         event_type = VERSION_EVENTS.get(event.action)
         if event_type is not None:
             uow.outbox.add(event_type, record.id, event.at,

@@ -2,9 +2,10 @@
 
 People on call read the runbook when something is wrong, so it carries the live state
 beside the written procedure: the active version and since when, versions waiting for
-sign-off or their time, open and overdue escalations against the response-time target,
-the fallback rate of the last 24 hours, the exact rollback call, whether the ruleset is
-paused (by whom, since when, why) and when its review falls due.
+sign-off or their time (and which of them run in shadow), open and overdue escalations
+against the response-time target, the fallback rate of the last 24 hours, the exact
+rollback call, whether the ruleset is paused (by whom, since when, why) and when its
+review falls due.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from typing import Any
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain.lifecycle import ROLLBACK_ROLES, VersionStatus
 from rules_service.services import dashboard, governance
+from rules_service.services.shadow import InShadow, versions_in_shadow
 from rules_service.services.views import RunbookView, VersionView, iso, pause_dict
 
 LIVE_WINDOW = timedelta(hours=24)
 
 
-def _open_version(version: VersionView) -> dict[str, Any]:
+def _open_version(version: VersionView, shadow: InShadow | None) -> dict[str, Any]:
     missing = version.missing_signoffs
     return {"version": version.version, "status": version.status, "author": version.author,
+            "shadow": shadow.to_dict() if shadow is not None else None,
             "note": version.note, "effective_at": iso(version.effective_at),
             "missing_signoffs": [{"role": role,
                                   "holders": list(version.signoff_holders.get(role, []))}
@@ -46,11 +49,12 @@ def get_runbook(uow: UnitOfWork, name: str) -> RunbookView:
     active = next(v for v in detail.versions if v.version == loaded.version)
     target = _rollback_target(detail.versions, loaded.version)
     ruleset = loaded.ruleset
+    shadows = {s.report.shadow.version: s for s in versions_in_shadow(uow, name)}
     live = {
         "paused": pause_dict(detail.summary.paused),
         "review_due_at": iso(detail.summary.review_due_at),
         "active": {"version": loaded.version, "since": iso(active.activated_at)},
-        "open_versions": [_open_version(v) for v in detail.versions
+        "open_versions": [_open_version(v, shadows.get(v.version)) for v in detail.versions
                           if VersionStatus(v.status).is_open],
         "escalations": {"open": figures["escalations"]["open"],
                         "overdue": figures["escalations"]["overdue"],

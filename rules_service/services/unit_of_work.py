@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from rules_service.domain.lifecycle import Actor, VersionFact
+from rules_service.domain.shadow import EndReason, Shadow, ShadowExample, ShadowTally
 from rules_service.domain.versions import AuditEvent, RulesetEntry, RulesetRecord, Version
 
 
@@ -98,6 +99,30 @@ class OutboxStore(Protocol):
         """Adds one event."""
 
 
+class ShadowStore(Protocol):
+    """Versions in shadow and what their results add up to."""
+
+    def start(self, ruleset_id: int, version: int, *, sample: float,
+              alert_above: float | None, actor: str, now: datetime) -> Shadow:
+        """A new shadow of the version from ``now``; a running one ends as restarted."""
+
+    def latest(self, ruleset_id: int, version: int) -> Shadow | None:
+        """The version's newest shadow, running or ended; None when never shadowed."""
+
+    def end_for_version(self, ruleset_id: int, version: int, at: datetime, actor: str,
+                        reason: EndReason) -> bool:
+        """Ends the version's running shadow, if any; True when one ended."""
+
+    def running(self, ruleset_id: int | None = None) -> list[Shadow]:
+        """Shadows not ended, oldest first (of one ruleset, or all)."""
+
+    def tally(self, shadow_id: int) -> ShadowTally:
+        """The counts of the shadow's results."""
+
+    def examples(self, shadow_id: int, limit: int) -> tuple[ShadowExample, ...]:
+        """Up to ``limit`` of the newest disagreements, one per change in turn."""
+
+
 class AbstractUnitOfWork(Protocol):
     """One transaction over the repositories; leaving it without commit rolls back."""
 
@@ -115,6 +140,9 @@ class AbstractUnitOfWork(Protocol):
 
     @property
     def outbox(self) -> OutboxStore: ...
+
+    @property
+    def shadows(self) -> ShadowStore: ...
 
     def readonly(self) -> Self:
         """Marks the next transaction as read-only."""

@@ -211,6 +211,25 @@ def test_each_person_does_their_job_in_the_browser(
         browser.screenshot(driver, shots, "waiting")
         driver.find_element(By.LINK_TEXT, f"Review {RULESET} version 3").click()
 
+        # Before signing, the approver runs the version in shadow on live claims and reads,
+        # beside the replayed impact, where it decides otherwise; the worker does the work.
+        driver.find_element(By.CSS_SELECTOR, "#shadow-start button").click()
+        browser.wait_for(driver, lambda d: "now runs in shadow" in text_of(d, ".flash"))
+        for claim in ({"amount": 550, "category": "travel", "has_receipt": True},
+                      {"amount": 20, "category": "meals"}):
+            status, body, _ = server.call("POST", f"/v1/rulesets/{RULESET}/evaluate",
+                                          {"input": claim}, who="demo-automation")
+            assert status == 200, body
+
+        def shadowed(d: Any) -> bool:
+            d.refresh()
+            return "Of 2 sampled" in text_of(d, "#shadow-figures")
+
+        browser.wait_for(driver, shadowed)
+        assert "1 decided differently" in text_of(driver, "#shadow-figures")
+        assert "escalate → approve: 1" in text_of(driver, "#shadow-changes")
+        browser.screenshot(driver, shots, "review-shadow")
+
         # The approver and the business owner's backup approve; each is told where the
         # version stands, and it goes live.
         for who in ("controller", "finance-deputy"):
@@ -235,6 +254,7 @@ def test_each_person_does_their_job_in_the_browser(
             else:
                 assert "version 3 is active now" in text_of(driver, ".flash")
         assert "This version is live" in text_of(driver, "#version-state")
+        assert "it ended: activated" in text_of(driver, "#shadow-state")
 
         # An operator sees only what they may resolve; everyone's queue says who may
         # instead of offering a form they cannot send.

@@ -18,6 +18,14 @@ from rules_service.domain.decision import Evaluation
 from rules_service.domain.escalations import Escalation
 from rules_service.domain.lifecycle import Actor, VersionFact, VersionStatus
 from rules_service.domain.ruleset import Ruleset
+from rules_service.domain.shadow import (
+    EndReason,
+    ResultCount,
+    Shadow,
+    ShadowExample,
+    ShadowResult,
+    ShadowTally,
+)
 from rules_service.domain.versions import AuditEvent, RulesetEntry, RulesetRecord, Version
 from rules_service.engine.reference import ReferenceEvaluator
 
@@ -40,12 +48,14 @@ class FakeStore:
     outbox: list[tuple[str, int | None, datetime, dict[str, Any]]] = field(
         default_factory=list)
     generation: int = 0
+    shadows: list[Shadow] = field(default_factory=list)
+    shadow_results: list[tuple[int, ShadowResult]] = field(default_factory=list)
 
     def snapshot(self) -> FakeStore:
         """A copy to restore on rollback (stored versions are never changed in place)."""
         return FakeStore(dict(self.rulesets), dict(self.versions), list(self.audit),
                          dict(self.principals), set(self.revoked), list(self.outbox),
-                         self.generation)
+                         self.generation, list(self.shadows), list(self.shadow_results))
 
     def restore(self, other: FakeStore) -> None:
         """Back to a snapshot."""
@@ -204,6 +214,51 @@ class FakeOutboxStore:
         self.store.outbox.append((event_type, ruleset_id, at, data))
 
 
+class FakeShadowStore:
+    """``ShadowStore`` over a FakeStore; results are added by the test."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def start(self, ruleset_id: int, version: int, *, sample: float,
+              alert_above: float | None, actor: str, now: datetime) -> Shadow:
+        self.end_for_version(ruleset_id, version, now, actor, EndReason.RESTARTED)
+        shadow = Shadow(len(self.store.shadows) + 1, ruleset_id, version, sample,
+                        alert_above, actor, now, now)
+        self.store.shadows.append(shadow)
+        return shadow
+
+    def latest(self, ruleset_id: int, version: int) -> Shadow | None:
+        found = [s for s in self.store.shadows
+                 if (s.ruleset_id, s.version) == (ruleset_id, version)]
+        return found[-1] if found else None
+
+    def end_for_version(self, ruleset_id: int, version: int, at: datetime, actor: str,
+                        reason: EndReason) -> bool:
+        ended = False
+        for i, s in enumerate(self.store.shadows):
+            if (s.ruleset_id, s.version) == (ruleset_id, version) and s.running:
+                self.store.shadows[i] = replace(s, ended_at=at, ended_by=actor,
+                                                end_reason=reason.value)
+                ended = True
+        return ended
+
+    def running(self, ruleset_id: int | None = None) -> list[Shadow]:
+        return [s for s in self.store.shadows
+                if s.running and ruleset_id in (None, s.ruleset_id)]
+
+    def _results(self, shadow_id: int) -> list[ShadowResult]:
+        return [r for i, r in self.store.shadow_results if i == shadow_id]
+
+    def tally(self, shadow_id: int) -> ShadowTally:
+        return ShadowTally.of(ResultCount(r.state, r.active_outcome, r.shadow_outcome,
+                                          r.fallback, 1) for r in self._results(shadow_id))
+
+    def examples(self, shadow_id: int, limit: int) -> tuple[ShadowExample, ...]:
+        return tuple(ShadowExample(r.decision_id, r.active_outcome, str(r.shadow_outcome))
+                     for r in self._results(shadow_id) if r.disagrees)[:limit]
+
+
 class FakeEscalationStore:
     """Escalations as the inbox reads them: added by the test, found by status."""
 
@@ -241,6 +296,7 @@ class FakeUnitOfWork:
         self._audit = FakeAuditStore(self.store)
         self._actors = FakeActorStore(self.store)
         self._outbox = FakeOutboxStore(self.store)
+        self._shadows = FakeShadowStore(self.store)
         self.escalations = FakeEscalationStore()
         self._before: FakeStore | None = None
         self.commits = 0
@@ -264,6 +320,10 @@ class FakeUnitOfWork:
     @property
     def outbox(self) -> FakeOutboxStore:
         return self._outbox
+
+    @property
+    def shadows(self) -> FakeShadowStore:
+        return self._shadows
 
     def readonly(self) -> Self:
         return self
