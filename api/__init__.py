@@ -42,6 +42,7 @@ BLUEPRINT_MODULES: tuple[str, ...] = (
     "api.ops",
     "api.subscriptions",
     "api.deliveries",
+    "api.seals",
     "api.pages",
 )
 """Modules whose ``bp`` blueprint is registered, in this order."""

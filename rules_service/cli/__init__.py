@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from rules_service.cli import db, local, server, tables, worker
+from rules_service.cli import audit, db, local, server, tables, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Versioned, owner-approved business rules.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (local, tables, db, server, worker):
+    for module in (local, tables, db, audit, server, worker):
         module.register(sub)
     return parser
 

@@ -1,5 +1,6 @@
 """CLI: ``rules-service worker``, the process that delivers notifications and carries out
-escalation timers (``services.delivery.Worker``)."""
+escalation timers (``services.delivery.Worker``), and seals the decision log and the audit
+trail every ``services.seals.SEAL_INTERVAL_S`` seconds in a thread of its own."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ PARENT_CHECK_S = 1.0
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     """Registers this module's subcommands."""
-    p = sub.add_parser("worker", help="deliver notifications (webhooks, email) and walk "
-                                      "overdue escalations along their runbook's path")
+    p = sub.add_parser("worker", help="deliver notifications (webhooks, email), walk "
+                                      "overdue escalations along their runbook's path and "
+                                      "seal the decision log")
     p.add_argument("--once", action="store_true",
                    help="make one pass and exit (for cron or a test)")
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
@@ -62,9 +64,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Runs the worker until SIGTERM or SIGINT (the pass in progress is finished first)."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from rules_service.adapters.seal_store import SealStore
     from rules_service.bootstrap import bootstrap
     from rules_service.config import Settings, SettingsError
     from rules_service.log_format import configure_stderr
+    from rules_service.services import seals
     from rules_service.services.delivery import DeliverySettings, Worker
 
     try:
@@ -79,6 +83,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     try:
         if args.once:
             report = worker.run_once()
+            sealed = seals.seal(SealStore(container.engine), container.clock())
+            print(f"seals written {len(sealed)}")
             print(f"escalation steps {report.escalation_steps}, events "
                   f"{report.events_dispatched}, delivered {report.delivered}, failed "
                   f"{report.failed}, dead {report.dead}")
@@ -93,8 +99,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if args.parent_pid is not None:
             threading.Thread(target=_watch_parent, args=(args.parent_pid, stop),
                              name="parent-watch", daemon=True).start()
-        log.info("worker started: delivering (SIGTERM to stop)")
-        worker.run(stop)
+        sealer = threading.Thread(
+            target=seals.run_sealer, name="sealer",
+            args=(SealStore(container.engine), stop, container.clock,
+                  lambda exc: log.warning("sealing failed (%s); trying again shortly", exc)))
+        sealer.start()
+        log.info("worker started: delivering and sealing (SIGTERM to stop)")
+        try:
+            worker.run(stop)
+        finally:
+            stop.set()
+            sealer.join()
         return 0
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
