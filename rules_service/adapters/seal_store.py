@@ -1,10 +1,13 @@
 """The seals' SQL: reading the chain and the items, writing a seal with its items.
 
-A seal is written in one transaction that first takes the sealing lock: a transaction-level
-advisory lock on PostgreSQL, the write lock ``BEGIN IMMEDIATE`` takes on SQLite. Two
-sealers at once therefore run one after the other, and the second sees the first's seal
-as the head; the primary keys (the seal's number, each item's kind and id) would refuse
-a fork or an item sealed twice even without the lock.
+The items waiting are read and hashed without any lock; the seal is then written in a short
+transaction that first takes the sealing lock (a transaction-level advisory lock on
+PostgreSQL, the write lock ``BEGIN IMMEDIATE`` takes on SQLite) and checks that the head
+is still the one the seal was built on (``services.seals`` reads again when it is not).
+Two sealers at once therefore never fork the chain, and SQLite's writers (the decision
+log's group commit) wait only for the inserts, not for the reading and hashing. The
+primary keys (the seal's number, each item's kind and id) would refuse a fork or an item
+sealed twice even without the lock.
 
 Rows are handed back as domain values (``Seal``, ``SealedItem``) and as each item's
 content (``domain.seals.decision_content``, ``audit_event_content``), never as rows.
@@ -205,6 +208,27 @@ class SealStore:
             rows = conn.execute(select(ITEMS.c.kind, func.count()).group_by(ITEMS.c.kind))
             return {kind: int(n) for kind, n in rows}
 
+    def pending(self, floor: datetime | None, before: datetime,
+                limit: int) -> tuple[list[Pending], list[Pending]]:
+        """Unsealed decisions and audit events recorded in [floor, before), each oldest
+        first, at most ``limit`` of each (read without the sealing lock)."""
+        with self._reading() as conn:
+            return self._pending(conn, floor, before, limit)
+
+    @staticmethod
+    def _pending(conn: Connection, floor: datetime | None, before: datetime,
+                 limit: int) -> tuple[list[Pending], list[Pending]]:
+        decisions = conn.execute(
+            _decisions().where(_span(DECISIONS.c.evaluated_at, floor, before),
+                               _unsealed(DECISION, DECISIONS.c.id))
+            .order_by(DECISIONS.c.evaluated_at, DECISIONS.c.id).limit(limit))
+        events = conn.execute(
+            _audit_events().where(_span(AUDIT.c.at, floor, before),
+                                  _unsealed(AUDIT_EVENT, _audit_id()))
+            .order_by(AUDIT.c.at, AUDIT.c.id).limit(limit))
+        return ([(DECISION, r.id, r.evaluated_at, _decision(r)) for r in decisions],
+                [(AUDIT_EVENT, str(r.id), r.at, _audit_event(r)) for r in events])
+
     # ------------------------------------------------------------------ writing
 
     @contextmanager
@@ -227,21 +251,6 @@ class SealingTransaction:
     def newest(self, count: int) -> list[Seal]:
         """The newest seals, newest first."""
         return SealStore._newest(self.conn, count)
-
-    def pending(self, floor: datetime | None, before: datetime,
-                limit: int) -> tuple[list[Pending], list[Pending]]:
-        """Unsealed decisions and audit events recorded in [floor, before), each oldest
-        first, at most ``limit`` of each."""
-        decisions = self.conn.execute(
-            _decisions().where(_span(DECISIONS.c.evaluated_at, floor, before),
-                               _unsealed(DECISION, DECISIONS.c.id))
-            .order_by(DECISIONS.c.evaluated_at, DECISIONS.c.id).limit(limit))
-        events = self.conn.execute(
-            _audit_events().where(_span(AUDIT.c.at, floor, before),
-                                  _unsealed(AUDIT_EVENT, _audit_id()))
-            .order_by(AUDIT.c.at, AUDIT.c.id).limit(limit))
-        return ([(DECISION, r.id, r.evaluated_at, _decision(r)) for r in decisions],
-                [(AUDIT_EVENT, str(r.id), r.at, _audit_event(r)) for r in events])
 
     def add(self, seal: Seal, items: Sequence[SealedItem]) -> None:
         """Writes the seal and its items (in leaf order)."""

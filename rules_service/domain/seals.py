@@ -55,14 +55,21 @@ def canonical_time(moment: datetime) -> str:
 
 
 def _normal(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
         return value
+    if kind is dict:  # the common containers first: this runs for every value sealed
+        return {k if type(k) is str else str(k): _normal(v) for k, v in value.items()}
+    if kind is list:
+        return [_normal(v) for v in value]
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"not a finite number: {value!r}")
         return int(value) if value.is_integer() else value
     if isinstance(value, datetime):
         return canonical_time(value)
+    if isinstance(value, bool | str | int):
+        return value
     if isinstance(value, Mapping):
         return {str(k): _normal(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

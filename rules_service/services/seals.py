@@ -6,8 +6,10 @@ least once a minute) takes every decision and audit event recorded before a cuto
 ``COMMIT_LAG`` ago that no seal lists yet, hashes each over its canonical content and
 writes one seal over them, chained to the previous one (``domain.seals``). Items recorded
 before the previous seal's cutoff that committed after it (late commits) are taken too.
-A run with nothing new writes nothing, so sealing is idempotent; two sealers at once take
-turns under the sealing lock (``adapters.seal_store``), so the chain never forks.
+A run with nothing new writes nothing, so sealing is idempotent. The items are read and
+hashed without a lock; the seal is written under the sealing lock only if the head is
+still the one it was built on (``adapters.seal_store``), else built again: two sealers at
+once never fork the chain.
 
 ``verify`` recomputes everything: each seal's hash and its link to the one before, each
 seal's Merkle root from the item hashes it lists, and each listed item's hash from what is
@@ -59,19 +61,22 @@ MAX_ITEMS = 10_000
 """Most decisions (and most audit events) one seal takes; a run writes as many seals as
 it needs, each over the oldest items left."""
 
+ATTEMPTS = 5
+"""Times one seal is built again when another sealer wrote the head meanwhile."""
+
 SEAL_INTERVAL_S = 30.0
 """How often the worker seals (at least once a minute)."""
 
 
 def _seal_once(store: SealStore, now: datetime, lag: timedelta) -> tuple[Seal | None, bool]:
     """Writes one seal over the items waiting; (the seal or None, whether more wait)."""
-    with store.sealing() as tx:
-        newest = tx.newest(2)
+    for _ in range(ATTEMPTS):
+        newest = store.newest(2)
         head = newest[0] if newest else None
         cutoff = now - lag
         if head is not None and cutoff < head.cutoff:
             cutoff = head.cutoff  # a clock that went back never moves the cutoff back
-        decisions, events = tx.pending(late_floor(newest), cutoff, MAX_ITEMS + 1)
+        decisions, events = store.pending(late_floor(newest), cutoff, MAX_ITEMS + 1)
         more = False
         for group in (decisions, events):
             if len(group) > MAX_ITEMS:
@@ -86,8 +91,13 @@ def _seal_once(store: SealStore, now: datetime, lag: timedelta) -> tuple[Seal | 
         items = [SealedItem(kind, item_id, at, content_hash(content))
                  for kind, item_id, at, content in chosen]
         seal = Seal.make(head, [i.hash for i in items], cutoff, now)
-        tx.add(seal, items)
-        return seal, more
+        with store.sealing() as tx:
+            current = tx.newest(1)
+            if (current[0].hash if current else None) != (head.hash if head else None):
+                continue  # another sealer went first: read what is left and try again
+            tx.add(seal, items)
+            return seal, more
+    return None, False
 
 
 def seal(store: SealStore, now: datetime, lag: timedelta = COMMIT_LAG) -> list[Seal]:
