@@ -209,15 +209,15 @@ class SealStore:
             return {kind: int(n) for kind, n in rows}
 
     def pending(self, floor: datetime | None, before: datetime,
-                limit: int) -> tuple[list[Pending], list[Pending]]:
+                limit: int | None) -> tuple[list[Pending], list[Pending]]:
         """Unsealed decisions and audit events recorded in [floor, before), each oldest
-        first, at most ``limit`` of each (read without the sealing lock)."""
+        first, at most ``limit`` of each when given (read without the sealing lock)."""
         with self._reading() as conn:
             return self._pending(conn, floor, before, limit)
 
     @staticmethod
     def _pending(conn: Connection, floor: datetime | None, before: datetime,
-                 limit: int) -> tuple[list[Pending], list[Pending]]:
+                 limit: int | None) -> tuple[list[Pending], list[Pending]]:
         decisions = conn.execute(
             _decisions().where(_span(DECISIONS.c.evaluated_at, floor, before),
                                _unsealed(DECISION, DECISIONS.c.id))

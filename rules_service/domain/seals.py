@@ -16,12 +16,14 @@ number, the previous seal's hash, its Merkle root, its item count, its cutoff an
 was made (``Seal.expected_hash``): changing, removing or slipping in any sealed item, or
 any seal, breaks the chain from there on.
 
-Commits are not in time order (on PostgreSQL two decisions commit in either order), so a
-seal only takes items recorded before its cutoff, a few seconds before it is made, and the
-next seal also takes any item recorded before the previous seal's cutoff that committed
-after it (a late commit). An item still unsealed whose recorded time is before the cutoff
-of the seal before the newest one (``late_floor``) cannot be a late commit any more: it
-was added to a sealed period.
+Commits are not in time order (an item's time is taken before its transaction commits,
+and on PostgreSQL two transactions commit in either order), so a seal only takes items
+recorded before its cutoff, a few seconds before it is made, and the next seal also takes
+any item recorded before that cutoff which committed after it (a late commit), back to
+``late_floor``: the newest seal's cutoff, or a window (a minute) before the newest seal
+was made when that is earlier. An item still unsealed and recorded before that floor
+committed more than the window after its recorded time, which no transaction of the
+service does: it was added to a sealed period.
 
 The encoding is the standard library's JSON with sorted keys rather than RFC 8785: that
 scheme limits integers to 2**53, and a recorded input may hold larger ones.
@@ -34,7 +36,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 ItemKind = Literal["decision", "audit_event"]
@@ -226,11 +228,15 @@ class Seal:
                              "cutoff": self.cutoff, "sealed_at": self.sealed_at})
 
 
-def late_floor(newest_first: Sequence[Seal]) -> datetime | None:
-    """Items recorded before this moment and still unsealed were added to a sealed period
-    (the cutoff of the seal before the newest); None while there is no such seal. The next
-    seal takes unsealed items from here on (late commits)."""
-    return newest_first[1].cutoff if len(newest_first) > 1 else None
+def late_floor(head: Seal | None, window: timedelta) -> datetime | None:
+    """Items recorded before this moment and still unsealed were added to a sealed period;
+    the next seal takes unsealed items from here on (late commits). It is the head's
+    cutoff, or ``window`` before the head was made when that is earlier, so an item that
+    commits within ``window`` of its recorded time is always sealed, never reported, and
+    the floor never moves back. None before the first seal."""
+    if head is None:
+        return None
+    return min(head.cutoff, head.sealed_at - window)
 
 
 def check_seal(seal: Seal, previous: Seal | None, item_hashes: Sequence[str]) -> list[str]:

@@ -5,7 +5,8 @@ sealing reads it later. ``seal`` (run by ``rules-service audit seal`` and by the
 least once a minute) takes every decision and audit event recorded before a cutoff
 ``COMMIT_LAG`` ago that no seal lists yet, hashes each over its canonical content and
 writes one seal over them, chained to the previous one (``domain.seals``). Items recorded
-before the previous seal's cutoff that committed after it (late commits) are taken too.
+before the previous seal's cutoff that committed after it (late commits) are taken too,
+back to ``domain.seals.late_floor`` (``LATE_COMMIT_WINDOW``).
 A run with nothing new writes nothing, so sealing is idempotent. The items are read and
 hashed without a lock; the seal is written under the sealing lock only if the head is
 still the one it was built on (``adapters.seal_store``), else built again: two sealers at
@@ -61,6 +62,11 @@ MAX_ITEMS = 10_000
 """Most decisions (and most audit events) one seal takes; a run writes as many seals as
 it needs, each over the oldest items left."""
 
+LATE_COMMIT_WINDOW = timedelta(minutes=1)
+"""A seal also takes items recorded up to this long before the previous seal was made
+that committed after it; older unsealed items were added to a sealed period. Longer than
+any transaction of the service (statements time out after 10 s by default)."""
+
 ATTEMPTS = 5
 """Times one seal is built again when another sealer wrote the head meanwhile."""
 
@@ -68,24 +74,39 @@ SEAL_INTERVAL_S = 30.0
 """How often the worker seals (at least once a minute)."""
 
 
+def _choose(store: SealStore, head: Seal | None, now: datetime,
+            lag: timedelta) -> tuple[datetime, list[Pending], bool]:
+    """The next seal's cutoff and items (oldest first), and whether more wait after it."""
+    floor = late_floor(head, LATE_COMMIT_WINDOW)
+    cutoff = now - lag
+    if head is not None and cutoff < head.cutoff:
+        cutoff = head.cutoff  # a clock that went back never moves the cutoff back
+    decisions, events = store.pending(floor, cutoff, MAX_ITEMS + 1)
+    overflows = [group[MAX_ITEMS][2] for group in (decisions, events)
+                 if len(group) > MAX_ITEMS]
+    if overflows:
+        earliest = min(overflows)
+        if head is not None and earliest < head.cutoff:
+            # More late commits than one seal takes: all of them now, or they would fall
+            # below the next seal's floor.
+            cutoff = head.cutoff
+            decisions, events = store.pending(floor, cutoff, None)
+        elif any(p[2] < earliest for p in decisions + events):
+            cutoff = earliest
+        else:  # all of one moment: that moment whole
+            cutoff = earliest + timedelta(microseconds=1)
+            decisions, events = store.pending(floor, cutoff, None)
+    chosen = sorted((p for p in decisions + events if p[2] < cutoff),
+                    key=lambda p: (p[2], p[0], p[1]))
+    return cutoff, chosen, bool(overflows)
+
+
 def _seal_once(store: SealStore, now: datetime, lag: timedelta) -> tuple[Seal | None, bool]:
     """Writes one seal over the items waiting; (the seal or None, whether more wait)."""
     for _ in range(ATTEMPTS):
-        newest = store.newest(2)
+        newest = store.newest(1)
         head = newest[0] if newest else None
-        cutoff = now - lag
-        if head is not None and cutoff < head.cutoff:
-            cutoff = head.cutoff  # a clock that went back never moves the cutoff back
-        decisions, events = store.pending(late_floor(newest), cutoff, MAX_ITEMS + 1)
-        more = False
-        for group in (decisions, events):
-            if len(group) > MAX_ITEMS:
-                more = True
-                overflow = group[MAX_ITEMS][2]
-                if head is None or overflow > head.cutoff:
-                    cutoff = min(cutoff, overflow)
-        chosen: list[Pending] = sorted((p for p in decisions + events if p[2] < cutoff),
-                                       key=lambda p: (p[2], p[0], p[1]))
+        cutoff, chosen, more = _choose(store, head, now, lag)
         if not chosen:
             return None, False
         items = [SealedItem(kind, item_id, at, content_hash(content))
@@ -264,7 +285,7 @@ def verify(store: SealStore, archive_dir: Path | None = None,
         _check_items(store, current, items, archives, report)
         previous = current
     report.seals = len(seals)
-    floor = late_floor(seals[::-1])
+    floor = late_floor(seals[-1] if seals else None, LATE_COMMIT_WINDOW)
     if floor is not None:
         report.problems += [added_problem(kind, item_id, at, floor)
                             for kind, item_id, at in store.unsealed_before(floor)]

@@ -133,7 +133,8 @@ def test_tampering_by_sql_is_named_by_verify(
         text("SELECT min(id) FROM audit_events")).scalar_one())
     _sql(container, "UPDATE audit_events SET actor = 'mallory' WHERE id = :id", id=event)
     [inserted] = _write(container, [_record(rid, at - 5 * HOUR)])   # in seal 1's period
-    [late] = _write(container, [_record(rid, at + 2 * HOUR + timedelta(minutes=1))])
+    # Recorded 30 s before seal 2 was made, committed after it: a late commit.
+    [late] = _write(container, [_record(rid, at + 3 * HOUR - timedelta(seconds=30))])
 
     code, lines = _cli(container, monkeypatch, capsys, "audit", "verify")
     assert code == 1
@@ -142,7 +143,7 @@ def test_tampering_by_sql_is_named_by_verify(
     assert f"decision {deleted}: missing (sealed in seal 1)" in report
     assert f"audit event {event}: content changed since seal 1" in report
     assert f"decision {inserted}: added to a sealed period" in report
-    # A late commit after seal 2 (recorded after seal 1's cutoff) is never reported...
+    # A late commit (within a minute of its recorded time) is never reported...
     assert late not in report and later[0] not in report
     assert lines[-1].startswith("4 problems in ")
     # ... and the next seal takes it; the row slipped into seal 1's period stays outside.
@@ -301,3 +302,29 @@ def test_an_archived_month_verifies_against_its_archive(
     report = seals.verify(store, tmp_path)
     assert any("does not match its manifest" in p for p in report.problems)
     assert f"decision {archived[0]}: missing (sealed in seal 1)" in report.problems
+
+
+def test_a_backlog_larger_than_one_seal_is_sealed_in_order_without_a_gap(
+        history: dict[str, object], container: Container,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    at, rid = history["at"], history["ruleset_id"]
+    assert isinstance(at, datetime) and isinstance(rid, int)
+    monkeypatch.setattr(seals, "MAX_ITEMS", 4)
+    same_moment = at - 30 * timedelta(minutes=1)
+    _write(container, [_record(rid, at - timedelta(minutes=m)) for m in range(1, 12)]
+           + [_record(rid, same_moment) for _ in range(6)])   # more than a seal, tied
+    store = container.seal_store()
+    written = seals.seal(store, at + HOUR)
+    assert len(written) > 3
+    assert sum(s.items for s in written) == sum(_sealed_counts(container))
+    cutoffs = [s.cutoff for s in written]
+    assert cutoffs == sorted(cutoffs)
+    report = seals.verify(store)
+    assert report.intact, report.problems
+    # Late commits, more than one seal takes, all below the newest cutoff: none is lost.
+    _write(container, [_record(rid, at + 90 * timedelta(minutes=1))])
+    [recent] = seals.seal(store, at + 2 * HOUR)
+    _write(container, [_record(rid, recent.cutoff - timedelta(seconds=s)) for s in range(1, 7)])
+    assert len(seals.seal(store, at + 2 * HOUR + timedelta(seconds=30))) == 1
+    assert seals.verify(store).intact
+    assert _count(container, SealItemRow.__table__) == sum(_sealed_counts(container))

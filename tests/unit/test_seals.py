@@ -233,10 +233,13 @@ def test_an_item_changed_or_missing_is_named_with_its_seal() -> None:
     assert check_item(event, 1, None) == "audit event 12: missing (sealed in seal 1)"
 
 
-def test_the_late_commit_floor_is_the_cutoff_of_the_seal_before_the_newest() -> None:
-    seals = [s for s, _ in _chain(3)][::-1]
-    assert late_floor(seals[2:]) is None
-    assert late_floor(seals) == seals[1].cutoff
+def test_the_late_commit_floor_is_the_cutoff_or_a_window_before_the_seal() -> None:
+    window = timedelta(minutes=1)
+    assert late_floor(None, window) is None
+    recent = Seal.make(None, [_digest(1)], AT - timedelta(seconds=5), AT)
+    assert late_floor(recent, window) == AT - window       # the window is earlier
+    catching_up = Seal.make(None, [_digest(1)], AT - timedelta(days=3), AT)
+    assert late_floor(catching_up, window) == AT - timedelta(days=3)   # the cutoff is
 
 
 def test_a_proof_verifies_and_a_proof_of_another_hash_does_not() -> None:
