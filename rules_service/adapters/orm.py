@@ -553,7 +553,11 @@ class SealItemRow(Base):
     (the primary key), so two sealers can never seal it twice."""
 
     __tablename__ = "seal_items"
-    __table_args__ = (UniqueConstraint("seal", "position"),)
+    __table_args__ = (
+        UniqueConstraint("seal", "position"),
+        # The retention names the seals covering a month from its decisions' times.
+        Index("ix_seal_items_kind_recorded_at", "kind", "recorded_at"),
+    )
 
     kind: Mapped[str] = mapped_column(String(12), primary_key=True)
     item_id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -45,9 +45,11 @@ def upgrade() -> None:
                                 name="fk_seal_items_seal_seals"),
         sa.UniqueConstraint("seal", "position", name="uq_seal_items_seal_position"),
     )
+    op.create_index("ix_seal_items_kind_recorded_at", "seal_items", ["kind", "recorded_at"])
 
 
 def downgrade() -> None:
     """Reverts this revision: the seals are gone, the decisions and events stay."""
+    op.drop_index("ix_seal_items_kind_recorded_at", table_name="seal_items")
     op.drop_table("seal_items")
     op.drop_table("seals")
