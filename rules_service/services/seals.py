@@ -224,11 +224,20 @@ class Archives:
                 self.problems.append(f"archive {archive.name}: does not match its manifest "
                                      f"{path.name}")
                 continue
-            with gzip.open(archive, "rt", encoding="utf-8") as lines:
-                for line in lines:
-                    record = json.loads(line)
-                    hashes[record["decision_id"]] = content_hash(_archived(record))
+            try:
+                hashes.update(_archive_hashes(archive))
+            except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+                self.problems.append(f"archive {archive.name}: unreadable ({exc!r})")
         return hashes
+
+
+def _archive_hashes(archive: Path) -> dict[str, str]:
+    hashes = {}
+    with gzip.open(archive, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            hashes[str(record["decision_id"])] = content_hash(_archived(record))
+    return hashes
 
 
 def _archived(record: dict[str, Any]) -> dict[str, Any]:

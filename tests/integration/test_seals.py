@@ -5,6 +5,7 @@ head, ``audit prove`` prints a path that verifies, and archived months still ver
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import threading
 from datetime import datetime, timedelta
@@ -302,6 +303,14 @@ def test_an_archived_month_verifies_against_its_archive(
     report = seals.verify(store, tmp_path)
     assert any("does not match its manifest" in p for p in report.problems)
     assert f"decision {archived[0]}: missing (sealed in seal 1)" in report.problems
+
+    # An archive rewritten with its manifest's sha256 but not gzip JSON Lines is named.
+    archive.write_bytes(b"not gzip")
+    manifest["sha256"] = hashlib.sha256(b"not gzip").hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    code, lines = _cli(container, monkeypatch, capsys, "audit", "verify", "--archive",
+                       str(tmp_path))
+    assert code == 1 and any(f"archive {archive.name}: unreadable" in line for line in lines)
 
 
 def test_a_backlog_larger_than_one_seal_is_sealed_in_order_without_a_gap(
