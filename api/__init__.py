@@ -44,6 +44,7 @@ BLUEPRINT_MODULES: tuple[str, ...] = (
     "api.reports",
     "api.subscriptions",
     "api.deliveries",
+    "api.seals",
     "api.pages",
 )
 """Modules whose ``bp`` blueprint is registered, in this order."""

@@ -16,6 +16,7 @@ from rules_service.adapters.database import (
 from rules_service.adapters.decision_log import GroupCommitWriter
 from rules_service.adapters.orm import utcnow
 from rules_service.adapters.rollup_fold import RollupFolder
+from rules_service.adapters.seal_store import SealStore
 from rules_service.adapters.unit_of_work import Clock, UnitOfWork, UnitOfWorkFactory
 from rules_service.config import Settings
 from rules_service.domain.evaluator import Evaluator
@@ -70,6 +71,10 @@ class Container:
 
             self._schema_head = head_revision(self.settings.database_url)
         return self._schema_head
+
+    def seal_store(self) -> SealStore:
+        """The seals of this database (``services.seals``)."""
+        return SealStore(self.engine)
 
     def uow(self) -> UnitOfWork:
         """A fresh unit of work (one per request or thread: they are not thread-safe)."""

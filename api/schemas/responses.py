@@ -579,3 +579,14 @@ class ReadinessSchema(Schema):
                                     metadata={"description": "the newest migration of this "
                                                              "code"})
     reason = fields.String(allow_none=True, metadata={"description": "why not ready"})
+
+
+class SealSchema(Schema):
+    """GET /v1/seals/latest."""
+
+    seal = fields.Integer(metadata={"description": "the seal's number, from 1"})
+    hash = fields.String(metadata={"description": "hex SHA-256 over the seal's number, the "
+                                                  "previous seal's hash, its Merkle root, "
+                                                  "item count, cutoff and time"})
+    sealed_at = fields.String(metadata={"format": "date-time"})
+    items = fields.Integer(metadata={"description": "decisions and audit events it covers"})

@@ -608,3 +608,39 @@ class ShadowResultRow(Base):
     active_outcome: Mapped[str] = mapped_column(String(10))
     shadow_outcome: Mapped[str | None] = mapped_column(String(10), nullable=True)
     fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SealRow(Base):
+    """One seal of the decision log and the audit trail (``domain.seals.Seal``): the
+    Merkle root of its items, chained to the previous seal by its hash."""
+
+    __tablename__ = "seals"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    root: Mapped[str] = mapped_column(String(64))
+    items: Mapped[int] = mapped_column(Integer)
+    # Items recorded before this moment were sealed (later ones wait for the next seal).
+    cutoff: Mapped[datetime] = mapped_column(UTCDateTime())
+    sealed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class SealItemRow(Base):
+    """One decision or audit event as its seal recorded it: the content hash, the leaf's
+    place in the seal's Merkle tree, and the item's recorded time. An item is sealed once
+    (the primary key), so two sealers can never seal it twice."""
+
+    __tablename__ = "seal_items"
+    __table_args__ = (
+        UniqueConstraint("seal", "position"),
+        # The retention names the seals covering a month from its decisions' times.
+        Index("ix_seal_items_kind_recorded_at", "kind", "recorded_at"),
+    )
+
+    kind: Mapped[str] = mapped_column(String(12), primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seal: Mapped[int] = mapped_column(ForeignKey("seals.number"))
+    position: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    hash: Mapped[str] = mapped_column(String(64))

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from rules_service.cli import db, local, operate, report, server, tables, worker
+from rules_service.cli import audit, db, local, operate, report, server, tables, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Versioned, owner-approved business rules.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (local, tables, db, operate, server, worker, report):
+    for module in (local, tables, db, audit, operate, server, worker, report):
         module.register(sub)
     return parser
 

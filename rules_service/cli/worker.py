@@ -2,7 +2,9 @@
 escalation timers (``services.delivery.Worker``); while it runs it also folds recorded
 decisions into the rollups (``adapters.rollup_fold``), as each API process does, and decides
 recorded decisions again with each version in shadow
-(``services.shadow_runner.ShadowRunner``, in a thread of its own)."""
+(``services.shadow_runner.ShadowRunner``, in a thread of its own), and seals the decision
+log and the audit trail every ``services.seals.SEAL_INTERVAL_S`` seconds in a thread of its
+own."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     """Registers this module's subcommands."""
     p = sub.add_parser("worker", help="deliver notifications (webhooks, email), walk "
                                       "overdue escalations along their runbook's path and "
-                                      "run the versions in shadow")
+                                      "run the versions in shadow and seal the decision log")
     p.add_argument("--once", action="store_true",
                    help="make one pass and exit (for cron or a test)")
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
@@ -67,9 +69,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from rules_service.adapters.rollup_fold import fold_pending
+    from rules_service.adapters.seal_store import SealStore
     from rules_service.bootstrap import bootstrap
     from rules_service.config import Settings, SettingsError
     from rules_service.log_format import configure_stderr
+    from rules_service.services import seals
     from rules_service.services.delivery import DeliverySettings, Worker
     from rules_service.services.shadow_runner import ShadowRunner, ShadowSettings
 
@@ -89,6 +93,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
             shadowed = shadows.catch_up()
             report = worker.run_once()
             folded = fold_pending(container.engine)
+            sealed = seals.seal(SealStore(container.engine), container.clock())
+            print(f"seals written {len(sealed)}")
             print(f"escalation steps {report.escalation_steps}, events "
                   f"{report.events_dispatched}, delivered {report.delivered}, failed "
                   f"{report.failed}, dead {report.dead}, decisions folded into the "
@@ -108,9 +114,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
         runner = threading.Thread(target=shadows.run, args=(stop,), name="shadow-runner",
                                   daemon=True)
         runner.start()
-        log.info("worker started: delivering and running shadows (SIGTERM to stop)")
-        worker.run(stop)
-        runner.join(timeout=30)
+        sealer = threading.Thread(
+            target=seals.run_sealer, name="sealer",
+            args=(SealStore(container.engine), stop, container.clock,
+                  lambda exc: log.warning("sealing failed (%s); trying again shortly", exc)))
+        sealer.start()
+        log.info("worker started: delivering, running shadows and sealing (SIGTERM to stop)")
+        try:
+            worker.run(stop)
+        finally:
+            stop.set()
+            sealer.join()
+            runner.join(timeout=30)
         return 0
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

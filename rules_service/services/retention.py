@@ -11,7 +11,10 @@ For each calendar month (UTC) that ended before ``now - older_than``, oldest fir
    outcome, caller, timing) with its escalation and that escalation's steps, readable with
    ``zcat FILE | jq``. The file is read back: it must hold exactly as many lines, each
    valid JSON, as the month has decisions. Then ``...manifest.json`` records the month,
-   the counts and the file's sha256 (``sha256sum`` prints the same).
+   the counts, the file's sha256 (``sha256sum`` prints the same) and the seals that list
+   the month's decisions (``services.seals``: number, hash, Merkle root, item count), so
+   ``rules-service audit verify --archive DIR`` still checks each removed decision
+   against its seal.
 3. Only then is the month removed, after checking in the removing transaction that it
    still holds the rows archived and no open escalation: on PostgreSQL its partitions of
    ``decisions`` and ``escalations`` are detached and dropped; on SQLite its decisions
@@ -44,6 +47,7 @@ from rules_service.adapters.retention_store import (
     RetentionStore,
     prune_notifications,
 )
+from rules_service.adapters.seal_store import SealStore
 from rules_service.services.views import iso
 
 
@@ -175,6 +179,8 @@ def archive_month(engine: Database, month: Month, directory: Path, stamp: str,
         "decisions": decisions, "escalations": escalations, "database": database,
         "written_at": stamp,
         "format": "gzip JSON Lines: one decision per line, with its escalation and steps",
+        "seals": [{"seal": s.number, "hash": s.hash, "root": s.root, "items": s.items}
+                  for s in SealStore(engine).covering(month.start, month.end)],
     }
     manifest_path = directory / f"{base}.manifest.json"
     with _private_open(manifest_path) as out:
