@@ -57,8 +57,11 @@ from rules_service.services.views import (
 # --------------------------------------------------------------------------- helpers
 
 
-def resolve_actor(uow: AbstractUnitOfWork, name: str) -> Actor:
-    """The acting principal, inside the caller's transaction; 401 when unknown or revoked."""
+def resolve_actor(uow: AbstractUnitOfWork, name: str | Actor) -> Actor:
+    """The acting principal, inside the caller's transaction; 401 when unknown or revoked.
+    An ``Actor`` given as such (the operator at the database's console) stands as it is."""
+    if isinstance(name, Actor):
+        return name
     who = uow.actors.get(name)
     if who is None:
         raise Unauthenticated(f"no such principal, or revoked: {name}")
@@ -295,7 +298,8 @@ def rollback(uow: AbstractUnitOfWork, name: str, *, to_version: int, reason: str
     return RollbackResult(name, to_version, previous)
 
 
-def pause(uow: AbstractUnitOfWork, name: str, *, reason: str, actor: str) -> RulesetDetail:
+def pause(uow: AbstractUnitOfWork, name: str, *, reason: str,
+          actor: str | Actor) -> RulesetDetail:
     """Stops automatic decisions of ``name``: from now on (within the live state's
     freshness bound in every process) each decision escalates to the approver with
     ``reason``. 403 unless operations_owner/business_owner of the active version or admin;
@@ -319,7 +323,7 @@ def may_pause(uow: AbstractUnitOfWork, name: str, actor: str) -> bool:
         return active is not None and pausing.may_pause(who, active.ruleset)
 
 
-def resume(uow: AbstractUnitOfWork, name: str, *, actor: str) -> RulesetDetail:
+def resume(uow: AbstractUnitOfWork, name: str, *, actor: str | Actor) -> RulesetDetail:
     """The rules of ``name`` decide again; the same people as ``pause``; 409
     ``not_paused``. Audited and told as ``ruleset.resumed``."""
     activate_due(uow)

@@ -46,8 +46,6 @@ def test_pause_and_resume_from_the_command_line(api: Api, container: Container,
 def test_the_actor_comes_from_the_environment_and_needs_authority(
         api: Api, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["pause", NAME, "--reason", "look"]) == 1
-    assert "--as NAME or RULES_SERVICE_ACTOR" in capsys.readouterr().err
     monkeypatch.setenv("RULES_SERVICE_ACTOR", "dev")
     assert main(["pause", NAME, "--reason", "look"]) == 1
     assert "neither operations_owner nor business_owner" in capsys.readouterr().err
@@ -60,3 +58,16 @@ def test_the_actor_comes_from_the_environment_and_needs_authority(
     assert api.get(BASE).get_json()["paused"]["by"] == "ops-backup"
     assert main(["pause", "nope", "--reason", "look"]) == 1
     assert "nope" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("active", "cli_env")
+def test_without_a_name_the_console_user_acts_as_an_admin(
+        api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pause", NAME, "--reason", "look"]) == 0
+    paused = api.get(BASE).get_json()["paused"]
+    assert paused["by"].startswith("console:") and paused["reason"] == "look"
+    assert main(["resume", NAME]) == 0
+    assert api.get(BASE).get_json()["paused"] is None
+    events = api.get(f"{BASE}/audit").get_json()["events"]
+    by_console = {e["action"] for e in events if str(e.get("actor")).startswith("console:")}
+    assert {"paused", "resumed"} <= by_console
