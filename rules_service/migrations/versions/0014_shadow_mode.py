@@ -1,7 +1,7 @@
 """Shadow mode: versions deciding live traffic beside the active one, and their results.
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0013
 Create Date: 2026-12-03 02:40:00
 
 Only adds two tables: code of the previous revision runs against this schema unchanged.
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0010"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
