@@ -16,6 +16,7 @@ from api.schemas import (
     DiffQuery,
     DiffSchema,
     PauseRequest,
+    ResumeRequest,
     RollbackRequest,
     RollbackSchema,
     RulesetDetailSchema,
@@ -84,8 +85,9 @@ def pause(name: str, body: dict[str, Any]) -> Response:
 
 
 @bp.post("/<name>/resume")
-@documented(responses={200: RulesetDetailSchema}, errors=(403, 404, 409))
-def resume(name: str) -> Response:
+@documented(body=ResumeRequest, body_optional=True, responses={200: RulesetDetailSchema},
+            errors=(403, 404, 409))
+def resume(name: str, body: dict[str, Any]) -> Response:
     """End the pause: the rules decide again."""
     detail = governance.resume(container().uow(), name, actor=current_principal().name)
     return dump(RulesetDetailSchema, detail.to_dict())

@@ -83,6 +83,11 @@ class PauseRequest(Schema):
                                                     "escalation while paused carries it"})
 
 
+class ResumeRequest(Schema):
+    """Body of POST /v1/rulesets/{name}/resume: optional, and has no fields (a body sent
+    must still be a JSON object)."""
+
+
 class EvaluateRequest(Schema):
     """Body of POST /v1/rulesets/{name}/evaluate."""
 

@@ -16,7 +16,7 @@ import pytest
 from alembic import command
 from sqlalchemy import MetaData, Table, func, insert, select, text
 
-from rules_service.adapters import migrations_runner, partitions
+from rules_service.adapters import migrations_runner, partitions, rollup_fold
 from rules_service.adapters.database import make_engine
 from rules_service.adapters.decision_log import DecisionRecord, EscalationRecord, write_decisions
 from rules_service.adapters.orm import (
@@ -58,7 +58,9 @@ def _ruleset_id(api: Api, container: Container) -> int:
 
 def _write(container: Container, records: list[DecisionRecord]) -> set[str]:
     with container.engine.begin() as conn:
-        return write_decisions(conn, records)
+        written = write_decisions(conn, records)
+    rollup_fold.fold_pending(container.engine)  # counted, as the background fold does
+    return written
 
 
 def _count(container: Container, table: Any, *where: Any) -> int:
