@@ -24,6 +24,10 @@ def _configure(connection: Connection) -> None:
         target_metadata=target_metadata,
         # SQLite cannot ALTER most things: batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
+        # Each migration commits on its own, so the locks one takes are released before the
+        # next starts: instances still running on the old schema wait for one step, not for
+        # the whole upgrade.
+        transaction_per_migration=True,
         compare_type=True,
         include_name=include_name,
         include_object=include_object,

@@ -20,16 +20,20 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """Applies this revision."""
+    # The decision log first, then the rulesets: the order in which a running instance's
+    # decision transaction takes them (its insert, then the ruleset row its foreign keys
+    # name), so this migration waits behind such a transaction instead of deadlocking with
+    # it (the instance would answer that request 503).
+    # On PostgreSQL the decision log is partitioned: a column added to the parent table
+    # reaches every partition.
+    op.add_column("decisions", sa.Column("paused_outcome", sa.String(10), nullable=True))
+    op.add_column("decisions", sa.Column("paused_reason", sa.Text(), nullable=True))
     op.add_column("rulesets", sa.Column("paused_by", sa.String(200), nullable=True))
     op.add_column("rulesets", sa.Column("paused_at", sa.DateTime(timezone=True),
                                         nullable=True))
     op.add_column("rulesets", sa.Column("paused_reason", sa.Text(), nullable=True))
     op.add_column("rulesets", sa.Column("review_told_at", sa.DateTime(timezone=True),
                                         nullable=True))
-    # On PostgreSQL the decision log is partitioned: a column added to the parent table
-    # reaches every partition.
-    op.add_column("decisions", sa.Column("paused_outcome", sa.String(10), nullable=True))
-    op.add_column("decisions", sa.Column("paused_reason", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
