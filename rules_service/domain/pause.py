@@ -79,8 +79,9 @@ def start(current: Pause | None, actor: str, reason: str, now: datetime,
     """The pause that begins now; 409 ``already_paused`` when one is on."""
     if current is not None:
         raise Conflict("already_paused", f"ruleset {name} is already {current.sentence()}",
-                       [{"by": current.by, "at": current.at.isoformat(),
-                         "reason": current.reason}])
+                       [{"place": "paused",
+                         "message": f"paused by {current.by} since "
+                                    f"{current.at.isoformat()}: {current.reason}"}])
     return Pause(actor, now, reason)
 
 
