@@ -129,7 +129,9 @@ def check_shadowable(version: Version) -> None:
         raise Conflict("not_shadowable",
                        f"version {version.number} is {version.status.value}: only a pending "
                        f"or approved version can run in shadow",
-                       [{"status": version.status.value}])
+                       [{"place": "status",
+                         "message": f"version {version.number} is "
+                                    f"{version.status.value}"}])
 
 
 def end_reason_for(action: str) -> EndReason:
