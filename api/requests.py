@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import Request, request
 from marshmallow import Schema
-from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.routing import IntegerConverter, UnicodeConverter
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
+from werkzeug.routing import IntegerConverter, UnicodeConverter, ValidationError
 from werkzeug.routing.map import Map
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream, get_content_length
@@ -39,6 +39,14 @@ class VersionNumberConverter(IntegerConverter):
 
     def __init__(self, map: Map) -> None:  # werkzeug's parameter name
         super().__init__(map, min=1, max=MAX_VERSION_NUMBER)
+
+    def to_python(self, value: str) -> Any:
+        """The number, or 404 at once: a ValidationError would let werkzeug try the same
+        path's routes for other methods and answer 405 naming them."""
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            raise NotFound() from None
 
 
 class TextConverter(UnicodeConverter):
