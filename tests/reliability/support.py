@@ -124,7 +124,8 @@ def open_fds(processes: list[psutil.Process]) -> int:
 
 def fd_kinds(processes: list[psutil.Process], database_url: str) -> Counter[str]:
     """What the open descriptors are: ``database`` (SQLite's files and lock, PostgreSQL
-    sockets) and everything else by process role and target (a leak's diagnosis)."""
+    sockets), ``metrics`` (the multiprocess metric files) and everything else by process
+    role and target (a leak's diagnosis)."""
     url = make_url(database_url)
     sqlite_path = url.database if url.get_backend_name() == "sqlite" else None
     pg_port = None if sqlite_path else (url.port or 5432)
@@ -143,6 +144,10 @@ def fd_kinds(processes: list[psutil.Process], database_url: str) -> Counter[str]
                 continue
             if int(fd) in database_sockets or (sqlite_path and target.startswith(sqlite_path)):
                 kinds["database"] += 1
+            elif "/rules-service-metrics-" in target:
+                # prometheus_client's multiprocess files: one per kind of metric (counter,
+                # gauge, histogram...) per process, opened when the first such is observed.
+                kinds["metrics"] += 1
             else:
                 kinds[f"{role} {target.split(':[')[0]}"] += 1
     return kinds
