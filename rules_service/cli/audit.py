@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rules_service.cli.db import _guarded
+from rules_service.cli.db import guarded
 from rules_service.config import Settings
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                                          "verify the seals, prove one decision")
     words = audit.add_subparsers(dest="audit_command", required=True, metavar="WORD")
     p = words.add_parser("seal", help="seal every decision and audit event not yet sealed")
-    p.set_defaults(handler=_guarded(cmd_seal))
+    p.set_defaults(handler=guarded(cmd_seal))
     p = words.add_parser("verify", help="recompute every seal and name each item changed, "
                                         "missing or added to a sealed period (exit 1)")
     p.add_argument("--archive", metavar="DIR",
@@ -32,10 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                         "are checked against their archives")
     p.add_argument("--head", metavar="NUMBER:HASH",
                    help="a seal kept outside the database; the chain must hold it")
-    p.set_defaults(handler=_guarded(cmd_verify))
+    p.set_defaults(handler=guarded(cmd_verify))
     p = words.add_parser("prove", help="print the Merkle path from a decision to its seal")
     p.add_argument("decision_id")
-    p.set_defaults(handler=_guarded(cmd_prove))
+    p.set_defaults(handler=guarded(cmd_prove))
 
 
 def _store() -> SealStore:

@@ -22,31 +22,31 @@ if TYPE_CHECKING:
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _fail(message: str, details: list[str] | tuple[str, ...] = ()) -> int:
+def fail(message: str, details: list[str] | tuple[str, ...] = ()) -> int:
     print(f"error: {message}", file=sys.stderr)
     for line in details:
         print(f"  {line}", file=sys.stderr)
     return 1
 
 
-def _details(exc: DomainError) -> list[str]:
+def error_details(exc: DomainError) -> list[str]:
     problems = getattr(exc, "problems", ()) or ()
     return [str(p) for p in problems]
 
 
-def _guarded(handler: Handler) -> Handler:
+def guarded(handler: Handler) -> Handler:
     """Turns expected failures into a plain message and exit status 1, never a traceback."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
         except SettingsError as exc:
-            return _fail(f"configuration: {exc}")
+            return fail(f"configuration: {exc}")
         except DomainError as exc:
-            return _fail(exc.message, _details(exc))
+            return fail(exc.message, error_details(exc))
         except SQLAlchemyError as exc:
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            return _fail(f"database error: {reason}",
+            return fail(f"database error: {reason}",
                          ["is the database reachable, and has 'rules-service db upgrade' "
                           "been run?"])
 
@@ -54,7 +54,7 @@ def _guarded(handler: Handler) -> Handler:
 
 
 @contextmanager
-def _container() -> Iterator[Container]:
+def open_container() -> Iterator[Container]:
     from rules_service.bootstrap import bootstrap
 
     container: Container | None = None
@@ -90,7 +90,7 @@ def _db_downgrade(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     if args.revision not in migrations_runner.known_revisions(settings.database_url):
-        return _fail(f"unknown revision {args.revision!r}",
+        return fail(f"unknown revision {args.revision!r}",
                      ["give the newest migration of the release to go back to "
                       "(its 'rules-service db current' said it)"])
     migrations_runner.downgrade(settings.database_url, args.revision)
@@ -125,7 +125,7 @@ def _db_partitions(args: argparse.Namespace) -> int:
     from rules_service.adapters.orm import utcnow
 
     if args.ahead < 0:
-        return _fail("--ahead must be 0 or more months")
+        return fail("--ahead must be 0 or more months")
     settings = Settings.from_env()
     engine = make_engine(settings.database_url)
     try:
@@ -171,14 +171,14 @@ def _db_retention(args: argparse.Namespace) -> int:
     elif archive is not None and archive.exists() and not archive.is_dir():
         problems.append(f"--archive: {archive} is not a directory")
     if problems or older_than is None:
-        return _fail("cannot apply retention", problems)
+        return fail("cannot apply retention", problems)
     engine = make_engine(settings.database_url)
     try:
         report = retention.apply_retention(engine, older_than=older_than,
                                            archive_dir=archive or Path("."), now=utcnow(),
                                            dry_run=args.dry_run)
     except (retention.RetentionError, OSError) as exc:
-        return _fail(f"retention stopped: {exc}", ["the month named was not removed"])
+        return fail(f"retention stopped: {exc}", ["the month named was not removed"])
     finally:
         engine.dispose()
     for line in report.lines():
@@ -193,7 +193,7 @@ def _db_backup(args: argparse.Namespace) -> int:
     try:
         report = backup.backup_sqlite(settings.database_url, Path(args.path))
     except (backup.BackupError, OSError) as exc:
-        return _fail(f"no backup made: {exc}")
+        return fail(f"no backup made: {exc}")
     print(f"backed up {report.source} to {report.target} ({report.size_bytes} bytes, "
           f"readable by you only)")
     return 0
@@ -211,7 +211,7 @@ def _safe_url(url: str) -> str:
 def _principals_add(args: argparse.Namespace) -> int:
     from rules_service.services import principals
 
-    with _container() as c:
+    with open_container() as c:
         issued = principals.add_principal(c.uow(), args.name, is_admin=args.admin,
                                           is_automation=args.automation)
     kind = "admin" if issued.principal.is_admin else (
@@ -225,7 +225,7 @@ def _principals_add(args: argparse.Namespace) -> int:
 def _principals_token(args: argparse.Namespace) -> int:
     from rules_service.services import principals
 
-    with _container() as c:
+    with open_container() as c:
         issued = principals.issue_token(c.uow(), args.name)
     print(f"new token for {issued.principal.name}; it is shown only once.")
     print(issued.token)
@@ -235,7 +235,7 @@ def _principals_token(args: argparse.Namespace) -> int:
 def _principals_revoke(args: argparse.Namespace) -> int:
     from rules_service.services import principals
 
-    with _container() as c:
+    with open_container() as c:
         principals.revoke_principal(c.uow(), args.name)
     print(f"revoked every token of {args.name}")
     return 0
@@ -244,7 +244,7 @@ def _principals_revoke(args: argparse.Namespace) -> int:
 def _principals_list(args: argparse.Namespace) -> int:
     from rules_service.services import principals
 
-    with _container() as c:
+    with open_container() as c:
         rows = principals.list_principals(c.uow())
     for p in rows:
         flags = [f for f, on in (("admin", p.is_admin), ("automation", p.is_automation),
@@ -257,8 +257,8 @@ def _principals_contact(args: argparse.Namespace) -> int:
     from rules_service.services import notifications
 
     if (args.email is None) == (not args.clear):
-        return _fail("give --email ADDRESS, or --clear")
-    with _container() as c:
+        return fail("give --email ADDRESS, or --clear")
+    with open_container() as c:
         notifications.set_contact(c.uow(), args.name, email=None if args.clear else args.email)
     print(f"notifications for {args.name} go to {args.email}" if not args.clear
           else f"{args.name} gets no notifications by email now")
@@ -282,8 +282,8 @@ def _principals_password(args: argparse.Namespace) -> int:
 
     password = _read_password(args.name)
     if password is None:
-        return _fail("the two passwords differ; nothing was changed")
-    with _container() as c:
+        return fail("the two passwords differ; nothing was changed")
+    with open_container() as c:
         accounts.set_password(c.uow(), args.name, password)
     print(f"password set for {args.name}; they can sign in at /sign-in")
     return 0
@@ -297,8 +297,8 @@ def _sync(args: argparse.Namespace) -> int:
 
     directory = Path(args.directory)
     if not directory.is_dir():
-        return _fail(f"not a directory: {directory}")
-    with _container() as c:
+        return fail(f"not a directory: {directory}")
+    with open_container() as c:
         results = sync_directory(c.uow(), c.evaluator, directory, actor=args.actor,
                                  revert=args.revert)
     if args.json:
@@ -334,20 +334,20 @@ def _register_db(sub: argparse._SubParsersAction) -> None:
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     up = db_sub.add_parser("upgrade", help="create or migrate the schema (Alembic)")
     up.add_argument("--revision", default="head", help="target revision (default: head)")
-    up.set_defaults(handler=_guarded(_db_upgrade))
+    up.set_defaults(handler=guarded(_db_upgrade))
     down = db_sub.add_parser("downgrade", help="take the schema back to REVISION (run with "
                                                 "the newer release installed; back up first)")
     down.add_argument("revision", metavar="REVISION")
-    down.set_defaults(handler=_guarded(_db_downgrade))
+    down.set_defaults(handler=guarded(_db_downgrade))
     cur = db_sub.add_parser("current", help="show the schema revision; exit 1 if behind")
-    cur.set_defaults(handler=_guarded(_db_current))
+    cur.set_defaults(handler=guarded(_db_current))
     part = db_sub.add_parser(
         "partitions", help="PostgreSQL: create the decision log's monthly partitions ahead "
                            "and move rows out of the default partitions (idempotent; daily "
                            "from cron)")
     part.add_argument("--ahead", type=int, default=3, metavar="MONTHS",
                       help="months after this one to have partitions for (default 3)")
-    part.set_defaults(handler=_guarded(_db_partitions))
+    part.set_defaults(handler=guarded(_db_partitions))
     ret = db_sub.add_parser(
         "retention", help="archive whole months of decisions older than the retention "
                           "period to gzip JSON Lines, verify, then drop (PostgreSQL) or "
@@ -357,12 +357,12 @@ def _register_db(sub: argparse._SubParsersAction) -> None:
     ret.add_argument("--archive", metavar="DIR", help="where the archives and manifests go")
     ret.add_argument("--dry-run", action="store_true",
                      help="say what would be archived and removed; change nothing")
-    ret.set_defaults(handler=_guarded(_db_retention))
+    ret.set_defaults(handler=guarded(_db_retention))
     bak = db_sub.add_parser(
         "backup", help="SQLite: copy the database to PATH while the service runs (online "
                        "backup; mode 0600); PostgreSQL: use pg_dump")
     bak.add_argument("path", metavar="PATH", help="a new file")
-    bak.set_defaults(handler=_guarded(_db_backup))
+    bak.set_defaults(handler=guarded(_db_backup))
 
 
 def _register_principals(sub: argparse._SubParsersAction) -> None:
@@ -372,24 +372,24 @@ def _register_principals(sub: argparse._SubParsersAction) -> None:
     add.add_argument("name")
     add.add_argument("--admin", action="store_true", help="may do anything")
     add.add_argument("--automation", action="store_true", help="may only evaluate and read")
-    add.set_defaults(handler=_guarded(_principals_add))
+    add.set_defaults(handler=guarded(_principals_add))
     tok = pr_sub.add_parser("token", help="issue a new token to an existing principal")
     tok.add_argument("name")
-    tok.set_defaults(handler=_guarded(_principals_token))
+    tok.set_defaults(handler=guarded(_principals_token))
     rev = pr_sub.add_parser("revoke", help="revoke every token of a principal")
     rev.add_argument("name")
-    rev.set_defaults(handler=_guarded(_principals_revoke))
+    rev.set_defaults(handler=guarded(_principals_revoke))
     con = pr_sub.add_parser("contact", help="set where a principal's notifications go")
     con.add_argument("name")
     con.add_argument("--email", metavar="ADDRESS", help="the email address to notify")
     con.add_argument("--clear", action="store_true", help="remove the address")
-    con.set_defaults(handler=_guarded(_principals_contact))
+    con.set_defaults(handler=guarded(_principals_contact))
     pw = pr_sub.add_parser("password", help="set a person's password for the pages "
                                             "(prompted, or one line on stdin)")
     pw.add_argument("name")
-    pw.set_defaults(handler=_guarded(_principals_password))
+    pw.set_defaults(handler=guarded(_principals_password))
     lst = pr_sub.add_parser("list", help="list principals (never tokens)")
-    lst.set_defaults(handler=_guarded(_principals_list))
+    lst.set_defaults(handler=guarded(_principals_list))
 
 
 def _register_sync(sub: argparse._SubParsersAction) -> None:
@@ -401,4 +401,4 @@ def _register_sync(sub: argparse._SubParsersAction) -> None:
                     help="propose files equal to an older version anyway, undoing the "
                          "versions after it")
     sy.add_argument("--json", action="store_true", help="print the report as JSON")
-    sy.set_defaults(handler=_guarded(_sync))
+    sy.set_defaults(handler=guarded(_sync))

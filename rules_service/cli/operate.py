@@ -15,7 +15,7 @@ import getpass
 import json
 import os
 
-from rules_service.cli.db import _container, _guarded
+from rules_service.cli.db import guarded, open_container
 from rules_service.domain.lifecycle import Actor
 from rules_service.services.views import RulesetDetail
 
@@ -49,7 +49,7 @@ def _pause(args: argparse.Namespace) -> int:
     from rules_service.services import governance
 
     actor = _actor(args)
-    with _container() as c:
+    with open_container() as c:
         detail = governance.pause(c.uow(), args.name, reason=args.reason, actor=actor)
     _print(detail, args.json)
     return 0
@@ -59,7 +59,7 @@ def _resume(args: argparse.Namespace) -> int:
     from rules_service.services import governance
 
     actor = _actor(args)
-    with _container() as c:
+    with open_container() as c:
         detail = governance.resume(c.uow(), args.name, actor=actor)
     _print(detail, args.json)
     return 0
@@ -74,10 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--as", dest="actor", metavar="PRINCIPAL",
                    help=f"who pauses (default: ${ACTOR_ENV}, else the console's user as an admin)")
     p.add_argument("--json", action="store_true", help="print the ruleset as JSON")
-    p.set_defaults(handler=_guarded(_pause))
+    p.set_defaults(handler=guarded(_pause))
     r = sub.add_parser("resume", help="end a pause: the ruleset's rules decide again")
     r.add_argument("name", metavar="NAME")
     r.add_argument("--as", dest="actor", metavar="PRINCIPAL",
                    help=f"who resumes (default: ${ACTOR_ENV}, else the console's user as an admin)")
     r.add_argument("--json", action="store_true", help="print the ruleset as JSON")
-    r.set_defaults(handler=_guarded(_resume))
+    r.set_defaults(handler=guarded(_resume))

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from rules_service.cli.db import _container, _details, _fail, _guarded
+from rules_service.cli.db import error_details, fail, guarded, open_container
 from rules_service.domain.errors import DomainError
 
 
@@ -28,18 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
                              "operations owners (primary and backup) and as the event "
                              "report.weekly to its subscriptions (the worker delivers)")
     weekly.add_argument("--json", action="store_true", help="print JSON instead of text")
-    weekly.set_defaults(handler=_guarded(_weekly))
+    weekly.set_defaults(handler=guarded(_weekly))
 
 
 def _weekly(args: argparse.Namespace) -> int:
     from rules_service.services import weekly_report
 
-    with _container() as container:
+    with open_container() as container:
         try:
             report = weekly_report.weekly_report(container.uow, week=args.week,
                                                  ruleset=args.ruleset)
         except DomainError as exc:
-            return _fail("cannot make the weekly report", _details(exc) or [exc.message])
+            return fail("cannot make the weekly report", error_details(exc) or [exc.message])
         if args.json:
             print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
         else:
