@@ -77,7 +77,10 @@ def _explain_figures(args: argparse.Namespace) -> int:
                       **{k: load[k]["req_per_s"] for k in ("noop", "evaluate", "explain")},
                       "evaluate_vs_noop": load["evaluate_vs_noop"],
                       "explain_vs_noop": load["explain_vs_noop"],
-                      "p50_ms": {k: load[k]["p50_ms"] for k in ("noop", "evaluate", "explain")}}))
+                      "p50_ms": {k: load[k]["p50_ms"] for k in ("noop", "evaluate", "explain")},
+                      "p99_ms": {k: load[k]["p99_ms"] for k in ("noop", "evaluate", "explain")},
+                      "cpu_ms_per_request": {k: load[k]["cpu_ms_per_request"]
+                                             for k in ("noop", "evaluate", "explain")}}))
     return 0
 
 

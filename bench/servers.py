@@ -20,8 +20,8 @@ import psutil
 from bench.common import LOOPBACK, ROOT, BenchError, http
 
 # The settings of every server in the bench (and of the profiles): the machine kind.
-WORKERS = 2
-THREADS = 8
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+THREADS = int(os.environ.get("BENCH_THREADS", "8"))
 WORKER_CLASS = "gthread"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
