@@ -20,6 +20,7 @@ import psutil
 from bench.common import LOOPBACK, ROOT, BenchError, http
 
 # The settings of every server in the bench (and of the profiles): the issue's machine kind.
+# ``gunicorn(..., workers=, threads=)`` overrides them for one server.
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 THREADS = int(os.environ.get("BENCH_THREADS", "8"))
 WORKER_CLASS = "gthread"
@@ -99,30 +100,31 @@ def _group_alive(pgid: int) -> bool:
 
 
 @contextlib.contextmanager
-def gunicorn(name: str, app: str, *, env: dict[str, str], ready_path: str,
-             log_dir: Path) -> Iterator[Server]:
-    """Starts ``gunicorn app`` with the bench's settings and yields once it answers
-    ``ready_path``; stops its process group on the way out."""
+def gunicorn(name: str, app: str, *, env: dict[str, str], ready_path: str, log_dir: Path,
+             workers: int = WORKERS, threads: int = THREADS) -> Iterator[Server]:
+    """Starts ``gunicorn app`` with the bench's settings (``workers`` x ``threads``,
+    gthread) and yields once it answers ``ready_path`` with every worker up; stops its
+    process group on the way out."""
     port = free_port()
     log = log_dir / f"{name}.log"
     # The production settings (rules_service/gunicorn_conf.py: one JSON log line per
     # request, a control socket per master), with the bench's on top.
     cmd = [sys.executable, "-m", "gunicorn", "-c", "python:rules_service.gunicorn_conf",
-           "--workers", str(WORKERS), "--threads",
-           str(THREADS), "--worker-class", WORKER_CLASS, "--bind", f"{LOOPBACK}:{port}",
+           "--workers", str(workers), "--threads",
+           str(threads), "--worker-class", WORKER_CLASS, "--bind", f"{LOOPBACK}:{port}",
            "--graceful-timeout", "5", "--timeout", "120", app]
     with log.open("wb") as out:
         process = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(name, process, port, log)
     try:
-        _wait_ready(server, ready_path)
+        _wait_ready(server, ready_path, workers)
         yield server
     finally:
         _stop(process)
 
 
-def _wait_ready(server: Server, path: str) -> None:
+def _wait_ready(server: Server, path: str, workers: int) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -133,7 +135,7 @@ def _wait_ready(server: Server, path: str) -> None:
             status, _, _ = http("GET", server.base + path, timeout=2)
         except OSError:
             status = 0
-        if status == 200 and len(server.workers()) >= WORKERS:
+        if status == 200 and len(server.workers()) >= workers:
             return
         time.sleep(0.2)
     raise BenchError(f"{server.name} did not answer {path} within {START_TIMEOUT_S:.0f} s; "
