@@ -1,7 +1,8 @@
 """The service under gunicorn on one database, each figure next to a baseline measured in
 the same run: evaluate against a plain no-op Flask endpoint (wrk, interleaved), batches
 and impact replay against the reference evaluator in-process, the dashboard and /metrics on
-a 1,000,000-decision table against one no-op request, and the workers' memory."""
+a 1,000,000-decision table against one no-op request, the workers' memory, and evaluate
+against the no-op once more with both servers under 4 gunicorn workers."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from bench import cpu, seed
 from bench.common import RULESET_NAME, http, log, timed_get
 from bench.databases import PG_ADMIN_DSN, throwaway
 from bench.load import run_wrk
-from bench.servers import Server, gunicorn
+from bench.servers import THREADS, Server, gunicorn
 from rules_service.domain.ruleset import Ruleset
 from rules_service.engine import ReferenceEvaluator
 
@@ -29,6 +30,16 @@ REPLAY = int(os.environ.get("BENCH_REPLAY", "10000"))
 TABLE_DECISIONS = int(os.environ.get("BENCH_DECISIONS", "1000000"))
 GET_REPEATS = 5
 GET_BUDGET_S = float(os.environ.get("BENCH_GET_BUDGET_S", "10"))
+TARGETS = ("noop", "evaluate", "explain")
+RECORDING = ("evaluate", "explain")  # the targets whose requests record decisions
+WARM_CONNECTIONS = 8
+WARM_SECONDS = 3
+# The second pair of servers: evaluate and the no-op at 32 connections, each under
+# MORE_WORKERS gunicorn workers (THREADS threads each), without explain.
+MORE_WORKERS = 4
+MORE_WORKERS_CONNECTIONS = (32,)
+MORE_WORKERS_TARGETS = ("noop", "evaluate")
+MORE_WORKERS_KEY = f"workers_{MORE_WORKERS}"  # where run() puts these figures
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -49,29 +60,63 @@ def measured_wrk(server: Server, path: str, *, bodies: Path, token: str, connect
 
 def evaluate_load(svc: Server, noop: Server, bodies: Path, token: str,
                   connections_each: tuple[int, ...] = CONNECTIONS, rounds_each: int = WRK_ROUNDS,
-                  seconds: float = WRK_SECONDS,
-                  database_pids: list[int] | None = None) -> dict[str, Any]:
-    """wrk on the no-op, evaluate and evaluate with ``?explain=true``, alternating, so many
-    rounds per connection count, each run with its CPU per request."""
+                  seconds: float = WRK_SECONDS, database_pids: list[int] | None = None,
+                  targets: tuple[str, ...] = TARGETS) -> dict[str, Any]:
+    """wrk on the no-op, evaluate and evaluate with ``?explain=true`` (or the ``targets``
+    among them, the no-op always included), alternating, so many rounds per connection
+    count, each run with its CPU per request; each target's rate also as a ratio to the
+    no-op's (``evaluate_vs_noop``, ``explain_vs_noop``)."""
+    if "noop" not in targets or not set(targets) <= set(TARGETS):
+        raise ValueError(f"targets must include 'noop' and come from {TARGETS}: {targets}")
     url = f"/v1/rulesets/{RULESET_NAME}/evaluate"
     urls = {"noop": url, "evaluate": url, "explain": url + "?explain=true"}
+    servers = {"noop": noop, "evaluate": svc, "explain": svc}
     out: dict[str, Any] = {}
     for connections in connections_each:
-        rounds: dict[str, list[dict[str, Any]]] = {"noop": [], "evaluate": [], "explain": []}
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
         for _ in range(rounds_each):
-            for name, server in (("noop", noop), ("evaluate", svc), ("explain", svc)):
+            for name in targets:
+                server = servers[name]
                 rounds[name].append(measured_wrk(
                     server, urls[name], bodies=bodies, token=token, connections=connections,
                     seconds=seconds,
                     database_pids=database_pids if server is svc else None))
         summary: dict[str, Any] = {name: _combine(runs) for name, runs in rounds.items()}
-        summary["evaluate_vs_noop"] = _ratio(summary["evaluate"]["req_per_s"],
-                                             summary["noop"]["req_per_s"])
-        summary["explain_vs_noop"] = _ratio(summary["explain"]["req_per_s"],
-                                            summary["noop"]["req_per_s"])
+        for name in targets:
+            if name != "noop":
+                summary[f"{name}_vs_noop"] = _ratio(summary[name]["req_per_s"],
+                                                    summary["noop"]["req_per_s"])
         summary["rounds"] = rounds
         out[f"c{connections}"] = summary
     return out
+
+
+def _warm_up(svc: Server, noop: Server, bodies: Path, token: str) -> dict[str, Any]:
+    """A few seconds of evaluate on each server (engine processes started, rulesets
+    loaded, pools filled) before anything is measured: the wrk result of each."""
+    url = f"/v1/rulesets/{RULESET_NAME}/evaluate"
+    return {name: run_wrk(server.base + url, bodies=bodies, token=token,
+                          connections=WARM_CONNECTIONS, seconds=WARM_SECONDS)
+            for name, server in (("noop", noop), ("evaluate", svc))}
+
+
+def _recording_runs(warm: dict[str, Any], load: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every wrk run whose requests record decisions: the service's warm-up and each
+    evaluate run, plain or explain, of ``load``."""
+    return [warm["evaluate"]] + [run for summary in load.values() for name in RECORDING
+                                 for run in summary["rounds"].get(name, [])]
+
+
+def _decisions_vs_200(recorded: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The decisions recorded while ``runs`` ran against the 200 answers wrk counted in
+    them. wrk drops the requests in flight at its deadline (at most one per connection)
+    without counting them, while the service still records their decisions: the
+    difference lies in 0..(the sum of the runs' connections)."""
+    ok = sum(r["ok_200"] for r in runs)
+    in_flight = sum(r["connections"] for r in runs)
+    return {"recorded_decisions": recorded, "ok_200": ok, "recorded_minus_ok": recorded - ok,
+            "bound_in_flight_at_deadlines": in_flight,
+            "pass": 0 <= recorded - ok <= in_flight}
 
 
 def _combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -189,32 +234,18 @@ def run(kind: str, workdir: Path, rs: Ruleset, raws: list[dict[str, Any]],
                          log_dir=dbdir) as noop:
             started = seed.count_decisions(db.url)
             log(f"{kind}: warm-up")
-            warm = [run_wrk(server.base + f"/v1/rulesets/{RULESET_NAME}/evaluate",
-                            bodies=bodies, token=token, connections=8, seconds=3)
-                    for server in (noop, svc)]
+            warm = _warm_up(svc, noop, bodies, token)
             rss_warm = svc.rss_mb()
-            backends = (cpu.postgres_backends(PG_ADMIN_DSN, db.url.rsplit("/", 1)[1])()
-                        if kind == "postgresql" else None)
+            backends = _backends(kind, db.url)
             log(f"{kind}: evaluate and no-op under wrk")
             load = evaluate_load(svc, noop, bodies, token, database_pids=backends)
             recorded = _settled_count(db.url) - started
             rss_after = svc.rss_mb()
-            recording = ("evaluate", "explain")
-            ok = warm[1]["ok_200"] + sum(r["ok_200"] for c in CONNECTIONS for k in recording
-                                         for r in load[f"c{c}"]["rounds"][k])
-            evaluations = warm[1]["requests"] + sum(
-                r["requests"] for c in CONNECTIONS for k in recording
-                for r in load[f"c{c}"]["rounds"][k])
-            # wrk drops the requests in flight at its deadline (at most one per connection)
-            # without counting them; the service still records their decisions.
-            in_flight = 2 * WRK_ROUNDS * sum(CONNECTIONS) + 8
-            consistency = {"recorded_decisions": recorded, "ok_200": ok,
-                           "recorded_minus_ok": recorded - ok,
-                           "bound_in_flight_at_deadlines": in_flight,
-                           "pass": 0 <= recorded - ok <= in_flight}
+            runs = _recording_runs(warm, load)
+            consistency = _decisions_vs_200(recorded, runs)
             memory = {
                 "after_warmup": rss_warm, "after_load": rss_after,
-                "evaluations_between": evaluations - warm[1]["requests"],
+                "evaluations_between": sum(r["requests"] for r in runs[1:]),
                 "workers_growth_pct": _growth(rss_warm["workers_total_mb"],
                                               rss_after["workers_total_mb"]),
                 "engine_workers_growth_pct": _growth(rss_warm["engine_workers_total_mb"],
@@ -232,5 +263,42 @@ def run(kind: str, workdir: Path, rs: Ruleset, raws: list[dict[str, Any]],
                 operations = _operations(svc, noop, token)
             else:
                 seeded, operations = {}, {}
+        # Only now, with the first pair stopped: no other service process serves or folds
+        # decisions into the rollups on this database while the second pair is measured.
+        log(f"{kind}: evaluate and no-op under wrk, {MORE_WORKERS} workers each")
+        more_workers = _more_workers(kind, db.url, db.env, token, bodies, dbdir)
     return {"evaluate": load, "decisions_vs_200": consistency, "memory": memory,
-            "batch": batch, "impact": impact, "seeded": seeded, "operations": operations}
+            "batch": batch, "impact": impact, "seeded": seeded, "operations": operations,
+            MORE_WORKERS_KEY: more_workers}
+
+
+def _backends(kind: str, url: str) -> list[int] | None:
+    """On PostgreSQL, the backends connected to the bench database right now (after a
+    warm-up: the service's pools); None on SQLite."""
+    if kind != "postgresql":
+        return None
+    return cpu.postgres_backends(PG_ADMIN_DSN, url.rsplit("/", 1)[1])()
+
+
+def _more_workers(kind: str, url: str, env: dict[str, str], token: str, bodies: Path,
+                  log_dir: Path) -> dict[str, Any]:
+    """Evaluate against the no-op with MORE_WORKERS gunicorn workers (THREADS threads) on
+    each, on the database the main figures used (with whatever the batches and the seeding
+    left in it): a warm-up, then wrk at MORE_WORKERS_CONNECTIONS alternating the two, each
+    run with its CPU per request (and the database backends' on PostgreSQL); its recorded
+    decisions are checked against its own 200 answers."""
+    with gunicorn(f"service-workers{MORE_WORKERS}", "api:create_app()", env=env,
+                  ready_path="/healthz", log_dir=log_dir, workers=MORE_WORKERS) as svc, \
+            gunicorn(f"noop-workers{MORE_WORKERS}", "bench.noop:app", env={},
+                     ready_path="/", log_dir=log_dir, workers=MORE_WORKERS) as noop:
+        started = seed.count_decisions(url)
+        warm = _warm_up(svc, noop, bodies, token)
+        load = evaluate_load(svc, noop, bodies, token,
+                             connections_each=MORE_WORKERS_CONNECTIONS,
+                             database_pids=_backends(kind, url),
+                             targets=MORE_WORKERS_TARGETS)
+        recorded = _settled_count(url) - started
+        rss = svc.rss_mb()
+    return {"workers": MORE_WORKERS, "threads": THREADS, "evaluate": load,
+            "decisions_vs_200": _decisions_vs_200(recorded, _recording_runs(warm, load)),
+            "memory_after_load": rss}
