@@ -8,7 +8,9 @@ the same run, on SQLite and on PostgreSQL.
   4 and 32 connections with wrk (each run with its CPU per request), interleaved with the
   no-op; recorded decisions against 200 answers; evaluate-batch; impact replay of 10,000
   decisions; the dashboard and /metrics on 1,000,000 decisions; the workers' memory
-  before and after the load;
+  before and after the load; then, with those servers stopped, evaluate and the no-op
+  once more with 4 gunicorn workers each (8 threads), at 32 connections (no explain), with
+  their CPU per request and their own recorded-decisions check;
 - decision tables (bench/tables.py, when that module exists): its ``run()`` dict;
 - big rulesets beside the small policy (bench/big_rulesets.py): the 12-rule policy, a
   5,000-row table and 3,000 plain rules through the engine and through the app on each
@@ -18,8 +20,10 @@ Writes bench/results.json, prints the table and the goals as pass/fail lines, an
 the "Latest run" table in bench/README.md. Exit 1 only when a figure is wrong (an engine
 disagreeing with the reference, decisions lost or invented), not when a goal is missed.
 
-Environment: BENCH_DATABASES (default "sqlite,postgresql"), BENCH_WRK_SECONDS (8),
-BENCH_WRK_ROUNDS (2), BENCH_DECISIONS (1000000), BENCH_REPLAY (10000), BENCH_INPUTS (4000).
+Environment: BENCH_DATABASES (default "sqlite,postgresql"), BENCH_WRK_SECONDS (7),
+BENCH_WRK_ROUNDS (2), BENCH_DECISIONS (1000000), BENCH_REPLAY (10000), BENCH_INPUTS (4000),
+BENCH_WORKERS (2) and BENCH_THREADS (8): the gunicorn settings of every server but the
+4-worker pair (which keeps BENCH_THREADS). The goals are judged on the main figures.
 """
 
 from __future__ import annotations
@@ -126,8 +130,20 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+CPU_PARTS = "API / engine / database / tree"
+
+
 def _cpu_cells(cpu: dict[str, Any]) -> str:
+    """CPU_PARTS in that order ("-" for the database on SQLite and for the no-op)."""
     return " / ".join(_fmt(cpu.get(k)) for k in ("api", "engine", "database", "tree"))
+
+
+def _latency_cell(figures: dict[str, Any]) -> str:
+    return f"{figures['p50_ms']} / {figures['p99_ms']}"
+
+
+def _consistency_cell(check: dict[str, Any]) -> str:
+    return f"{check['recorded_minus_ok']} (0..{check['bound_in_flight_at_deadlines']})"
 
 
 def _ratio_of(cpu: dict[str, Any], baseline: dict[str, Any]) -> float | None:
@@ -166,16 +182,43 @@ def table(results: dict[str, Any]) -> str:
             lambda f, k=k: f"{f['evaluate'][k]['noop']['p50_ms']} / "
                            f"{f['evaluate'][k]['noop']['p99_ms']}")
         row(f"evaluate non-2xx, {c} conn", lambda f, k=k: f["evaluate"][k]["evaluate"]["non_2xx"])
-        row(f"no-op CPU ms/request, whole tree, {c} conn (baseline)",
-            lambda f, k=k: f["evaluate"][k]["noop"]["cpu_ms_per_request"]["tree"])
-        row(f"evaluate CPU ms/request: API / engine / database / tree, {c} conn",
+        row(f"no-op CPU ms/request: {CPU_PARTS}, {c} conn (baseline)",
+            lambda f, k=k: _cpu_cells(f["evaluate"][k]["noop"]["cpu_ms_per_request"]))
+        row(f"evaluate CPU ms/request: {CPU_PARTS}, {c} conn",
             lambda f, k=k: _cpu_cells(f["evaluate"][k]["evaluate"]["cpu_ms_per_request"]))
         row(f"evaluate CPU / no-op CPU, {c} conn",
             lambda f, k=k: _ratio_of(f["evaluate"][k]["evaluate"]["cpu_ms_per_request"],
                                      f["evaluate"][k]["noop"]["cpu_ms_per_request"]))
+        row(f"evaluate ?explain=true CPU ms/request: {CPU_PARTS}, {c} conn",
+            lambda f, k=k: _cpu_cells(f["evaluate"][k]["explain"]["cpu_ms_per_request"]))
     row("recorded decisions - 200 answers (bound)",
-        lambda f: f"{f['decisions_vs_200']['recorded_minus_ok']} "
-                  f"(0..{f['decisions_vs_200']['bound_in_flight_at_deadlines']})")
+        lambda f: _consistency_cell(f["decisions_vs_200"]))
+    more, w = service.MORE_WORKERS_KEY, f"{service.MORE_WORKERS} workers"
+    for c in service.MORE_WORKERS_CONNECTIONS:
+        k = f"c{c}"
+        row(f"no-op req/s, {c} conn, {w} (baseline)",
+            lambda f, k=k: f[more]["evaluate"][k]["noop"]["req_per_s"])
+        row(f"evaluate req/s, {c} conn, {w}",
+            lambda f, k=k: f[more]["evaluate"][k]["evaluate"]["req_per_s"])
+        row(f"evaluate / no-op, {c} conn, {w}",
+            lambda f, k=k: f[more]["evaluate"][k]["evaluate_vs_noop"])
+        row(f"evaluate p50 / p99 ms, {c} conn, {w}",
+            lambda f, k=k: _latency_cell(f[more]["evaluate"][k]["evaluate"]))
+        row(f"no-op p50 / p99 ms, {c} conn, {w}",
+            lambda f, k=k: _latency_cell(f[more]["evaluate"][k]["noop"]))
+        row(f"evaluate / no-op non-2xx, {c} conn, {w}",
+            lambda f, k=k: f"{f[more]['evaluate'][k]['evaluate']['non_2xx']} / "
+                           f"{f[more]['evaluate'][k]['noop']['non_2xx']}")
+        row(f"no-op CPU ms/request: {CPU_PARTS}, {c} conn, {w} (baseline)",
+            lambda f, k=k: _cpu_cells(f[more]["evaluate"][k]["noop"]["cpu_ms_per_request"]))
+        row(f"evaluate CPU ms/request: {CPU_PARTS}, {c} conn, {w}",
+            lambda f, k=k: _cpu_cells(
+                f[more]["evaluate"][k]["evaluate"]["cpu_ms_per_request"]))
+        row(f"evaluate CPU / no-op CPU, {c} conn, {w}",
+            lambda f, k=k: _ratio_of(f[more]["evaluate"][k]["evaluate"]["cpu_ms_per_request"],
+                                     f[more]["evaluate"][k]["noop"]["cpu_ms_per_request"]))
+    row(f"recorded decisions - 200 answers (bound), {w}",
+        lambda f: _consistency_cell(f[more]["decisions_vs_200"]))
     row("evaluate-batch decisions/s (1000 per call)", lambda f: f["batch"]["decisions_per_s"])
     row("  reference evaluator in-process evals/s (baseline)",
         lambda f: f["batch"]["baseline_reference_evals_per_s"])
@@ -285,7 +328,8 @@ def main() -> int:
         print(f"{'PASS' if g['pass'] else 'FAIL'}  {g['db']:10} {g['goal']}: "
               f"{_fmt(g['value'])} (goal {g['target']})")
     wrong = results["engine"]["engine_reference_disagreements"] or any(
-        not fig["decisions_vs_200"]["pass"] for fig in results["service"].values())
+        not check["pass"] for fig in results["service"].values()
+        for check in (fig["decisions_vs_200"], fig[service.MORE_WORKERS_KEY]["decisions_vs_200"]))
     print(f"written to {RESULTS.relative_to(ROOT)} in {results['seconds']:.0f} s")
     return 1 if wrong else 0
 
