@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from functools import lru_cache
-from re import _constants as sre_constants
-from re import _parser as sre_parser
 from typing import Any
 
 import regex
+
+# The standard library's regex parser (private modules of ``re``, stable since 3.11):
+# imported by name because typeshed does not describe them.
+sre_constants: Any = importlib.import_module("re._constants")
+sre_parser: Any = importlib.import_module("re._parser")
 
 PATTERN_TIMEOUT_SECONDS = 0.1
 """A pattern that takes longer than this on one value is stopped (catastrophic backtracking)."""
