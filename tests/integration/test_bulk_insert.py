@@ -112,3 +112,48 @@ def test_a_batch_of_decisions_with_escalations_is_written_whole(
             escalations.items()} == {r.id: ("approver", r.escalation.due_at, "open")
                                      for r in records if r.escalation is not None}
     assert events == ["escalation.opened"] * 120
+
+
+def _read_back(container: Container, write: Any, rows: list[dict[str, Any]]
+               ) -> list[dict[str, Any]]:
+    with container.engine.begin() as conn:
+        write(conn, rows)
+        stored = conn.execute(select(DECISIONS).order_by(DECISIONS.c.id)).mappings().all()
+        conn.rollback()
+    return [dict(row) for row in stored]
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(inputs=st.lists(st.dictionaries(texts, json_values, max_size=5), min_size=1,
+                       max_size=5),
+       reason=st.none() | texts, aware=st.booleans())
+def test_the_compiled_insert_stores_each_row_as_sqlalchemys_insert_does(
+        container: Container, ruleset_id: int, inputs: list[dict[str, Any]],
+        reason: str | None, aware: bool) -> None:
+    # Below COPY_FROM the INSERT is compiled once and sent as driver SQL with each column
+    # type's bind processor: JSON, timestamps (naive ones are UTC) and nulls as SQLAlchemy
+    # would bind them.
+    at = AT if aware else AT.replace(tzinfo=None)
+    rows = [{"id": f"{i:04d}{uuid.uuid4().hex}", "ruleset_id": ruleset_id, "version": 1,
+             "input": data, "outcome": "approve", "fired_rules": [{"id": "a", "why": data}],
+             "deciding_rules": ["a\\b", "\n"], "fallback": i % 2 == 0,
+             "fallback_reason": reason, "caller": "bot\u00e9\t", "idempotency_key": None,
+             "request_hash": None, "evaluated_at": at + timedelta(microseconds=i),
+             "duration_ms": 0.1 * i} for i, data in enumerate(inputs)]
+    compiled = _read_back(container, lambda c, r: bulk_insert.insert_rows(c, DECISIONS, r),
+                          rows)
+    assert compiled == _read_back(container, lambda c, r: c.execute(insert(DECISIONS), r),
+                                  rows)
+    assert [r["evaluated_at"].tzinfo for r in compiled] == [UTC] * len(rows)
+
+
+def test_the_compiled_insert_fills_the_columns_a_row_leaves_to_their_defaults(
+        container: Container, ruleset_id: int) -> None:
+    [record] = _records(ruleset_id, 0, 1)
+    record = replace(record, escalation=EscalationRecord("e-1", "approver", None))
+    with container.engine.begin() as conn:
+        write_decisions(conn, [record])
+        escalation = conn.execute(select(ESCALATIONS)).mappings().one()
+    assert (escalation["status"], escalation["comment"], escalation["steps_taken"]) == \
+        ("open", "", 0)
