@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from functools import lru_cache
-from re import _constants as sre_constants
-from re import _parser as sre_parser
 from typing import Any
 
 import regex
+
+# The standard library's regular expression parser: private modules that recent typeshed
+# releases no longer describe, so imported by name and used untyped.
+sre_constants: Any = importlib.import_module("re._constants")
+sre_parser: Any = importlib.import_module("re._parser")
 
 PATTERN_TIMEOUT_SECONDS = 0.1
 """A pattern that takes longer than this on one value is stopped (catastrophic backtracking)."""
