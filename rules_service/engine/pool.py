@@ -285,7 +285,8 @@ class EnginePool:
         """Sends the call, with the calls waiting for its ruleset that fit in one chunk, on
         the claimed worker; answers every one of them, then gives the claim back."""
         with self._lock:
-            calls = self._waiting.take(call, self._chunk_size(call.compiled))
+            calls = (self._waiting.take(call, self._chunk_size(call.compiled))
+                     if self._waiting else [call])
         try:
             self._answer(claim, calls)
         except BaseException as exc:  # never leave a gathered caller waiting
