@@ -432,8 +432,8 @@ class EnginePool:
                 raise _Failure("engine pool is closed")
             worker = self._idle_worker_locked()
             if worker is not None:
-                self._starting -= 1
-                self._dispatch_locked()
+                self._starting -= 1  # the claim's free slot goes back to the pool
+            self._dispatch_locked()
         if worker is None:
             worker = self._start()  # on failure the claim keeps the free slot
             with self._lock:
