@@ -28,7 +28,12 @@ from prometheus_client.utils import floatToGoString
 from rules_service.adapters.heartbeats import Heartbeat
 from rules_service.adapters.unit_of_work import UnitOfWork
 from rules_service.domain.figures import LATENCY_BUCKETS_MS
-from rules_service.services.dashboard import RulesetCounters, metrics_snapshot
+from rules_service.services.dashboard import (
+    RulesetCounters,
+    Uncounted,
+    metrics_snapshot,
+    uncounted_decisions,
+)
 from rules_service.services.notifications import (
     DeliveryHealth,
     delivery_health,
@@ -130,6 +135,36 @@ def delivery_families(health: DeliveryHealth | None) -> list[Family]:
     return [by_state, oldest]
 
 
+def uncounted_families(uncounted: Uncounted | None) -> list[Family]:
+    """Decisions recorded but not yet folded into the counts above, and the wait of the
+    oldest: the figures lag the decision log by at most about 2 s while the fold works."""
+    waiting = GaugeMetricFamily(
+        "rules_service_decisions_uncounted", "Decisions recorded but not yet counted in "
+        "the figures (the rollup fold counts each within about 2 s).")
+    oldest = GaugeMetricFamily(
+        "rules_service_decisions_uncounted_oldest_seconds", "How long the oldest decision "
+        "not yet counted has waited (0: none wait).")
+    if uncounted is not None:
+        waiting.add_metric([], uncounted.decisions)
+        oldest.add_metric([], uncounted.oldest_age_s)
+    return [waiting, oldest]
+
+
+class UncountedCollector(Collector):
+    """Collects the rollup fold's backlog from the database at scrape time."""
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
+        self._uow_factory = uow_factory
+
+    def describe(self) -> Iterator[Metric]:
+        """The metric names, without touching the database."""
+        yield from uncounted_families(None)
+
+    def collect(self) -> Iterator[Metric]:
+        """The backlog and the age of its oldest decision."""
+        yield from uncounted_families(uncounted_decisions(self._uow_factory()))
+
+
 class DeliveryCollector(Collector):
     """Collects the notification delivery figures from the database at scrape time."""
 
@@ -223,6 +258,7 @@ def make_registry(uow_factory: Callable[[], UnitOfWork]) -> tuple[CollectorRegis
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(uow_factory))
     registry.register(DeliveryCollector(uow_factory))
+    registry.register(UncountedCollector(uow_factory))
     registry.register(WorkerCollector(uow_factory))
     if os.environ.get(MULTIPROCESS_DIR):
         multiprocess.MultiProcessCollector(registry)

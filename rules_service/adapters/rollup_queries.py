@@ -25,6 +25,7 @@ from rules_service.adapters.orm import (
     EscalationRow,
     VersionRow,
     decision_totals,
+    rollup_pending,
 )
 from rules_service.adapters.rollups import DECISION_TIERS, ESCALATION_TIERS, Tier, spans
 from rules_service.domain import figures
@@ -206,6 +207,14 @@ class FigureQueries:
             if figures.is_auto_decided(outcome, bool(fallback)):
                 auto_by_version[(rid, int(version))] += int(count)
         return tallies, auto_by_version
+
+    def uncounted(self) -> tuple[int, datetime | None]:
+        """Decisions recorded but not yet folded into the rollups (``rollup_pending``), and
+        the oldest one's time (None: none wait)."""
+        p = rollup_pending.c
+        count, oldest = self.session.execute(
+            select(func.count(), func.min(p.evaluated_at)).select_from(rollup_pending)).one()
+        return int(count), None if oldest is None else ensure_utc(oldest)
 
     def minutes_saved_by_version(self, keys: list[tuple[int, int]]
                                  ) -> dict[tuple[int, int], float | None]:

@@ -272,3 +272,22 @@ def metrics_snapshot(uow: UnitOfWork) -> list[RulesetCounters]:
             pending_versions=state.pending, hours_saved=hours[rid],
             latency_histogram=list(tally.histogram), latency_sum_ms=tally.duration_sum))
     return out
+
+
+@dataclass(frozen=True)
+class Uncounted:
+    """Decisions recorded but not yet in the figures: the rollup fold counts each within
+    about 2 s, so a number that stays up means the fold is failing."""
+
+    decisions: int
+    oldest_age_s: float
+    """How long the oldest of them has waited (0: none wait)."""
+
+
+def uncounted_decisions(uow: UnitOfWork) -> Uncounted:
+    """How many recorded decisions wait to be counted, and for how long the oldest has."""
+    with uow.readonly():
+        count, oldest = uow.figures.uncounted()
+        now = ensure_utc(uow.now())
+    age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+    return Uncounted(count, round(age, 3))

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -275,3 +276,25 @@ def test_a_folder_outlives_failed_folds_and_says_so_once(
         "folding decisions into the rollups failed ((builtins.Exception) the database is "
         "away); trying again every 0.01 s"]
     assert messages[-1] == "folding decisions into the rollups works again"
+
+
+def _metric(api: Api, name: str) -> float:
+    text = api.get("/metrics", who="bot").get_data(as_text=True)
+    [value] = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + " ")]
+    return value
+
+
+def test_metrics_show_the_decisions_not_yet_counted_and_how_long_the_oldest_waited(
+        api: Api, container: Container) -> None:
+    container.rollup_folder.close()  # the app's background fold would race the scrapes
+    rollup_fold.fold_pending(container.engine)
+    assert _metric(api, "rules_service_decisions_uncounted") == 0
+    assert _metric(api, "rules_service_decisions_uncounted_oldest_seconds") == 0
+    waited = container.live.clock() - timedelta(minutes=5)
+    _write(container.engine, [replace(r, evaluated_at=waited)
+                              for r in _records(_ruleset(container.engine), 0, 3)])
+    assert _metric(api, "rules_service_decisions_uncounted") == 3
+    assert 300 <= _metric(api, "rules_service_decisions_uncounted_oldest_seconds") < 600
+    rollup_fold.fold_pending(container.engine)
+    assert _metric(api, "rules_service_decisions_uncounted") == 0
