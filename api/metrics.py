@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from flask import Flask
 from prometheus_client import Histogram, multiprocess
@@ -46,6 +47,7 @@ LATENCY_LE: tuple[str, ...] = (*(floatToGoString(ms / 1000.0) for ms in LATENCY_
                                "+Inf")
 
 Family = CounterMetricFamily | GaugeMetricFamily
+Reading = TypeVar("Reading")
 
 
 def _families() -> dict[str, Family]:
@@ -150,34 +152,8 @@ def uncounted_families(uncounted: Uncounted | None) -> list[Family]:
     return [waiting, oldest]
 
 
-class UncountedCollector(Collector):
-    """Collects the rollup fold's backlog from the database at scrape time."""
-
-    def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
-        self._uow_factory = uow_factory
-
-    def describe(self) -> Iterator[Metric]:
-        """The metric names, without touching the database."""
-        yield from uncounted_families(None)
-
-    def collect(self) -> Iterator[Metric]:
-        """The backlog and the age of its oldest decision."""
-        yield from uncounted_families(uncounted_decisions(self._uow_factory()))
 
 
-class DeliveryCollector(Collector):
-    """Collects the notification delivery figures from the database at scrape time."""
-
-    def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
-        self._uow_factory = uow_factory
-
-    def describe(self) -> Iterator[Metric]:
-        """The metric names, without touching the database."""
-        yield from delivery_families(None)
-
-    def collect(self) -> Iterator[Metric]:
-        """Deliveries by state and the oldest undelivered age."""
-        yield from delivery_families(delivery_health(self._uow_factory()))
 
 
 def worker_families(beats: list[Heartbeat] | None) -> list[Family]:
@@ -204,19 +180,27 @@ def worker_families(beats: list[Heartbeat] | None) -> list[Family]:
     return [beat, duration, passes, work]
 
 
-class WorkerCollector(Collector):
-    """Collects the workers' heartbeats from the database at scrape time."""
 
-    def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
+
+class ReadingCollector(Collector, Generic[Reading]):
+    """Metric families made from one reading of the database at scrape time: ``read``
+    takes a unit of work, ``families`` makes the families of a reading (of None, without
+    touching the database, to describe them at registration)."""
+
+    def __init__(self, families: Callable[[Reading | None], list[Family]],
+                 read: Callable[[UnitOfWork], Reading],
+                 uow_factory: Callable[[], UnitOfWork]) -> None:
+        self._families = families
+        self._read = read
         self._uow_factory = uow_factory
 
     def describe(self) -> Iterator[Metric]:
         """The metric names, without touching the database."""
-        yield from worker_families(None)
+        yield from self._families(None)
 
     def collect(self) -> Iterator[Metric]:
-        """One sample per worker heard from lately."""
-        yield from worker_families(worker_heartbeats(self._uow_factory()))
+        """The families of a fresh reading."""
+        yield from self._families(self._read(self._uow_factory()))
 
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -257,9 +241,9 @@ def make_registry(uow_factory: Callable[[], UnitOfWork]) -> tuple[CollectorRegis
     (this process's, or every worker's under gunicorn)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(uow_factory))
-    registry.register(DeliveryCollector(uow_factory))
-    registry.register(UncountedCollector(uow_factory))
-    registry.register(WorkerCollector(uow_factory))
+    registry.register(ReadingCollector(delivery_families, delivery_health, uow_factory))
+    registry.register(ReadingCollector(uncounted_families, uncounted_decisions, uow_factory))
+    registry.register(ReadingCollector(worker_families, worker_heartbeats, uow_factory))
     if os.environ.get(MULTIPROCESS_DIR):
         multiprocess.MultiProcessCollector(registry)
         return registry, RequestMetrics(None)
