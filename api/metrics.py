@@ -33,7 +33,6 @@ from rules_service.services.dashboard import (
     RulesetCounters,
     Uncounted,
     metrics_snapshot,
-    uncounted_decisions,
 )
 from rules_service.services.notifications import (
     DeliveryHealth,
@@ -111,14 +110,17 @@ class DatabaseCollector(Collector):
         """The metric names, without touching the database (used at registration)."""
         yield from _families().values()
         yield _latency_family()
+        yield from uncounted_families(None)
 
     def collect(self) -> Iterator[Metric]:
         """Every metric family, with one sample per ruleset (and label)."""
         families, latency = _families(), _latency_family()
-        for row in metrics_snapshot(self._uow_factory()):
+        snapshot = metrics_snapshot(self._uow_factory())
+        for row in snapshot.rulesets:
             _fill(families, latency, row)
         yield from families.values()
         yield latency
+        yield from uncounted_families(snapshot.uncounted)
 
 
 def delivery_families(health: DeliveryHealth | None) -> list[Family]:
@@ -242,7 +244,6 @@ def make_registry(uow_factory: Callable[[], UnitOfWork]) -> tuple[CollectorRegis
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(uow_factory))
     registry.register(ReadingCollector(delivery_families, delivery_health, uow_factory))
-    registry.register(ReadingCollector(uncounted_families, uncounted_decisions, uow_factory))
     registry.register(ReadingCollector(worker_families, worker_heartbeats, uow_factory))
     if os.environ.get(MULTIPROCESS_DIR):
         multiprocess.MultiProcessCollector(registry)

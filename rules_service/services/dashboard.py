@@ -239,8 +239,17 @@ class RulesetCounters:
     latency_sum_ms: float
 
 
-def metrics_snapshot(uow: UnitOfWork) -> list[RulesetCounters]:
-    """Every ruleset's all-time counters and current gauges, read from the database.
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """What a scrape of /metrics reads from the database, in one transaction."""
+
+    rulesets: list[RulesetCounters]
+    uncounted: Uncounted
+
+
+def metrics_snapshot(uow: UnitOfWork) -> MetricsSnapshot:
+    """Every ruleset's all-time counters and current gauges, and the decisions not yet
+    counted, read from the database in one transaction.
 
     The counts and the latency histogram come from the all-time rollups
     (``decision_totals``: a row per ruleset, version, outcome and fallback), so a scrape
@@ -257,6 +266,7 @@ def metrics_snapshot(uow: UnitOfWork) -> list[RulesetCounters]:
         minutes = queries.minutes_saved_by_version(list(auto_by_version))
         escalations = queries.open_escalations(None, now)
         states = queries.version_states(None)
+        uncounted = _uncounted(*queries.uncounted(), now)
     hours: dict[int, float] = defaultdict(float)
     for key, count in auto_by_version.items():
         hours[key[0]] += figures.hours_saved(count, minutes.get(key))
@@ -271,7 +281,7 @@ def metrics_snapshot(uow: UnitOfWork) -> list[RulesetCounters]:
             escalations_overdue=overdue, active_version=state.active_version,
             pending_versions=state.pending, hours_saved=hours[rid],
             latency_histogram=list(tally.histogram), latency_sum_ms=tally.duration_sum))
-    return out
+    return MetricsSnapshot(out, uncounted)
 
 
 @dataclass(frozen=True)
@@ -284,10 +294,6 @@ class Uncounted:
     """How long the oldest of them has waited (0: none wait)."""
 
 
-def uncounted_decisions(uow: UnitOfWork) -> Uncounted:
-    """How many recorded decisions wait to be counted, and for how long the oldest has."""
-    with uow.readonly():
-        count, oldest = uow.figures.uncounted()
-        now = ensure_utc(uow.now())
+def _uncounted(count: int, oldest: datetime | None, now: datetime) -> Uncounted:
     age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
     return Uncounted(count, round(age, 3))
