@@ -378,3 +378,15 @@ if TYPE_CHECKING:
     def _implements(uow: FakeUnitOfWork, evaluator: FakeEvaluator
                     ) -> tuple[AbstractUnitOfWork, InboxUnitOfWork, Evaluator]:
         return uow, uow, evaluator
+
+
+def staffed_unit_of_work(people: tuple[str, ...],
+                         clock: Callable[[], datetime] | None = None) -> FakeUnitOfWork:
+    """A fake unit of work with ``root`` (an admin), ``bot`` (an automation) and each of
+    ``people`` as principals."""
+    fake = FakeUnitOfWork(clock=clock)
+    fake.add_principal("root", is_admin=True)
+    fake.add_principal("bot", is_automation=True)
+    for name in people:
+        fake.add_principal(name)
+    return fake

@@ -19,7 +19,7 @@ from rules_service.domain.errors import (
 from rules_service.services import governance as gov
 from rules_service.services import review
 from rules_service.services.views import VersionView
-from tests.unit.fakes import FakeClock, FakeEvaluator, FakeUnitOfWork
+from tests.unit.fakes import FakeClock, FakeEvaluator, FakeUnitOfWork, staffed_unit_of_work
 
 NAME = "refunds"
 
@@ -67,12 +67,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def uow(clock: FakeClock) -> FakeUnitOfWork:
-    fake = FakeUnitOfWork(clock=clock)
-    fake.add_principal("root", is_admin=True)
-    fake.add_principal("bot", is_automation=True)
-    for name in PEOPLE:
-        fake.add_principal(name)
-    return fake
+    return staffed_unit_of_work(PEOPLE, clock)
 
 
 @pytest.fixture

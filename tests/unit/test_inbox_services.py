@@ -11,7 +11,7 @@ from rules_service.domain.errors import DomainError
 from rules_service.domain.escalations import Escalation
 from rules_service.services import governance as gov
 from rules_service.services import inbox
-from tests.unit.fakes import FakeClock, FakeEvaluator, FakeUnitOfWork
+from tests.unit.fakes import FakeClock, FakeEvaluator, FakeUnitOfWork, staffed_unit_of_work
 from tests.unit.test_governance_services import NAME, PEOPLE, definition
 
 EVERYONE = (*PEOPLE, "root", "bot")
@@ -24,12 +24,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def uow(clock: FakeClock) -> FakeUnitOfWork:
-    fake = FakeUnitOfWork(clock=clock)
-    fake.add_principal("root", is_admin=True)
-    fake.add_principal("bot", is_automation=True)
-    for name in PEOPLE:
-        fake.add_principal(name)
-    return fake
+    return staffed_unit_of_work(PEOPLE, clock)
 
 
 def propose(uow: FakeUnitOfWork, actor: str, limit: int = 100) -> None:

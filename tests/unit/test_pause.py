@@ -24,7 +24,7 @@ from rules_service.domain.pause import (
 )
 from rules_service.domain.ruleset import RUNBOOK_PARTS, Outcome, Ruleset
 from rules_service.services import governance as gov
-from tests.unit.fakes import FakeClock, FakeEvaluator, FakeUnitOfWork
+from tests.unit.fakes import FakeClock, FakeEvaluator, FakeUnitOfWork, staffed_unit_of_work
 from tests.unit.test_governance_services import (
     NAME,
     PEOPLE,
@@ -47,12 +47,7 @@ def ruleset(**changes: object) -> Ruleset:
 
 @pytest.fixture
 def uow(clock: FakeClock) -> FakeUnitOfWork:
-    fake = FakeUnitOfWork(clock=clock)
-    fake.add_principal("root", is_admin=True)
-    fake.add_principal("bot", is_automation=True)
-    for name in PEOPLE:
-        fake.add_principal(name)
-    return fake
+    return staffed_unit_of_work(PEOPLE, clock)
 
 
 @pytest.fixture

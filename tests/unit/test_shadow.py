@@ -21,7 +21,7 @@ from rules_service.domain.shadow import (
     settings_problems,
 )
 from rules_service.services import shadow
-from tests.unit.fakes import FakeEvaluator, FakeUnitOfWork
+from tests.unit.fakes import FakeEvaluator, FakeUnitOfWork, staffed_unit_of_work
 from tests.unit.test_governance_services import NAME, PEOPLE, active_v1, propose, sign
 
 AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -29,12 +29,7 @@ AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 def uow() -> FakeUnitOfWork:
-    fake = FakeUnitOfWork()
-    fake.add_principal("root", is_admin=True)
-    fake.add_principal("bot", is_automation=True)
-    for name in PEOPLE:
-        fake.add_principal(name)
-    return fake
+    return staffed_unit_of_work(PEOPLE)
 
 
 @pytest.fixture
