@@ -18,8 +18,7 @@ from flask import (
     url_for,
 )
 from flask.sansio.blueprints import BlueprintSetupState
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask.wrappers import Request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -53,19 +52,10 @@ SECURITY_HEADERS = {
 
 
 class _SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed cookie, marked Secure exactly when the request came over https.
-
-    A request without the cookie (every API call with a bearer token) gets a fresh empty
-    session without building the cookie's signer, which Flask would do on every request.
-    """
+    """Flask's signed cookie, marked Secure exactly when the request came over https."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(request.is_secure) or bool(app.config.get("SESSION_COOKIE_SECURE"))
-
-    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
-            return self.session_class()
-        return super().open_session(app, request)
 
 
 @bp.record_once
