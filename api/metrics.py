@@ -154,10 +154,6 @@ def uncounted_families(uncounted: Uncounted | None) -> list[Family]:
     return [waiting, oldest]
 
 
-
-
-
-
 def worker_families(beats: list[Heartbeat] | None) -> list[Family]:
     """Each notification worker's heartbeat and its totals since it started (label
     ``worker``: ``host:pid``)."""
@@ -180,8 +176,6 @@ def worker_families(beats: list[Heartbeat] | None) -> list[Family]:
         for kind in ("escalation_steps", "events_dispatched", "delivered", "failed", "dead"):
             work.add_metric([b.worker, kind], getattr(b, kind))
     return [beat, duration, passes, work]
-
-
 
 
 class ReadingCollector(Collector, Generic[Reading]):
