@@ -58,10 +58,27 @@ def policy_violations(driver: Any) -> list[str]:
 
 
 def wait_for(driver: Any, condition: Callable[[Any], Any], timeout: float = 60) -> Any:
-    """What ``condition`` returns once it is truthy (Selenium's explicit wait)."""
+    """What ``condition`` returns once it is truthy (Selenium's explicit wait). On a timeout
+    the error names the page the browser was on and the start of its text."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    try:
+        return WebDriverWait(driver, timeout).until(condition)
+    except TimeoutException as exc:
+        raise TimeoutException(f"waited {timeout:g} s; the browser is on {where(driver)}"
+                               ) from exc
+
+
+def where(driver: Any) -> str:
+    """The current address and the first 400 characters of the page's visible text."""
+    from selenium.webdriver.common.by import By
+
+    try:
+        text = " ".join(driver.find_element(By.TAG_NAME, "body").text.split())
+        return f"{driver.current_url}, reading: {text[:400]!r}"
+    except Exception as exc:  # the page itself may be gone; say so rather than hide it
+        return f"a page that could not be read ({type(exc).__name__})"
 
 
 def screenshot(driver: Any, directory: Path, name: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e import browser
 from tests.e2e.support import Server
-from tests.e2e.test_browser import RULESET, demo, editor_text, set_editor, shots, text_of
+from tests.e2e.test_browser import RULESET, demo, editor_text, set_editor, shots, sign_in, text_of
 
 __all__ = ["demo", "shots"]  # the fixtures this module's test uses
 
@@ -68,8 +68,9 @@ def test_the_editor_cannot_corrupt_the_file_and_keeps_the_draft(
 
     server, passwords, _ = demo
     with browser.chromium() as driver:
-        driver.get(server.base + "/sign-in")
-        sign_in_here(driver, "finance-lead", passwords["finance-lead"])
+        # Signed in before the next page is asked for: a navigation started while the
+        # sign-in's POST is still answering would cancel it and meet the sign-in page.
+        sign_in(driver, server, "finance-lead", passwords["finance-lead"])
         driver.get(f"{server.base}/rulesets/{RULESET}/propose")
         browser.wait_for(driver, lambda d: "No problems" in text_of(d, "#check-status"))
         assert driver.find_elements(By.CSS_SELECTOR, ".CodeMirror .CodeMirror-linenumber")
