@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVarTuple
 
@@ -58,6 +59,13 @@ def _spanned(tiers: Sequence[Tier], start: datetime, end: datetime, ids: list[in
     if not parts:
         return None
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
+
+
+def _settings(v: type[VersionRow]) -> list[ColumnElement[Any]]:
+    """The parts of a version's definition the figures read (``figures.FIGURE_SETTINGS``),
+    selected by JSON path: a few bytes each, not the whole definition."""
+    return [v.definition[path[0] if len(path) == 1 else path]
+            for path in figures.FIGURE_SETTINGS]
 
 
 _DECISION_COLUMNS = ("ruleset_id", "outcome", "fallback", "count", "duration_sum",
@@ -171,26 +179,25 @@ class FigureQueries:
                 tallies[rid].proposed_to_active.append(whole)
 
     def version_states(self, ids: list[int] | None) -> dict[int, VersionState]:
-        """Per ruleset, its active version and how many versions are pending or scheduled."""
+        """Per ruleset, its active version (with the settings the figures read) and how many
+        versions are pending or scheduled: one query over the few versions not retired."""
         v = VersionRow
-        active: dict[int, tuple[int, dict[str, Any]]] = {}
-        stmt = select(v.ruleset_id, v.number, v.definition).where(
-            v.status == VersionStatus.ACTIVE.value)
-        for rid, number, definition in self.session.execute(_only(stmt, v.ruleset_id, ids)):
-            active[rid] = (int(number), dict(definition or {}))
-        opened: dict[tuple[int, str], int] = {}
-        open_stmt = (select(v.ruleset_id, v.status, func.count())
-                     .where(v.status.in_((VersionStatus.PENDING.value,
-                                          VersionStatus.APPROVED.value)))
-                     .group_by(v.ruleset_id, v.status))
-        for rid, status, count in self.session.execute(_only(open_stmt, v.ruleset_id, ids)):
-            opened[(rid, status)] = int(count)
-        rids = set(active) | {rid for rid, _ in opened}
-        return {rid: VersionState(
-            active_version=active[rid][0] if rid in active else None,
-            definition=active[rid][1] if rid in active else {},
-            pending=opened.get((rid, VersionStatus.PENDING.value), 0),
-            scheduled=opened.get((rid, VersionStatus.APPROVED.value), 0)) for rid in rids}
+        active: dict[int, VersionState] = {}
+        opened: dict[tuple[int, str], int] = defaultdict(int)
+        stmt = select(v.ruleset_id, v.status, v.number, *_settings(v)).where(
+            v.status.in_((VersionStatus.ACTIVE.value, VersionStatus.PENDING.value,
+                          VersionStatus.APPROVED.value)))
+        for rid, status, number, impact, escalation in self.session.execute(
+                _only(stmt, v.ruleset_id, ids)):
+            if status == VersionStatus.ACTIVE.value:
+                target, minutes = figures.figure_settings(impact, escalation)
+                active[rid] = VersionState(int(number), target, minutes)
+            else:
+                opened[(rid, status)] += 1
+        return {rid: replace(active.get(rid, VersionState()),
+                             pending=opened[(rid, VersionStatus.PENDING.value)],
+                             scheduled=opened[(rid, VersionStatus.APPROVED.value)])
+                for rid in set(active) | {rid for rid, _ in opened}}
 
     def all_time_tallies(self) -> tuple[dict[int, DecisionTally], dict[tuple[int, int], int]]:
         """Per ruleset, the all-time decision tally (from ``decision_totals``); and the
@@ -218,14 +225,15 @@ class FigureQueries:
 
     def minutes_saved_by_version(self, keys: list[tuple[int, int]]
                                  ) -> dict[tuple[int, int], float | None]:
-        """Minutes saved per auto-decision of each (ruleset, version) named."""
+        """Minutes saved per auto-decision of each (ruleset, version) named: its definition's
+        ``impact`` part alone, read by JSON path."""
         minutes: dict[tuple[int, int], float | None] = {}
         if not keys:
             return minutes
         v = VersionRow
-        for rid, number, definition in self.session.execute(
-                select(v.ruleset_id, v.number, v.definition)
+        for rid, number, impact in self.session.execute(
+                select(v.ruleset_id, v.number, v.definition["impact"])
                 .where(tuple_(v.ruleset_id, v.number).in_(keys))):
             minutes[(rid, int(number))] = figures.minutes_saved_per_auto_decision(
-                dict(definition or {}))
+                {"impact": impact})
         return minutes

@@ -340,12 +340,26 @@ class ChangeTally:
 
 @dataclass(frozen=True)
 class VersionState:
-    """A ruleset's active version (number and definition) and its open versions."""
+    """A ruleset's active version, the two settings of its definition the figures read, and
+    its open versions."""
 
     active_version: int | None = None
-    definition: dict[str, Any] = field(default_factory=dict)
+    response_time_target: str | None = None
+    minutes_saved_per_auto_decision: float | None = None
     pending: int = 0
     scheduled: int = 0
+
+
+FIGURE_SETTINGS: tuple[tuple[str, ...], ...] = (("impact",), ("runbook", "escalation"))
+"""The only parts of a version's definition the figures read: the database hands these back
+instead of the whole definition, which can hold thousands of rules."""
+
+
+def figure_settings(impact: Any, escalation: Any) -> tuple[str | None, float | None]:
+    """The response-time target and the minutes saved per auto-decision, from a definition's
+    ``impact`` and ``runbook.escalation`` parts (either may be missing)."""
+    part = {"impact": impact, "runbook": {"escalation": escalation}}
+    return response_time_target(part), minutes_saved_per_auto_decision(part)
 
 
 def merge_decisions(tallies: Iterable[DecisionTally]) -> DecisionTally:

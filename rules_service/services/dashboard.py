@@ -136,7 +136,7 @@ class _Gathered:
 
 def _ruleset_entry(rid: int, name: str, title: str, got: _Gathered, start: datetime,
                    end: datetime) -> dict[str, Any]:
-    state = got.states.get(rid, VersionState(None, {}, 0, 0))
+    state = got.states.get(rid, VersionState())
     tally = got.decisions.get(rid, DecisionTally())
     entry: dict[str, Any] = {
         "ruleset": name,
@@ -147,12 +147,12 @@ def _ruleset_entry(rid: int, name: str, title: str, got: _Gathered, start: datet
     }
     entry.update(figures.window_figures(tally, got.escalations.get(rid, EscalationTally()),
                                         got.changes.get(rid, ChangeTally()), start, end))
-    target = figures.response_time_target(state.definition)
+    target = state.response_time_target
     entry["escalations"]["response_time_target"] = target
     # Escalations due in the window that passed their target (the worker's timers).
     entry["escalations"]["breached"] = got.breaches.get(rid, 0)
     entry["escalations"]["response_time_target_seconds"] = figures.target_seconds(target)
-    minutes = figures.minutes_saved_per_auto_decision(state.definition)
+    minutes = state.minutes_saved_per_auto_decision
     entry["impact"] = {"auto_decided": tally.auto_decided,
                        "minutes_saved_per_auto_decision": minutes,
                        "hours_saved": figures.hours_saved(tally.auto_decided, minutes)}
@@ -273,7 +273,7 @@ def metrics_snapshot(uow: UnitOfWork) -> MetricsSnapshot:
     out = []
     for rid, name, _title in rows:
         open_count, overdue = escalations.get(rid, (0, 0))
-        state = states.get(rid, VersionState(None, {}, 0, 0))
+        state = states.get(rid, VersionState())
         tally = tallies[rid]
         out.append(RulesetCounters(
             ruleset=name, decisions_by_outcome=dict(tally.by_outcome),
