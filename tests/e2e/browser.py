@@ -71,12 +71,15 @@ def wait_for(driver: Any, condition: Callable[[Any], Any], timeout: float = 60) 
 
 
 def where(driver: Any) -> str:
-    """The current address and the first 400 characters of the page's visible text."""
+    """The current address, what the page's live regions (role status or alert) say, and
+    the first 400 characters of its visible text."""
     from selenium.webdriver.common.by import By
 
     try:
+        said = [" ".join(e.text.split()) for e in driver.find_elements(
+            By.CSS_SELECTOR, "[role=status], [role=alert]")]
         text = " ".join(driver.find_element(By.TAG_NAME, "body").text.split())
-        return f"{driver.current_url}, reading: {text[:400]!r}"
+        return f"{driver.current_url}, its live regions saying {said!r}, reading: {text[:400]!r}"
     except Exception as exc:  # the page itself may be gone; say so rather than hide it
         return f"a page that could not be read ({type(exc).__name__})"
 

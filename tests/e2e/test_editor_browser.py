@@ -23,6 +23,21 @@ pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not browser.available(),
                                  reason="needs chromium and chromium-driver (apt-get)")]
 
+# The page's next two checks fail: the first cannot reach the server, the second gets a 503.
+FAIL_TWO_CHECKS = """
+var real = window.fetch, failures = 0;
+window.fetch = function (url, options) {
+  if (String(url).indexOf("/check") >= 0 && failures < 2) {
+    failures += 1;
+    if (failures === 1) { return Promise.reject(new TypeError("offline")); }
+    return Promise.resolve(new Response(JSON.stringify(
+      {error: {code: "unavailable", message: "The database is not answering"}}),
+      {status: 503, headers: {"Content-Type": "application/json"}}));
+  }
+  return real.apply(this, arguments);
+};
+"""
+
 LIMIT_LINE = "  auto_approve_limit: {}         # paid without review up to this amount"
 
 
@@ -75,6 +90,19 @@ def test_the_editor_cannot_corrupt_the_file_and_keeps_the_draft(
         browser.wait_for(driver, lambda d: "No problems" in text_of(d, "#check-status"))
         assert driver.find_elements(By.CSS_SELECTOR, ".CodeMirror .CodeMirror-linenumber")
         assert browser.policy_violations(driver) == []
+
+        # A check the server could not answer (no connection, then a 503) is tried again
+        # by itself until it is answered.
+        driver.execute_script(FAIL_TWO_CHECKS)
+        original = editor_text(driver)
+        set_editor(driver, original + "\n")
+        browser.wait_for(driver, lambda d: "could not be reached. Checking again"
+                         in text_of(d, "#check-status"))
+        browser.wait_for(driver, lambda d: "The database is not answering. Checking again"
+                         in text_of(d, "#check-status"))
+        browser.wait_for(driver, lambda d: "No problems" in text_of(d, "#check-status"))
+        set_editor(driver, original)
+        browser.wait_for(driver, lambda d: "No problems" in text_of(d, "#check-status"))
 
         # Select, Backspace: an empty field is a problem on the field, not in the file.
         retype(driver, "auto_approve_limit", "")

@@ -174,16 +174,26 @@
     updatePropose();
     showThresholds(d.thresholds);
   }
+  // A check the server could not answer (no connection, or a 5xx) is tried again by itself
+  // a few seconds later, so a passing blip never leaves a stale error on the page.
+  var RETRY_MS = 3000;
+  function checkAgainSoon(mine, message) {
+    var said = message ? message.replace(/\.?\s*$/, ".") : "The server could not be reached.";
+    status.textContent = said + " Checking again in a few seconds…";
+    status.className = "flash error";
+    checkTimer = setTimeout(function () { if (mine === seq) { check(); } }, RETRY_MS);
+  }
   function check() {
     var mine = ++seq;
     status.textContent = "Checking…";
     status.className = "muted";
     post(root.dataset.check, {content: getText()}).then(function (res) {
       if (mine !== seq) { return; }
+      if (res.status >= 500) { checkAgainSoon(mine, res.data && res.data.error ? res.data.error.message : ""); return; }
       if (res.status !== 200) { showCheckError(res); return; }
       showCheck(res.data);
     }).catch(function () {
-      if (mine === seq) { status.textContent = "The server could not be reached."; status.className = "flash error"; }
+      if (mine === seq) { checkAgainSoon(mine, ""); }
     });
   }
 
