@@ -20,9 +20,12 @@ from rules_service.domain import figures
 MISSING = object()
 _names = itertools.count()
 
+# Text the service stores: it refuses NUL and lone surrogates at its edge (PostgreSQL holds
+# neither).
+storable = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+                   max_size=8)
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
-                    st.floats(allow_nan=False, allow_infinity=False, width=32),
-                    st.text(max_size=8))
+                    st.floats(allow_nan=False, allow_infinity=False, width=32), storable)
 
 
 def part(draw: st.DrawFn, key: str, values: st.SearchStrategy[Any]) -> Any:
