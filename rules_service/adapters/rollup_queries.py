@@ -64,8 +64,7 @@ def _spanned(tiers: Sequence[Tier], start: datetime, end: datetime, ids: list[in
 def _settings(v: type[VersionRow]) -> list[ColumnElement[Any]]:
     """The parts of a version's definition the figures read (``figures.FIGURE_SETTINGS``),
     selected by JSON path: a few bytes each, not the whole definition."""
-    return [v.definition[path[0] if len(path) == 1 else path]
-            for path in figures.FIGURE_SETTINGS]
+    return [v.definition[path] for path in figures.FIGURE_SETTINGS]
 
 
 _DECISION_COLUMNS = ("ruleset_id", "outcome", "fallback", "count", "duration_sum",
