@@ -295,5 +295,4 @@ class Uncounted:
 
 
 def _uncounted(count: int, oldest: datetime | None, now: datetime) -> Uncounted:
-    age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
-    return Uncounted(count, round(age, 3))
+    return Uncounted(count, round(figures.duration_seconds(oldest, now) or 0.0, 3))
